@@ -1,0 +1,273 @@
+//! [`Client`]: the actions people take on jobs and runs.
+//!
+//! `sisyctl` is a thin shell over this type, and control actions go through the same SQL
+//! functions a psql user calls (`sisyphus.run_now`, `pause_job`, …), so every interface shares
+//! one code path.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+
+use crate::db::{self, jobs, runs, runs::RunFilter};
+use crate::error::{Error, Result};
+use crate::model::{JobId, JobRef, Run, RunId};
+use crate::schedule::Schedule;
+use crate::spec::{JobDefinition, JobSpec};
+
+/// A handle on a Sisyphus database. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pool: PgPool,
+}
+
+/// What `apply` did to one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    Created,
+    Updated,
+    Unchanged,
+    Removed,
+}
+
+/// One line of `apply`'s report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Applied {
+    pub job: String,
+    pub change: Change,
+}
+
+/// A job's state, from the `sisyphus.job_status` view.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct JobStatus {
+    pub id: JobId,
+    pub project: String,
+    pub name: String,
+    pub schedule: String,
+    pub timezone: String,
+    pub paused: bool,
+    pub next_due: Option<DateTime<Utc>>,
+    pub active_runs: i64,
+    pub last_run_id: Option<RunId>,
+    pub last_status: Option<String>,
+    pub last_finished_at: Option<DateTime<Utc>>,
+    pub last_summary: Option<String>,
+    pub health: String,
+}
+
+const STATUS: &str = include_str!("../../sql/jobs/status.sql");
+
+impl Client {
+    /// Connects and checks that the schema matches this build.
+    pub async fn connect(url: &str) -> Result<Client> {
+        let pool = db::pool(url, "sisyphus-client", 4).await?;
+        db::check_schema(&pool).await?;
+        Ok(Client { pool })
+    }
+
+    /// Wraps an existing pool (whose schema the caller has checked).
+    pub fn from_pool(pool: PgPool) -> Client {
+        Client { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Makes the database hold exactly these definitions: creates new jobs, updates changed ones,
+    /// leaves identical ones alone, and with `prune` removes jobs of the same projects that are
+    /// not listed. All or nothing: one bad definition, or a job that cannot be removed, and
+    /// nothing is written.
+    pub async fn apply(&self, definitions: &[JobDefinition], prune: bool) -> Result<Vec<Applied>> {
+        let specs = crate::jobsfile::check(definitions)?;
+        self.apply_specs(&specs, prune).await
+    }
+
+    /// As [`apply`](Self::apply), for definitions already checked (e.g. from a jobs file).
+    pub async fn apply_specs(&self, specs: &[JobSpec], prune: bool) -> Result<Vec<Applied>> {
+        let mut tx = self.pool.begin().await?;
+        let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()").fetch_one(&mut *tx).await?;
+        let projects: Vec<String> =
+            specs.iter().map(|s| s.job.project.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let existing: BTreeMap<JobRef, jobs::JobRow> = jobs::by_project(&mut tx, &projects, None)
+            .await?
+            .into_iter()
+            .map(|row| (row.job_ref(), row))
+            .collect();
+        let mut report = Vec::new();
+        for spec in specs {
+            let change = apply_one(&mut tx, spec, existing.get(&spec.job), now).await?;
+            report.push(Applied { job: spec.job.to_string(), change });
+        }
+        if prune {
+            let listed: BTreeSet<&JobRef> = specs.iter().map(|s| &s.job).collect();
+            for job in existing.keys().filter(|j| !listed.contains(j)) {
+                remove(&mut tx, job).await?;
+                report.push(Applied { job: job.to_string(), change: Change::Removed });
+            }
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    /// Every job's state (or one project's).
+    pub async fn jobs(&self, project: Option<&str>) -> Result<Vec<JobStatus>> {
+        Ok(sqlx::query_as(STATUS).bind(project).bind(None::<String>).fetch_all(&self.pool).await?)
+    }
+
+    /// One job's state.
+    pub async fn job_status(&self, job: &JobRef) -> Result<JobStatus> {
+        let row: Option<JobStatus> = sqlx::query_as(STATUS)
+            .bind(&job.project)
+            .bind(&job.name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.ok_or_else(|| Error::NoSuchJob(job.clone()))
+    }
+
+    /// One job's stored definition.
+    pub async fn job_spec(&self, job: &JobRef) -> Result<JobSpec> {
+        let mut conn = self.pool.acquire().await?;
+        let row = jobs::find(&mut conn, job).await?.ok_or_else(|| Error::NoSuchJob(job.clone()))?;
+        row.to_spec().map_err(|e| Error::Refused(e.to_string()))
+    }
+
+    /// The job's next `count` fire times from now (for an interval job: its next slot, if known).
+    pub async fn next_fire_times(&self, job: &JobRef, count: usize) -> Result<Vec<DateTime<Utc>>> {
+        let mut conn = self.pool.acquire().await?;
+        let row = jobs::find(&mut conn, job).await?.ok_or_else(|| Error::NoSuchJob(job.clone()))?;
+        let spec = row.to_spec().map_err(|e| Error::Refused(e.to_string()))?;
+        let mut out = Vec::new();
+        let Some(mut cursor) = row.next_slot else { return Ok(out) };
+        let left = spec.iterations.map(|n| (n as i64 - row.fired as i64).max(0) as usize);
+        let count = left.map_or(count, |l| l.min(count));
+        while out.len() < count && spec.end.is_none_or(|end| cursor <= end) {
+            out.push(cursor);
+            match spec.schedule.as_ref().and_then(|s| s.next_after(cursor, spec.timezone)) {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs a job now, outside its schedule. Returns the new runs (one per host for `all` jobs).
+    pub async fn run_now(&self, job: &JobRef) -> Result<Vec<RunId>> {
+        let ids: Vec<RunId> = sqlx::query_scalar("SELECT sisyphus.run_now($1, $2)")
+            .bind(&job.project)
+            .bind(&job.name)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(ids)
+    }
+
+    /// Pauses a job. Returns false if it was paused already.
+    pub async fn pause(&self, job: &JobRef) -> Result<bool> {
+        self.call_bool("SELECT sisyphus.pause_job($1, $2)", job).await
+    }
+
+    /// Resumes a paused job. Returns false if it was not paused.
+    pub async fn resume(&self, job: &JobRef) -> Result<bool> {
+        self.call_bool("SELECT sisyphus.resume_job($1, $2)", job).await
+    }
+
+    /// Removes a job and its history. Refused while a run of it is active. Returns the number of
+    /// runs removed with it.
+    pub async fn remove(&self, job: &JobRef) -> Result<i32> {
+        let mut conn = self.pool.acquire().await?;
+        remove(&mut conn, job).await
+    }
+
+    /// Runs, newest first.
+    pub async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(runs::list(&mut conn, filter).await?)
+    }
+
+    async fn call_bool(&self, sql: &str, job: &JobRef) -> Result<bool> {
+        Ok(sqlx::query_scalar(sql).bind(&job.project).bind(&job.name).fetch_one(&self.pool).await?)
+    }
+}
+
+impl RunFilter {
+    /// The runs of one job.
+    pub fn for_job(job: &JobRef) -> RunFilter {
+        RunFilter {
+            project: Some(job.project.clone()),
+            name: Some(job.name.clone()),
+            ..RunFilter::default()
+        }
+    }
+}
+
+async fn remove(conn: &mut sqlx::PgConnection, job: &JobRef) -> Result<i32> {
+    Ok(sqlx::query_scalar("SELECT sisyphus.remove_job($1, $2)")
+        .bind(&job.project)
+        .bind(&job.name)
+        .fetch_one(conn)
+        .await?)
+}
+
+/// Writes one checked definition against what is stored, and says what changed.
+async fn apply_one(
+    conn: &mut sqlx::PgConnection,
+    spec: &JobSpec,
+    existing: Option<&jobs::JobRow>,
+    now: DateTime<Utc>,
+) -> Result<Change> {
+    let Some(row) = existing else {
+        jobs::upsert(conn, spec, jobs::first_slot(spec, now, 0)).await?;
+        if spec.paused {
+            set_paused(conn, &spec.job, true).await?;
+        }
+        return Ok(Change::Created);
+    };
+    let old = row.to_spec().ok();
+    if old.as_ref() == Some(spec) {
+        return Ok(Change::Unchanged);
+    }
+    let timing_changed = old.as_ref().is_none_or(|o| !same_timing(o, spec));
+    let next_slot = if timing_changed {
+        jobs::take_back_future_runs(conn, row.id).await?;
+        let fired = sqlx::query_scalar("SELECT fired FROM sisyphus.jobs WHERE id = $1")
+            .bind(row.id)
+            .fetch_one(&mut *conn)
+            .await?;
+        jobs::first_slot(spec, now, fired)
+    } else {
+        row.next_slot
+    };
+    jobs::upsert(conn, spec, next_slot).await?;
+    if spec.paused != row.paused {
+        set_paused(conn, &spec.job, spec.paused).await?;
+    }
+    Ok(Change::Updated)
+}
+
+/// Whether two definitions put their slots at the same times (if so, the scheduler's state —
+/// the next slot — stays valid across the change).
+fn same_timing(a: &JobSpec, b: &JobSpec) -> bool {
+    let interval_only = matches!(
+        (&a.schedule, &b.schedule),
+        (Some(Schedule::Interval(_)), Some(Schedule::Interval(_)))
+    );
+    (a.schedule == b.schedule || interval_only)
+        && a.timezone == b.timezone
+        && a.start == b.start
+        && a.end == b.end
+        && a.jitter == b.jitter
+        && a.iterations == b.iterations
+        && a.target == b.target
+}
+
+async fn set_paused(conn: &mut sqlx::PgConnection, job: &JobRef, paused: bool) -> Result<()> {
+    let sql = if paused {
+        "SELECT sisyphus.pause_job($1, $2)"
+    } else {
+        "SELECT sisyphus.resume_job($1, $2)"
+    };
+    sqlx::query(sql).bind(&job.project).bind(&job.name).execute(conn).await?;
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! The database seam: connecting, migrating, checking the schema version, and one module per
+//! table. The SQL itself lives in `.sql` files under `sql/` (queries) and `migrations/` (schema,
+//! views, functions); this module only binds parameters and maps rows.
+
+pub mod jobs;
+pub mod runs;
+
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+
+use crate::error::{Error, Result};
+
+/// The schema migrations, embedded. Every part and every test migrates through this one value.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// The schema version this build needs: the newest embedded migration.
+pub fn expected_version() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// Connection settings from a URL, named for the program (shown in `pg_stat_activity`).
+pub fn options(url: &str, application: &str) -> Result<PgConnectOptions> {
+    let options: PgConnectOptions = url
+        .parse()
+        .map_err(|e| Error::Connect { url: redact(url), source: e })?;
+    Ok(options.application_name(application))
+}
+
+/// A connection pool, without checking the schema.
+pub async fn pool(url: &str, application: &str, max_connections: u32) -> Result<PgPool> {
+    let options = options(url, application)?;
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(|e| Error::Connect { url: redact(url), source: e })
+}
+
+/// Applies every pending migration. The migrations table lives in schema `sisyphus`, next to
+/// what it describes, so `public` stays untouched. Returns (version before, version after).
+pub async fn migrate(url: &str) -> Result<(i64, i64)> {
+    let mut conn = options(url, "sisyctl migrate")?
+        .connect()
+        .await
+        .map_err(|e| Error::Connect { url: redact(url), source: e })?;
+    let before = schema_version(&mut conn).await?.unwrap_or(0);
+    sqlx::query("CREATE SCHEMA IF NOT EXISTS sisyphus").execute(&mut conn).await?;
+    sqlx::query("SET search_path TO sisyphus").execute(&mut conn).await?;
+    MIGRATOR.run(&mut conn).await?;
+    let after = schema_version(&mut conn).await?.unwrap_or(0);
+    conn.close().await?;
+    Ok((before, after))
+}
+
+/// Checks that the schema exists and matches this build.
+pub async fn check_schema(pool: &PgPool) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    let expected = expected_version();
+    match schema_version(&mut conn).await? {
+        None => Err(Error::SchemaMissing),
+        Some(found) if found < expected => Err(Error::SchemaOutdated { found, expected }),
+        Some(found) if found > expected => Err(Error::SchemaNewer { found, expected }),
+        Some(_) => Ok(()),
+    }
+}
+
+async fn schema_version(conn: &mut PgConnection) -> Result<Option<i64>> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('sisyphus._sqlx_migrations') IS NOT NULL")
+            .fetch_one(&mut *conn)
+            .await?;
+    if !exists {
+        return Ok(None);
+    }
+    let version: Option<i64> =
+        sqlx::query_scalar("SELECT max(version) FROM sisyphus._sqlx_migrations WHERE success")
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(version)
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Converts between `std::time::Duration` and PostgreSQL `interval`. Intervals written by people
+/// in SQL may hold days; months have no fixed length and are refused.
+pub mod interval {
+    use std::time::Duration;
+
+    use sqlx::postgres::types::PgInterval;
+
+    pub fn from_duration(d: Duration) -> PgInterval {
+        PgInterval { months: 0, days: 0, microseconds: d.as_micros() as i64 }
+    }
+
+    pub fn to_duration(i: &PgInterval) -> Result<Duration, String> {
+        if i.months != 0 {
+            return Err("an interval in months has no fixed length".to_string());
+        }
+        let micros = i64::from(i.days) * 86_400_000_000 + i.microseconds;
+        u64::try_from(micros)
+            .map(Duration::from_micros)
+            .map_err(|_| "a negative interval".to_string())
+    }
+}

@@ -1,0 +1,59 @@
+//! The client library's error type.
+
+use crate::model::{JobRef, RunId};
+use crate::spec::InvalidJob;
+
+/// Everything the client can fail with. Each message says what is wrong and, where there is one,
+/// what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot connect to PostgreSQL at {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("the database has no Sisyphus schema yet; run `sisyctl migrate` first")]
+    SchemaMissing,
+    #[error("the database schema is at version {found}, but this program needs version {expected}; run `sisyctl migrate`")]
+    SchemaOutdated { found: i64, expected: i64 },
+    #[error("the database schema (version {found}) is newer than this program (version {expected}); upgrade this program")]
+    SchemaNewer { found: i64, expected: i64 },
+    #[error("{}", join_invalid(.0))]
+    Invalid(Vec<InvalidJob>),
+    #[error("{path}: {message}")]
+    JobsFile { path: String, message: String },
+    #[error("job {0} does not exist")]
+    NoSuchJob(JobRef),
+    #[error("run {0} does not exist")]
+    NoSuchRun(RunId),
+    /// The database refused an action for a reason it explained (e.g. removing a job that runs).
+    #[error("{0}")]
+    Refused(String),
+    #[error("migrating the schema failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Db(sqlx::Error),
+}
+
+fn join_invalid(jobs: &[InvalidJob]) -> String {
+    jobs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+}
+
+/// SQLSTATEs our SQL functions raise on purpose, with messages meant for people.
+const REFUSALS: &[&str] = &["P0002", "55000", "55006", "P0001"];
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Error {
+        if let sqlx::Error::Database(db) = &e {
+            if db.code().is_some_and(|c| REFUSALS.contains(&c.as_ref())) {
+                return Error::Refused(db.message().to_string());
+            }
+        }
+        Error::Db(e)
+    }
+}
+
+impl From<InvalidJob> for Error {
+    fn from(e: InvalidJob) -> Error {
+        Error::Invalid(vec![e])
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,528 @@
+//! Job definitions: what people write ([`JobDefinition`]) and what has been checked ([`JobSpec`]).
+//!
+//! "Parse, don't validate": a [`JobDefinition`] is plain data with the keys of a jobs file;
+//! [`JobDefinition::validate`] is the only way to a [`JobSpec`], and the client writes only
+//! `JobSpec`s. A bad definition therefore never reaches the database (invariant 6), and the error
+//! names every field that is wrong and why.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::model::{Catchup, JobRef, Target};
+use crate::schedule::{CronExpr, Schedule};
+
+/// The default time-to-live of a slot: how late a run may still start.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+/// The default first retry delay; each further retry waits twice as long as the one before.
+pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(10);
+
+/// A job as written in a jobs file (`[[job]]` table) or built in Rust. All keys but `project`,
+/// `name` and `command` are optional; see README.md for each key's meaning and default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobDefinition {
+    pub project: Option<String>,
+    pub name: Option<String>,
+    /// An argv array; or, with `shell = true`, one line of shell.
+    pub command: Option<Command>,
+    pub shell: Option<bool>,
+    pub env: Option<BTreeMap<String, String>>,
+    pub workdir: Option<String>,
+    /// One cron line or several.
+    pub cron: Option<CronLines>,
+    /// Every this long after the previous run ended, e.g. `"5m"`.
+    pub interval: Option<Text>,
+    /// Once, at this time.
+    pub at: Option<Text>,
+    pub timezone: Option<String>,
+    pub start: Option<Text>,
+    pub end: Option<Text>,
+    pub iterations: Option<i64>,
+    pub ttl: Option<Text>,
+    pub catchup: Option<String>,
+    pub jitter: Option<Text>,
+    pub maxtime: Option<Text>,
+    pub retries: Option<i64>,
+    pub retry_backoff: Option<Text>,
+    pub concurrency: Option<i64>,
+    pub target: Option<String>,
+    pub paused: Option<bool>,
+    pub userdata: Option<serde_json::Value>,
+}
+
+/// A command: an argv array, or one line of shell (only with `shell = true`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Command {
+    Argv(Vec<String>),
+    Line(String),
+}
+
+/// One cron line or a list of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CronLines {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A duration or a time as written: a string (`"90s"`, `"2026-03-29T02:30:00"`), a number of
+/// seconds, or a TOML date-time. Kept as text until validation, so errors can quote it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Text(pub String);
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        Text(s.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(s) => Ok(Text(s)),
+            toml::Value::Integer(i) => Ok(Text(format!("{i}s"))),
+            toml::Value::Float(f) => Ok(Text(format!("{}ms", (f * 1000.0).round() as i64))),
+            toml::Value::Datetime(t) => Ok(Text(t.to_string())),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a string, a number of seconds or a date-time, found {}",
+                other.type_str()
+            ))),
+        }
+    }
+}
+
+impl JobDefinition {
+    /// A definition with the three required keys; set the rest with the builder methods or
+    /// struct update syntax (`JobDefinition { retries: Some(3), ..JobDefinition::new(...) }`).
+    pub fn new<I, S>(project: &str, name: &str, argv: I) -> JobDefinition
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        JobDefinition {
+            project: Some(project.to_string()),
+            name: Some(name.to_string()),
+            command: Some(Command::Argv(argv.into_iter().map(Into::into).collect())),
+            ..JobDefinition::default()
+        }
+    }
+
+    /// Adds a cron line.
+    pub fn cron(mut self, line: &str) -> JobDefinition {
+        self.cron = Some(match self.cron.take() {
+            None => CronLines::One(line.to_string()),
+            Some(CronLines::One(first)) => CronLines::Many(vec![first, line.to_string()]),
+            Some(CronLines::Many(mut lines)) => {
+                lines.push(line.to_string());
+                CronLines::Many(lines)
+            }
+        });
+        self
+    }
+
+    /// Runs every `duration` after the previous run ended, e.g. `"5m"`.
+    pub fn interval(mut self, duration: &str) -> JobDefinition {
+        self.interval = Some(duration.into());
+        self
+    }
+
+    /// Sets the time zone the cron lines are read in.
+    pub fn timezone(mut self, zone: &str) -> JobDefinition {
+        self.timezone = Some(zone.to_string());
+        self
+    }
+
+    /// How the job is named in messages before its name is known to be valid.
+    fn label(&self, position: Option<usize>) -> String {
+        match (&self.project, &self.name, position) {
+            (Some(p), Some(n), _) => format!("{p}/{n}"),
+            (_, _, Some(i)) => format!("#{}", i + 1),
+            _ => "(unnamed)".to_string(),
+        }
+    }
+
+    /// Checks every field and returns the checked job, or every problem found.
+    pub fn validate(&self) -> Result<JobSpec, InvalidJob> {
+        self.validate_at(None)
+    }
+
+    /// As [`validate`](Self::validate), naming the job by its position in a file if it has no name.
+    pub fn validate_at(&self, position: Option<usize>) -> Result<JobSpec, InvalidJob> {
+        let mut v = Validator { problems: Vec::new() };
+        let project = v.required("project", self.project.as_deref(), check_project);
+        let name = v.required("name", self.name.as_deref(), check_name);
+        let shell = self.shell.unwrap_or(false);
+        let command = v.field("command", check_command(self.command.as_ref(), shell));
+        let env = v.field("env", check_env(self.env.clone().unwrap_or_default()));
+        let workdir = v.field("workdir", check_workdir(self.workdir.as_deref()));
+        let timezone = v.field("timezone", check_zone(self.timezone.as_deref()));
+        let tz = timezone.unwrap_or(Tz::UTC);
+        let schedule = self.schedule(&mut v, tz);
+        let start = v.field("start", opt(self.start.as_ref(), |t| parse_time(t, tz)));
+        let end = v.field("end", opt(self.end.as_ref(), |t| parse_time(t, tz)));
+        if let (Some(Some(s)), Some(Some(e))) = (start, end) {
+            if e <= s {
+                v.push("end", format!("{} is not after start {}", e.to_rfc3339(), s.to_rfc3339()));
+            }
+        }
+        let iterations = v.field("iterations", opt_count(self.iterations, 1));
+        let ttl = v.field("ttl", positive(self.ttl.as_ref(), DEFAULT_TTL));
+        let catchup = v.field(
+            "catchup",
+            self.catchup.as_deref().map_or(Ok(Catchup::All), |c| c.parse::<Catchup>()),
+        );
+        let jitter = v.field("jitter", non_negative(self.jitter.as_ref()));
+        let maxtime = v.field("maxtime", opt(self.maxtime.as_ref(), |t| positive(Some(t), Duration::ZERO)));
+        let retries = v.field("retries", count(self.retries, 0, 0));
+        let retry_backoff = v.field(
+            "retry_backoff",
+            self.retry_backoff.as_ref().map_or(Ok(DEFAULT_RETRY_BACKOFF), |t| non_negative(Some(t))),
+        );
+        let concurrency = v.field("concurrency", count(self.concurrency, 1, 1));
+        let target = v.field("target", self.target.as_deref().map_or(Ok(Target::default()), str::parse));
+        let userdata = v.field("userdata", check_userdata(self.userdata.clone()));
+        if !v.problems.is_empty() {
+            return Err(InvalidJob { job: self.label(position), problems: v.problems });
+        }
+        // Every field was checked above; a missing one would have been recorded as a problem.
+        let (Some(project), Some(name), Some(command), Some(env), Some(workdir), Some(schedule)) =
+            (project, name, command, env, workdir, schedule)
+        else {
+            return Err(InvalidJob::internal(self.label(position)));
+        };
+        let (Some(start), Some(end), Some(iterations), Some(ttl), Some(catchup), Some(jitter)) =
+            (start, end, iterations, ttl, catchup, jitter)
+        else {
+            return Err(InvalidJob::internal(self.label(position)));
+        };
+        let (Some(maxtime), Some(retries), Some(retry_backoff), Some(concurrency), Some(target), Some(userdata)) =
+            (maxtime, retries, retry_backoff, concurrency, target, userdata)
+        else {
+            return Err(InvalidJob::internal(self.label(position)));
+        };
+        Ok(JobSpec {
+            job: JobRef { project, name },
+            command,
+            shell,
+            env,
+            workdir,
+            schedule,
+            timezone: tz,
+            start,
+            end,
+            iterations,
+            ttl,
+            catchup,
+            jitter,
+            maxtime,
+            retries,
+            retry_backoff,
+            concurrency,
+            target,
+            paused: self.paused.unwrap_or(false),
+            userdata,
+        })
+    }
+
+    fn schedule(&self, v: &mut Validator, tz: Tz) -> Option<Option<Schedule>> {
+        let given: Vec<&str> = [
+            self.cron.as_ref().map(|_| "cron"),
+            self.interval.as_ref().map(|_| "interval"),
+            self.at.as_ref().map(|_| "at"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if given.len() > 1 {
+            v.push(given[1], format!("a job has one schedule, but both `{}` and `{}` are set", given[0], given[1]));
+            return None;
+        }
+        if let Some(lines) = &self.cron {
+            let lines: Vec<&String> = match lines {
+                CronLines::One(l) => vec![l],
+                CronLines::Many(ls) => ls.iter().collect(),
+            };
+            if lines.is_empty() {
+                v.push("cron", "the list of cron lines is empty".to_string());
+                return None;
+            }
+            let parsed: Result<Vec<CronExpr>, _> = lines.iter().map(|l| CronExpr::parse(l)).collect();
+            return v.field("cron", parsed.map_err(|e| e.to_string())).map(|c| Some(Schedule::Cron(c)));
+        }
+        if let Some(interval) = &self.interval {
+            return v
+                .field("interval", positive(Some(interval), Duration::ZERO))
+                .map(|d| Some(Schedule::Interval(d)));
+        }
+        if let Some(at) = &self.at {
+            return v.field("at", parse_time(at, tz)).map(|t| Some(Schedule::At(t)));
+        }
+        Some(None)
+    }
+}
+
+/// A checked job definition. Only [`JobDefinition::validate`] makes one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSpec {
+    pub job: JobRef,
+    pub command: Vec<String>,
+    pub shell: bool,
+    pub env: BTreeMap<String, String>,
+    pub workdir: Option<String>,
+    /// `None`: runs only when asked.
+    pub schedule: Option<Schedule>,
+    pub timezone: Tz,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    pub iterations: Option<u32>,
+    pub ttl: Duration,
+    pub catchup: Catchup,
+    pub jitter: Duration,
+    pub maxtime: Option<Duration>,
+    pub retries: u32,
+    pub retry_backoff: Duration,
+    pub concurrency: u32,
+    pub target: Target,
+    pub paused: bool,
+    pub userdata: serde_json::Value,
+}
+
+/// A definition that was refused, with every problem found in it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct InvalidJob {
+    /// `PROJECT/NAME`, or `#N` (position in the file) when the name itself is missing or bad.
+    pub job: String,
+    pub problems: Vec<FieldProblem>,
+}
+
+/// One problem with one field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldProblem {
+    pub field: &'static str,
+    pub problem: String,
+}
+
+impl InvalidJob {
+    fn internal(job: String) -> InvalidJob {
+        InvalidJob {
+            job,
+            problems: vec![FieldProblem { field: "(all)", problem: "validation incomplete".into() }],
+        }
+    }
+
+    /// Whether one of the problems is with `field`.
+    pub fn names(&self, field: &str) -> bool {
+        self.problems.iter().any(|p| p.field == field)
+    }
+}
+
+impl fmt::Display for InvalidJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "job {} is invalid: ", self.job)?;
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "field `{}`: {}", p.field, p.problem)?;
+        }
+        Ok(())
+    }
+}
+
+struct Validator {
+    problems: Vec<FieldProblem>,
+}
+
+impl Validator {
+    fn push(&mut self, field: &'static str, problem: String) {
+        self.problems.push(FieldProblem { field, problem });
+    }
+
+    fn field<T>(&mut self, field: &'static str, result: Result<T, String>) -> Option<T> {
+        result.map_err(|p| self.push(field, p)).ok()
+    }
+
+    fn required(
+        &mut self,
+        field: &'static str,
+        value: Option<&str>,
+        check: fn(&str) -> Result<(), String>,
+    ) -> Option<String> {
+        match value {
+            None => {
+                self.push(field, "is required".to_string());
+                None
+            }
+            Some(v) => self.field(field, check(v).map(|()| v.to_string())),
+        }
+    }
+}
+
+/// Letters, digits, `_`, `-` and `.`; not empty; at most 200 characters.
+pub fn is_simple_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 200
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+fn check_project(p: &str) -> Result<(), String> {
+    let ok = is_simple_name(p) && p.split('.').all(|part| !part.is_empty());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{p}` must be dot-separated names of letters, digits, `_` or `-` (e.g. ACME.FooBar)"
+        ))
+    }
+}
+
+fn check_name(n: &str) -> Result<(), String> {
+    if is_simple_name(n) {
+        Ok(())
+    } else {
+        Err(format!("`{n}` must be letters, digits, `_`, `-` or `.` (e.g. Fetch)"))
+    }
+}
+
+fn check_command(command: Option<&Command>, shell: bool) -> Result<Vec<String>, String> {
+    let argv = match (command, shell) {
+        (None, _) => return Err("is required".to_string()),
+        (Some(Command::Argv(argv)), false) => argv.clone(),
+        (Some(Command::Line(line)), true) => vec![line.clone()],
+        (Some(Command::Line(line)), false) => {
+            return Err(format!(
+                "`{line}` is a string, which only runs through a shell: write an argv array such \
+                 as [\"echo\", \"hello\"], or set shell = true"
+            ))
+        }
+        (Some(Command::Argv(_)), true) => {
+            return Err("with shell = true, write the command as one string of shell".to_string())
+        }
+    };
+    match argv.first() {
+        None => Err("is empty; give at least the program to run".to_string()),
+        Some(p) if p.trim().is_empty() => Err("the program (first element) is empty".to_string()),
+        Some(_) if argv.iter().any(|a| a.contains('\0')) => {
+            Err("contains a NUL character".to_string())
+        }
+        Some(_) => Ok(argv),
+    }
+}
+
+fn check_env(env: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String> {
+    for (k, v) in &env {
+        if k.is_empty() || k.contains('=') || k.contains('\0') {
+            return Err(format!("variable name `{k}` must be non-empty, without `=` or NUL"));
+        }
+        if v.contains('\0') {
+            return Err(format!("value of `{k}` contains a NUL character"));
+        }
+    }
+    Ok(env)
+}
+
+fn check_workdir(dir: Option<&str>) -> Result<Option<String>, String> {
+    match dir {
+        Some(d) if !d.starts_with('/') => Err(format!("`{d}` must be an absolute path")),
+        other => Ok(other.map(str::to_string)),
+    }
+}
+
+fn check_zone(zone: Option<&str>) -> Result<Tz, String> {
+    match zone {
+        None => Ok(Tz::UTC),
+        Some(z) => z
+            .parse::<Tz>()
+            .map_err(|_| format!("unknown time zone `{z}`; use an IANA name such as Europe/Amsterdam")),
+    }
+}
+
+fn check_userdata(data: Option<serde_json::Value>) -> Result<serde_json::Value, String> {
+    match data {
+        None => Ok(serde_json::Value::Object(Default::default())),
+        Some(v @ serde_json::Value::Object(_)) => Ok(v),
+        Some(other) => Err(format!("must be a table (JSON object), not {other}")),
+    }
+}
+
+fn opt<T>(value: Option<&Text>, f: impl FnOnce(&Text) -> Result<T, String>) -> Result<Option<T>, String> {
+    value.map(f).transpose()
+}
+
+fn count(value: Option<i64>, default: u32, min: u32) -> Result<u32, String> {
+    match value {
+        None => Ok(default),
+        Some(v) if v < i64::from(min) => Err(format!("{v} is less than {min}")),
+        Some(v) => u32::try_from(v).map_err(|_| format!("{v} is too large")),
+    }
+}
+
+fn opt_count(value: Option<i64>, min: u32) -> Result<Option<u32>, String> {
+    value.map(|v| count(Some(v), min, min)).transpose()
+}
+
+/// Parses a duration such as `90s`, `5m`, `2h`, `1h30m`, `1.5s`; resolution is a microsecond.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if t.starts_with('-') {
+        return Err(format!("`{text}` is negative"));
+    }
+    humantime::parse_duration(t)
+        .map(|d| Duration::from_micros(d.as_micros() as u64))
+        .map_err(|_| format!("`{text}` is not a duration; write e.g. 90s, 5m, 2h or 1h30m"))
+}
+
+fn positive(value: Option<&Text>, default: Duration) -> Result<Duration, String> {
+    let Some(Text(text)) = value else { return Ok(default) };
+    let d = parse_duration(text).map_err(|e| {
+        if text.trim().starts_with('-') {
+            format!("`{text}` must be more than zero")
+        } else {
+            e
+        }
+    })?;
+    if d.is_zero() {
+        return Err(format!("`{text}` must be more than zero"));
+    }
+    Ok(d)
+}
+
+fn non_negative(value: Option<&Text>) -> Result<Duration, String> {
+    value.map_or(Ok(Duration::ZERO), |Text(t)| parse_duration(t))
+}
+
+/// Parses a time: RFC 3339 with an offset, or a local date-time or date read in `tz`
+/// (a local time in a DST gap moves forward past the gap; one in a fold takes its first occurrence).
+pub fn parse_time(text: &Text, tz: Tz) -> Result<DateTime<Utc>, String> {
+    let t = text.0.trim();
+    let bad = || {
+        format!("`{t}` is not a time; write RFC 3339 (2026-03-01T07:00:00+01:00), or a local time (2026-03-01T07:00:00) read in the job's time zone")
+    };
+    if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
+        return Ok(truncate_micros(dt.with_timezone(&Utc)));
+    }
+    let naive = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok())
+        .or_else(|| NaiveDate::parse_from_str(t, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)))
+        .ok_or_else(bad)?;
+    let utc = match tz.from_local_datetime(&naive) {
+        LocalResult::Single(x) | LocalResult::Ambiguous(x, _) => x.with_timezone(&Utc),
+        LocalResult::None => {
+            let later = naive + chrono::Duration::hours(1);
+            tz.from_local_datetime(&later).earliest().ok_or_else(bad)?.with_timezone(&Utc)
+        }
+    };
+    Ok(truncate_micros(utc))
+}
+
+fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}

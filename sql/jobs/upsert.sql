@@ -1,0 +1,19 @@
+-- Creates or replaces a job definition (apply). Scheduler state (next_slot) is decided by the
+-- caller: kept when the schedule did not change, recomputed when it did. `fired` is kept.
+INSERT INTO sisyphus.jobs (
+    project, name, command, shell, env, workdir, cron, every, at, timezone, starts_at, ends_at,
+    iterations, ttl, catchup, jitter, maxtime, retries, retry_backoff, concurrency, target_all,
+    target_pool, userdata, next_slot)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+        $13, $14, $15::sisyphus.catchup_policy, $16, $17, $18, $19, $20, $21,
+        $22, $23, $24)
+ON CONFLICT (project, name) DO UPDATE SET
+    command = EXCLUDED.command, shell = EXCLUDED.shell, env = EXCLUDED.env,
+    workdir = EXCLUDED.workdir, cron = EXCLUDED.cron, every = EXCLUDED.every, at = EXCLUDED.at,
+    timezone = EXCLUDED.timezone, starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,
+    iterations = EXCLUDED.iterations, ttl = EXCLUDED.ttl, catchup = EXCLUDED.catchup,
+    jitter = EXCLUDED.jitter, maxtime = EXCLUDED.maxtime, retries = EXCLUDED.retries,
+    retry_backoff = EXCLUDED.retry_backoff, concurrency = EXCLUDED.concurrency,
+    target_all = EXCLUDED.target_all, target_pool = EXCLUDED.target_pool,
+    userdata = EXCLUDED.userdata, next_slot = EXCLUDED.next_slot, updated_at = now()
+RETURNING id
