@@ -59,6 +59,11 @@ impl Schedule {
     }
 }
 
+/// A duration as people write it: `1h 30m`, `90s`, `250ms`.
+pub fn format_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
 /// The stable per-job delay of each slot for `jitter`: a hash of `project/name` modulo the jitter,
 /// so a fleet of jobs on the same schedule spreads out while each job's own times stay predictable.
 /// FNV-1a is used because it is fixed forever; std's hasher may change between Rust releases.

@@ -1,0 +1,161 @@
+//! The Sisyphus scheduler: turns schedules into pending runs.
+//!
+//! # Layout
+//!
+//! - [`plan`]: which runs a due job gets at a given instant — a pure function holding every
+//!   scheduling rule (window, iterations, TTL, catch-up, jitter, `all` fan-out).
+//! - [`tick`]: one tick in one transaction: lock due jobs (`FOR UPDATE SKIP LOCKED` over the
+//!   partial index `jobs_due`), insert their runs in one statement, move their schedules on,
+//!   expire pending runs whose TTL passed, wake guardians with NOTIFY.
+//! - [`Scheduler`] (this file): leadership and the loop. One instance leads, holding a session
+//!   advisory lock on its own connection; any number stand by, trying the lock every second, so
+//!   a standby takes over about a second after the leader's session ends (kill -9 included:
+//!   PostgreSQL ends the session when the socket closes). The leader wakes on NOTIFY
+//!   `sisyphus_jobs` (definitions changed) and at least every `interval`.
+//!
+//! The scheduler never depends on the guardian or the dispatcher; they meet only in rows.
+
+pub mod plan;
+pub mod tick;
+
+use std::time::Duration;
+
+use sisyphus_client::db;
+use sqlx::postgres::PgListener;
+use sqlx::{ConnectOptions, PgConnection};
+use tokio_util::sync::CancellationToken;
+
+pub use plan::PlanSettings;
+pub use tick::{tick, TickReport};
+
+/// The advisory lock key that elects the leader ("SISYPHUS" in ASCII).
+pub const LEADER_LOCK: i64 = 0x5349_5359_5048_5553;
+
+/// How a scheduler runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    /// This instance's name, recorded in `runs.created_by`.
+    pub name: String,
+    /// The longest wait between ticks.
+    pub interval: Duration,
+    /// How often a standby tries to take over.
+    pub standby_poll: Duration,
+    pub plan: PlanSettings,
+}
+
+impl Config {
+    /// Defaults: tick every second, try for leadership every second, 5 s look-ahead.
+    pub fn new(database_url: impl Into<String>) -> Config {
+        Config {
+            database_url: database_url.into(),
+            name: default_name(),
+            interval: Duration::from_secs(1),
+            standby_poll: Duration::from_secs(1),
+            plan: PlanSettings::default(),
+        }
+    }
+}
+
+/// `scheduler@HOST:PID`.
+pub fn default_name() -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".to_string());
+    format!("scheduler@{host}:{}", std::process::id())
+}
+
+/// What ends a scheduler for good (anything else it retries).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Client(#[from] sisyphus_client::Error),
+}
+
+/// The scheduler service.
+pub struct Scheduler {
+    config: Config,
+}
+
+impl Scheduler {
+    /// Checks the configuration and the schema.
+    pub async fn new(config: Config) -> Result<Scheduler, Error> {
+        let pool = db::pool(&config.database_url, "sisyphus scheduler", 1).await?;
+        db::check_schema(&pool).await?;
+        pool.close().await;
+        Ok(Scheduler { config })
+    }
+
+    /// Runs until `shutdown` is cancelled: stands by, leads when it can, and goes back to
+    /// standing by (after a pause) whenever its connection fails.
+    pub async fn run(self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            match self.lead_when_possible(&shutdown).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!("scheduler connection failed: {e}; standing by again");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(self.config.standby_poll) => {}
+                    }
+                }
+            }
+        }
+        tracing::info!(name = %self.config.name, "scheduler stopped");
+    }
+
+    async fn lead_when_possible(&self, shutdown: &CancellationToken) -> Result<(), sisyphus_client::Error> {
+        let options = db::options(&self.config.database_url, "sisyphus scheduler")?;
+        let mut conn = options.connect().await?;
+        if !self.wait_for_leadership(&mut conn, shutdown).await? {
+            return Ok(());
+        }
+        tracing::info!(name = %self.config.name, "scheduler is the leader");
+        let mut listener = PgListener::connect(&self.config.database_url).await?;
+        listener.listen("sisyphus_jobs").await?;
+        loop {
+            let report = tick(&mut conn, None, &self.config.plan, &self.config.name).await?;
+            if report.pending + report.missed + report.expired > 0 {
+                tracing::debug!(?report, "tick");
+            }
+            if report.full {
+                continue; // more due jobs wait: no pause
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(LEADER_LOCK).execute(&mut conn).await;
+                    return Ok(());
+                }
+                woken = listener.recv() => {
+                    if woken.is_err() {
+                        // The listener reconnects by itself; meanwhile, poll.
+                        tokio::time::sleep(self.config.interval).await;
+                    }
+                }
+                _ = tokio::time::sleep(self.config.interval) => {}
+            }
+        }
+    }
+
+    /// Stands by until the leader lock is ours (true) or shutdown (false).
+    async fn wait_for_leadership(
+        &self,
+        conn: &mut PgConnection,
+        shutdown: &CancellationToken,
+    ) -> Result<bool, sisyphus_client::Error> {
+        loop {
+            let won: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(LEADER_LOCK)
+                .fetch_one(&mut *conn)
+                .await?;
+            if won {
+                return Ok(true);
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(false),
+                _ = tokio::time::sleep(self.config.standby_poll) => {}
+            }
+        }
+    }
+}

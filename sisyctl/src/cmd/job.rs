@@ -1,0 +1,145 @@
+//! `sisyctl job ls | show | pause | resume | rm | next`.
+
+use sisyphus_client::{Client, JobSpec};
+
+use crate::output::{self, opt, time};
+use crate::{Failure, JobCommand};
+
+pub async fn run(client: &Client, command: JobCommand, json: bool) -> Result<(), Failure> {
+    match command {
+        JobCommand::Ls { project } => ls(client, project.as_deref(), json).await,
+        JobCommand::Show { job } => {
+            let spec = client.job_spec(&job).await?;
+            let status = client.job_status(&job).await?;
+            if json {
+                let mut value = serde_json::to_value(&status)?;
+                value["definition"] = definition_json(&spec);
+                return Ok(output::json(&value)?);
+            }
+            show(&spec, &status);
+            Ok(())
+        }
+        JobCommand::Pause { job } => {
+            let changed = client.pause(&job).await?;
+            report(json, changed, &format!("{job} paused"), &format!("{job} was paused already"))
+        }
+        JobCommand::Resume { job } => {
+            let changed = client.resume(&job).await?;
+            report(json, changed, &format!("{job} resumed"), &format!("{job} was not paused"))
+        }
+        JobCommand::Rm { job } => {
+            let runs = client.remove(&job).await?;
+            if json {
+                return Ok(output::json(&serde_json::json!({ "removed": job.to_string(), "runs": runs }))?);
+            }
+            println!("{job} removed, with {runs} run(s)");
+            Ok(())
+        }
+        JobCommand::Next { job, count } => {
+            let times = client.next_fire_times(&job, count).await?;
+            let spec = client.job_spec(&job).await?;
+            let shown: Vec<String> =
+                times.iter().map(|t| t.with_timezone(&spec.timezone).to_rfc3339()).collect();
+            if json {
+                return Ok(output::json(&shown)?);
+            }
+            if shown.is_empty() {
+                println!("{job} has no upcoming slot");
+            }
+            for t in shown {
+                println!("{t}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn report(json: bool, changed: bool, yes: &str, no: &str) -> Result<(), Failure> {
+    if json {
+        output::json(&serde_json::json!({ "changed": changed }))?;
+    } else {
+        println!("{}", if changed { yes } else { no });
+    }
+    Ok(())
+}
+
+async fn ls(client: &Client, project: Option<&str>, json: bool) -> Result<(), Failure> {
+    let jobs = client.jobs(project).await?;
+    if json {
+        return Ok(output::json(&jobs)?);
+    }
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|j| {
+            vec![
+                format!("{}/{}", j.project, j.name),
+                j.schedule.clone(),
+                j.timezone.clone(),
+                time(j.next_due),
+                opt(j.last_status.as_ref()),
+                time(j.last_finished_at),
+                j.active_runs.to_string(),
+                j.health.clone(),
+            ]
+        })
+        .collect();
+    output::table(&["JOB", "SCHEDULE", "ZONE", "NEXT DUE", "LAST", "FINISHED", "ACTIVE", "HEALTH"], &rows);
+    Ok(())
+}
+
+fn show(spec: &JobSpec, status: &sisyphus_client::JobStatus) {
+    let d = |x: std::time::Duration| sisyphus_client::schedule::format_duration(x);
+    let lines = [
+        ("job", spec.job.to_string()),
+        ("command", format!("{:?}{}", spec.command, if spec.shell { " (shell)" } else { "" })),
+        ("schedule", status.schedule.clone()),
+        ("timezone", spec.timezone.name().to_string()),
+        ("window", format!("{} .. {}", time(spec.start), time(spec.end))),
+        ("iterations", opt(spec.iterations)),
+        ("ttl", d(spec.ttl)),
+        ("catchup", spec.catchup.to_string()),
+        ("jitter", d(spec.jitter)),
+        ("maxtime", opt(spec.maxtime.map(d))),
+        ("retries", format!("{} (backoff {})", spec.retries, d(spec.retry_backoff))),
+        ("concurrency", spec.concurrency.to_string()),
+        ("target", spec.target.to_string()),
+        ("workdir", opt(spec.workdir.as_ref())),
+        ("env", spec.env.keys().cloned().collect::<Vec<_>>().join(", ")),
+        ("paused", spec.paused.to_string()),
+        ("next due", time(status.next_due)),
+        ("active runs", status.active_runs.to_string()),
+        ("last run", format!("{} {} {}", opt(status.last_run_id), opt(status.last_status.as_ref()), time(status.last_finished_at))),
+        ("health", status.health.clone()),
+    ];
+    for (k, v) in lines {
+        println!("{k:>12}: {v}");
+    }
+}
+
+/// The definition as JSON with the jobs file's keys (env values are left out: they may be secret).
+fn definition_json(spec: &JobSpec) -> serde_json::Value {
+    let d = |x: std::time::Duration| sisyphus_client::schedule::format_duration(x);
+    serde_json::json!({
+        "project": spec.job.project,
+        "name": spec.job.name,
+        "command": spec.command,
+        "shell": spec.shell,
+        "env": spec.env.keys().collect::<Vec<_>>(),
+        "workdir": spec.workdir,
+        "schedule": spec.schedule.as_ref().map(|s| s.describe()),
+        "timezone": spec.timezone.name(),
+        "start": spec.start,
+        "end": spec.end,
+        "iterations": spec.iterations,
+        "ttl": d(spec.ttl),
+        "catchup": spec.catchup,
+        "jitter": d(spec.jitter),
+        "maxtime": spec.maxtime.map(d),
+        "retries": spec.retries,
+        "retry_backoff": d(spec.retry_backoff),
+        "concurrency": spec.concurrency,
+        "target": spec.target.to_string(),
+        "paused": spec.paused,
+        "userdata": spec.userdata,
+    })
+}

@@ -1,0 +1,7 @@
+//! One module per command group.
+
+pub mod apply;
+pub mod cron;
+pub mod job;
+pub mod migrate;
+pub mod runs;

@@ -1,0 +1,54 @@
+//! `sisyctl runs` and `sisyctl run JOB`.
+
+use sisyphus_client::{Client, JobRef, RunFilter, RunStatus};
+
+use crate::output::{self, opt, time};
+use crate::Failure;
+
+pub async fn list(
+    client: &Client,
+    job: Option<JobRef>,
+    status: Option<RunStatus>,
+    limit: i64,
+    json: bool,
+) -> Result<(), Failure> {
+    let mut filter = job.as_ref().map(RunFilter::for_job).unwrap_or_default();
+    filter.status = status;
+    filter.limit = Some(limit);
+    let runs = client.runs(&filter).await?;
+    if json {
+        return Ok(output::json(&runs)?);
+    }
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                r.job.clone(),
+                r.status.to_string(),
+                r.attempt.to_string(),
+                opt(r.host.as_ref().or(r.target_host.as_ref())),
+                time(Some(r.scheduled_for)),
+                time(r.finished_at),
+                opt(r.exit_code),
+                r.summary.clone().or_else(|| r.error.clone()).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(
+        &["ID", "JOB", "STATUS", "ATTEMPT", "HOST", "SCHEDULED", "FINISHED", "EXIT", "SUMMARY"],
+        &rows,
+    );
+    Ok(())
+}
+
+pub async fn run_now(client: &Client, job: &JobRef, json: bool) -> Result<(), Failure> {
+    let ids = client.run_now(job).await?;
+    if json {
+        return Ok(output::json(&ids)?);
+    }
+    for id in ids {
+        println!("run {id} of {job} is pending");
+    }
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! The Sisyphus command line (see the `sisyctl` library).
+fn main() -> std::process::ExitCode {
+    sisyctl::main()
+}

@@ -1,0 +1,13 @@
+-- Materialises planned slots as runs, all in one statement. A slot that exists already (another
+-- scheduler got there first) is skipped by the unique index `runs_one_per_slot` — invariant 1.
+-- Missed slots are written as finished `missed` runs so that history shows the gap.
+INSERT INTO sisyphus.runs (job_id, slot, scheduled_for, expires_at, target_host, status,
+                           finished_at, error, created_by)
+SELECT t.job_id, t.slot, t.scheduled_for, t.expires_at, t.target_host,
+       t.status::sisyphus.run_status,
+       CASE WHEN t.status = 'missed' THEN $8 END,
+       t.error, $9
+  FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[],
+              $5::text[], $6::text[], $7::text[])
+       AS t(job_id, slot, scheduled_for, expires_at, target_host, status, error)
+ON CONFLICT DO NOTHING

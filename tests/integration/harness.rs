@@ -1,0 +1,144 @@
+//! The test harness: one private PostgreSQL cluster per test binary (started on first use from
+//! the machine's binaries, as `nobody` when we are root), a migrated template database, and a
+//! fresh database per test copied from it.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+
+use pgembed::Cluster;
+use sisyphus_client::Client;
+use sqlx::PgPool;
+
+const TEMPLATE: &str = "sisyphus_template";
+
+struct Shared {
+    port: u16,
+    // Kept alive for the whole binary; the watchdog stops it when the process exits.
+    _cluster: Mutex<Cluster>,
+}
+
+static SHARED: tokio::sync::OnceCell<Shared> = tokio::sync::OnceCell::const_new();
+static NEXT_DB: AtomicU32 = AtomicU32::new(0);
+
+async fn shared() -> &'static Shared {
+    SHARED
+        .get_or_init(|| async {
+            let cluster = tokio::task::spawn_blocking(|| Cluster::start(pgembed::Options::default()))
+                .await
+                .expect("cluster start task")
+                .expect("start a private PostgreSQL");
+            let port = cluster.port();
+            let admin = admin_url(port);
+            let pool = PgPool::connect(&admin).await.expect("connect to the test cluster");
+            sqlx::query(&format!("CREATE DATABASE {TEMPLATE}")).execute(&pool).await.expect("create template");
+            pool.close().await;
+            sisyphus_client::db::migrate(&db_url(port, TEMPLATE)).await.expect("migrate the template");
+            Shared { port, _cluster: Mutex::new(cluster) }
+        })
+        .await
+}
+
+fn admin_url(port: u16) -> String {
+    db_url(port, "postgres")
+}
+
+fn db_url(port: u16, db: &str) -> String {
+    format!("postgres://postgres@127.0.0.1:{port}/{db}")
+}
+
+/// A fresh database for one test.
+pub struct TestDb {
+    pub url: String,
+    pub pool: PgPool,
+    pub client: Client,
+}
+
+impl TestDb {
+    /// A new database with the schema migrated.
+    pub async fn new() -> TestDb {
+        Self::create(true).await
+    }
+
+    /// A new, empty database (no schema).
+    pub async fn empty() -> TestDb {
+        Self::create(false).await
+    }
+
+    async fn create(migrated: bool) -> TestDb {
+        let shared = shared().await;
+        let name = format!("t_{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::SeqCst));
+        let admin = PgPool::connect(&admin_url(shared.port)).await.expect("connect admin");
+        let sql = if migrated {
+            format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+        } else {
+            format!("CREATE DATABASE {name}")
+        };
+        // Copying a template fails while another copy of it is being made; try again.
+        let mut tries = 0;
+        loop {
+            match sqlx::query(&sql).execute(&admin).await {
+                Ok(_) => break,
+                Err(e) if tries < 50 && e.to_string().contains("being accessed") => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("create database {name}: {e}"),
+            }
+        }
+        admin.close().await;
+        let url = db_url(shared.port, &name);
+        let pool = PgPool::connect(&url).await.expect("connect test db");
+        let client = Client::from_pool(pool.clone());
+        TestDb { url, pool, client }
+    }
+
+    /// Runs `sisyctl ARGS` against this database.
+    pub fn sisyctl(&self, args: &[&str]) -> Output {
+        sisyctl_with_url(Some(&self.url), args)
+    }
+
+    /// `SELECT count(*) FROM sisyphus.<table>` (with an optional WHERE clause).
+    pub async fn count(&self, table_and_where: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM sisyphus.{table_and_where}"))
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
+    }
+}
+
+/// Runs `sisyctl` with the database URL in the environment (or none).
+pub fn sisyctl_with_url(url: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(bin("sisyctl"));
+    cmd.args(args).env_remove("SISYPHUS_DATABASE_URL");
+    if let Some(url) = url {
+        cmd.env("SISYPHUS_DATABASE_URL", url);
+    }
+    cmd.output().expect("run sisyctl")
+}
+
+/// The path of one of this package's binaries.
+pub fn bin(name: &str) -> PathBuf {
+    match name {
+        "sisyctl" => PathBuf::from(env!("CARGO_BIN_EXE_sisyctl")),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_sisyphus")),
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Writes a jobs file into a temporary directory and returns its path.
+pub fn jobs_file(text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sisyphus-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(format!("jobs-{}.toml", NEXT_DB.fetch_add(1, Ordering::SeqCst)));
+    std::fs::write(&path, text).expect("write jobs file");
+    path
+}

@@ -1,0 +1,12 @@
+//! Integration tests: real PostgreSQL, real processes. One binary, one cluster, a database per
+//! test (see `harness`).
+
+mod harness;
+
+mod apply;
+mod cli;
+mod failover;
+mod scheduler;
+mod schema;
+mod sql_api;
+mod validation;

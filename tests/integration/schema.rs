@@ -1,0 +1,98 @@
+//! The schema: migrations, the status enum, the schema-version checks, invariant 1's index.
+
+use sisyphus_client::{JobDefinition, JobRef, RunStatus};
+
+use crate::harness::{stderr, TestDb};
+
+#[tokio::test]
+async fn run_status_enum_matches_postgres() {
+    let db = TestDb::new().await;
+    let labels: Vec<String> =
+        sqlx::query_scalar("SELECT unnest(enum_range(NULL::sisyphus.run_status))::text")
+            .fetch_all(&db.pool)
+            .await
+            .expect("enum labels");
+    let ours: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+    assert_eq!(labels, ours);
+    let catchup: Vec<String> =
+        sqlx::query_scalar("SELECT unnest(enum_range(NULL::sisyphus.catchup_policy))::text")
+            .fetch_all(&db.pool)
+            .await
+            .expect("enum labels");
+    let ours: Vec<&str> = sisyphus_client::Catchup::ALL.iter().map(|s| s.as_str()).collect();
+    assert_eq!(catchup, ours);
+}
+
+#[tokio::test]
+async fn migrate_is_idempotent_and_reports_versions() {
+    let db = TestDb::empty().await;
+    let first = db.sisyctl(&["migrate", "--json"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let v: serde_json::Value = serde_json::from_slice(&first.stdout).expect("json");
+    assert_eq!(v["from_version"], 0);
+    let expected = sisyphus_client::db::expected_version();
+    assert_eq!(v["to_version"], expected);
+    let again = db.sisyctl(&["migrate", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&again.stdout).expect("json");
+    assert_eq!(v["from_version"], expected);
+    assert_eq!(v["to_version"], expected);
+    // Nothing of ours lands in `public`.
+    let public: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("count");
+    assert_eq!(public, 0);
+}
+
+#[tokio::test]
+async fn commands_say_when_the_schema_is_missing() {
+    let db = TestDb::empty().await;
+    let out = db.sisyctl(&["job", "ls"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no Sisyphus schema yet; run `sisyctl migrate`"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn commands_say_when_the_schema_is_older() {
+    let db = TestDb::new().await;
+    let expected = sisyphus_client::db::expected_version();
+    sqlx::query("DELETE FROM sisyphus._sqlx_migrations WHERE version = $1")
+        .bind(expected)
+        .execute(&db.pool)
+        .await
+        .expect("forget the newest migration");
+    let out = db.sisyctl(&["runs"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("needs version {expected}")) && err.contains("sisyctl migrate"), "{err}");
+    // And a schema newer than the binary is refused too.
+    sqlx::query("INSERT INTO sisyphus._sqlx_migrations (version, description, success, checksum, execution_time) VALUES ($1, 'future', true, '\\x00', 0)")
+        .bind(expected + 100)
+        .execute(&db.pool)
+        .await
+        .expect("pretend a newer schema");
+    let out = db.sisyctl(&["runs"]);
+    assert!(stderr(&out).contains("is newer than this program"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn the_same_slot_cannot_be_materialised_twice() {
+    let db = TestDb::new().await;
+    db.client
+        .apply(&[JobDefinition::new("P", "j", ["true"]).cron("* * * * *")], false)
+        .await
+        .expect("apply");
+    let insert = "INSERT INTO sisyphus.runs (job_id, slot, scheduled_for, attempt, target_host)
+                  SELECT id, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', $1, $2 FROM sisyphus.jobs";
+    sqlx::query(insert).bind(1).bind(None::<String>).execute(&db.pool).await.expect("first");
+    let dup = sqlx::query(insert).bind(1).bind(None::<String>).execute(&db.pool).await;
+    assert!(dup.is_err(), "a second run for the same (job, slot, attempt) was accepted");
+    // Another attempt, or another host of an `all` job, is a different run.
+    sqlx::query(insert).bind(2).bind(None::<String>).execute(&db.pool).await.expect("attempt 2");
+    sqlx::query(insert).bind(1).bind(Some("h1")).execute(&db.pool).await.expect("host h1");
+    let dup = sqlx::query(insert).bind(1).bind(Some("h1")).execute(&db.pool).await;
+    assert!(dup.is_err(), "a second run for the same host was accepted");
+    let _ = JobRef::new("P", "j");
+}
