@@ -88,9 +88,15 @@ impl Client {
     /// As [`apply`](Self::apply), for definitions already checked (e.g. from a jobs file).
     pub async fn apply_specs(&self, specs: &[JobSpec], prune: bool) -> Result<Vec<Applied>> {
         let mut tx = self.pool.begin().await?;
-        let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()").fetch_one(&mut *tx).await?;
-        let projects: Vec<String> =
-            specs.iter().map(|s| s.job.project.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+            .fetch_one(&mut *tx)
+            .await?;
+        let projects: Vec<String> = specs
+            .iter()
+            .map(|s| s.job.project.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let existing: BTreeMap<JobRef, jobs::JobRow> = jobs::by_project(&mut tx, &projects, None)
             .await?
             .into_iter()
@@ -99,13 +105,19 @@ impl Client {
         let mut report = Vec::new();
         for spec in specs {
             let change = apply_one(&mut tx, spec, existing.get(&spec.job), now).await?;
-            report.push(Applied { job: spec.job.to_string(), change });
+            report.push(Applied {
+                job: spec.job.to_string(),
+                change,
+            });
         }
         if prune {
             let listed: BTreeSet<&JobRef> = specs.iter().map(|s| &s.job).collect();
             for job in existing.keys().filter(|j| !listed.contains(j)) {
                 remove(&mut tx, job).await?;
-                report.push(Applied { job: job.to_string(), change: Change::Removed });
+                report.push(Applied {
+                    job: job.to_string(),
+                    change: Change::Removed,
+                });
             }
         }
         tx.commit().await?;
@@ -114,7 +126,11 @@ impl Client {
 
     /// Every job's state (or one project's).
     pub async fn jobs(&self, project: Option<&str>) -> Result<Vec<JobStatus>> {
-        Ok(sqlx::query_as(STATUS).bind(project).bind(None::<String>).fetch_all(&self.pool).await?)
+        Ok(sqlx::query_as(STATUS)
+            .bind(project)
+            .bind(None::<String>)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// One job's state.
@@ -130,22 +146,34 @@ impl Client {
     /// One job's stored definition.
     pub async fn job_spec(&self, job: &JobRef) -> Result<JobSpec> {
         let mut conn = self.pool.acquire().await?;
-        let row = jobs::find(&mut conn, job).await?.ok_or_else(|| Error::NoSuchJob(job.clone()))?;
+        let row = jobs::find(&mut conn, job)
+            .await?
+            .ok_or_else(|| Error::NoSuchJob(job.clone()))?;
         row.to_spec().map_err(|e| Error::Refused(e.to_string()))
     }
 
     /// The job's next `count` fire times from now (for an interval job: its next slot, if known).
     pub async fn next_fire_times(&self, job: &JobRef, count: usize) -> Result<Vec<DateTime<Utc>>> {
         let mut conn = self.pool.acquire().await?;
-        let row = jobs::find(&mut conn, job).await?.ok_or_else(|| Error::NoSuchJob(job.clone()))?;
+        let row = jobs::find(&mut conn, job)
+            .await?
+            .ok_or_else(|| Error::NoSuchJob(job.clone()))?;
         let spec = row.to_spec().map_err(|e| Error::Refused(e.to_string()))?;
         let mut out = Vec::new();
-        let Some(mut cursor) = row.next_slot else { return Ok(out) };
-        let left = spec.iterations.map(|n| (n as i64 - row.fired as i64).max(0) as usize);
+        let Some(mut cursor) = row.next_slot else {
+            return Ok(out);
+        };
+        let left = spec
+            .iterations
+            .map(|n| (n as i64 - row.fired as i64).max(0) as usize);
         let count = left.map_or(count, |l| l.min(count));
         while out.len() < count && spec.end.is_none_or(|end| cursor <= end) {
             out.push(cursor);
-            match spec.schedule.as_ref().and_then(|s| s.next_after(cursor, spec.timezone)) {
+            match spec
+                .schedule
+                .as_ref()
+                .and_then(|s| s.next_after(cursor, spec.timezone))
+            {
                 Some(next) => cursor = next,
                 None => break,
             }
@@ -165,12 +193,14 @@ impl Client {
 
     /// Pauses a job. Returns false if it was paused already.
     pub async fn pause(&self, job: &JobRef) -> Result<bool> {
-        self.call_bool("SELECT sisyphus.pause_job($1, $2)", job).await
+        self.call_bool("SELECT sisyphus.pause_job($1, $2)", job)
+            .await
     }
 
     /// Resumes a paused job. Returns false if it was not paused.
     pub async fn resume(&self, job: &JobRef) -> Result<bool> {
-        self.call_bool("SELECT sisyphus.resume_job($1, $2)", job).await
+        self.call_bool("SELECT sisyphus.resume_job($1, $2)", job)
+            .await
     }
 
     /// Removes a job and its history. Refused while a run of it is active. Returns the number of
@@ -187,7 +217,11 @@ impl Client {
     }
 
     async fn call_bool(&self, sql: &str, job: &JobRef) -> Result<bool> {
-        Ok(sqlx::query_scalar(sql).bind(&job.project).bind(&job.name).fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar(sql)
+            .bind(&job.project)
+            .bind(&job.name)
+            .fetch_one(&self.pool)
+            .await?)
     }
 }
 
@@ -268,6 +302,10 @@ async fn set_paused(conn: &mut sqlx::PgConnection, job: &JobRef, paused: bool) -
     } else {
         "SELECT sisyphus.resume_job($1, $2)"
     };
-    sqlx::query(sql).bind(&job.project).bind(&job.name).execute(conn).await?;
+    sqlx::query(sql)
+        .bind(&job.project)
+        .bind(&job.name)
+        .execute(conn)
+        .await?;
     Ok(())
 }

@@ -33,7 +33,10 @@ pub enum Error {
 }
 
 fn join_invalid(jobs: &[InvalidJob]) -> String {
-    jobs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    jobs.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// SQLSTATEs our SQL functions raise on purpose, with messages meant for people.

@@ -17,8 +17,10 @@ struct JobsFile {
 /// Parses and checks a whole jobs file. Any problem in any job refuses the whole file, with every
 /// problem of every job listed; `path` only names the file in messages.
 pub fn parse(text: &str, path: &str) -> Result<Vec<JobSpec>> {
-    let file: JobsFile = toml::from_str(text)
-        .map_err(|e| Error::JobsFile { path: path.to_string(), message: e.to_string() })?;
+    let file: JobsFile = toml::from_str(text).map_err(|e| Error::JobsFile {
+        path: path.to_string(),
+        message: e.to_string(),
+    })?;
     check(&file.job)
 }
 

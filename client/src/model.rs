@@ -52,7 +52,10 @@ pub struct JobRef {
 
 impl JobRef {
     pub fn new(project: impl Into<String>, name: impl Into<String>) -> JobRef {
-        JobRef { project: project.into(), name: name.into() }
+        JobRef {
+            project: project.into(),
+            name: name.into(),
+        }
     }
 }
 
@@ -67,7 +70,9 @@ impl FromStr for JobRef {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.rsplit_once('/') {
             Some((p, n)) if !p.is_empty() && !n.is_empty() => Ok(JobRef::new(p, n)),
-            _ => Err(format!("`{s}` is not a job name; write PROJECT/NAME, e.g. ACME.FooBar/Fetch")),
+            _ => Err(format!(
+                "`{s}` is not a job name; write PROJECT/NAME, e.g. ACME.FooBar/Fetch"
+            )),
         }
     }
 }
@@ -151,7 +156,10 @@ text_enum!(
 impl RunStatus {
     /// Whether the run has ended (no further transition is possible).
     pub fn is_final(self) -> bool {
-        !matches!(self, RunStatus::Pending | RunStatus::Running | RunStatus::Suspended)
+        !matches!(
+            self,
+            RunStatus::Pending | RunStatus::Running | RunStatus::Suspended
+        )
     }
 }
 
@@ -215,7 +223,10 @@ impl FromStr for Target {
                 ));
             }
         }
-        Ok(Target { all, pool: pool.map(str::to_string) })
+        Ok(Target {
+            all,
+            pool: pool.map(str::to_string),
+        })
     }
 }
 

@@ -155,7 +155,9 @@ impl JobDefinition {
 
     /// As [`validate`](Self::validate), naming the job by its position in a file if it has no name.
     pub fn validate_at(&self, position: Option<usize>) -> Result<JobSpec, InvalidJob> {
-        let mut v = Validator { problems: Vec::new() };
+        let mut v = Validator {
+            problems: Vec::new(),
+        };
         let project = v.required("project", self.project.as_deref(), check_project);
         let name = v.required("name", self.name.as_deref(), check_name);
         let shell = self.shell.unwrap_or(false);
@@ -169,27 +171,45 @@ impl JobDefinition {
         let end = v.field("end", opt(self.end.as_ref(), |t| parse_time(t, tz)));
         if let (Some(Some(s)), Some(Some(e))) = (start, end) {
             if e <= s {
-                v.push("end", format!("{} is not after start {}", e.to_rfc3339(), s.to_rfc3339()));
+                v.push(
+                    "end",
+                    format!("{} is not after start {}", e.to_rfc3339(), s.to_rfc3339()),
+                );
             }
         }
         let iterations = v.field("iterations", opt_count(self.iterations, 1));
         let ttl = v.field("ttl", positive(self.ttl.as_ref(), DEFAULT_TTL));
         let catchup = v.field(
             "catchup",
-            self.catchup.as_deref().map_or(Ok(Catchup::All), |c| c.parse::<Catchup>()),
+            self.catchup
+                .as_deref()
+                .map_or(Ok(Catchup::All), |c| c.parse::<Catchup>()),
         );
         let jitter = v.field("jitter", non_negative(self.jitter.as_ref()));
-        let maxtime = v.field("maxtime", opt(self.maxtime.as_ref(), |t| positive(Some(t), Duration::ZERO)));
+        let maxtime = v.field(
+            "maxtime",
+            opt(self.maxtime.as_ref(), |t| positive(Some(t), Duration::ZERO)),
+        );
         let retries = v.field("retries", count(self.retries, 0, 0));
         let retry_backoff = v.field(
             "retry_backoff",
-            self.retry_backoff.as_ref().map_or(Ok(DEFAULT_RETRY_BACKOFF), |t| non_negative(Some(t))),
+            self.retry_backoff
+                .as_ref()
+                .map_or(Ok(DEFAULT_RETRY_BACKOFF), |t| non_negative(Some(t))),
         );
         let concurrency = v.field("concurrency", count(self.concurrency, 1, 1));
-        let target = v.field("target", self.target.as_deref().map_or(Ok(Target::default()), str::parse));
+        let target = v.field(
+            "target",
+            self.target
+                .as_deref()
+                .map_or(Ok(Target::default()), str::parse),
+        );
         let userdata = v.field("userdata", check_userdata(self.userdata.clone()));
         if !v.problems.is_empty() {
-            return Err(InvalidJob { job: self.label(position), problems: v.problems });
+            return Err(InvalidJob {
+                job: self.label(position),
+                problems: v.problems,
+            });
         }
         // Every field was checked above; a missing one would have been recorded as a problem.
         let (Some(project), Some(name), Some(command), Some(env), Some(workdir), Some(schedule)) =
@@ -202,8 +222,21 @@ impl JobDefinition {
         else {
             return Err(InvalidJob::internal(self.label(position)));
         };
-        let (Some(maxtime), Some(retries), Some(retry_backoff), Some(concurrency), Some(target), Some(userdata)) =
-            (maxtime, retries, retry_backoff, concurrency, target, userdata)
+        let (
+            Some(maxtime),
+            Some(retries),
+            Some(retry_backoff),
+            Some(concurrency),
+            Some(target),
+            Some(userdata),
+        ) = (
+            maxtime,
+            retries,
+            retry_backoff,
+            concurrency,
+            target,
+            userdata,
+        )
         else {
             return Err(InvalidJob::internal(self.label(position)));
         };
@@ -241,7 +274,13 @@ impl JobDefinition {
         .flatten()
         .collect();
         if given.len() > 1 {
-            v.push(given[1], format!("a job has one schedule, but both `{}` and `{}` are set", given[0], given[1]));
+            v.push(
+                given[1],
+                format!(
+                    "a job has one schedule, but both `{}` and `{}` are set",
+                    given[0], given[1]
+                ),
+            );
             return None;
         }
         if let Some(lines) = &self.cron {
@@ -253,8 +292,11 @@ impl JobDefinition {
                 v.push("cron", "the list of cron lines is empty".to_string());
                 return None;
             }
-            let parsed: Result<Vec<CronExpr>, _> = lines.iter().map(|l| CronExpr::parse(l)).collect();
-            return v.field("cron", parsed.map_err(|e| e.to_string())).map(|c| Some(Schedule::Cron(c)));
+            let parsed: Result<Vec<CronExpr>, _> =
+                lines.iter().map(|l| CronExpr::parse(l)).collect();
+            return v
+                .field("cron", parsed.map_err(|e| e.to_string()))
+                .map(|c| Some(Schedule::Cron(c)));
         }
         if let Some(interval) = &self.interval {
             return v
@@ -262,7 +304,9 @@ impl JobDefinition {
                 .map(|d| Some(Schedule::Interval(d)));
         }
         if let Some(at) = &self.at {
-            return v.field("at", parse_time(at, tz)).map(|t| Some(Schedule::At(t)));
+            return v
+                .field("at", parse_time(at, tz))
+                .map(|t| Some(Schedule::At(t)));
         }
         Some(None)
     }
@@ -313,7 +357,10 @@ impl InvalidJob {
     fn internal(job: String) -> InvalidJob {
         InvalidJob {
             job,
-            problems: vec![FieldProblem { field: "(all)", problem: "validation incomplete".into() }],
+            problems: vec![FieldProblem {
+                field: "(all)",
+                problem: "validation incomplete".into(),
+            }],
         }
     }
 
@@ -369,7 +416,8 @@ impl Validator {
 pub fn is_simple_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 200
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 fn check_project(p: &str) -> Result<(), String> {
@@ -387,7 +435,9 @@ fn check_name(n: &str) -> Result<(), String> {
     if is_simple_name(n) {
         Ok(())
     } else {
-        Err(format!("`{n}` must be letters, digits, `_`, `-` or `.` (e.g. Fetch)"))
+        Err(format!(
+            "`{n}` must be letters, digits, `_`, `-` or `.` (e.g. Fetch)"
+        ))
     }
 }
 
@@ -419,7 +469,9 @@ fn check_command(command: Option<&Command>, shell: bool) -> Result<Vec<String>, 
 fn check_env(env: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String> {
     for (k, v) in &env {
         if k.is_empty() || k.contains('=') || k.contains('\0') {
-            return Err(format!("variable name `{k}` must be non-empty, without `=` or NUL"));
+            return Err(format!(
+                "variable name `{k}` must be non-empty, without `=` or NUL"
+            ));
         }
         if v.contains('\0') {
             return Err(format!("value of `{k}` contains a NUL character"));
@@ -438,9 +490,9 @@ fn check_workdir(dir: Option<&str>) -> Result<Option<String>, String> {
 fn check_zone(zone: Option<&str>) -> Result<Tz, String> {
     match zone {
         None => Ok(Tz::UTC),
-        Some(z) => z
-            .parse::<Tz>()
-            .map_err(|_| format!("unknown time zone `{z}`; use an IANA name such as Europe/Amsterdam")),
+        Some(z) => z.parse::<Tz>().map_err(|_| {
+            format!("unknown time zone `{z}`; use an IANA name such as Europe/Amsterdam")
+        }),
     }
 }
 
@@ -452,7 +504,10 @@ fn check_userdata(data: Option<serde_json::Value>) -> Result<serde_json::Value, 
     }
 }
 
-fn opt<T>(value: Option<&Text>, f: impl FnOnce(&Text) -> Result<T, String>) -> Result<Option<T>, String> {
+fn opt<T>(
+    value: Option<&Text>,
+    f: impl FnOnce(&Text) -> Result<T, String>,
+) -> Result<Option<T>, String> {
     value.map(f).transpose()
 }
 
@@ -480,7 +535,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn positive(value: Option<&Text>, default: Duration) -> Result<Duration, String> {
-    let Some(Text(text)) = value else { return Ok(default) };
+    let Some(Text(text)) = value else {
+        return Ok(default);
+    };
     let d = parse_duration(text).map_err(|e| {
         if text.trim().starts_with('-') {
             format!("`{text}` must be more than zero")
@@ -508,16 +565,28 @@ pub fn parse_time(text: &Text, tz: Tz) -> Result<DateTime<Utc>, String> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         return Ok(truncate_micros(dt.with_timezone(&Utc)));
     }
-    let naive = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok())
-        .or_else(|| NaiveDate::parse_from_str(t, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)))
-        .ok_or_else(bad)?;
+    let naive = [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok())
+    .or_else(|| {
+        NaiveDate::parse_from_str(t, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+    })
+    .ok_or_else(bad)?;
     let utc = match tz.from_local_datetime(&naive) {
         LocalResult::Single(x) | LocalResult::Ambiguous(x, _) => x.with_timezone(&Utc),
         LocalResult::None => {
             let later = naive + chrono::Duration::hours(1);
-            tz.from_local_datetime(&later).earliest().ok_or_else(bad)?.with_timezone(&Utc)
+            tz.from_local_datetime(&later)
+                .earliest()
+                .ok_or_else(bad)?
+                .with_timezone(&Utc)
         }
     };
     Ok(truncate_micros(utc))

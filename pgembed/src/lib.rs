@@ -31,9 +31,16 @@ pub enum Error {
     #[error("running as root, but the user `{0}` to run PostgreSQL as does not exist")]
     NoUser(String),
     #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("{program} failed ({status}): {output}")]
-    Command { program: String, status: String, output: String },
+    Command {
+        program: String,
+        status: String,
+        output: String,
+    },
     #[error("PostgreSQL did not accept connections within {0:?}; see {1}")]
     StartTimeout(Duration, PathBuf),
 }
@@ -58,7 +65,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { data_dir: None, port: None, fast_and_unsafe: true, settings: Vec::new() }
+        Options {
+            data_dir: None,
+            port: None,
+            fast_and_unsafe: true,
+            settings: Vec::new(),
+        }
     }
 }
 
@@ -91,17 +103,30 @@ impl Cluster {
         let mut settings = vec![
             ("listen_addresses".to_string(), "127.0.0.1".to_string()),
             ("max_connections".to_string(), "400".to_string()),
-            ("unix_socket_directories".to_string(), data_dir.display().to_string()),
+            (
+                "unix_socket_directories".to_string(),
+                data_dir.display().to_string(),
+            ),
         ];
         if options.fast_and_unsafe {
-            for (k, v) in [("fsync", "off"), ("synchronous_commit", "off"), ("full_page_writes", "off")]
-            {
+            for (k, v) in [
+                ("fsync", "off"),
+                ("synchronous_commit", "off"),
+                ("full_page_writes", "off"),
+            ] {
                 settings.push((k.to_string(), v.to_string()));
             }
         }
         settings.extend(options.settings);
-        let mut cluster =
-            Cluster { bin_dir, data_dir, port, owner, temporary, settings, watchdog: None };
+        let mut cluster = Cluster {
+            bin_dir,
+            data_dir,
+            port,
+            owner,
+            temporary,
+            settings,
+            watchdog: None,
+        };
         cluster.init_if_needed()?;
         cluster.start_server()?;
         Ok(cluster)
@@ -147,7 +172,8 @@ impl Cluster {
         if self.data_dir.join("PG_VERSION").exists() {
             return Ok(());
         }
-        std::fs::create_dir_all(&self.data_dir).map_err(io(format!("creating {}", self.data_dir.display())))?;
+        std::fs::create_dir_all(&self.data_dir)
+            .map_err(io(format!("creating {}", self.data_dir.display())))?;
         self.hand_over(&self.data_dir)?;
         let mut cmd = self.command("initdb");
         cmd.args(["-D"]).arg(&self.data_dir).args([
@@ -167,7 +193,9 @@ impl Cluster {
         let log = self.data_dir.join("server.log");
         let mut cmd = Command::new("/bin/sh");
         cmd.arg("-c").arg(WATCHDOG).arg("pgembed-watchdog");
-        cmd.arg(self.bin_dir.join("postgres")).arg(&self.data_dir).arg(self.port.to_string());
+        cmd.arg(self.bin_dir.join("postgres"))
+            .arg(&self.data_dir)
+            .arg(self.port.to_string());
         for (k, v) in &self.settings {
             cmd.arg("-c").arg(format!("{k}={v}"));
         }
@@ -181,7 +209,9 @@ impl Cluster {
         // Its own process group, so that a terminal's Ctrl-C reaches us first and we stop the
         // server in order, instead of the server dying half-way through our shutdown.
         cmd.process_group(0);
-        let child = cmd.spawn().map_err(io("starting the PostgreSQL watchdog"))?;
+        let child = cmd
+            .spawn()
+            .map_err(io("starting the PostgreSQL watchdog"))?;
         self.watchdog = Some(child);
         self.wait_until_ready(Duration::from_secs(60), &log)
     }
@@ -190,7 +220,15 @@ impl Cluster {
         let start = Instant::now();
         while start.elapsed() < limit {
             let status = Command::new(self.bin_dir.join("pg_isready"))
-                .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+                .args([
+                    "-q",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                ])
                 .status();
             if matches!(status, Ok(s) if s.success()) {
                 return Ok(());
@@ -219,8 +257,10 @@ impl Cluster {
 
     fn hand_over(&self, dir: &Path) -> Result<(), Error> {
         if let Some((uid, gid)) = self.owner {
-            nix::unistd::chown(dir, Some(uid), Some(gid))
-                .map_err(|e| Error::Io { what: format!("chown {}", dir.display()), source: e.into() })?;
+            nix::unistd::chown(dir, Some(uid), Some(gid)).map_err(|e| Error::Io {
+                what: format!("chown {}", dir.display()),
+                source: e.into(),
+            })?;
         }
         Ok(())
     }
@@ -297,12 +337,17 @@ fn temp_dir() -> Result<PathBuf, Error> {
             Err(e) => return Err(io(format!("creating {}", dir.display()))(e)),
         }
     }
-    Err(io("creating a temporary directory")(std::io::Error::other("too many attempts")))
+    Err(io("creating a temporary directory")(std::io::Error::other(
+        "too many attempts",
+    )))
 }
 
 fn free_port() -> Result<u16, Error> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(io("finding a free port"))?;
-    let port = listener.local_addr().map_err(io("finding a free port"))?.port();
+    let port = listener
+        .local_addr()
+        .map_err(io("finding a free port"))?
+        .port();
     Ok(port)
 }
 
@@ -313,12 +358,20 @@ fn run(mut cmd: Command, program: &str) -> Result<(), Error> {
     }
     let mut output = String::from_utf8_lossy(&out.stderr).into_owned();
     output.push_str(&String::from_utf8_lossy(&out.stdout));
-    Err(Error::Command { program: program.to_string(), status: out.status.to_string(), output })
+    Err(Error::Command {
+        program: program.to_string(),
+        status: out.status.to_string(),
+        output,
+    })
 }
 
 /// Runs `program` from the cluster's binary directory with the given arguments, as the server's
 /// owner; for tools such as `psql` or `pgbench` in benchmarks.
-pub fn tool(cluster: &Cluster, program: &str, args: &[&OsStr]) -> Result<std::process::Output, Error> {
+pub fn tool(
+    cluster: &Cluster,
+    program: &str,
+    args: &[&OsStr],
+) -> Result<std::process::Output, Error> {
     let mut cmd = cluster.command(program);
     cmd.args(args);
     cmd.output().map_err(io(format!("running {program}")))

@@ -105,7 +105,10 @@ impl Scheduler {
         tracing::info!(name = %self.config.name, "scheduler stopped");
     }
 
-    async fn lead_when_possible(&self, shutdown: &CancellationToken) -> Result<(), sisyphus_client::Error> {
+    async fn lead_when_possible(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Result<(), sisyphus_client::Error> {
         let options = db::options(&self.config.database_url, "sisyphus scheduler")?;
         let mut conn = options.connect().await?;
         if !self.wait_for_leadership(&mut conn, shutdown).await? {

@@ -78,8 +78,14 @@ pub fn plan(
     settings: &PlanSettings,
 ) -> Result<Plan, CorruptJob> {
     let spec = job.to_spec()?;
-    let mut plan = Plan { runs: Vec::new(), next_slot: job.next_slot, fired: job.fired };
-    let Some(mut slot) = job.next_slot else { return Ok(plan) };
+    let mut plan = Plan {
+        runs: Vec::new(),
+        next_slot: job.next_slot,
+        fired: job.fired,
+    };
+    let Some(mut slot) = job.next_slot else {
+        return Ok(plan);
+    };
     let offset = chrono_duration(jitter_offset(&job.project, &job.name, Some(spec.jitter)));
     let ttl = chrono_duration(spec.ttl);
     let late_after = chrono_duration(settings.late_after);
@@ -97,12 +103,18 @@ pub fn plan(
             plan.next_slot = None;
             break;
         }
-        let mut next = spec.schedule.as_ref().and_then(|s| s.next_after(slot, spec.timezone));
+        let mut next = spec
+            .schedule
+            .as_ref()
+            .and_then(|s| s.next_after(slot, spec.timezone));
         let due = slot + offset;
         let refusal = if due > now {
             None
         } else if now >= due + ttl {
-            Some(format!("its TTL ({}) had passed when the scheduler reached it", human(spec.ttl)))
+            Some(format!(
+                "its TTL ({}) had passed when the scheduler reached it",
+                human(spec.ttl)
+            ))
         } else {
             match spec.catchup {
                 Catchup::All => None,
@@ -123,7 +135,15 @@ pub fn plan(
         if refusal.is_none() {
             plan.fired += 1;
         }
-        push_runs(&mut plan.runs, job.id, slot, due, due + ttl, refusal, &targets);
+        push_runs(
+            &mut plan.runs,
+            job.id,
+            slot,
+            due,
+            due + ttl,
+            refusal,
+            &targets,
+        );
         slots += 1;
         // An interval job's next slot is measured from the end of its run; when the slot is
         // missed there is no run to end, so the interval counts from now.
@@ -164,10 +184,18 @@ fn push_runs(
     refusal: Option<String>,
     targets: &[Option<String>],
 ) {
-    let status = if refusal.is_some() { RunStatus::Missed } else { RunStatus::Pending };
+    let status = if refusal.is_some() {
+        RunStatus::Missed
+    } else {
+        RunStatus::Pending
+    };
     // An `all` job with no live host in its pool still records its (missed) slot, once.
     let nobody = [None];
-    let targets = if targets.is_empty() { &nobody[..] } else { targets };
+    let targets = if targets.is_empty() {
+        &nobody[..]
+    } else {
+        targets
+    };
     for host in targets {
         runs.push(PlannedRun {
             job,

@@ -49,7 +49,11 @@ pub async fn tick(
     let mut tx = conn.begin().await?;
     let now: DateTime<Utc> = match now {
         Some(t) => t,
-        None => sqlx::query_scalar("SELECT clock_timestamp()").fetch_one(&mut *tx).await?,
+        None => {
+            sqlx::query_scalar("SELECT clock_timestamp()")
+                .fetch_one(&mut *tx)
+                .await?
+        }
     };
     let horizon = now + chrono::Duration::from_std(settings.lookahead).unwrap_or_default();
     let due: Vec<JobRow> = sqlx::query_as(&format!("{JOB_COLUMNS}{DUE_JOBS}"))
@@ -57,8 +61,11 @@ pub async fn tick(
         .bind(JOBS_PER_TICK)
         .fetch_all(&mut *tx)
         .await?;
-    let mut report =
-        TickReport { jobs: due.len(), full: due.len() as i64 == JOBS_PER_TICK, ..Default::default() };
+    let mut report = TickReport {
+        jobs: due.len(),
+        full: due.len() as i64 == JOBS_PER_TICK,
+        ..Default::default()
+    };
     let hosts: Vec<Host> = if due.iter().any(|j| j.target_all) {
         sqlx::query_as(LIVE_HOSTS).fetch_all(&mut *tx).await?
     } else {
@@ -78,7 +85,10 @@ pub async fn tick(
             }
         }
     }
-    report.pending = runs.iter().filter(|r| r.status == sisyphus_client::RunStatus::Pending).count() as u64;
+    report.pending = runs
+        .iter()
+        .filter(|r| r.status == sisyphus_client::RunStatus::Pending)
+        .count() as u64;
     report.missed = runs.len() as u64 - report.pending;
     insert_runs(&mut tx, &runs, now, created_by).await?;
     advance.write(&mut tx).await?;
@@ -89,7 +99,9 @@ pub async fn tick(
         .await?
         .rows_affected();
     if report.pending > 0 {
-        sqlx::query("SELECT pg_notify('sisyphus_runs', '')").execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_notify('sisyphus_runs', '')")
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(report)

@@ -15,10 +15,19 @@ use clap::{Parser, Subcommand};
 use sisyphus_client::{Client, JobRef, RunStatus};
 
 #[derive(Parser)]
-#[command(name = "sisyctl", version, about = "Control Sisyphus: jobs, runs and schedules")]
+#[command(
+    name = "sisyctl",
+    version,
+    about = "Control Sisyphus: jobs, runs and schedules"
+)]
 struct Cli {
     /// PostgreSQL URL of the Sisyphus database.
-    #[arg(long, env = "SISYPHUS_DATABASE_URL", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SISYPHUS_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
     database_url: Option<String>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
@@ -117,7 +126,10 @@ impl Failure {
 /// Parses the process's arguments, runs the command, prints any error, and returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("sisyctl: cannot start the async runtime: {e}");
@@ -137,11 +149,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let json = cli.json;
     let url = cli.database_url;
     match cli.command {
-        Command::Cron { expression, tz, from, count } => {
-            cmd::cron::run(&expression, &tz, from.as_deref(), count, json)
-        }
+        Command::Cron {
+            expression,
+            tz,
+            from,
+            count,
+        } => cmd::cron::run(&expression, &tz, from.as_deref(), count, json),
         Command::Migrate => cmd::migrate::run(&need_url(url)?, json).await,
-        Command::Apply { file, prune } => cmd::apply::run(&connect(url).await?, &file, prune, json).await,
+        Command::Apply { file, prune } => {
+            cmd::apply::run(&connect(url).await?, &file, prune, json).await
+        }
         Command::Job(c) => cmd::job::run(&connect(url).await?, c, json).await,
         Command::Run { job } => cmd::runs::run_now(&connect(url).await?, &job, json).await,
         Command::Runs { job, status, limit } => {

@@ -33,7 +33,10 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
 
 /// A time for a table: RFC 3339 to the second, or `-`.
 pub fn time(t: Option<DateTime<Utc>>) -> String {
-    t.map_or_else(|| "-".to_string(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    t.map_or_else(
+        || "-".to_string(),
+        |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    )
 }
 
 /// An optional value for a table, or `-`.

@@ -8,6 +8,8 @@
 use std::time::Duration;
 
 use anyhow::Context;
+
+mod dev;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -15,7 +17,12 @@ use tokio_util::sync::CancellationToken;
 #[command(name = "sisyphus", version, about = "Sisyphus daemons")]
 struct Cli {
     /// PostgreSQL URL of the Sisyphus database.
-    #[arg(long, env = "SISYPHUS_DATABASE_URL", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SISYPHUS_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
     database_url: Option<String>,
     #[command(subcommand)]
     command: Command,
@@ -23,6 +30,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The embedded default: a private PostgreSQL (unless a database URL is given), the schema,
+    /// the example jobs, and the scheduler, in one process. Ctrl-C stops everything.
+    Dev {
+        /// Where the private PostgreSQL keeps its data.
+        #[arg(long, env = "SISYPHUS_STATE_DIR", default_value = ".sisyphus")]
+        state_dir: std::path::PathBuf,
+        /// The jobs file to apply at start.
+        #[arg(long, default_value = "examples/jobs.toml")]
+        jobs: std::path::PathBuf,
+    },
     /// Turn schedules into pending runs (one leader, any number of standbys).
     Scheduler {
         /// Name recorded in the runs it creates (default scheduler@HOST:PID).
@@ -48,12 +65,17 @@ pub async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let url = cli
-        .database_url
-        .context("no database given: set SISYPHUS_DATABASE_URL or pass --database-url")?;
     let shutdown = shutdown_on_signals();
     match cli.command {
-        Command::Scheduler { name, interval, lookahead } => {
+        Command::Dev { state_dir, jobs } => {
+            dev::run(cli.database_url, &state_dir, &jobs, shutdown).await
+        }
+        Command::Scheduler {
+            name,
+            interval,
+            lookahead,
+        } => {
+            let url = database_url(cli.database_url)?;
             let mut config = sisyphus_scheduler::Config::new(url);
             if let Some(name) = name {
                 config.name = name;
@@ -62,9 +84,13 @@ pub async fn main() -> anyhow::Result<()> {
             config.plan.lookahead = lookahead;
             let scheduler = sisyphus_scheduler::Scheduler::new(config).await?;
             scheduler.run(shutdown).await;
+            Ok(())
         }
     }
-    Ok(())
+}
+
+fn database_url(url: Option<String>) -> anyhow::Result<String> {
+    url.context("no database given: set SISYPHUS_DATABASE_URL or pass --database-url")
 }
 
 /// A token cancelled on the first SIGINT or SIGTERM.
@@ -72,13 +98,14 @@ fn shutdown_on_signals() -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!("cannot listen for SIGTERM: {e}");
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("cannot listen for SIGTERM: {e}");
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

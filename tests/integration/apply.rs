@@ -44,7 +44,12 @@ fn changes(out: &std::process::Output) -> Vec<(String, String)> {
     v.as_array()
         .expect("array")
         .iter()
-        .map(|a| (a["job"].as_str().unwrap_or("").to_string(), a["change"].as_str().unwrap_or("").to_string()))
+        .map(|a| {
+            (
+                a["job"].as_str().unwrap_or("").to_string(),
+                a["change"].as_str().unwrap_or("").to_string(),
+            )
+        })
         .collect()
 }
 
@@ -55,21 +60,38 @@ async fn applying_twice_changes_nothing() {
     let path = file.to_str().expect("path");
     let first = db.sisyctl(&["apply", path, "--json"]);
     assert!(first.status.success(), "{}", stderr(&first));
-    assert!(changes(&first).iter().all(|(_, c)| c == "created"), "{:?}", changes(&first));
-    let snapshot: Vec<(i64, chrono::DateTime<chrono::Utc>, Option<chrono::DateTime<chrono::Utc>>)> =
-        sqlx::query_as("SELECT id, updated_at, next_slot FROM sisyphus.jobs ORDER BY id")
-            .fetch_all(&db.pool)
-            .await
-            .expect("snapshot");
+    assert!(
+        changes(&first).iter().all(|(_, c)| c == "created"),
+        "{:?}",
+        changes(&first)
+    );
+    let snapshot: Vec<(
+        i64,
+        chrono::DateTime<chrono::Utc>,
+        Option<chrono::DateTime<chrono::Utc>>,
+    )> = sqlx::query_as("SELECT id, updated_at, next_slot FROM sisyphus.jobs ORDER BY id")
+        .fetch_all(&db.pool)
+        .await
+        .expect("snapshot");
     let second = db.sisyctl(&["apply", path, "--json"]);
     assert!(second.status.success(), "{}", stderr(&second));
-    assert!(changes(&second).iter().all(|(_, c)| c == "unchanged"), "{:?}", changes(&second));
-    let after: Vec<(i64, chrono::DateTime<chrono::Utc>, Option<chrono::DateTime<chrono::Utc>>)> =
-        sqlx::query_as("SELECT id, updated_at, next_slot FROM sisyphus.jobs ORDER BY id")
-            .fetch_all(&db.pool)
-            .await
-            .expect("snapshot");
-    assert_eq!(snapshot, after, "a second apply of the same file wrote something");
+    assert!(
+        changes(&second).iter().all(|(_, c)| c == "unchanged"),
+        "{:?}",
+        changes(&second)
+    );
+    let after: Vec<(
+        i64,
+        chrono::DateTime<chrono::Utc>,
+        Option<chrono::DateTime<chrono::Utc>>,
+    )> = sqlx::query_as("SELECT id, updated_at, next_slot FROM sisyphus.jobs ORDER BY id")
+        .fetch_all(&db.pool)
+        .await
+        .expect("snapshot");
+    assert_eq!(
+        snapshot, after,
+        "a second apply of the same file wrote something"
+    );
 
     // The stored definition reads back as written.
     let show = db.sisyctl(&["job", "show", "ACME.FooBar/Fetch", "--json"]);
@@ -83,7 +105,10 @@ async fn applying_twice_changes_nothing() {
     assert_eq!(d["concurrency"], 2);
     assert_eq!(d["userdata"]["tags"][1], "b");
     assert_eq!(d["env"][0], "MODE", "env names are shown");
-    assert!(!stdout(&show).contains("fast"), "env values must not be shown");
+    assert!(
+        !stdout(&show).contains("fast"),
+        "env values must not be shown"
+    );
     let once = db.sisyctl(&["job", "show", "ACME.Other/Once", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&once.stdout).expect("json");
     assert_eq!(v["paused"], true);
@@ -94,13 +119,25 @@ async fn applying_twice_changes_nothing() {
 async fn a_changed_job_is_updated_and_prune_removes_unlisted_jobs() {
     let db = TestDb::new().await;
     let path = jobs_file(FILE);
-    assert!(db.sisyctl(&["apply", path.to_str().expect("path")]).status.success());
+    assert!(db
+        .sisyctl(&["apply", path.to_str().expect("path")])
+        .status
+        .success());
     let fewer = FILE.replace("retries = 2", "retries = 3");
-    let fewer = &fewer[..fewer.find("[[job]]\nproject = \"ACME.FooBar\"\nname = \"Report\"").expect("cut")];
+    let fewer = &fewer[..fewer
+        .find("[[job]]\nproject = \"ACME.FooBar\"\nname = \"Report\"")
+        .expect("cut")];
     let path = jobs_file(fewer);
     let out = db.sisyctl(&["apply", path.to_str().expect("path"), "--json"]);
-    assert_eq!(changes(&out), vec![("ACME.FooBar/Fetch".to_string(), "updated".to_string())]);
-    assert_eq!(db.count("jobs").await, 3, "without --prune nothing is removed");
+    assert_eq!(
+        changes(&out),
+        vec![("ACME.FooBar/Fetch".to_string(), "updated".to_string())]
+    );
+    assert_eq!(
+        db.count("jobs").await,
+        3,
+        "without --prune nothing is removed"
+    );
     let out = db.sisyctl(&["apply", path.to_str().expect("path"), "--prune", "--json"]);
     assert_eq!(
         changes(&out),
@@ -121,15 +158,30 @@ async fn a_changed_job_is_updated_and_prune_removes_unlisted_jobs() {
 #[tokio::test]
 async fn a_schedule_change_takes_back_runs_materialised_for_the_old_one() {
     let db = TestDb::new().await;
-    let v1 = "[[job]]\nproject = \"P\"\nname = \"j\"\ncommand = [\"true\"]\ncron = \"* * * * * */2\"\n";
-    assert!(db.sisyctl(&["apply", jobs_file(v1).to_str().expect("path")]).status.success());
+    let v1 =
+        "[[job]]\nproject = \"P\"\nname = \"j\"\ncommand = [\"true\"]\ncron = \"* * * * * */2\"\n";
+    assert!(db
+        .sisyctl(&["apply", jobs_file(v1).to_str().expect("path")])
+        .status
+        .success());
     // The scheduler materialises the next few seconds ahead.
     let mut conn = db.pool.acquire().await.expect("conn");
-    sisyphus_scheduler::tick(&mut conn, None, &Default::default(), "test").await.expect("tick");
-    let ahead = db.count("runs WHERE status = 'pending' AND scheduled_for > now()").await;
-    assert!(ahead >= 1, "expected runs materialised ahead, found {ahead}");
+    sisyphus_scheduler::tick(&mut conn, None, &Default::default(), "test")
+        .await
+        .expect("tick");
+    let ahead = db
+        .count("runs WHERE status = 'pending' AND scheduled_for > now()")
+        .await;
+    assert!(
+        ahead >= 1,
+        "expected runs materialised ahead, found {ahead}"
+    );
     let v2 = v1.replace("*/2\"", "*/3\"");
     let out = db.sisyctl(&["apply", jobs_file(&v2).to_str().expect("path")]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(db.count("runs WHERE status = 'pending' AND scheduled_for > now()").await, 0);
+    assert_eq!(
+        db.count("runs WHERE status = 'pending' AND scheduled_for > now()")
+            .await,
+        0
+    );
 }

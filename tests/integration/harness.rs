@@ -25,17 +25,28 @@ static NEXT_DB: AtomicU32 = AtomicU32::new(0);
 async fn shared() -> &'static Shared {
     SHARED
         .get_or_init(|| async {
-            let cluster = tokio::task::spawn_blocking(|| Cluster::start(pgembed::Options::default()))
-                .await
-                .expect("cluster start task")
-                .expect("start a private PostgreSQL");
+            let cluster =
+                tokio::task::spawn_blocking(|| Cluster::start(pgembed::Options::default()))
+                    .await
+                    .expect("cluster start task")
+                    .expect("start a private PostgreSQL");
             let port = cluster.port();
             let admin = admin_url(port);
-            let pool = PgPool::connect(&admin).await.expect("connect to the test cluster");
-            sqlx::query(&format!("CREATE DATABASE {TEMPLATE}")).execute(&pool).await.expect("create template");
+            let pool = PgPool::connect(&admin)
+                .await
+                .expect("connect to the test cluster");
+            sqlx::query(&format!("CREATE DATABASE {TEMPLATE}"))
+                .execute(&pool)
+                .await
+                .expect("create template");
             pool.close().await;
-            sisyphus_client::db::migrate(&db_url(port, TEMPLATE)).await.expect("migrate the template");
-            Shared { port, _cluster: Mutex::new(cluster) }
+            sisyphus_client::db::migrate(&db_url(port, TEMPLATE))
+                .await
+                .expect("migrate the template");
+            Shared {
+                port,
+                _cluster: Mutex::new(cluster),
+            }
         })
         .await
 }
@@ -68,8 +79,14 @@ impl TestDb {
 
     async fn create(migrated: bool) -> TestDb {
         let shared = shared().await;
-        let name = format!("t_{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::SeqCst));
-        let admin = PgPool::connect(&admin_url(shared.port)).await.expect("connect admin");
+        let name = format!(
+            "t_{}_{}",
+            std::process::id(),
+            NEXT_DB.fetch_add(1, Ordering::SeqCst)
+        );
+        let admin = PgPool::connect(&admin_url(shared.port))
+            .await
+            .expect("connect admin");
         let sql = if migrated {
             format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
         } else {
@@ -138,7 +155,10 @@ pub fn stderr(o: &Output) -> String {
 pub fn jobs_file(text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sisyphus-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(format!("jobs-{}.toml", NEXT_DB.fetch_add(1, Ordering::SeqCst)));
+    let path = dir.join(format!(
+        "jobs-{}.toml",
+        NEXT_DB.fetch_add(1, Ordering::SeqCst)
+    ));
     std::fs::write(&path, text).expect("write jobs file");
     path
 }

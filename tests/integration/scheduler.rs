@@ -8,7 +8,9 @@ use sisyphus_scheduler::{tick, PlanSettings, TickReport};
 use crate::harness::TestDb;
 
 fn t0() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").expect("t0").with_timezone(&Utc)
+    DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .expect("t0")
+        .with_timezone(&Utc)
 }
 
 fn at(seconds: i64) -> DateTime<Utc> {
@@ -17,13 +19,24 @@ fn at(seconds: i64) -> DateTime<Utc> {
 
 async fn tick_at(db: &TestDb, seconds: i64) -> TickReport {
     let mut conn = db.pool.acquire().await.expect("conn");
-    tick(&mut conn, Some(at(seconds)), &PlanSettings::default(), "test").await.expect("tick")
+    tick(
+        &mut conn,
+        Some(at(seconds)),
+        &PlanSettings::default(),
+        "test",
+    )
+    .await
+    .expect("tick")
 }
 
 /// Applies a job and points its schedule at t0 (apply starts schedules from the real now).
 async fn job(db: &TestDb, def: JobDefinition) {
     db.client.apply(&[def], false).await.expect("apply");
-    sqlx::query("UPDATE sisyphus.jobs SET next_slot = $1").bind(t0()).execute(&db.pool).await.expect("pin");
+    sqlx::query("UPDATE sisyphus.jobs SET next_slot = $1")
+        .bind(t0())
+        .execute(&db.pool)
+        .await
+        .expect("pin");
 }
 
 /// (slot offset in seconds, status) of every run, ordered by slot and host.
@@ -33,7 +46,9 @@ async fn runs(db: &TestDb) -> Vec<(i64, String)> {
             .fetch_all(&db.pool)
             .await
             .expect("runs");
-    rows.into_iter().map(|(s, st)| ((s - t0()).num_seconds(), st)).collect()
+    rows.into_iter()
+        .map(|(s, st)| ((s - t0()).num_seconds(), st))
+        .collect()
 }
 
 fn every_ten(catchup: &str) -> JobDefinition {
@@ -52,22 +67,46 @@ async fn downtime(catchup: &str) -> Vec<(i64, String)> {
     for s in [-5, 5, 15] {
         tick_at(&db, s).await;
     }
-    assert_eq!(runs(&db).await, vec![(0, "pending".into()), (10, "pending".into()), (20, "pending".into())]);
+    assert_eq!(
+        runs(&db).await,
+        vec![
+            (0, "pending".into()),
+            (10, "pending".into()),
+            (20, "pending".into())
+        ]
+    );
     // Guardians ran them.
-    sqlx::query("UPDATE sisyphus.runs SET status = 'successful'").execute(&db.pool).await.expect("ran");
+    sqlx::query("UPDATE sisyphus.runs SET status = 'successful'")
+        .execute(&db.pool)
+        .await
+        .expect("ran");
     let report = tick_at(&db, 107).await;
     assert_eq!(report.jobs, 1);
     let all = runs(&db).await;
     // Whatever the policy, every slot from 0 to 110 has exactly one row.
     let slots: Vec<i64> = all.iter().map(|(s, _)| *s).collect();
-    assert_eq!(slots, (0..=110).step_by(10).collect::<Vec<_>>(), "each slot once, none skipped");
+    assert_eq!(
+        slots,
+        (0..=110).step_by(10).collect::<Vec<_>>(),
+        "each slot once, none skipped"
+    );
     all.into_iter().filter(|(s, _)| *s >= 30).collect()
 }
 
 fn expect(pending: &[i64]) -> Vec<(i64, String)> {
     (30..=110)
         .step_by(10)
-        .map(|s| (s, if pending.contains(&s) { "pending" } else { "missed" }.to_string()))
+        .map(|s| {
+            (
+                s,
+                if pending.contains(&s) {
+                    "pending"
+                } else {
+                    "missed"
+                }
+                .to_string(),
+            )
+        })
         .collect()
 }
 
@@ -98,8 +137,18 @@ async fn missed_rows_say_why() {
     .fetch_all(&db.pool)
     .await
     .expect("missed");
-    assert!(reasons.iter().any(|(s, e)| *s == 0 && e.as_deref().is_some_and(|e| e.contains("TTL"))), "{reasons:?}");
-    assert!(reasons.iter().any(|(s, e)| *s == 90 && e.as_deref().is_some_and(|e| e.contains("`latest`"))), "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|(s, e)| *s == 0 && e.as_deref().is_some_and(|e| e.contains("TTL"))),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|(s, e)| *s == 90 && e.as_deref().is_some_and(|e| e.contains("`latest`"))),
+        "{reasons:?}"
+    );
 }
 
 #[tokio::test]
@@ -119,20 +168,53 @@ async fn pending_runs_past_their_ttl_become_missed_and_are_never_started_late() 
 #[tokio::test]
 async fn window_and_iterations_bound_the_schedule() {
     let db = TestDb::new().await;
-    job(&db, JobDefinition { iterations: Some(3), ttl: Some("1h".into()), ..every_ten("all") }).await;
+    job(
+        &db,
+        JobDefinition {
+            iterations: Some(3),
+            ttl: Some("1h".into()),
+            ..every_ten("all")
+        },
+    )
+    .await;
     for s in (0..100).step_by(5) {
         tick_at(&db, s).await;
     }
-    assert_eq!(runs(&db).await, vec![(0, "pending".into()), (10, "pending".into()), (20, "pending".into())]);
-    let next: Option<DateTime<Utc>> = sqlx::query_scalar("SELECT next_slot FROM sisyphus.jobs").fetch_one(&db.pool).await.expect("next");
+    assert_eq!(
+        runs(&db).await,
+        vec![
+            (0, "pending".into()),
+            (10, "pending".into()),
+            (20, "pending".into())
+        ]
+    );
+    let next: Option<DateTime<Utc>> = sqlx::query_scalar("SELECT next_slot FROM sisyphus.jobs")
+        .fetch_one(&db.pool)
+        .await
+        .expect("next");
     assert_eq!(next, None, "the schedule ends after its iterations");
 
     let db = TestDb::new().await;
-    job(&db, JobDefinition { end: Some("2026-01-01T00:00:25Z".into()), ttl: Some("1h".into()), ..every_ten("all") }).await;
+    job(
+        &db,
+        JobDefinition {
+            end: Some("2026-01-01T00:00:25Z".into()),
+            ttl: Some("1h".into()),
+            ..every_ten("all")
+        },
+    )
+    .await;
     for s in (0..100).step_by(5) {
         tick_at(&db, s).await;
     }
-    assert_eq!(runs(&db).await, vec![(0, "pending".into()), (10, "pending".into()), (20, "pending".into())]);
+    assert_eq!(
+        runs(&db).await,
+        vec![
+            (0, "pending".into()),
+            (10, "pending".into()),
+            (20, "pending".into())
+        ]
+    );
 }
 
 #[tokio::test]
@@ -146,12 +228,28 @@ async fn all_jobs_fan_out_to_every_live_host_of_their_pool() {
     .execute(&db.pool)
     .await
     .expect("hosts");
-    sqlx::query("UPDATE sisyphus.hosts SET draining = true WHERE name = 'h4'").execute(&db.pool).await.expect("drain");
-    let a = JobDefinition { target: Some("all:a".into()), ..JobDefinition::new("P", "a", ["true"]).cron("0 0 * * *") };
-    let b = JobDefinition { target: Some("all:b".into()), ..JobDefinition::new("P", "b", ["true"]).cron("0 0 * * *") };
-    let c = JobDefinition { target: Some("all:c".into()), ..JobDefinition::new("P", "c", ["true"]).cron("0 0 * * *") };
+    sqlx::query("UPDATE sisyphus.hosts SET draining = true WHERE name = 'h4'")
+        .execute(&db.pool)
+        .await
+        .expect("drain");
+    let a = JobDefinition {
+        target: Some("all:a".into()),
+        ..JobDefinition::new("P", "a", ["true"]).cron("0 0 * * *")
+    };
+    let b = JobDefinition {
+        target: Some("all:b".into()),
+        ..JobDefinition::new("P", "b", ["true"]).cron("0 0 * * *")
+    };
+    let c = JobDefinition {
+        target: Some("all:c".into()),
+        ..JobDefinition::new("P", "c", ["true"]).cron("0 0 * * *")
+    };
     db.client.apply(&[a, b, c], false).await.expect("apply");
-    sqlx::query("UPDATE sisyphus.jobs SET next_slot = $1").bind(t0()).execute(&db.pool).await.expect("pin");
+    sqlx::query("UPDATE sisyphus.jobs SET next_slot = $1")
+        .bind(t0())
+        .execute(&db.pool)
+        .await
+        .expect("pin");
     tick_at(&db, 0).await;
     let rows: Vec<(String, Option<String>, String)> = sqlx::query_as(
         "SELECT j.name, r.target_host, r.status::text FROM sisyphus.runs r JOIN sisyphus.jobs j ON j.id = r.job_id ORDER BY 1, 2",
@@ -186,16 +284,33 @@ async fn interval_jobs_count_from_the_end_of_the_previous_run() {
         .execute(&db.pool)
         .await
         .expect("finish");
-    let next: Option<DateTime<Utc>> = sqlx::query_scalar("SELECT next_slot FROM sisyphus.jobs").fetch_one(&db.pool).await.expect("next");
-    assert_eq!(next, Some(at(137)), "next slot = end of previous run + interval");
+    let next: Option<DateTime<Utc>> = sqlx::query_scalar("SELECT next_slot FROM sisyphus.jobs")
+        .fetch_one(&db.pool)
+        .await
+        .expect("next");
+    assert_eq!(
+        next,
+        Some(at(137)),
+        "next slot = end of previous run + interval"
+    );
     tick_at(&db, 133).await;
-    assert_eq!(runs(&db).await, vec![(0, "successful".to_string()), (137, "pending".to_string())]);
+    assert_eq!(
+        runs(&db).await,
+        vec![(0, "successful".to_string()), (137, "pending".to_string())]
+    );
 }
 
 #[tokio::test]
 async fn jitter_delays_each_slot_by_the_same_stable_offset() {
     let db = TestDb::new().await;
-    job(&db, JobDefinition { jitter: Some("8s".into()), ..every_ten("all") }).await;
+    job(
+        &db,
+        JobDefinition {
+            jitter: Some("8s".into()),
+            ..every_ten("all")
+        },
+    )
+    .await;
     for s in (0..60).step_by(5) {
         tick_at(&db, s).await;
     }
@@ -206,28 +321,48 @@ async fn jitter_delays_each_slot_by_the_same_stable_offset() {
     .await
     .expect("offsets");
     assert!(offsets.len() >= 5);
-    let expected = sisyphus_client::schedule::jitter_offset("P", "ten", Some(std::time::Duration::from_secs(8)));
-    assert!(offsets.iter().all(|o| (*o - expected.as_secs_f64()).abs() < 1e-6), "{offsets:?} vs {expected:?}");
+    let expected = sisyphus_client::schedule::jitter_offset(
+        "P",
+        "ten",
+        Some(std::time::Duration::from_secs(8)),
+    );
+    assert!(
+        offsets
+            .iter()
+            .all(|o| (*o - expected.as_secs_f64()).abs() < 1e-6),
+        "{offsets:?} vs {expected:?}"
+    );
     assert!(expected.as_secs_f64() < 8.0);
     // Another job name spreads elsewhere (the hash differs).
-    let other = sisyphus_client::schedule::jitter_offset("P", "eleven", Some(std::time::Duration::from_secs(8)));
+    let other = sisyphus_client::schedule::jitter_offset(
+        "P",
+        "eleven",
+        Some(std::time::Duration::from_secs(8)),
+    );
     assert_ne!(expected, other);
 }
 
 #[tokio::test]
 async fn concurrent_ticks_never_materialise_a_slot_twice() {
     let db = TestDb::new().await;
-    let defs: Vec<JobDefinition> =
-        (0..50).map(|i| JobDefinition::new("P", &format!("j{i}"), ["true"]).cron("* * * * * *")).collect();
+    let defs: Vec<JobDefinition> = (0..50)
+        .map(|i| JobDefinition::new("P", &format!("j{i}"), ["true"]).cron("* * * * * *"))
+        .collect();
     db.client.apply(&defs, false).await.expect("apply");
-    sqlx::query("UPDATE sisyphus.jobs SET next_slot = $1").bind(t0()).execute(&db.pool).await.expect("pin");
+    sqlx::query("UPDATE sisyphus.jobs SET next_slot = $1")
+        .bind(t0())
+        .execute(&db.pool)
+        .await
+        .expect("pin");
     let mut handles = Vec::new();
     for _ in 0..4 {
         let pool = db.pool.clone();
         handles.push(tokio::spawn(async move {
             for s in 0..20 {
                 let mut conn = pool.acquire().await.expect("conn");
-                tick(&mut conn, Some(at(s)), &PlanSettings::default(), "racer").await.expect("tick");
+                tick(&mut conn, Some(at(s)), &PlanSettings::default(), "racer")
+                    .await
+                    .expect("tick");
             }
         }));
     }
@@ -236,34 +371,55 @@ async fn concurrent_ticks_never_materialise_a_slot_twice() {
     }
     // 50 jobs × slots 0..=24 (look-ahead 5 s from the last tick at 19).
     assert_eq!(db.count("runs").await, 50 * 25);
-    let distinct: i64 = sqlx::query_scalar("SELECT count(DISTINCT (job_id, slot)) FROM sisyphus.runs")
-        .fetch_one(&db.pool)
-        .await
-        .expect("distinct");
+    let distinct: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT (job_id, slot)) FROM sisyphus.runs")
+            .fetch_one(&db.pool)
+            .await
+            .expect("distinct");
     assert_eq!(distinct, 50 * 25);
 }
 
 #[tokio::test]
 async fn pause_takes_back_future_runs_and_resume_catches_up() {
     let db = TestDb::new().await;
-    let def = JobDefinition { ttl: Some("1h".into()), ..JobDefinition::new("P", "p", ["true"]).cron("* * * * * *") };
+    let def = JobDefinition {
+        ttl: Some("1h".into()),
+        ..JobDefinition::new("P", "p", ["true"]).cron("* * * * * *")
+    };
     db.client.apply(&[def], false).await.expect("apply");
     let job = sisyphus_client::JobRef::new("P", "p");
     let mut conn = db.pool.acquire().await.expect("conn");
-    tick(&mut conn, None, &PlanSettings::default(), "t").await.expect("tick");
-    let ahead = db.count("runs WHERE status = 'pending' AND scheduled_for > now()").await;
+    tick(&mut conn, None, &PlanSettings::default(), "t")
+        .await
+        .expect("tick");
+    let ahead = db
+        .count("runs WHERE status = 'pending' AND scheduled_for > now()")
+        .await;
     assert!(ahead >= 3, "look-ahead materialised {ahead}");
     assert!(db.client.pause(&job).await.expect("pause"));
-    assert!(!db.client.pause(&job).await.expect("pause twice"), "pausing twice reports no change");
-    assert_eq!(db.count("runs WHERE status = 'pending'").await, 0, "no pending run survives a pause");
-    let report = tick(&mut conn, None, &PlanSettings::default(), "t").await.expect("tick");
+    assert!(
+        !db.client.pause(&job).await.expect("pause twice"),
+        "pausing twice reports no change"
+    );
+    assert_eq!(
+        db.count("runs WHERE status = 'pending'").await,
+        0,
+        "no pending run survives a pause"
+    );
+    let report = tick(&mut conn, None, &PlanSettings::default(), "t")
+        .await
+        .expect("tick");
     assert_eq!(report.jobs, 0, "a paused job is not scheduled");
     tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
     let before: i64 = db.count("runs").await;
     assert!(db.client.resume(&job).await.expect("resume"));
-    tick(&mut conn, None, &PlanSettings::default(), "t").await.expect("tick");
+    tick(&mut conn, None, &PlanSettings::default(), "t")
+        .await
+        .expect("tick");
     // The slots that passed while paused are caught up (catchup = all, inside the TTL), once each.
-    let caught_up = db.count("runs WHERE status = 'pending' AND scheduled_for <= now()").await;
+    let caught_up = db
+        .count("runs WHERE status = 'pending' AND scheduled_for <= now()")
+        .await;
     assert!(caught_up >= 2, "caught up {caught_up}");
     assert!(db.count("runs").await > before);
     let dups: i64 = sqlx::query_scalar("SELECT count(*) - count(DISTINCT slot) FROM sisyphus.runs")

@@ -19,7 +19,10 @@ async fn run_status_enum_matches_postgres() {
             .fetch_all(&db.pool)
             .await
             .expect("enum labels");
-    let ours: Vec<&str> = sisyphus_client::Catchup::ALL.iter().map(|s| s.as_str()).collect();
+    let ours: Vec<&str> = sisyphus_client::Catchup::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
     assert_eq!(catchup, ours);
 }
 
@@ -37,12 +40,11 @@ async fn migrate_is_idempotent_and_reports_versions() {
     assert_eq!(v["from_version"], expected);
     assert_eq!(v["to_version"], expected);
     // Nothing of ours lands in `public`.
-    let public: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .expect("count");
+    let public: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+            .fetch_one(&db.pool)
+            .await
+            .expect("count");
     assert_eq!(public, 0);
 }
 
@@ -51,7 +53,11 @@ async fn commands_say_when_the_schema_is_missing() {
     let db = TestDb::empty().await;
     let out = db.sisyctl(&["job", "ls"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("no Sisyphus schema yet; run `sisyctl migrate`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no Sisyphus schema yet; run `sisyctl migrate`"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test]
@@ -66,7 +72,10 @@ async fn commands_say_when_the_schema_is_older() {
     let out = db.sisyctl(&["runs"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains(&format!("needs version {expected}")) && err.contains("sisyctl migrate"), "{err}");
+    assert!(
+        err.contains(&format!("needs version {expected}")) && err.contains("sisyctl migrate"),
+        "{err}"
+    );
     // And a schema newer than the binary is refused too.
     sqlx::query("INSERT INTO sisyphus._sqlx_migrations (version, description, success, checksum, execution_time) VALUES ($1, 'future', true, '\\x00', 0)")
         .bind(expected + 100)
@@ -74,25 +83,58 @@ async fn commands_say_when_the_schema_is_older() {
         .await
         .expect("pretend a newer schema");
     let out = db.sisyctl(&["runs"]);
-    assert!(stderr(&out).contains("is newer than this program"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is newer than this program"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test]
 async fn the_same_slot_cannot_be_materialised_twice() {
     let db = TestDb::new().await;
     db.client
-        .apply(&[JobDefinition::new("P", "j", ["true"]).cron("* * * * *")], false)
+        .apply(
+            &[JobDefinition::new("P", "j", ["true"]).cron("* * * * *")],
+            false,
+        )
         .await
         .expect("apply");
     let insert = "INSERT INTO sisyphus.runs (job_id, slot, scheduled_for, attempt, target_host)
                   SELECT id, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', $1, $2 FROM sisyphus.jobs";
-    sqlx::query(insert).bind(1).bind(None::<String>).execute(&db.pool).await.expect("first");
-    let dup = sqlx::query(insert).bind(1).bind(None::<String>).execute(&db.pool).await;
-    assert!(dup.is_err(), "a second run for the same (job, slot, attempt) was accepted");
+    sqlx::query(insert)
+        .bind(1)
+        .bind(None::<String>)
+        .execute(&db.pool)
+        .await
+        .expect("first");
+    let dup = sqlx::query(insert)
+        .bind(1)
+        .bind(None::<String>)
+        .execute(&db.pool)
+        .await;
+    assert!(
+        dup.is_err(),
+        "a second run for the same (job, slot, attempt) was accepted"
+    );
     // Another attempt, or another host of an `all` job, is a different run.
-    sqlx::query(insert).bind(2).bind(None::<String>).execute(&db.pool).await.expect("attempt 2");
-    sqlx::query(insert).bind(1).bind(Some("h1")).execute(&db.pool).await.expect("host h1");
-    let dup = sqlx::query(insert).bind(1).bind(Some("h1")).execute(&db.pool).await;
+    sqlx::query(insert)
+        .bind(2)
+        .bind(None::<String>)
+        .execute(&db.pool)
+        .await
+        .expect("attempt 2");
+    sqlx::query(insert)
+        .bind(1)
+        .bind(Some("h1"))
+        .execute(&db.pool)
+        .await
+        .expect("host h1");
+    let dup = sqlx::query(insert)
+        .bind(1)
+        .bind(Some("h1"))
+        .execute(&db.pool)
+        .await;
     assert!(dup.is_err(), "a second run for the same host was accepted");
     let _ = JobRef::new("P", "j");
 }

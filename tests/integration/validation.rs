@@ -17,56 +17,139 @@ cron = "* * * * *"
 
 /// (bad job's extra keys, field the message must name, words it must contain)
 const CASES: &[(&str, &str, &str)] = &[
-    (r#"command = ["true"]
-cron = "61 * * * *""#, "cron", "minute field `61`: 61 is out of range 0-59"),
-    (r#"command = ["true"]
-cron = "* * * * mon-funday""#, "cron", "day-of-week"),
-    (r#"command = ["true"]
+    (
+        r#"command = ["true"]
+cron = "61 * * * *""#,
+        "cron",
+        "minute field `61`: 61 is out of range 0-59",
+    ),
+    (
+        r#"command = ["true"]
+cron = "* * * * mon-funday""#,
+        "cron",
+        "day-of-week",
+    ),
+    (
+        r#"command = ["true"]
 cron = "*/5 * * * *"
-timezone = "Mars/Olympus_Mons""#, "timezone", "unknown time zone `Mars/Olympus_Mons`"),
-    (r#"command = []
-cron = "*/5 * * * *""#, "command", "is empty"),
-    (r#"command = [""]"#, "command", "program (first element) is empty"),
+timezone = "Mars/Olympus_Mons""#,
+        "timezone",
+        "unknown time zone `Mars/Olympus_Mons`",
+    ),
+    (
+        r#"command = []
+cron = "*/5 * * * *""#,
+        "command",
+        "is empty",
+    ),
+    (
+        r#"command = [""]"#,
+        "command",
+        "program (first element) is empty",
+    ),
     (r#"command = "echo hi""#, "command", "set shell = true"),
-    (r#"command = ["true"]
-maxtime = "0s""#, "maxtime", "must be more than zero"),
-    (r#"command = ["true"]
-maxtime = -5"#, "maxtime", "must be more than zero"),
-    (r#"command = ["true"]
-maxtime = "soon""#, "maxtime", "is not a duration"),
-    (r#"command = ["true"]
+    (
+        r#"command = ["true"]
+maxtime = "0s""#,
+        "maxtime",
+        "must be more than zero",
+    ),
+    (
+        r#"command = ["true"]
+maxtime = -5"#,
+        "maxtime",
+        "must be more than zero",
+    ),
+    (
+        r#"command = ["true"]
+maxtime = "soon""#,
+        "maxtime",
+        "is not a duration",
+    ),
+    (
+        r#"command = ["true"]
 start = 2026-06-01T00:00:00Z
-end = 2026-05-01T00:00:00Z"#, "end", "is not after start"),
-    (r#"command = ["true"]
+end = 2026-05-01T00:00:00Z"#,
+        "end",
+        "is not after start",
+    ),
+    (
+        r#"command = ["true"]
 cron = "* * * * *"
-interval = "5m""#, "interval", "one schedule"),
-    (r#"command = ["true"]
-catchup = "sometimes""#, "catchup", "expected one of: all, latest, none"),
-    (r#"command = ["true"]
-concurrency = 0"#, "concurrency", "less than 1"),
-    (r#"command = ["true"]
-retries = -1"#, "retries", "less than 0"),
-    (r#"command = ["true"]
-workdir = "relative/dir""#, "workdir", "must be an absolute path"),
-    (r#"command = ["true"]
-target = "all:""#, "target", "pool"),
-    (r#"command = ["true"]
-at = "tomorrow-ish""#, "at", "is not a time"),
-    (r#"command = ["true"]
-userdata = 5"#, "userdata", "must be a table"),
+interval = "5m""#,
+        "interval",
+        "one schedule",
+    ),
+    (
+        r#"command = ["true"]
+catchup = "sometimes""#,
+        "catchup",
+        "expected one of: all, latest, none",
+    ),
+    (
+        r#"command = ["true"]
+concurrency = 0"#,
+        "concurrency",
+        "less than 1",
+    ),
+    (
+        r#"command = ["true"]
+retries = -1"#,
+        "retries",
+        "less than 0",
+    ),
+    (
+        r#"command = ["true"]
+workdir = "relative/dir""#,
+        "workdir",
+        "must be an absolute path",
+    ),
+    (
+        r#"command = ["true"]
+target = "all:""#,
+        "target",
+        "pool",
+    ),
+    (
+        r#"command = ["true"]
+at = "tomorrow-ish""#,
+        "at",
+        "is not a time",
+    ),
+    (
+        r#"command = ["true"]
+userdata = 5"#,
+        "userdata",
+        "must be a table",
+    ),
 ];
 
 #[tokio::test]
 async fn every_bad_field_is_named_and_nothing_is_written() {
     let db = TestDb::new().await;
     for (extra, field, words) in CASES {
-        let file = jobs_file(&format!("{GOOD}\n[[job]]\nproject = \"ACME.Bad\"\nname = \"bad\"\n{extra}\n"));
+        let file = jobs_file(&format!(
+            "{GOOD}\n[[job]]\nproject = \"ACME.Bad\"\nname = \"bad\"\n{extra}\n"
+        ));
         let out = db.sisyctl(&["apply", file.to_str().expect("path")]);
         let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(2), "{field}: exit code; stderr: {err}");
-        assert!(err.contains(&format!("field `{field}`")), "{field}: message does not name the field: {err}");
-        assert!(err.contains(words), "{field}: message lacks `{words}`: {err}");
-        assert!(err.contains("ACME.Bad/bad"), "{field}: message does not name the job: {err}");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{field}: exit code; stderr: {err}"
+        );
+        assert!(
+            err.contains(&format!("field `{field}`")),
+            "{field}: message does not name the field: {err}"
+        );
+        assert!(
+            err.contains(words),
+            "{field}: message lacks `{words}`: {err}"
+        );
+        assert!(
+            err.contains("ACME.Bad/bad"),
+            "{field}: message does not name the job: {err}"
+        );
         assert_eq!(db.count("jobs").await, 0, "{field}: something was written");
     }
 }
@@ -79,12 +162,20 @@ async fn unknown_keys_and_missing_names_are_refused() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("unknown field `cronn`"), "{err}");
-    assert!(err.contains("line"), "the message should point at the line: {err}");
+    assert!(
+        err.contains("line"),
+        "the message should point at the line: {err}"
+    );
 
     let file = jobs_file(&format!("{GOOD}\n[[job]]\ncommand = [\"true\"]\n"));
     let out = db.sisyctl(&["apply", file.to_str().expect("path")]);
     let err = stderr(&out);
-    assert!(err.contains("job #2") && err.contains("field `project`: is required") && err.contains("field `name`: is required"), "{err}");
+    assert!(
+        err.contains("job #2")
+            && err.contains("field `project`: is required")
+            && err.contains("field `name`: is required"),
+        "{err}"
+    );
 
     let file = jobs_file(&format!("{GOOD}{GOOD}"));
     let out = db.sisyctl(&["apply", file.to_str().expect("path")]);
@@ -92,7 +183,11 @@ async fn unknown_keys_and_missing_names_are_refused() {
 
     let file = jobs_file("[[jobs]]\nproject = \"A\"\n");
     let out = db.sisyctl(&["apply", file.to_str().expect("path")]);
-    assert!(stderr(&out).contains("unknown field `jobs`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown field `jobs`"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(db.count("jobs").await, 0);
 }
 
@@ -105,9 +200,18 @@ async fn the_rust_client_refuses_the_same_way() {
         timezone: Some("Nowhere/Special".into()),
         ..JobDefinition::new("ACME", "bad", Vec::<String>::new())
     };
-    let err = db.client.apply(&[good, bad], false).await.expect_err("refused");
-    let Error::Invalid(jobs) = &err else { panic!("not a validation error: {err}") };
+    let err = db
+        .client
+        .apply(&[good, bad], false)
+        .await
+        .expect_err("refused");
+    let Error::Invalid(jobs) = &err else {
+        panic!("not a validation error: {err}")
+    };
     assert_eq!(jobs.len(), 1);
-    assert!(jobs[0].names("maxtime") && jobs[0].names("timezone") && jobs[0].names("command"), "{err}");
+    assert!(
+        jobs[0].names("maxtime") && jobs[0].names("timezone") && jobs[0].names("command"),
+        "{err}"
+    );
     assert_eq!(db.count("jobs").await, 0);
 }

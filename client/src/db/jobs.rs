@@ -68,7 +68,11 @@ impl JobRow {
     }
 
     fn corrupt(&self, column: &'static str, problem: impl ToString) -> CorruptJob {
-        CorruptJob { job: self.job_ref(), column, problem: problem.to_string() }
+        CorruptJob {
+            job: self.job_ref(),
+            column,
+            problem: problem.to_string(),
+        }
     }
 
     fn duration(&self, column: &'static str, i: &PgInterval) -> Result<Duration, CorruptJob> {
@@ -76,13 +80,17 @@ impl JobRow {
     }
 
     pub fn time_zone(&self) -> Result<Tz, CorruptJob> {
-        self.timezone.parse().map_err(|_| self.corrupt("timezone", "unknown time zone"))
+        self.timezone
+            .parse()
+            .map_err(|_| self.corrupt("timezone", "unknown time zone"))
     }
 
     pub fn schedule(&self) -> Result<Option<Schedule>, CorruptJob> {
         if let Some(lines) = &self.cron {
             let parsed: Result<Vec<_>, _> = lines.iter().map(|l| CronExpr::parse(l)).collect();
-            return parsed.map(|c| Some(Schedule::Cron(c))).map_err(|e| self.corrupt("cron", e));
+            return parsed
+                .map(|c| Some(Schedule::Cron(c)))
+                .map_err(|e| self.corrupt("cron", e));
         }
         if let Some(every) = &self.every {
             return Ok(Some(Schedule::Interval(self.duration("every", every)?)));
@@ -108,13 +116,19 @@ impl JobRow {
             end: self.ends_at,
             iterations: self.iterations.map(|i| i.max(0) as u32),
             ttl: self.duration("ttl", &self.ttl)?,
-            catchup: self.catchup.parse::<Catchup>().map_err(|e| self.corrupt("catchup", e))?,
+            catchup: self
+                .catchup
+                .parse::<Catchup>()
+                .map_err(|e| self.corrupt("catchup", e))?,
             jitter: self.duration("jitter", &self.jitter)?,
             maxtime,
             retries: self.retries.max(0) as u32,
             retry_backoff: self.duration("retry_backoff", &self.retry_backoff)?,
             concurrency: self.concurrency.max(1) as u32,
-            target: Target { all: self.target_all, pool: self.target_pool.clone() },
+            target: Target {
+                all: self.target_all,
+                pool: self.target_pool.clone(),
+            },
             paused: self.paused,
             userdata: self.userdata.clone(),
         })
@@ -136,7 +150,11 @@ pub async fn by_project(
 
 /// One job by name.
 pub async fn find(conn: &mut PgConnection, job: &JobRef) -> sqlx::Result<Option<JobRow>> {
-    Ok(by_project(conn, std::slice::from_ref(&job.project), Some(&job.name)).await?.pop())
+    Ok(
+        by_project(conn, std::slice::from_ref(&job.project), Some(&job.name))
+            .await?
+            .pop(),
+    )
 }
 
 /// Writes a checked definition, with the scheduler's next slot as the caller decided it.
@@ -146,9 +164,16 @@ pub async fn upsert(
     next_slot: Option<DateTime<Utc>>,
 ) -> sqlx::Result<JobId> {
     let (cron, every, at) = match &spec.schedule {
-        Some(Schedule::Cron(lines)) => {
-            (Some(lines.iter().map(|c| c.as_str().to_string()).collect::<Vec<_>>()), None, None)
-        }
+        Some(Schedule::Cron(lines)) => (
+            Some(
+                lines
+                    .iter()
+                    .map(|c| c.as_str().to_string())
+                    .collect::<Vec<_>>(),
+            ),
+            None,
+            None,
+        ),
         Some(Schedule::Interval(d)) => (None, Some(interval::from_duration(*d)), None),
         Some(Schedule::At(t)) => (None, None, Some(*t)),
         None => (None, None, None),
@@ -187,7 +212,10 @@ pub async fn take_back_future_runs(
     conn: &mut PgConnection,
     job: JobId,
 ) -> sqlx::Result<Option<DateTime<Utc>>> {
-    sqlx::query_scalar("SELECT sisyphus.take_back_future_runs($1)").bind(job).fetch_one(conn).await
+    sqlx::query_scalar("SELECT sisyphus.take_back_future_runs($1)")
+        .bind(job)
+        .fetch_one(conn)
+        .await
 }
 
 /// The first slot a job (re)defined at `now` should materialise: the schedule's first slot at or
@@ -197,7 +225,10 @@ pub fn first_slot(spec: &JobSpec, now: DateTime<Utc>, fired: i32) -> Option<Date
         return None;
     }
     let from = spec.start.map_or(now, |s| s.max(now));
-    let slot = spec.schedule.as_ref()?.first_at_or_after(from, spec.timezone)?;
+    let slot = spec
+        .schedule
+        .as_ref()?
+        .first_at_or_after(from, spec.timezone)?;
     match spec.end {
         Some(end) if slot > end => None,
         _ => Some(slot),

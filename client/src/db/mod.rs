@@ -23,9 +23,10 @@ pub fn expected_version() -> i64 {
 
 /// Connection settings from a URL, named for the program (shown in `pg_stat_activity`).
 pub fn options(url: &str, application: &str) -> Result<PgConnectOptions> {
-    let options: PgConnectOptions = url
-        .parse()
-        .map_err(|e| Error::Connect { url: redact(url), source: e })?;
+    let options: PgConnectOptions = url.parse().map_err(|e| Error::Connect {
+        url: redact(url),
+        source: e,
+    })?;
     Ok(options.application_name(application))
 }
 
@@ -37,7 +38,10 @@ pub async fn pool(url: &str, application: &str, max_connections: u32) -> Result<
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await
-        .map_err(|e| Error::Connect { url: redact(url), source: e })
+        .map_err(|e| Error::Connect {
+            url: redact(url),
+            source: e,
+        })
 }
 
 /// Applies every pending migration. The migrations table lives in schema `sisyphus`, next to
@@ -46,10 +50,17 @@ pub async fn migrate(url: &str) -> Result<(i64, i64)> {
     let mut conn = options(url, "sisyctl migrate")?
         .connect()
         .await
-        .map_err(|e| Error::Connect { url: redact(url), source: e })?;
+        .map_err(|e| Error::Connect {
+            url: redact(url),
+            source: e,
+        })?;
     let before = schema_version(&mut conn).await?.unwrap_or(0);
-    sqlx::query("CREATE SCHEMA IF NOT EXISTS sisyphus").execute(&mut conn).await?;
-    sqlx::query("SET search_path TO sisyphus").execute(&mut conn).await?;
+    sqlx::query("CREATE SCHEMA IF NOT EXISTS sisyphus")
+        .execute(&mut conn)
+        .await?;
+    sqlx::query("SET search_path TO sisyphus")
+        .execute(&mut conn)
+        .await?;
     MIGRATOR.run(&mut conn).await?;
     let after = schema_version(&mut conn).await?.unwrap_or(0);
     conn.close().await?;
@@ -102,7 +113,11 @@ pub mod interval {
     use sqlx::postgres::types::PgInterval;
 
     pub fn from_duration(d: Duration) -> PgInterval {
-        PgInterval { months: 0, days: 0, microseconds: d.as_micros() as i64 }
+        PgInterval {
+            months: 0,
+            days: 0,
+            microseconds: d.as_micros() as i64,
+        }
     }
 
     pub fn to_duration(i: &PgInterval) -> Result<Duration, String> {

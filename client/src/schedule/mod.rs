@@ -50,9 +50,11 @@ impl Schedule {
     /// A short human description: the cron lines, `every 5m` or `at <time>`.
     pub fn describe(&self) -> String {
         match self {
-            Schedule::Cron(lines) => {
-                lines.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(" | ")
-            }
+            Schedule::Cron(lines) => lines
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(" | "),
             Schedule::Interval(d) => format!("every {}", humantime::format_duration(*d)),
             Schedule::At(t) => format!("at {}", t.to_rfc3339()),
         }
@@ -68,13 +70,19 @@ pub fn format_duration(d: Duration) -> String {
 /// so a fleet of jobs on the same schedule spreads out while each job's own times stay predictable.
 /// FNV-1a is used because it is fixed forever; std's hasher may change between Rust releases.
 pub fn jitter_offset(project: &str, name: &str, jitter: Option<Duration>) -> Duration {
-    let Some(jitter) = jitter else { return Duration::ZERO };
+    let Some(jitter) = jitter else {
+        return Duration::ZERO;
+    };
     let millis = jitter.as_millis() as u64;
     if millis == 0 {
         return Duration::ZERO;
     }
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in project.bytes().chain(std::iter::once(b'/')).chain(name.bytes()) {
+    for byte in project
+        .bytes()
+        .chain(std::iter::once(b'/'))
+        .chain(name.bytes())
+    {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }

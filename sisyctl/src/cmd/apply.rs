@@ -17,7 +17,10 @@ pub async fn run(client: &Client, file: &str, prune: bool, json: bool) -> Result
         .map(|a| vec![a.job.clone(), format!("{:?}", a.change).to_lowercase()])
         .collect();
     output::table(&["JOB", "CHANGE"], &rows);
-    let changed = report.iter().filter(|a| a.change != Change::Unchanged).count();
+    let changed = report
+        .iter()
+        .filter(|a| a.change != Change::Unchanged)
+        .count();
     println!("{changed} of {} job(s) changed", report.len());
     Ok(())
 }

@@ -7,12 +7,20 @@ use sisyphus_client::CronExpr;
 
 use crate::{output, Failure};
 
-pub fn run(expression: &str, tz: &str, from: Option<&str>, count: usize, json: bool) -> Result<(), Failure> {
+pub fn run(
+    expression: &str,
+    tz: &str,
+    from: Option<&str>,
+    count: usize,
+    json: bool,
+) -> Result<(), Failure> {
     let cron = CronExpr::parse(expression)
         .map_err(|e| Failure::usage(anyhow!("invalid cron expression `{expression}`: {e}")))?;
-    let zone: Tz = tz
-        .parse()
-        .map_err(|_| Failure::usage(anyhow!("--tz: unknown time zone `{tz}`; use an IANA name such as Europe/Amsterdam")))?;
+    let zone: Tz = tz.parse().map_err(|_| {
+        Failure::usage(anyhow!(
+            "--tz: unknown time zone `{tz}`; use an IANA name such as Europe/Amsterdam"
+        ))
+    })?;
     let from = match from {
         None => Utc::now(),
         Some(f) => DateTime::parse_from_rfc3339(f)

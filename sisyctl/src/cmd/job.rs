@@ -21,16 +21,28 @@ pub async fn run(client: &Client, command: JobCommand, json: bool) -> Result<(),
         }
         JobCommand::Pause { job } => {
             let changed = client.pause(&job).await?;
-            report(json, changed, &format!("{job} paused"), &format!("{job} was paused already"))
+            report(
+                json,
+                changed,
+                &format!("{job} paused"),
+                &format!("{job} was paused already"),
+            )
         }
         JobCommand::Resume { job } => {
             let changed = client.resume(&job).await?;
-            report(json, changed, &format!("{job} resumed"), &format!("{job} was not paused"))
+            report(
+                json,
+                changed,
+                &format!("{job} resumed"),
+                &format!("{job} was not paused"),
+            )
         }
         JobCommand::Rm { job } => {
             let runs = client.remove(&job).await?;
             if json {
-                return Ok(output::json(&serde_json::json!({ "removed": job.to_string(), "runs": runs }))?);
+                return Ok(output::json(
+                    &serde_json::json!({ "removed": job.to_string(), "runs": runs }),
+                )?);
             }
             println!("{job} removed, with {runs} run(s)");
             Ok(())
@@ -38,8 +50,10 @@ pub async fn run(client: &Client, command: JobCommand, json: bool) -> Result<(),
         JobCommand::Next { job, count } => {
             let times = client.next_fire_times(&job, count).await?;
             let spec = client.job_spec(&job).await?;
-            let shown: Vec<String> =
-                times.iter().map(|t| t.with_timezone(&spec.timezone).to_rfc3339()).collect();
+            let shown: Vec<String> = times
+                .iter()
+                .map(|t| t.with_timezone(&spec.timezone).to_rfc3339())
+                .collect();
             if json {
                 return Ok(output::json(&shown)?);
             }
@@ -83,7 +97,12 @@ async fn ls(client: &Client, project: Option<&str>, json: bool) -> Result<(), Fa
             ]
         })
         .collect();
-    output::table(&["JOB", "SCHEDULE", "ZONE", "NEXT DUE", "LAST", "FINISHED", "ACTIVE", "HEALTH"], &rows);
+    output::table(
+        &[
+            "JOB", "SCHEDULE", "ZONE", "NEXT DUE", "LAST", "FINISHED", "ACTIVE", "HEALTH",
+        ],
+        &rows,
+    );
     Ok(())
 }
 
@@ -91,24 +110,48 @@ fn show(spec: &JobSpec, status: &sisyphus_client::JobStatus) {
     let d = |x: std::time::Duration| sisyphus_client::schedule::format_duration(x);
     let lines = [
         ("job", spec.job.to_string()),
-        ("command", format!("{:?}{}", spec.command, if spec.shell { " (shell)" } else { "" })),
+        (
+            "command",
+            format!(
+                "{:?}{}",
+                spec.command,
+                if spec.shell { " (shell)" } else { "" }
+            ),
+        ),
         ("schedule", status.schedule.clone()),
         ("timezone", spec.timezone.name().to_string()),
-        ("window", format!("{} .. {}", time(spec.start), time(spec.end))),
+        (
+            "window",
+            format!("{} .. {}", time(spec.start), time(spec.end)),
+        ),
         ("iterations", opt(spec.iterations)),
         ("ttl", d(spec.ttl)),
         ("catchup", spec.catchup.to_string()),
         ("jitter", d(spec.jitter)),
         ("maxtime", opt(spec.maxtime.map(d))),
-        ("retries", format!("{} (backoff {})", spec.retries, d(spec.retry_backoff))),
+        (
+            "retries",
+            format!("{} (backoff {})", spec.retries, d(spec.retry_backoff)),
+        ),
         ("concurrency", spec.concurrency.to_string()),
         ("target", spec.target.to_string()),
         ("workdir", opt(spec.workdir.as_ref())),
-        ("env", spec.env.keys().cloned().collect::<Vec<_>>().join(", ")),
+        (
+            "env",
+            spec.env.keys().cloned().collect::<Vec<_>>().join(", "),
+        ),
         ("paused", spec.paused.to_string()),
         ("next due", time(status.next_due)),
         ("active runs", status.active_runs.to_string()),
-        ("last run", format!("{} {} {}", opt(status.last_run_id), opt(status.last_status.as_ref()), time(status.last_finished_at))),
+        (
+            "last run",
+            format!(
+                "{} {} {}",
+                opt(status.last_run_id),
+                opt(status.last_status.as_ref()),
+                time(status.last_finished_at)
+            ),
+        ),
         ("health", status.health.clone()),
     ];
     for (k, v) in lines {

@@ -31,12 +31,25 @@ pub async fn list(
                 time(Some(r.scheduled_for)),
                 time(r.finished_at),
                 opt(r.exit_code),
-                r.summary.clone().or_else(|| r.error.clone()).unwrap_or_default(),
+                r.summary
+                    .clone()
+                    .or_else(|| r.error.clone())
+                    .unwrap_or_default(),
             ]
         })
         .collect();
     output::table(
-        &["ID", "JOB", "STATUS", "ATTEMPT", "HOST", "SCHEDULED", "FINISHED", "EXIT", "SUMMARY"],
+        &[
+            "ID",
+            "JOB",
+            "STATUS",
+            "ATTEMPT",
+            "HOST",
+            "SCHEDULED",
+            "FINISHED",
+            "EXIT",
+            "SUMMARY",
+        ],
         &rows,
     );
     Ok(())

@@ -1,0 +1,174 @@
+//! `sisyphus-bench`: benchmarks that print one table each. Every figure is measured next to a
+//! baseline in the same run (these machines are shared and noisy), and reported as a ratio.
+//!
+//! `cargo run --release -p sisyphus-bench -- scheduler` — tick cost with 100 due jobs among
+//! 1,000 and among 100,000 defined jobs (issue: "its cost per tick grows with the number of due
+//! jobs, not with the number of defined jobs").
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use sqlx::{Connection, PgConnection};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Scheduler tick cost against the number of defined jobs.
+    Scheduler {
+        /// Defined-job counts to compare (the first is the reference).
+        #[arg(long, value_delimiter = ',', default_value = "1000,100000")]
+        defined: Vec<i64>,
+        /// Jobs due in each tick.
+        #[arg(long, default_value_t = 100)]
+        due: i64,
+        /// Measured ticks per size.
+        #[arg(long, default_value_t = 60)]
+        ticks: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let cluster =
+        tokio::task::spawn_blocking(|| pgembed::Cluster::start(pgembed::Options::default()))
+            .await?
+            .context("start a private PostgreSQL")?;
+    match cli.bench {
+        Bench::Scheduler {
+            defined,
+            due,
+            ticks,
+        } => scheduler(&cluster, &defined, due, ticks).await,
+    }
+}
+
+struct Stats {
+    p50: Duration,
+    p90: Duration,
+    mean: Duration,
+}
+
+fn stats(mut samples: Vec<Duration>) -> Stats {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
+    Stats {
+        p50: at(0.5),
+        p90: at(0.9),
+        mean,
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+async fn fresh_database(cluster: &pgembed::Cluster, name: &str) -> anyhow::Result<String> {
+    let mut admin = PgConnection::connect(&cluster.url("postgres")).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+        .execute(&mut admin)
+        .await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await?;
+    let url = cluster.url(name);
+    sisyphus_client::db::migrate(&url).await?;
+    Ok(url)
+}
+
+async fn scheduler(
+    cluster: &pgembed::Cluster,
+    sizes: &[i64],
+    due: i64,
+    ticks: usize,
+) -> anyhow::Result<()> {
+    println!("Scheduler tick: {due} due jobs per tick, {ticks} ticks per size\n");
+    println!(
+        "| defined jobs | tick p50 | tick p90 | tick mean | SELECT 1 p50 (baseline) | tick / baseline | p50 vs first size |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    let mut reference: Option<Duration> = None;
+    for &n in sizes {
+        let url = fresh_database(cluster, &format!("bench_sched_{n}")).await?;
+        let mut conn = PgConnection::connect(&url).await?;
+        define_jobs(&mut conn, n).await?;
+        let base: DateTime<Utc> =
+            sqlx::query_scalar("SELECT date_trunc('minute', now()) + interval '1 day'")
+                .fetch_one(&mut conn)
+                .await?;
+        let settings = sisyphus_scheduler::PlanSettings::default();
+        let mut tick_times = Vec::with_capacity(ticks);
+        let mut round_trips = Vec::with_capacity(ticks);
+        for round in 0..(ticks + 5) {
+            let now = base + chrono::Duration::minutes(round as i64);
+            // Make `due` jobs due at `now` (spread over the id range), outside the timing.
+            sqlx::query(
+                "UPDATE sisyphus.jobs SET next_slot = $1 WHERE id % ($2 / $3) = 0 AND id <= $2",
+            )
+            .bind(now)
+            .bind(n)
+            .bind(due)
+            .execute(&mut conn)
+            .await?;
+            let start = Instant::now();
+            sqlx::query("SELECT 1").execute(&mut conn).await?;
+            let rt = start.elapsed();
+            let start = Instant::now();
+            let report = sisyphus_scheduler::tick(&mut conn, Some(now), &settings, "bench").await?;
+            let took = start.elapsed();
+            anyhow::ensure!(
+                report.jobs as i64 == due,
+                "tick saw {} due jobs, expected {due}",
+                report.jobs
+            );
+            anyhow::ensure!(
+                report.pending as i64 == due,
+                "tick made {} runs, expected {due}",
+                report.pending
+            );
+            if round >= 5 {
+                tick_times.push(took);
+                round_trips.push(rt);
+            }
+        }
+        let t = stats(tick_times);
+        let rt = stats(round_trips);
+        let vs_first = reference.map_or("1.00×".to_string(), |r| {
+            format!("{:.2}×", t.p50.as_secs_f64() / r.as_secs_f64())
+        });
+        reference.get_or_insert(t.p50);
+        println!(
+            "| {n} | {} | {} | {} | {} | {:.0}× | {vs_first} |",
+            ms(t.p50),
+            ms(t.p90),
+            ms(t.mean),
+            ms(rt.p50),
+            t.p50.as_secs_f64() / rt.p50.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// Inserts `n` jobs (cron, not due) in one statement, then VACUUM ANALYZE as production would.
+async fn define_jobs(conn: &mut PgConnection, n: i64) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO sisyphus.jobs (project, name, command, cron, next_slot)
+         SELECT 'Bench', 'job' || i, '{true}', '{* * * * *}', now() + interval '10 years'
+           FROM generate_series(1, $1) i",
+    )
+    .bind(n)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("VACUUM ANALYZE sisyphus.jobs")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

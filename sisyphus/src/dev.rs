@@ -1,0 +1,61 @@
+//! `sisyphus dev`: the embedded default. Starts a private PostgreSQL from the machine's own
+//! binaries in a state directory (unless a database URL is given), migrates it, applies a jobs
+//! file, and runs the daemons in this one process until Ctrl-C.
+
+use std::path::Path;
+
+use anyhow::Context;
+use sisyphus_client::{jobsfile, Client};
+use tokio_util::sync::CancellationToken;
+
+pub async fn run(
+    database_url: Option<String>,
+    state_dir: &Path,
+    jobs: &Path,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(jobs)
+        .with_context(|| format!("cannot read jobs file {}", jobs.display()))?;
+    let specs = jobsfile::parse(&text, &jobs.display().to_string())?;
+    // Kept until the end of this function: dropping it stops the server.
+    let mut cluster = None;
+    let url = match database_url {
+        Some(url) => url,
+        None => {
+            let data_dir = std::path::absolute(state_dir.join("pg"))?;
+            let options = pgembed::Options {
+                data_dir: Some(data_dir.clone()),
+                fast_and_unsafe: false,
+                ..pgembed::Options::default()
+            };
+            eprintln!("starting a private PostgreSQL in {}", data_dir.display());
+            let started = tokio::task::spawn_blocking(move || pgembed::Cluster::start(options))
+                .await?
+                .context("starting the private PostgreSQL")?;
+            let url = started.url("postgres");
+            cluster = Some(started);
+            url
+        }
+    };
+    let (from, to) = sisyphus_client::db::migrate(&url).await?;
+    if from != to {
+        eprintln!("schema migrated from version {from} to {to}");
+    }
+    let client = Client::connect(&url).await?;
+    let applied = client.apply_specs(&specs, false).await?;
+    eprintln!("applied {} job(s) from {}", applied.len(), jobs.display());
+    let scheduler =
+        sisyphus_scheduler::Scheduler::new(sisyphus_scheduler::Config::new(url.clone())).await?;
+    let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
+    eprintln!(
+        "\nSisyphus is running. In another shell:\n\n  export SISYPHUS_DATABASE_URL={url}\n  \
+         sisyctl job ls\n  sisyctl runs\n\n(or `cargo run -q --bin sisyctl -- runs`). Ctrl-C stops everything.\n"
+    );
+    shutdown.cancelled().await;
+    scheduler.await?;
+    if let Some(mut c) = cluster.take() {
+        tokio::task::spawn_blocking(move || c.stop()).await?;
+    }
+    eprintln!("stopped");
+    Ok(())
+}
