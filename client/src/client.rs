@@ -58,6 +58,44 @@ pub struct JobStatus {
 }
 
 const STATUS: &str = include_str!("../../sql/jobs/status.sql");
+const HOSTS: &str = include_str!("../../sql/hosts/list.sql");
+
+/// A registered guardian.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Host {
+    pub name: String,
+    pub pools: Vec<String>,
+    pub capacity: i32,
+    pub draining: bool,
+    pub pid: Option<i32>,
+    pub version: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub last_heartbeat: DateTime<Utc>,
+    /// Seconds since the last heartbeat.
+    pub heartbeat_age: f64,
+    /// Heartbeat younger than 30 s.
+    pub live: bool,
+    /// Runs running or suspended there.
+    pub running: i64,
+}
+
+/// A remote control action on a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlAction {
+    Terminate,
+    Suspend,
+    Resume,
+}
+
+impl ControlAction {
+    fn function(self) -> &'static str {
+        match self {
+            ControlAction::Terminate => "SELECT sisyphus.terminate($1)",
+            ControlAction::Suspend => "SELECT sisyphus.suspend($1)",
+            ControlAction::Resume => "SELECT sisyphus.resume($1)",
+        }
+    }
+}
 
 impl Client {
     /// Connects and checks that the schema matches this build.
@@ -214,6 +252,47 @@ impl Client {
     pub async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
         let mut conn = self.pool.acquire().await?;
         Ok(runs::list(&mut conn, filter).await?)
+    }
+
+    /// Asks for a run to be terminated, suspended or resumed. Returns `cancelled` (a pending run,
+    /// ended at once) or `requested` (its guardian carries it out within a second).
+    pub async fn control(&self, run: RunId, action: ControlAction) -> Result<String> {
+        Ok(sqlx::query_scalar(action.function())
+            .bind(run)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// One run.
+    pub async fn run(&self, id: RunId) -> Result<Run> {
+        let mut conn = self.pool.acquire().await?;
+        runs::one(&mut conn, id).await?.ok_or(Error::NoSuchRun(id))
+    }
+
+    /// A run's log lines after `after_seq` (optionally only those tagged `tag`).
+    pub async fn logs(
+        &self,
+        run: RunId,
+        after_seq: i32,
+        tag: Option<&str>,
+    ) -> Result<Vec<db::logs::LogRow>> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(db::logs::list(&mut conn, run, after_seq, tag, 10_000).await?)
+    }
+
+    /// Registered guardians.
+    pub async fn hosts(&self) -> Result<Vec<Host>> {
+        Ok(sqlx::query_as(HOSTS).fetch_all(&self.pool).await?)
+    }
+
+    /// Stops (or, with `drain = false`, restarts) new claims on a host.
+    pub async fn drain(&self, host: &str, drain: bool) -> Result<()> {
+        sqlx::query("SELECT sisyphus.drain_host($1, $2)")
+            .bind(host)
+            .bind(drain)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn call_bool(&self, sql: &str, job: &JobRef) -> Result<bool> {

@@ -40,7 +40,7 @@ pub mod model;
 pub mod schedule;
 pub mod spec;
 
-pub use client::{Applied, Change, Client, JobStatus};
+pub use client::{Applied, Change, Client, ControlAction, Host, JobStatus};
 pub use db::runs::RunFilter;
 pub use error::{Error, Result};
 pub use model::{Catchup, JobId, JobRef, Run, RunId, RunStatus, RunTrigger, Target};

@@ -53,6 +53,14 @@ pub struct JobDefinition {
     pub target: Option<String>,
     pub paused: Option<bool>,
     pub userdata: Option<serde_json::Value>,
+    /// The user to run as (the guardian must be root and allow it).
+    pub run_as: Option<String>,
+    /// Local log files older than this are removed.
+    pub keep_logs: Option<Text>,
+    /// Local log files older than this are compressed.
+    pub compress_logs: Option<Text>,
+    /// `gzip`, `bzip2` (default) or `xz`.
+    pub compress_mode: Option<String>,
 }
 
 /// A command: an argv array, or one line of shell (only with `shell = true`).
@@ -205,6 +213,25 @@ impl JobDefinition {
                 .map_or(Ok(Target::default()), str::parse),
         );
         let userdata = v.field("userdata", check_userdata(self.userdata.clone()));
+        let run_as = v.field("run_as", check_user(self.run_as.as_deref()));
+        let keep_logs = v.field(
+            "keep_logs",
+            opt(self.keep_logs.as_ref(), |t| {
+                positive(Some(t), Duration::ZERO)
+            }),
+        );
+        let compress_logs = v.field(
+            "compress_logs",
+            opt(self.compress_logs.as_ref(), |t| {
+                positive(Some(t), Duration::ZERO)
+            }),
+        );
+        let compress_mode = v.field(
+            "compress_mode",
+            self.compress_mode
+                .as_deref()
+                .map_or(Ok(Compression::Bzip2), str::parse),
+        );
         if !v.problems.is_empty() {
             return Err(InvalidJob {
                 job: self.label(position),
@@ -240,6 +267,11 @@ impl JobDefinition {
         else {
             return Err(InvalidJob::internal(self.label(position)));
         };
+        let (Some(run_as), Some(keep_logs), Some(compress_logs), Some(compress_mode)) =
+            (run_as, keep_logs, compress_logs, compress_mode)
+        else {
+            return Err(InvalidJob::internal(self.label(position)));
+        };
         Ok(JobSpec {
             job: JobRef { project, name },
             command,
@@ -261,6 +293,12 @@ impl JobDefinition {
             target,
             paused: self.paused.unwrap_or(false),
             userdata,
+            run_as,
+            logs: LogSettings {
+                keep: keep_logs,
+                compress_after: compress_logs,
+                compression: compress_mode,
+            },
         })
     }
 
@@ -336,6 +374,60 @@ pub struct JobSpec {
     pub target: Target,
     pub paused: bool,
     pub userdata: serde_json::Value,
+    pub run_as: Option<String>,
+    pub logs: LogSettings,
+}
+
+/// What happens to a job's local log files as they age.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogSettings {
+    /// Remove files older than this.
+    pub keep: Option<Duration>,
+    /// Compress files older than this.
+    pub compress_after: Option<Duration>,
+    pub compression: Compression,
+}
+
+/// How old log files are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    Gzip,
+    #[default]
+    Bzip2,
+    Xz,
+}
+
+impl Compression {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Bzip2 => "bzip2",
+            Compression::Xz => "xz",
+        }
+    }
+
+    /// The file name extension of a compressed file.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gz",
+            Compression::Bzip2 => "bz2",
+            Compression::Xz => "xz",
+        }
+    }
+}
+
+impl std::str::FromStr for Compression {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "gzip" => Ok(Compression::Gzip),
+            "bzip2" => Ok(Compression::Bzip2),
+            "xz" | "lzma" => Ok(Compression::Xz),
+            _ => Err(format!(
+                "`{s}` is not a compression; expected gzip, bzip2 or xz"
+            )),
+        }
+    }
 }
 
 /// A definition that was refused, with every problem found in it.
@@ -493,6 +585,13 @@ fn check_zone(zone: Option<&str>) -> Result<Tz, String> {
         Some(z) => z.parse::<Tz>().map_err(|_| {
             format!("unknown time zone `{z}`; use an IANA name such as Europe/Amsterdam")
         }),
+    }
+}
+
+fn check_user(user: Option<&str>) -> Result<Option<String>, String> {
+    match user {
+        Some(u) if !is_simple_name(u) => Err(format!("`{u}` is not a user name")),
+        other => Ok(other.map(str::to_string)),
     }
 }
 

@@ -119,7 +119,7 @@ impl Scheduler {
         listener.listen("sisyphus_jobs").await?;
         loop {
             let report = tick(&mut conn, None, &self.config.plan, &self.config.name).await?;
-            if report.pending + report.missed + report.expired > 0 {
+            if report.pending + report.missed + report.expired + report.lost > 0 {
                 tracing::debug!(?report, "tick");
             }
             if report.full {

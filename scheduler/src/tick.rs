@@ -16,6 +16,7 @@ const INSERT_RUNS: &str = include_str!("../../sql/scheduler/insert_runs.sql");
 const ADVANCE_JOBS: &str = include_str!("../../sql/scheduler/advance_jobs.sql");
 const EXPIRE_PENDING: &str = include_str!("../../sql/scheduler/expire_pending.sql");
 const LIVE_HOSTS: &str = include_str!("../../sql/scheduler/live_hosts.sql");
+const EXPIRE_LEASES: &str = include_str!("../../sql/scheduler/expire_leases.sql");
 
 /// Due jobs handled per tick at most; more wait for the next tick (which follows at once).
 pub const JOBS_PER_TICK: i64 = 1000;
@@ -33,6 +34,8 @@ pub struct TickReport {
     pub missed: u64,
     /// Pending runs whose TTL passed, marked missed.
     pub expired: u64,
+    /// Active runs whose guardian's lease ran out, marked lost.
+    pub lost: u64,
     /// Jobs whose stored definition no longer reads (changed by hand); left alone.
     pub corrupt: usize,
     /// Whether the batch limit was reached (more due jobs are waiting).
@@ -93,6 +96,12 @@ pub async fn tick(
     insert_runs(&mut tx, &runs, now, created_by).await?;
     advance.write(&mut tx).await?;
     report.expired = sqlx::query(EXPIRE_PENDING)
+        .bind(now)
+        .bind(EXPIRES_PER_TICK)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    report.lost = sqlx::query(EXPIRE_LEASES)
         .bind(now)
         .bind(EXPIRES_PER_TICK)
         .execute(&mut *tx)

@@ -12,7 +12,7 @@ mod output;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sisyphus_client::{Client, JobRef, RunStatus};
+use sisyphus_client::{Client, ControlAction, JobRef, RunId, RunStatus};
 
 #[derive(Parser)]
 #[command(
@@ -74,6 +74,29 @@ enum Command {
         status: Option<RunStatus>,
         #[arg(long, default_value_t = 50)]
         limit: i64,
+    },
+    /// Terminate a run (SIGTERM to its process group, then SIGKILL); a pending run is cancelled.
+    Kill { run: RunId },
+    /// Suspend a running run (SIGSTOP to its process group; its maxtime clock stops).
+    Suspend { run: RunId },
+    /// Resume a suspended run (SIGCONT).
+    Resume { run: RunId },
+    /// Print a run's log; with --follow, keep printing until the run ends.
+    Logs {
+        run: RunId,
+        #[arg(long, short)]
+        follow: bool,
+        /// Only lines with this tag.
+        #[arg(long)]
+        tag: Option<String>,
+    },
+    /// List guardians: pools, heartbeat age, running runs.
+    Hosts,
+    /// Stop new claims on a host (its running runs go on); --undo restarts them.
+    Drain {
+        host: String,
+        #[arg(long)]
+        undo: bool,
     },
 }
 
@@ -163,6 +186,22 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Run { job } => cmd::runs::run_now(&connect(url).await?, &job, json).await,
         Command::Runs { job, status, limit } => {
             cmd::runs::list(&connect(url).await?, job, status, limit, json).await
+        }
+        Command::Kill { run } => {
+            cmd::control::run(&connect(url).await?, run, ControlAction::Terminate, json).await
+        }
+        Command::Suspend { run } => {
+            cmd::control::run(&connect(url).await?, run, ControlAction::Suspend, json).await
+        }
+        Command::Resume { run } => {
+            cmd::control::run(&connect(url).await?, run, ControlAction::Resume, json).await
+        }
+        Command::Logs { run, follow, tag } => {
+            cmd::logs::run(&connect(url).await?, run, follow, tag.as_deref(), json).await
+        }
+        Command::Hosts => cmd::control::hosts(&connect(url).await?, json).await,
+        Command::Drain { host, undo } => {
+            cmd::control::drain(&connect(url).await?, &host, !undo, json).await
         }
     }
 }

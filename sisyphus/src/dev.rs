@@ -47,12 +47,23 @@ pub async fn run(
     let scheduler =
         sisyphus_scheduler::Scheduler::new(sisyphus_scheduler::Config::new(url.clone())).await?;
     let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
+    let mut config = sisyphus_guardian::Config::new(url.clone());
+    config.name = "dev".to_string();
+    config.log_dir = std::path::absolute(state_dir.join("logs"))?;
+    config.spool_dir = state_dir.join("spool");
+    config.drain_timeout = std::time::Duration::from_secs(5);
+    let log_dir = config.log_dir.clone();
+    let guardian = sisyphus_guardian::Guardian::start(config).await?;
+    let guardian = tokio::spawn(guardian.run(shutdown.clone()));
     eprintln!(
-        "\nSisyphus is running. In another shell:\n\n  export SISYPHUS_DATABASE_URL={url}\n  \
-         sisyctl job ls\n  sisyctl runs\n\n(or `cargo run -q --bin sisyctl -- runs`). Ctrl-C stops everything.\n"
+        "\nSisyphus is running: the scheduler and guardian `dev`. In another shell:\n\n  \
+         export SISYPHUS_DATABASE_URL={url}\n  cargo run -q --bin sisyctl -- runs\n  \
+         cargo run -q --bin sisyctl -- job ls\n\nLog files: {}\nCtrl-C stops everything.\n",
+        log_dir.display()
     );
     shutdown.cancelled().await;
     scheduler.await?;
+    guardian.await?;
     if let Some(mut c) = cluster.take() {
         tokio::task::spawn_blocking(move || c.stop()).await?;
     }

@@ -40,6 +40,8 @@ enum Command {
         #[arg(long, default_value = "examples/jobs.toml")]
         jobs: std::path::PathBuf,
     },
+    /// Claim and supervise runs on this host.
+    Guardian(GuardianArgs),
     /// Turn schedules into pending runs (one leader, any number of standbys).
     Scheduler {
         /// Name recorded in the runs it creates (default scheduler@HOST:PID).
@@ -70,6 +72,12 @@ pub async fn main() -> anyhow::Result<()> {
         Command::Dev { state_dir, jobs } => {
             dev::run(cli.database_url, &state_dir, &jobs, shutdown).await
         }
+        Command::Guardian(args) => {
+            let config = args.into_config(database_url(cli.database_url)?);
+            let guardian = sisyphus_guardian::Guardian::start(config).await?;
+            guardian.run(shutdown).await;
+            Ok(())
+        }
         Command::Scheduler {
             name,
             interval,
@@ -86,6 +94,76 @@ pub async fn main() -> anyhow::Result<()> {
             scheduler.run(shutdown).await;
             Ok(())
         }
+    }
+}
+
+/// `sisyphus guardian` options.
+#[derive(clap::Args)]
+pub struct GuardianArgs {
+    /// Host name to register as (default: the machine's).
+    #[arg(long)]
+    name: Option<String>,
+    /// Pools this host serves, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pools: Vec<String>,
+    /// Most runs at once.
+    #[arg(long, default_value_t = 4)]
+    capacity: usize,
+    /// Base directory of the local log files.
+    #[arg(long, default_value = "sisyphus-logs")]
+    log_dir: std::path::PathBuf,
+    /// Where outcomes wait while the database is unreachable.
+    #[arg(long, default_value = "sisyphus-spool")]
+    spool_dir: std::path::PathBuf,
+    /// How long a claim stays valid without renewal.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    lease: Duration,
+    /// Heartbeat (and lease renewal) interval.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    heartbeat: Duration,
+    /// Between SIGTERM and SIGKILL.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    grace: Duration,
+    /// On SIGTERM, how long running runs may go on before they are interrupted.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    drain_timeout: Duration,
+    /// Users jobs may run as (`run_as`) when the guardian is root, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    allow_users: Vec<String>,
+    /// Allow jobs to run as root.
+    #[arg(long)]
+    allow_root: bool,
+    /// Most log lines stored per run.
+    #[arg(long, default_value_t = 100_000)]
+    max_log_lines: u64,
+    /// Most log bytes stored per run.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    max_log_bytes: u64,
+}
+
+impl GuardianArgs {
+    fn into_config(self, url: String) -> sisyphus_guardian::Config {
+        let mut c = sisyphus_guardian::Config::new(url);
+        if let Some(name) = self.name {
+            c.name = name;
+        }
+        c.pools = self.pools;
+        c.capacity = self.capacity;
+        c.log_dir = self.log_dir;
+        c.spool_dir = self.spool_dir;
+        c.lease = self.lease;
+        c.heartbeat = self.heartbeat;
+        c.grace = self.grace;
+        c.drain_timeout = self.drain_timeout;
+        c.users = sisyphus_guardian::UserPolicy {
+            allowed: self.allow_users,
+            allow_root: self.allow_root,
+        };
+        c.log_cap = sisyphus_guardian::LogCap {
+            max_lines: self.max_log_lines,
+            max_bytes: self.max_log_bytes,
+        };
+        c
     }
 }
 

@@ -1,5 +1,6 @@
 -- The columns every job query returns, in the order of `JobRow` (client/src/db/jobs.rs).
 SELECT id, project, name, command, shell, env, workdir, cron, every, at, timezone,
        starts_at, ends_at, iterations, ttl, catchup::text AS catchup, jitter, maxtime, retries,
-       retry_backoff, concurrency, target_all, target_pool, paused, userdata, next_slot, fired
+       retry_backoff, concurrency, target_all, target_pool, paused, userdata, next_slot, fired,
+       run_as, keep_logs, compress_logs, compress_mode
   FROM sisyphus.jobs

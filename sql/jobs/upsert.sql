@@ -3,10 +3,10 @@
 INSERT INTO sisyphus.jobs (
     project, name, command, shell, env, workdir, cron, every, at, timezone, starts_at, ends_at,
     iterations, ttl, catchup, jitter, maxtime, retries, retry_backoff, concurrency, target_all,
-    target_pool, userdata, next_slot)
+    target_pool, userdata, next_slot, run_as, keep_logs, compress_logs, compress_mode)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
         $13, $14, $15::sisyphus.catchup_policy, $16, $17, $18, $19, $20, $21,
-        $22, $23, $24)
+        $22, $23, $24, $25, $26, $27, $28)
 ON CONFLICT (project, name) DO UPDATE SET
     command = EXCLUDED.command, shell = EXCLUDED.shell, env = EXCLUDED.env,
     workdir = EXCLUDED.workdir, cron = EXCLUDED.cron, every = EXCLUDED.every, at = EXCLUDED.at,
@@ -15,5 +15,7 @@ ON CONFLICT (project, name) DO UPDATE SET
     jitter = EXCLUDED.jitter, maxtime = EXCLUDED.maxtime, retries = EXCLUDED.retries,
     retry_backoff = EXCLUDED.retry_backoff, concurrency = EXCLUDED.concurrency,
     target_all = EXCLUDED.target_all, target_pool = EXCLUDED.target_pool,
-    userdata = EXCLUDED.userdata, next_slot = EXCLUDED.next_slot, updated_at = now()
+    userdata = EXCLUDED.userdata, next_slot = EXCLUDED.next_slot, run_as = EXCLUDED.run_as,
+    keep_logs = EXCLUDED.keep_logs, compress_logs = EXCLUDED.compress_logs,
+    compress_mode = EXCLUDED.compress_mode, updated_at = now()
 RETURNING id

@@ -12,7 +12,7 @@ use sqlx::{PgConnection, Postgres};
 use super::interval;
 use crate::model::{Catchup, JobId, JobRef, Target};
 use crate::schedule::{CronExpr, Schedule};
-use crate::spec::JobSpec;
+use crate::spec::{JobSpec, LogSettings};
 
 const COLUMNS: &str = include_str!("../../../sql/jobs/columns.sql");
 const BY_PROJECT: &str = include_str!("../../../sql/jobs/by_project.sql");
@@ -51,6 +51,10 @@ pub struct JobRow {
     pub next_slot: Option<DateTime<Utc>>,
     /// Slots materialised so far (for `iterations`).
     pub fired: i32,
+    pub run_as: Option<String>,
+    pub keep_logs: Option<PgInterval>,
+    pub compress_logs: Option<PgInterval>,
+    pub compress_mode: String,
 }
 
 /// A stored row that no longer reads as a valid definition (changed by hand in SQL).
@@ -100,9 +104,14 @@ impl JobRow {
 
     /// The definition as a checked spec, to compare with a new one or to show.
     pub fn to_spec(&self) -> Result<JobSpec, CorruptJob> {
-        let maxtime = match &self.maxtime {
-            Some(m) => Some(self.duration("maxtime", m)?),
-            None => None,
+        let maxtime = self.opt_duration("maxtime", &self.maxtime)?;
+        let logs = LogSettings {
+            keep: self.opt_duration("keep_logs", &self.keep_logs)?,
+            compress_after: self.opt_duration("compress_logs", &self.compress_logs)?,
+            compression: self
+                .compress_mode
+                .parse()
+                .map_err(|e| self.corrupt("compress_mode", e))?,
         };
         Ok(JobSpec {
             job: self.job_ref(),
@@ -131,7 +140,17 @@ impl JobRow {
             },
             paused: self.paused,
             userdata: self.userdata.clone(),
+            run_as: self.run_as.clone(),
+            logs,
         })
+    }
+
+    fn opt_duration(
+        &self,
+        column: &'static str,
+        i: &Option<PgInterval>,
+    ) -> Result<Option<Duration>, CorruptJob> {
+        i.as_ref().map(|i| self.duration(column, i)).transpose()
     }
 }
 
@@ -203,6 +222,10 @@ pub async fn upsert(
         .bind(&spec.target.pool)
         .bind(&spec.userdata)
         .bind(next_slot)
+        .bind(&spec.run_as)
+        .bind(spec.logs.keep.map(interval::from_duration))
+        .bind(spec.logs.compress_after.map(interval::from_duration))
+        .bind(spec.logs.compression.as_str())
         .fetch_one(conn)
         .await
 }

@@ -3,6 +3,7 @@
 //! views, functions); this module only binds parameters and maps rows.
 
 pub mod jobs;
+pub mod logs;
 pub mod runs;
 
 use std::time::Duration;

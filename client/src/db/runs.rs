@@ -5,6 +5,7 @@ use sqlx::PgConnection;
 use crate::model::{Run, RunStatus};
 
 const LIST: &str = include_str!("../../../sql/runs/list.sql");
+const ONE: &str = include_str!("../../../sql/runs/one.sql");
 
 /// Which runs to list.
 #[derive(Debug, Clone, Default)]
@@ -14,6 +15,11 @@ pub struct RunFilter {
     pub status: Option<RunStatus>,
     /// At most this many, newest first (default 50).
     pub limit: Option<i64>,
+}
+
+/// One run by id.
+pub async fn one(conn: &mut PgConnection, id: crate::model::RunId) -> sqlx::Result<Option<Run>> {
+    sqlx::query_as(ONE).bind(id).fetch_optional(conn).await
 }
 
 pub async fn list(conn: &mut PgConnection, filter: &RunFilter) -> sqlx::Result<Vec<Run>> {

@@ -1,7 +1,9 @@
 //! One module per command group.
 
 pub mod apply;
+pub mod control;
 pub mod cron;
 pub mod job;
+pub mod logs;
 pub mod migrate;
 pub mod runs;

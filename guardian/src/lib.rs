@@ -1,0 +1,407 @@
+//! The Sisyphus guardian: one per host. Claims runs meant for its host and supervises each as a
+//! subprocess until its outcome is recorded.
+//!
+//! # Layout
+//!
+//! - [`Guardian`] (this file): registration, the claim loop, control dispatch, shutdown.
+//! - `lease`: the heartbeat, which also renews the leases of this host's runs, and self-fencing:
+//!   a guardian that cannot renew kills its runs before their lease can expire.
+//! - `supervisor`: one run — start, output, maxtime, control, outcome.
+//! - `process`: spawning in a new session that dies with the guardian; signals to the group.
+//! - `output`: bounded line reading from pipes.
+//! - `sink`: batched writes of every run's log lines to `run_logs`.
+//! - `logfile`: ll.sisyphus-style local log files, links, retention, compression.
+//! - `spool`: outcomes and log lines kept on disk while the database is unreachable.
+//!
+//! The guardian never writes job definitions or creates runs other than through
+//! `sisyphus.finish_run` (retries); it never talks to the scheduler except through rows.
+
+pub mod lease;
+pub mod logfile;
+pub mod output;
+pub mod process;
+pub mod sink;
+pub mod spool;
+pub mod supervisor;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sisyphus_client::db::{self, interval};
+use sisyphus_client::RunId;
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use supervisor::{Control, LogCap, UserPolicy};
+
+use crate::sink::Sink;
+use crate::spool::{Outcome, Spool};
+use crate::supervisor::{Claimed, Context};
+
+const REGISTER: &str = include_str!("../../sql/guardian/register.sql");
+const CLAIM: &str = include_str!("../../sql/guardian/claim.sql");
+const NEXT_DUE: &str = include_str!("../../sql/guardian/next_due.sql");
+const REQUESTS: &str = include_str!("../../sql/guardian/requests.sql");
+const ORPHANS: &str = include_str!("../../sql/guardian/orphans.sql");
+
+/// How a guardian runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    /// The host name runs are recorded under (default: the machine's host name).
+    pub name: String,
+    /// Pools this host serves.
+    pub pools: Vec<String>,
+    /// Most runs at once on this host.
+    pub capacity: usize,
+    /// Base directory of the local log files.
+    pub log_dir: PathBuf,
+    /// Where outcomes and log lines wait while the database is unreachable.
+    pub spool_dir: PathBuf,
+    /// How long a claim stays valid without renewal.
+    pub lease: Duration,
+    /// How often the heartbeat renews it.
+    pub heartbeat: Duration,
+    /// Fallback polling, for notifications lost across reconnects.
+    pub poll: Duration,
+    /// Between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    /// On shutdown, how long running runs may go on before they are interrupted.
+    pub drain_timeout: Duration,
+    pub users: UserPolicy,
+    pub log_cap: LogCap,
+}
+
+impl Config {
+    pub fn new(database_url: impl Into<String>) -> Config {
+        let name = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "localhost".to_string());
+        Config {
+            database_url: database_url.into(),
+            name,
+            pools: Vec::new(),
+            capacity: 4,
+            log_dir: PathBuf::from("sisyphus-logs"),
+            spool_dir: PathBuf::from("sisyphus-spool"),
+            lease: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(5),
+            poll: Duration::from_secs(2),
+            grace: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(30),
+            users: UserPolicy::default(),
+            log_cap: LogCap::default(),
+        }
+    }
+}
+
+/// What stops a guardian from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Client(#[from] sisyphus_client::Error),
+    #[error("a live guardian is already registered as host `{0}`; choose another --name, or wait until its heartbeat is older than the lease")]
+    NameTaken(String),
+    #[error("spool directory {0}: {1}")]
+    Spool(PathBuf, std::io::Error),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// Runs in progress on this host: their control channels.
+type Active = Arc<Mutex<HashMap<RunId, mpsc::Sender<Control>>>>;
+
+/// The guardian service.
+pub struct Guardian {
+    config: Config,
+    pool: PgPool,
+    instance: String,
+    spool: Spool,
+}
+
+impl Guardian {
+    /// Connects, checks the schema, registers the host (refusing a name a live guardian holds),
+    /// writes what the spool holds from an earlier life, and marks runs a previous life of this
+    /// host left active as lost.
+    pub async fn start(config: Config) -> Result<Guardian, Error> {
+        let pool = db::pool(
+            &config.database_url,
+            "sisyphus guardian",
+            (config.capacity as u32).clamp(2, 8) + 3,
+        )
+        .await?;
+        db::check_schema(&pool).await?;
+        let spool = Spool::open(&config.spool_dir)
+            .map_err(|e| Error::Spool(config.spool_dir.clone(), e))?;
+        let instance = format!(
+            "{}-{}",
+            std::process::id(),
+            Utc::now().timestamp_nanos_opt().unwrap_or(0)
+        );
+        let registered: Option<bool> = sqlx::query_scalar(REGISTER)
+            .bind(&config.name)
+            .bind(&config.pools)
+            .bind(config.capacity as i32)
+            .bind(std::process::id() as i32)
+            .bind(env!("CARGO_PKG_VERSION"))
+            .bind(&instance)
+            .bind(interval::from_duration(config.lease))
+            .fetch_optional(&pool)
+            .await?;
+        if registered.is_none() {
+            return Err(Error::NameTaken(config.name.clone()));
+        }
+        let replayed = spool.replay(&pool).await;
+        if replayed > 0 {
+            tracing::info!("wrote {replayed} spooled entries from before the restart");
+        }
+        let orphans = sqlx::query(ORPHANS)
+            .bind(&config.name)
+            .execute(&pool)
+            .await?
+            .rows_affected();
+        if orphans > 0 {
+            tracing::warn!("{orphans} run(s) of an earlier life of this guardian marked lost");
+        }
+        tracing::info!(host = %config.name, pools = ?config.pools, capacity = config.capacity, "guardian registered");
+        Ok(Guardian {
+            config,
+            pool,
+            instance,
+            spool,
+        })
+    }
+
+    /// Claims and supervises runs until `shutdown`; then stops claiming, lets running runs finish
+    /// for up to `drain_timeout`, interrupts the rest, and returns when every outcome is recorded
+    /// or spooled.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let (sink, sink_task) = Sink::start(self.pool.clone(), self.spool.clone());
+        let ctx = Arc::new(Context {
+            pool: self.pool.clone(),
+            sink,
+            spool: self.spool.clone(),
+            host: self.config.name.clone(),
+            log_dir: self.config.log_dir.clone(),
+            grace: self.config.grace,
+            cap: self.config.log_cap,
+            users: self.config.users.clone(),
+        });
+        let active: Active = Arc::default();
+        let state = Arc::new(lease::State::default());
+        let stop_lease = CancellationToken::new();
+        let lease_task = tokio::spawn(lease::run(
+            self.pool.clone(),
+            self.config.clone(),
+            self.instance.clone(),
+            state.clone(),
+            active.clone(),
+            self.spool.clone(),
+            stop_lease.clone(),
+        ));
+        let mut runs: JoinSet<Outcome> = JoinSet::new();
+        self.claim_loop(&ctx, &active, &state, &mut runs, &shutdown)
+            .await;
+        self.drain(&active, &mut runs).await;
+        stop_lease.cancel();
+        let _ = lease_task.await;
+        drop(ctx);
+        let _ = sink_task.await;
+        tracing::info!(host = %self.config.name, "guardian stopped");
+    }
+
+    async fn claim_loop(
+        &self,
+        ctx: &Arc<Context>,
+        active: &Active,
+        state: &Arc<lease::State>,
+        runs: &mut JoinSet<Outcome>,
+        shutdown: &CancellationToken,
+    ) {
+        let mut listener = self.listen().await;
+        let mut next_due: Option<DateTime<Utc>> = None;
+        loop {
+            if state.may_claim() {
+                let free = self.config.capacity.saturating_sub(runs.len());
+                match self.claim(free).await {
+                    Ok(claimed) => {
+                        let full = claimed.len() == free;
+                        for run in claimed {
+                            self.launch(run, ctx, active, runs);
+                        }
+                        next_due = if full { None } else { self.next_due().await };
+                    }
+                    Err(e) => tracing::warn!("claiming failed: {e}"),
+                }
+            }
+            let wait = wait_until(next_due, self.config.poll);
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                done = runs.join_next(), if !runs.is_empty() => {
+                    if let Some(Ok(outcome)) = done {
+                        active_remove(active, outcome.run);
+                    }
+                }
+                note = recv(&mut listener) => {
+                    if note.as_deref() == Some("control") {
+                        self.dispatch_requests(active).await;
+                    }
+                }
+                _ = tokio::time::sleep(wait) => {
+                    // Polling is the safety net: look for control requests too.
+                    self.dispatch_requests(active).await;
+                }
+            }
+        }
+    }
+
+    async fn listen(&self) -> Option<PgListener> {
+        let mut listener = PgListener::connect(&self.config.database_url).await.ok()?;
+        listener
+            .listen_all(["sisyphus_runs", "sisyphus_control"])
+            .await
+            .ok()?;
+        Some(listener)
+    }
+
+    async fn claim(&self, free: usize) -> sqlx::Result<Vec<Claimed>> {
+        if free == 0 {
+            return Ok(Vec::new());
+        }
+        sqlx::query_as(CLAIM)
+            .bind(&self.config.name)
+            .bind(&self.config.pools)
+            .bind(free as i32)
+            .bind(interval::from_duration(self.config.lease))
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    async fn next_due(&self) -> Option<DateTime<Utc>> {
+        sqlx::query_scalar(NEXT_DUE)
+            .bind(&self.config.name)
+            .bind(&self.config.pools)
+            .fetch_one(&self.pool)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    fn launch(
+        &self,
+        run: Claimed,
+        ctx: &Arc<Context>,
+        active: &Active,
+        runs: &mut JoinSet<Outcome>,
+    ) {
+        let (tx, rx) = mpsc::channel(8);
+        if let Ok(mut map) = active.lock() {
+            map.insert(run.id, tx);
+        }
+        tracing::debug!(run = %run.id, job = %format!("{}/{}", run.project, run.name), "starting");
+        runs.spawn(supervisor::supervise(run, ctx.clone(), rx));
+    }
+
+    /// Hands control requests waiting in the database to the runs' supervisors.
+    async fn dispatch_requests(&self, active: &Active) {
+        let requests: Vec<(RunId, String)> = match sqlx::query_as(REQUESTS)
+            .bind(&self.config.name)
+            .fetch_all(&self.pool)
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => return,
+        };
+        for (run, request) in requests {
+            let control = match request.as_str() {
+                "terminate" => Control::Terminate,
+                "suspend" => Control::Suspend,
+                "resume" => Control::Resume,
+                _ => continue,
+            };
+            send(active, run, control).await;
+        }
+    }
+
+    /// Waits for running runs up to the drain timeout, then interrupts them and waits for their
+    /// outcomes.
+    async fn drain(&self, active: &Active, runs: &mut JoinSet<Outcome>) {
+        if runs.is_empty() {
+            return;
+        }
+        tracing::info!(
+            "waiting up to {:?} for {} run(s) to finish",
+            self.config.drain_timeout,
+            runs.len()
+        );
+        let deadline = tokio::time::Instant::now() + self.config.drain_timeout;
+        while !runs.is_empty() {
+            tokio::select! {
+                done = runs.join_next() => {
+                    if let Some(Ok(o)) = done {
+                        active_remove(active, o.run);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        let ids: Vec<RunId> = active
+            .lock()
+            .map(|m| m.keys().copied().collect())
+            .unwrap_or_default();
+        for id in ids {
+            send(active, id, Control::Interrupt).await;
+        }
+        while runs.join_next().await.is_some() {}
+    }
+}
+
+/// Sends a control message to a run's supervisor, if it is ours.
+pub(crate) async fn send(active: &Active, run: RunId, control: Control) {
+    let tx = active.lock().ok().and_then(|m| m.get(&run).cloned());
+    if let Some(tx) = tx {
+        let _ = tx.send(control).await;
+    }
+}
+
+fn active_remove(active: &Active, run: RunId) {
+    if let Ok(mut m) = active.lock() {
+        m.remove(&run);
+    }
+}
+
+/// How long to sleep: until the next due run (if sooner than the poll interval).
+fn wait_until(next_due: Option<DateTime<Utc>>, poll: Duration) -> Duration {
+    let Some(due) = next_due else { return poll };
+    let until = (due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    until.min(poll)
+}
+
+/// The next notification's meaning: `runs`, `control`, or None when the listener is gone (then
+/// this waits forever and polling takes over).
+async fn recv(listener: &mut Option<PgListener>) -> Option<String> {
+    let Some(l) = listener else {
+        return std::future::pending().await;
+    };
+    match l.recv().await {
+        Ok(n) if n.channel() == "sisyphus_control" => Some("control".to_string()),
+        Ok(_) => Some("runs".to_string()),
+        Err(_) => {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            None
+        }
+    }
+}
+
+/// Whether the flag is set (a small helper shared with `lease`).
+pub(crate) fn flag(b: &AtomicBool) -> bool {
+    b.load(Ordering::SeqCst)
+}

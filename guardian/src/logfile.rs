@@ -1,0 +1,200 @@
+//! Local log files in ll.sisyphus' layout and line format:
+//!
+//! ```text
+//! <base>/<project>/<job>/2026-11-24-09-15-02-123456.sisyphuslog
+//! [2026-11-24 09:15:02.123456]=[t+0:00:00.001234] :: host 4711 :: {sisyphus}{init} >> text
+//! ```
+//!
+//! with the links `current.sisyphuslog` (the running or last run), `last_successful`,
+//! `last_failed`, `last_interrupted` and `last_timeout` (`.sisyphuslog` each), set when a run ends.
+//! The file of an uneventful run is deleted (`current` then points at a missing file whose name
+//! still tells when the run was). Older files are compressed, and removed, by age.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Local, Utc};
+use sisyphus_client::spec::{Compression, LogSettings};
+use sisyphus_client::RunStatus;
+
+/// Formats ll.sisyphus' elapsed time: `H:MM:SS.ffffff` (Python's `timedelta` as text).
+pub fn elapsed(d: chrono::Duration) -> String {
+    let micros = d.num_microseconds().unwrap_or(0).max(0);
+    let secs = micros / 1_000_000;
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    format!("{h}:{m:02}:{s:02}.{:06}", micros % 1_000_000)
+}
+
+/// One line in ll.sisyphus' format.
+pub fn format_line(
+    at: DateTime<Utc>,
+    start: DateTime<Utc>,
+    host: &str,
+    pid: u32,
+    tags: &[String],
+    text: &str,
+) -> String {
+    let tags: String = tags.iter().map(|t| format!("{{{t}}}")).collect();
+    let sep = if tags.is_empty() { "" } else { " " };
+    format!(
+        "[{}]=[t+{}] :: {host} {pid} :: {tags}{sep}>> {text}",
+        at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S%.6f"),
+        elapsed(at - start)
+    )
+}
+
+/// The open log file of one run.
+pub struct RunLog {
+    dir: PathBuf,
+    name: String,
+    file: Option<BufWriter<File>>,
+    start: DateTime<Utc>,
+    host: String,
+    pid: u32,
+}
+
+impl RunLog {
+    /// Creates `<base>/<project>/<job>/<start>.sisyphuslog` and points `current` at it.
+    /// Problems with the local file never fail a run: they are logged and the file is skipped.
+    pub fn create(
+        base: &Path,
+        project: &str,
+        job: &str,
+        start: DateTime<Utc>,
+        host: &str,
+    ) -> RunLog {
+        let dir = base.join(project).join(job);
+        let name = format!(
+            "{}.sisyphuslog",
+            start.with_timezone(&Local).format("%Y-%m-%d-%H-%M-%S-%6f")
+        );
+        let file = std::fs::create_dir_all(&dir)
+            .and_then(|()| File::create(dir.join(&name)))
+            .map(BufWriter::new)
+            .map_err(|e| tracing::warn!("cannot create a log file in {}: {e}", dir.display()))
+            .ok();
+        let log = RunLog {
+            dir,
+            name,
+            file,
+            start,
+            host: host.to_string(),
+            pid: std::process::id(),
+        };
+        log.link("current.sisyphuslog");
+        log
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(&self.name)
+    }
+
+    /// Appends one line.
+    pub fn line(&mut self, at: DateTime<Utc>, tags: &[String], text: &str) {
+        let line = format_line(at, self.start, &self.host, self.pid, tags, text);
+        if let Some(f) = &mut self.file {
+            if writeln!(f, "{line}").is_err() {
+                self.file = None;
+            }
+        }
+    }
+
+    /// Closes the file, sets the link for the outcome (or deletes the file of an uneventful run),
+    /// then applies the job's retention.
+    pub fn finish(mut self, status: RunStatus, settings: &LogSettings) {
+        if let Some(mut f) = self.file.take() {
+            let _ = f.flush();
+        }
+        let link = match status {
+            RunStatus::Successful => Some("last_successful.sisyphuslog"),
+            RunStatus::Failed | RunStatus::Lost => Some("last_failed.sisyphuslog"),
+            RunStatus::Interrupted | RunStatus::Terminated => Some("last_interrupted.sisyphuslog"),
+            RunStatus::Timeout => Some("last_timeout.sisyphuslog"),
+            _ => None,
+        };
+        if status == RunStatus::Uneventful {
+            let _ = std::fs::remove_file(self.path());
+        }
+        if let Some(link) = link {
+            self.link(link);
+        }
+        apply_retention(&self.dir, settings, SystemTime::now());
+    }
+
+    fn link(&self, link: &str) {
+        let path = self.dir.join(link);
+        let tmp = self.dir.join(format!(".{link}.{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        if std::os::unix::fs::symlink(&self.name, &tmp)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .is_err()
+        {
+            tracing::warn!("cannot point {} at {}", path.display(), self.name);
+        }
+    }
+}
+
+/// Removes log files older than `keep` and compresses those older than `compress_after`.
+pub fn apply_retention(dir: &Path, settings: &LogSettings, now: SystemTime) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_log = name.contains(".sisyphuslog")
+            && !name.starts_with("current.")
+            && !name.starts_with("last_")
+            && !name.starts_with('.');
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !is_log || !meta.is_file() {
+            continue;
+        }
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .unwrap_or(Duration::ZERO);
+        if settings.keep.is_some_and(|keep| age > keep) {
+            let _ = std::fs::remove_file(&path);
+        } else if settings.compress_after.is_some_and(|c| age > c) && name.ends_with(".sisyphuslog")
+        {
+            if let Err(e) = compress(&path, settings.compression) {
+                tracing::warn!("cannot compress {}: {e}", path.display());
+            }
+        }
+    }
+}
+
+/// Compresses `path` to `path.<ext>` (keeping its modification time) and removes `path`.
+pub fn compress(path: &Path, mode: Compression) -> std::io::Result<PathBuf> {
+    let target = PathBuf::from(format!("{}.{}", path.display(), mode.extension()));
+    let mut input = File::open(path)?;
+    let output = BufWriter::new(File::create(&target)?);
+    let mut output: Box<dyn Write> = match mode {
+        Compression::Gzip => Box::new(flate2::write::GzEncoder::new(
+            output,
+            flate2::Compression::default(),
+        )),
+        Compression::Bzip2 => Box::new(bzip2::write::BzEncoder::new(
+            output,
+            bzip2::Compression::default(),
+        )),
+        Compression::Xz => Box::new(xz2::write::XzEncoder::new(output, 6)),
+    };
+    std::io::copy(&mut input, &mut output)?;
+    output.flush()?;
+    drop(output);
+    if let Ok(modified) = std::fs::metadata(path).and_then(|m| m.modified()) {
+        let _ = File::options()
+            .write(true)
+            .open(&target)
+            .and_then(|f| f.set_modified(modified));
+    }
+    std::fs::remove_file(path)?;
+    Ok(target)
+}

@@ -1,0 +1,100 @@
+//! Starting a run's process and signalling it.
+//!
+//! Each run gets its own session (and so its own process group), so every signal goes to the
+//! whole group: a grandchild that ignores SIGTERM still gets the SIGKILL that follows. The child
+//! asks the kernel to SIGKILL it when the guardian dies (`PR_SET_PDEATHSIG`), so a guardian
+//! killed with SIGKILL leaves no run behind to overlap its replacement.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::{Pid, User};
+use tokio::process::{Child, Command};
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub argv: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub workdir: Option<String>,
+    pub user: Option<User>,
+}
+
+/// Why a run could not start, in words for the run's `error`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+/// Starts the process in its own session with piped stdout and stderr.
+pub fn spawn(launch: &Launch) -> Result<Child, StartError> {
+    let Some((program, args)) = launch.argv.split_first() else {
+        return Err(StartError("the command is empty".to_string()));
+    };
+    if let Some(dir) = &launch.workdir {
+        if !std::path::Path::new(dir).is_dir() {
+            return Err(StartError(format!(
+                "workdir `{dir}` does not exist or is not a directory"
+            )));
+        }
+    }
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(false);
+    // The guardian's own settings (its database URL above all) are not the job's business.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("SISYPHUS_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.envs(&launch.env);
+    if let Some(dir) = &launch.workdir {
+        cmd.current_dir(dir);
+    }
+    if let Some(user) = &launch.user {
+        cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+        cmd.env("HOME", &user.dir)
+            .env("USER", &user.name)
+            .env("LOGNAME", &user.name);
+    }
+    new_session_dying_with_parent(&mut cmd);
+    cmd.spawn().map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => "command not found".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            _ => e.to_string(),
+        };
+        StartError(format!("cannot start `{program}`: {why}"))
+    })
+}
+
+/// `setsid()` and `PR_SET_PDEATHSIG(SIGKILL)` between fork and exec.
+#[allow(unsafe_code)]
+fn new_session_dying_with_parent(cmd: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and calls only async-signal-safe
+    // system calls (setsid, prctl, getppid, kill) without allocating.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            // The guardian may have died between fork and prctl: then nobody will signal us.
+            if nix::unistd::getppid() == Pid::from_raw(1) {
+                let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGKILL);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Sends `signal` to the whole process group led by `pid`. A group that is gone already is fine.
+pub fn signal_group(pid: u32, signal: Signal) {
+    let _ = killpg(Pid::from_raw(pid as i32), signal);
+}
+
+/// Whether any process of the group is left.
+pub fn group_alive(pid: u32) -> bool {
+    killpg(Pid::from_raw(pid as i32), None).is_ok()
+}

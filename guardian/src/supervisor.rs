@@ -1,0 +1,616 @@
+//! Supervising one run, from its claim to its recorded outcome.
+//!
+//! The supervisor starts the process (`process`), turns its output into log lines (`output`,
+//! the sink, the local file), enforces maxtime on the whole process group (SIGTERM, a grace
+//! period, SIGKILL; the clock stops while the run is suspended), carries out control requests,
+//! and records the outcome — or spools it when the database is away.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use nix::sys::signal::Signal;
+use sisyphus_client::db::interval;
+use sisyphus_client::db::logs::{LogRow, Stream};
+use sisyphus_client::spec::LogSettings;
+use sisyphus_client::{JobId, RunId, RunStatus};
+use sqlx::postgres::types::PgInterval;
+use sqlx::types::Json;
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::logfile::RunLog;
+use crate::output::{read_lines, Line};
+use crate::process::{self, Launch};
+use crate::sink::Sink;
+use crate::spool::{Outcome, Spool};
+
+const SET_PID: &str = include_str!("../../sql/guardian/set_pid.sql");
+const SET_SUSPENDED: &str = include_str!("../../sql/guardian/set_suspended.sql");
+
+/// A claimed run with what is needed to start it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    pub id: RunId,
+    pub job_id: JobId,
+    pub attempt: i32,
+    pub scheduled_for: DateTime<Utc>,
+    pub project: String,
+    pub name: String,
+    pub command: Vec<String>,
+    pub shell: bool,
+    pub env: Json<BTreeMap<String, String>>,
+    pub workdir: Option<String>,
+    pub maxtime: Option<PgInterval>,
+    pub run_as: Option<String>,
+    pub userdata: serde_json::Value,
+    pub keep_logs: Option<PgInterval>,
+    pub compress_logs: Option<PgInterval>,
+    pub compress_mode: String,
+}
+
+/// What a supervisor can be told while its run goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Remote terminate: SIGTERM, grace, SIGKILL; `terminated`.
+    Terminate,
+    /// SIGSTOP to the group; the maxtime clock stops.
+    Suspend,
+    /// SIGCONT to the group; the maxtime clock goes on.
+    Resume,
+    /// The guardian is shutting down and the drain time is over: `interrupted`.
+    Interrupt,
+    /// The guardian lost its lease: SIGKILL at once (self-fencing); the run is `lost`.
+    Fence,
+}
+
+/// Caps on what one run may store (the local file and `run_logs` alike).
+#[derive(Debug, Clone, Copy)]
+pub struct LogCap {
+    pub max_lines: u64,
+    pub max_bytes: u64,
+}
+
+impl Default for LogCap {
+    fn default() -> Self {
+        LogCap {
+            max_lines: 100_000,
+            max_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Which users runs may run as on this host.
+#[derive(Debug, Clone, Default)]
+pub struct UserPolicy {
+    pub allowed: Vec<String>,
+    pub allow_root: bool,
+}
+
+impl UserPolicy {
+    /// The user to switch to, or why not.
+    pub fn resolve(
+        &self,
+        run_as: Option<&str>,
+        host: &str,
+    ) -> Result<Option<nix::unistd::User>, String> {
+        let Some(name) = run_as else { return Ok(None) };
+        if !nix::unistd::Uid::effective().is_root() {
+            return Err(format!(
+                "run_as `{name}` needs a guardian running as root; {host}'s is not"
+            ));
+        }
+        if name == "root" && !self.allow_root {
+            return Err(format!("running as root is not allowed on {host}"));
+        }
+        if name != "root" && !self.allowed.iter().any(|u| u == name) {
+            return Err(format!("user `{name}` is not among {host}'s allowed users"));
+        }
+        match nix::unistd::User::from_name(name) {
+            Ok(Some(user)) => Ok(Some(user)),
+            _ => Err(format!("run_as user `{name}` does not exist on {host}")),
+        }
+    }
+}
+
+/// Everything supervisors share.
+pub struct Context {
+    pub pool: PgPool,
+    pub sink: Sink,
+    pub spool: Spool,
+    pub host: String,
+    pub log_dir: PathBuf,
+    pub grace: Duration,
+    pub cap: LogCap,
+    pub users: UserPolicy,
+}
+
+/// Why the guardian ended a run itself (the first reason wins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    Timeout,
+    Terminated,
+    Interrupted,
+    Fenced,
+}
+
+/// Supervises one claimed run to its end and records the outcome.
+pub async fn supervise(
+    run: Claimed,
+    ctx: Arc<Context>,
+    control: mpsc::Receiver<Control>,
+) -> Outcome {
+    let started = Utc::now();
+    let mut log = RunLogger::new(&run, &ctx, started);
+    let outcome = match start(&run, &ctx) {
+        Err(error) => {
+            log.sisyphus(&["sisyphus", "result", "fail"], &error).await;
+            Outcome {
+                run: run.id,
+                status: RunStatus::Failed,
+                exit_code: None,
+                signal: None,
+                summary: None,
+                error: Some(error),
+                finished_at: Utc::now(),
+            }
+        }
+        Ok(mut child) => {
+            let pid = child.id().unwrap_or(0);
+            log.sisyphus(
+                &["sisyphus", "init"],
+                &format!(
+                    "{} (attempt {}) as pid {pid} on {}",
+                    describe(&run),
+                    run.attempt,
+                    ctx.host
+                ),
+            )
+            .await;
+            let _ = sqlx::query(SET_PID)
+                .bind(run.id)
+                .bind(pid as i32)
+                .execute(&ctx.pool)
+                .await;
+            watch(&run, &ctx, &mut child, pid, &mut log, control).await
+        }
+    };
+    log.result(&outcome).await;
+    let settings = log_settings(&run);
+    let status = outcome.status;
+    let file = log.file;
+    let _ = tokio::task::spawn_blocking(move || file.finish(status, &settings)).await;
+    ctx.sink.flush().await;
+    match outcome.write(&ctx.pool).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(run = %run.id, "outcome {} not recorded: the run had already ended otherwise", outcome.status)
+        }
+        Err(e) => {
+            tracing::warn!(run = %run.id, "cannot record outcome {} now ({e}); spooling it", outcome.status);
+            ctx.spool.save_outcome(&outcome);
+        }
+    }
+    outcome
+}
+
+fn describe(run: &Claimed) -> String {
+    format!("{}/{} run {}", run.project, run.name, run.id)
+}
+
+fn log_settings(run: &Claimed) -> LogSettings {
+    let d = |i: &Option<PgInterval>| i.as_ref().and_then(|i| interval::to_duration(i).ok());
+    LogSettings {
+        keep: d(&run.keep_logs),
+        compress_after: d(&run.compress_logs),
+        compression: run.compress_mode.parse().unwrap_or_default(),
+    }
+}
+
+/// Builds the launch and starts the process.
+fn start(run: &Claimed, ctx: &Context) -> Result<tokio::process::Child, String> {
+    let user = ctx.users.resolve(run.run_as.as_deref(), &ctx.host)?;
+    let argv = if run.shell {
+        let mut a = vec!["/bin/sh".to_string(), "-c".to_string()];
+        a.extend(run.command.iter().cloned());
+        a
+    } else {
+        run.command.clone()
+    };
+    let mut env = run.env.0.clone();
+    env.insert("SISYPHUS_RUN_ID".into(), run.id.to_string());
+    env.insert(
+        "SISYPHUS_JOB".into(),
+        format!("{}/{}", run.project, run.name),
+    );
+    env.insert("SISYPHUS_ATTEMPT".into(), run.attempt.to_string());
+    env.insert("SISYPHUS_USERDATA".into(), run.userdata.to_string());
+    let launch = Launch {
+        argv,
+        env,
+        workdir: run.workdir.clone(),
+        user,
+    };
+    process::spawn(&launch).map_err(|e| e.0)
+}
+
+/// Runs the event loop of a started process until it has ended and its output is read.
+async fn watch(
+    run: &Claimed,
+    ctx: &Context,
+    child: &mut tokio::process::Child,
+    pid: u32,
+    log: &mut RunLogger,
+    mut control: mpsc::Receiver<Control>,
+) -> Outcome {
+    let (line_tx, mut lines) = mpsc::channel::<Line>(256);
+    let mut readers = 0;
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(read_lines(out, Stream::Stdout, line_tx.clone()));
+        readers += 1;
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(read_lines(err, Stream::Stderr, line_tx.clone()));
+        readers += 1;
+    }
+    drop(line_tx);
+    let maxtime = run
+        .maxtime
+        .as_ref()
+        .and_then(|m| interval::to_duration(m).ok());
+    let mut clock = Clock::new(maxtime);
+    let mut reason: Option<Reason> = None;
+    let mut kill_at: Option<Instant> = None;
+    let mut exit: Option<std::process::ExitStatus> = None;
+    let mut output_done = readers == 0;
+    let mut control_open = true;
+    let mut drain_deadline: Option<Instant> = None;
+    while exit.is_none() || !output_done {
+        tokio::select! {
+            line = lines.recv(), if !output_done => match line {
+                Some(line) => log.child_line(line).await,
+                None => output_done = true,
+            },
+            status = child.wait(), if exit.is_none() => {
+                exit = Some(status.unwrap_or_else(|_| std::os::unix::process::ExitStatusExt::from_raw(9)));
+                // What the main process left behind in its group goes with it, as under
+                // systemd: leftovers would run outside maxtime and concurrency.
+                process::signal_group(pid, Signal::SIGKILL);
+                drain_deadline = Some(Instant::now() + Duration::from_secs(2));
+            }
+            _ = sleep_until(clock.deadline()), if reason.is_none() && exit.is_none() => {
+                reason = Some(Reason::Timeout);
+                log.sisyphus(&["sisyphus", "kill"], &format!("maxtime {} passed; sending SIGTERM to the process group", fmt(clock.maxtime))).await;
+                kill_at = Some(terminate(pid, ctx.grace));
+            }
+            _ = sleep_until(kill_at), if exit.is_none() => {
+                log.sisyphus(&["sisyphus", "kill"], "grace period over; sending SIGKILL to the process group").await;
+                process::signal_group(pid, Signal::SIGKILL);
+                kill_at = None;
+            }
+            _ = sleep_until(drain_deadline), if exit.is_some() => {
+                // A grandchild that escaped the group still holds the pipe; stop reading.
+                output_done = true;
+            }
+            msg = control.recv(), if control_open => match msg {
+                None => control_open = false,
+                Some(c) if exit.is_none() => {
+                    handle_control(c, run, ctx, pid, log, &mut clock, &mut reason, &mut kill_at).await;
+                }
+                Some(_) => {}
+            },
+        }
+    }
+    classify(run.id, exit, reason, clock.maxtime, log)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn handle_control(
+    c: Control,
+    run: &Claimed,
+    ctx: &Context,
+    pid: u32,
+    log: &mut RunLogger,
+    clock: &mut Clock,
+    reason: &mut Option<Reason>,
+    kill_at: &mut Option<Instant>,
+) {
+    match c {
+        Control::Suspend if !clock.suspended() => {
+            process::signal_group(pid, Signal::SIGSTOP);
+            clock.pause();
+            let _ = sqlx::query(SET_SUSPENDED)
+                .bind(run.id)
+                .bind(true)
+                .execute(&ctx.pool)
+                .await;
+            log.sisyphus(&["sisyphus", "info"], "suspended (SIGSTOP)")
+                .await;
+        }
+        Control::Resume if clock.suspended() => {
+            process::signal_group(pid, Signal::SIGCONT);
+            clock.resume();
+            let _ = sqlx::query(SET_SUSPENDED)
+                .bind(run.id)
+                .bind(false)
+                .execute(&ctx.pool)
+                .await;
+            log.sisyphus(&["sisyphus", "info"], "resumed (SIGCONT)")
+                .await;
+        }
+        Control::Terminate | Control::Interrupt if reason.is_none() => {
+            *reason = Some(if c == Control::Terminate {
+                Reason::Terminated
+            } else {
+                Reason::Interrupted
+            });
+            let why = if c == Control::Terminate {
+                "terminate requested"
+            } else {
+                "guardian shutting down"
+            };
+            log.sisyphus(
+                &["sisyphus", "kill"],
+                &format!("{why}; sending SIGTERM to the process group"),
+            )
+            .await;
+            *kill_at = Some(terminate(pid, ctx.grace));
+        }
+        Control::Fence => {
+            *reason = Some(Reason::Fenced);
+            process::signal_group(pid, Signal::SIGKILL);
+            log.sisyphus(
+                &["sisyphus", "kill"],
+                "lease could not be renewed; killed the process group (self-fencing)",
+            )
+            .await;
+        }
+        _ => {}
+    }
+}
+
+/// SIGTERM to the group (and SIGCONT, so a stopped group can act on it); returns when to SIGKILL.
+fn terminate(pid: u32, grace: Duration) -> Instant {
+    process::signal_group(pid, Signal::SIGTERM);
+    process::signal_group(pid, Signal::SIGCONT);
+    Instant::now() + grace
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn fmt(d: Option<Duration>) -> String {
+    d.map_or_else(
+        || "-".to_string(),
+        sisyphus_client::schedule::format_duration,
+    )
+}
+
+/// The run's outcome from how it ended and why.
+fn classify(
+    run: RunId,
+    exit: Option<std::process::ExitStatus>,
+    reason: Option<Reason>,
+    maxtime: Option<Duration>,
+    log: &RunLogger,
+) -> Outcome {
+    use std::os::unix::process::ExitStatusExt;
+    let code = exit.and_then(|e| e.code());
+    let signal = exit.and_then(|e| e.signal());
+    let (status, error) = match (reason, code, signal) {
+        (Some(Reason::Timeout), _, _) => (
+            RunStatus::Timeout,
+            Some(format!("ran longer than maxtime {}", fmt(maxtime))),
+        ),
+        (Some(Reason::Terminated), _, _) => (
+            RunStatus::Terminated,
+            Some("terminated on request".to_string()),
+        ),
+        (Some(Reason::Interrupted), _, _) => (
+            RunStatus::Interrupted,
+            Some("interrupted: the guardian shut down".to_string()),
+        ),
+        (Some(Reason::Fenced), _, _) => (
+            RunStatus::Lost,
+            Some("killed by its guardian, which could not renew its lease".to_string()),
+        ),
+        (None, Some(0), _) if log.any_output => (RunStatus::Successful, None),
+        (None, Some(0), _) => (RunStatus::Uneventful, None),
+        (None, Some(c), _) => (
+            RunStatus::Failed,
+            Some(match &log.last_stderr {
+                Some(line) => format!("exit code {c}: {line}"),
+                None => format!("exit code {c}"),
+            }),
+        ),
+        (None, None, Some(s)) if s == Signal::SIGINT as i32 => (
+            RunStatus::Interrupted,
+            Some("interrupted (SIGINT)".to_string()),
+        ),
+        (None, None, Some(s)) => (
+            RunStatus::Failed,
+            Some(format!("killed by signal {s} ({})", signal_name(s))),
+        ),
+        (None, None, None) => (
+            RunStatus::Failed,
+            Some("ended without an exit status".to_string()),
+        ),
+    };
+    let summary = if status == RunStatus::Successful {
+        log.last_stdout.clone()
+    } else {
+        None
+    };
+    Outcome {
+        run,
+        status,
+        exit_code: code,
+        signal,
+        summary,
+        error,
+        finished_at: Utc::now(),
+    }
+}
+
+fn signal_name(s: i32) -> &'static str {
+    Signal::try_from(s).map(|s| s.as_str()).unwrap_or("?")
+}
+
+/// The maxtime clock: counts only time spent running, not suspended.
+struct Clock {
+    maxtime: Option<Duration>,
+    used: Duration,
+    since: Option<Instant>,
+}
+
+impl Clock {
+    fn new(maxtime: Option<Duration>) -> Clock {
+        Clock {
+            maxtime,
+            used: Duration::ZERO,
+            since: Some(Instant::now()),
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        let since = self.since?;
+        Some(since + self.maxtime?.saturating_sub(self.used))
+    }
+
+    fn suspended(&self) -> bool {
+        self.since.is_none()
+    }
+
+    fn pause(&mut self) {
+        if let Some(since) = self.since.take() {
+            self.used += since.elapsed();
+        }
+    }
+
+    fn resume(&mut self) {
+        self.since.get_or_insert_with(Instant::now);
+    }
+}
+
+/// Numbers, caps and routes one run's log lines: to the sink (`run_logs`) and the local file.
+struct RunLogger {
+    run: RunId,
+    seq: i32,
+    lines: u64,
+    bytes: u64,
+    cap: LogCap,
+    truncated: bool,
+    sink: Sink,
+    file: RunLog,
+    last_stdout: Option<String>,
+    last_stderr: Option<String>,
+    any_output: bool,
+}
+
+impl RunLogger {
+    fn new(run: &Claimed, ctx: &Context, started: DateTime<Utc>) -> RunLogger {
+        RunLogger {
+            run: run.id,
+            seq: 0,
+            lines: 0,
+            bytes: 0,
+            cap: ctx.cap,
+            truncated: false,
+            sink: ctx.sink.clone(),
+            file: RunLog::create(&ctx.log_dir, &run.project, &run.name, started, &ctx.host),
+            last_stdout: None,
+            last_stderr: None,
+            any_output: false,
+        }
+    }
+
+    async fn child_line(&mut self, line: Line) {
+        self.any_output = true;
+        if !line.text.trim().is_empty() {
+            let last: String = line.text.chars().take(1000).collect();
+            match line.stream {
+                Stream::Stdout => self.last_stdout = Some(last),
+                _ => self.last_stderr = Some(last),
+            }
+        }
+        let mut tags = vec![line.stream.as_str().to_string()];
+        if line.lossy {
+            tags.push("non-utf8".to_string());
+        }
+        self.store(line.stream, tags, line.text).await;
+    }
+
+    async fn sisyphus(&mut self, tags: &[&str], text: &str) {
+        let tags = tags.iter().map(|t| t.to_string()).collect();
+        self.store(Stream::Sisyphus, tags, text.to_string()).await;
+    }
+
+    async fn result(&mut self, outcome: &Outcome) {
+        let kind = match outcome.status {
+            RunStatus::Successful | RunStatus::Uneventful => "ok",
+            RunStatus::Timeout | RunStatus::Terminated | RunStatus::Lost => "kill",
+            RunStatus::Interrupted => "interrupted",
+            _ => "fail",
+        };
+        let text = outcome
+            .summary
+            .clone()
+            .or_else(|| outcome.error.clone())
+            .unwrap_or_else(|| outcome.status.to_string());
+        if self.truncated {
+            self.truncated = false; // the result line is always stored
+        }
+        self.sisyphus(
+            &["sisyphus", "result", kind],
+            &format!("{}: {text}", outcome.status),
+        )
+        .await;
+    }
+
+    async fn store(&mut self, stream: Stream, tags: Vec<String>, text: String) {
+        if self.truncated {
+            return;
+        }
+        self.lines += 1;
+        self.bytes += text.len() as u64;
+        if self.lines > self.cap.max_lines || self.bytes > self.cap.max_bytes {
+            self.truncated = true;
+            let marker = format!(
+                "log truncated: more than {} lines or {} bytes; further output of this run is not stored",
+                self.cap.max_lines, self.cap.max_bytes
+            );
+            self.push(
+                Stream::Sisyphus,
+                vec!["sisyphus".into(), "truncated".into()],
+                marker,
+            )
+            .await;
+            return;
+        }
+        self.push(stream, tags, text).await;
+    }
+
+    async fn push(&mut self, stream: Stream, tags: Vec<String>, text: String) {
+        self.seq += 1;
+        let at = Utc::now();
+        self.file.line(at, &tags, &text);
+        self.sink
+            .line(LogRow {
+                run_id: self.run,
+                seq: self.seq,
+                at,
+                stream,
+                tags,
+                task: None,
+                text,
+            })
+            .await;
+    }
+}

@@ -1,0 +1,81 @@
+//! `sisyctl kill | suspend | resume RUN`, `sisyctl hosts`, `sisyctl drain HOST`.
+
+use sisyphus_client::{Client, ControlAction, RunId};
+
+use crate::output::{self, opt, time};
+use crate::Failure;
+
+pub async fn run(
+    client: &Client,
+    run: RunId,
+    action: ControlAction,
+    json: bool,
+) -> Result<(), Failure> {
+    let result = client.control(run, action).await?;
+    if json {
+        return Ok(output::json(
+            &serde_json::json!({ "run": run, "result": result }),
+        )?);
+    }
+    match result.as_str() {
+        "cancelled" => println!("run {run} had not started; it is cancelled"),
+        _ => println!("run {run}: {action:?} requested", action = action),
+    }
+    Ok(())
+}
+
+pub async fn hosts(client: &Client, json: bool) -> Result<(), Failure> {
+    let hosts = client.hosts().await?;
+    if json {
+        return Ok(output::json(&hosts)?);
+    }
+    let rows: Vec<Vec<String>> = hosts
+        .iter()
+        .map(|h| {
+            vec![
+                h.name.clone(),
+                h.pools.join(","),
+                format!("{}/{}", h.running, h.capacity),
+                format!("{:.0}s", h.heartbeat_age),
+                if !h.live {
+                    "dead"
+                } else if h.draining {
+                    "draining"
+                } else {
+                    "live"
+                }
+                .to_string(),
+                opt(h.pid),
+                time(Some(h.started_at)),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "HOST",
+            "POOLS",
+            "RUNNING",
+            "HEARTBEAT",
+            "STATE",
+            "PID",
+            "STARTED",
+        ],
+        &rows,
+    );
+    Ok(())
+}
+
+pub async fn drain(client: &Client, host: &str, drain: bool, json: bool) -> Result<(), Failure> {
+    client.drain(host, drain).await?;
+    if json {
+        return Ok(output::json(
+            &serde_json::json!({ "host": host, "draining": drain }),
+        )?);
+    }
+    if drain {
+        println!("{host} takes no new runs; its running runs go on");
+    } else {
+        println!("{host} takes new runs again");
+    }
+    Ok(())
+}

@@ -1,0 +1,6 @@
+-- At start: runs this host still shows as active belong to a previous life of this guardian; their
+-- processes died with it (they are killed when their guardian dies). $1 host.
+SELECT sisyphus.finish_run(id, '{running,suspended}', 'lost', NULL, NULL, NULL,
+                           'its guardian restarted while it ran', clock_timestamp())
+  FROM sisyphus.runs
+ WHERE host = $1 AND status IN ('running', 'suspended')

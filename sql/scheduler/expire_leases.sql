@@ -1,0 +1,10 @@
+-- Runs whose guardian stopped renewing the lease become `lost` (and are retried if the job
+-- allows). A guardian that cannot renew kills its children before the lease ends (self-fencing),
+-- so a replacement never overlaps the old process. $1 now, $2 batch.
+SELECT sisyphus.finish_run(id, '{running,suspended}', 'lost', NULL, NULL, NULL,
+                           'guardian ' || coalesce(host, '?') || ' stopped renewing its lease', $1)
+  FROM sisyphus.runs
+ WHERE status IN ('running', 'suspended') AND lease_expires_at < $1
+ ORDER BY lease_expires_at
+ LIMIT $2
+   FOR UPDATE SKIP LOCKED
