@@ -56,9 +56,18 @@ END $$;
 -- concurrency across the fleet (invariant 2). Claimers of the same job are serialised by a
 -- transaction advisory lock per job, taken in job-id order so two guardians cannot deadlock;
 -- the count of active runs is read after the lock, so it sees every committed claim.
+--
+-- It returns the claimed runs with what a guardian needs to start them, read by a statement inside
+-- the function: a query joining `runs` around the call would use a snapshot taken before the
+-- call, and miss runs committed meanwhile that the function did claim.
 CREATE FUNCTION sisyphus.claim_runs(p_host text, p_pools text[], p_limit integer, p_lease interval)
-RETURNS SETOF bigint LANGUAGE plpgsql AS $$
+RETURNS TABLE (id bigint, job_id bigint, attempt integer, scheduled_for timestamptz, project text,
+               name text, command text[], shell boolean, env jsonb, workdir text, maxtime interval,
+               run_as text, userdata jsonb, keep_logs interval, compress_logs interval,
+               compress_mode text)
+LANGUAGE plpgsql AS $$
 DECLARE
+    claimed_ids bigint[] := '{}';
     ids bigint[];
     jobs bigint[];
     limits integer[];
@@ -66,11 +75,11 @@ DECLARE
     active integer;
     claimed integer := 0;
 BEGIN
-    IF p_limit <= 0 OR EXISTS (SELECT 1 FROM sisyphus.hosts WHERE name = p_host AND draining) THEN
+    IF p_limit <= 0 OR EXISTS (SELECT 1 FROM sisyphus.hosts h WHERE h.name = p_host AND h.draining) THEN
         RETURN;
     END IF;
     WITH c AS (
-        SELECT r.id, r.job_id, j.concurrency, r.scheduled_for
+        SELECT r.id AS run_id, r.job_id AS run_job, j.concurrency AS job_limit, r.scheduled_for AS due
           FROM sisyphus.runs r
           JOIN sisyphus.jobs j ON j.id = r.job_id
          WHERE r.status = 'pending'
@@ -82,8 +91,8 @@ BEGIN
          ORDER BY r.scheduled_for, r.id
          LIMIT p_limit * 4
            FOR UPDATE OF r SKIP LOCKED)
-    SELECT array_agg(id ORDER BY scheduled_for, id), array_agg(job_id ORDER BY scheduled_for, id),
-           array_agg(concurrency ORDER BY scheduled_for, id)
+    SELECT array_agg(c.run_id ORDER BY c.due, c.run_id), array_agg(c.run_job ORDER BY c.due, c.run_id),
+           array_agg(c.job_limit ORDER BY c.due, c.run_id)
       INTO ids, jobs, limits
       FROM c;
     IF ids IS NULL THEN
@@ -94,18 +103,24 @@ BEGIN
     END LOOP;
     FOR i IN 1 .. cardinality(ids) LOOP
         EXIT WHEN claimed >= p_limit;
-        SELECT count(*) INTO active FROM sisyphus.runs
-         WHERE job_id = jobs[i] AND status IN ('running', 'suspended');
+        SELECT count(*) INTO active FROM sisyphus.runs a
+         WHERE a.job_id = jobs[i] AND a.status IN ('running', 'suspended');
         CONTINUE WHEN active >= limits[i];
-        UPDATE sisyphus.runs
+        UPDATE sisyphus.runs r
            SET status = 'running', host = p_host, started_at = clock_timestamp(),
                lease_expires_at = clock_timestamp() + p_lease
-         WHERE id = ids[i] AND status = 'pending';
+         WHERE r.id = ids[i] AND r.status = 'pending';
         IF FOUND THEN
             claimed := claimed + 1;
-            RETURN NEXT ids[i];
+            claimed_ids := claimed_ids || ids[i];
         END IF;
     END LOOP;
+    RETURN QUERY
+    SELECT r.id, r.job_id, r.attempt, r.scheduled_for, j.project, j.name, j.command, j.shell, j.env,
+           j.workdir, j.maxtime, j.run_as, j.userdata, j.keep_logs, j.compress_logs, j.compress_mode
+      FROM sisyphus.runs r
+      JOIN sisyphus.jobs j ON j.id = r.job_id
+     WHERE r.id = ANY (claimed_ids);
 END $$;
 
 -- Remote control. A pending run is cancelled at once; a running or suspended one gets a request

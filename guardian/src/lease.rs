@@ -49,12 +49,17 @@ pub async fn run(
     let mut last_renewal = Instant::now();
     loop {
         let sent = Instant::now();
+        let supervised: Vec<i64> = active
+            .lock()
+            .map(|m| m.keys().map(|r| r.0).collect())
+            .unwrap_or_default();
         let beat = tokio::time::timeout(
             config.heartbeat,
             sqlx::query_as::<_, (bool, bool, i64)>(HEARTBEAT)
                 .bind(&config.name)
                 .bind(&instance)
                 .bind(interval::from_duration(config.lease))
+                .bind(supervised)
                 .fetch_one(&pool),
         )
         .await;

@@ -50,6 +50,7 @@ const CLAIM: &str = include_str!("../../sql/guardian/claim.sql");
 const NEXT_DUE: &str = include_str!("../../sql/guardian/next_due.sql");
 const REQUESTS: &str = include_str!("../../sql/guardian/requests.sql");
 const ORPHANS: &str = include_str!("../../sql/guardian/orphans.sql");
+const DEREGISTER: &str = include_str!("../../sql/guardian/deregister.sql");
 
 /// How a guardian runs.
 #[derive(Debug, Clone)]
@@ -215,6 +216,11 @@ impl Guardian {
         let _ = lease_task.await;
         drop(ctx);
         let _ = sink_task.await;
+        let _ = sqlx::query(DEREGISTER)
+            .bind(&self.config.name)
+            .bind(&self.instance)
+            .execute(&self.pool)
+            .await;
         tracing::info!(host = %self.config.name, "guardian stopped");
     }
 
@@ -233,6 +239,7 @@ impl Guardian {
                 let free = self.config.capacity.saturating_sub(runs.len());
                 match self.claim(free).await {
                     Ok(claimed) => {
+                        tracing::debug!(free, ids = ?claimed.iter().map(|c| c.id.0).collect::<Vec<_>>(), "claimed");
                         let full = claimed.len() == free;
                         for run in claimed {
                             self.launch(run, ctx, active, runs);

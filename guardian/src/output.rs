@@ -20,42 +20,44 @@ pub struct Line {
     pub lossy: bool,
 }
 
-/// Reads `reader` to its end, sending each line. Stops early if the receiver is gone.
+/// Reads `reader` to its end, sending the lines of each read as one batch (one channel message
+/// per read, not per line: a chatty child costs a wake-up per 64 KiB, not per line). Stops early
+/// if the receiver is gone.
 pub async fn read_lines<R: AsyncRead + Unpin>(
     mut reader: R,
     stream: Stream,
-    tx: mpsc::Sender<Line>,
+    tx: mpsc::Sender<Vec<Line>>,
 ) {
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut buf = vec![0u8; 64 * 1024];
     let mut pending: Vec<u8> = Vec::new();
     loop {
         let n = match reader.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        let mut batch = Vec::new();
         let mut chunk = &buf[..n];
         while let Some(pos) = chunk.iter().position(|b| *b == b'\n') {
             pending.extend_from_slice(&chunk[..pos]);
             chunk = &chunk[pos + 1..];
-            if send(&tx, stream, &mut pending).await.is_err() {
-                return;
-            }
+            batch.push(line(stream, &mut pending));
         }
         pending.extend_from_slice(chunk);
         while pending.len() >= MAX_LINE {
             let rest = pending.split_off(MAX_LINE);
-            if send(&tx, stream, &mut pending).await.is_err() {
-                return;
-            }
+            batch.push(line(stream, &mut pending));
             pending = rest;
+        }
+        if !batch.is_empty() && tx.send(batch).await.is_err() {
+            return;
         }
     }
     if !pending.is_empty() {
-        let _ = send(&tx, stream, &mut pending).await;
+        let _ = tx.send(vec![line(stream, &mut pending)]).await;
     }
 }
 
-async fn send(tx: &mpsc::Sender<Line>, stream: Stream, bytes: &mut Vec<u8>) -> Result<(), ()> {
+fn line(stream: Stream, bytes: &mut Vec<u8>) -> Line {
     if bytes.last() == Some(&b'\r') {
         bytes.pop();
     }
@@ -63,11 +65,9 @@ async fn send(tx: &mpsc::Sender<Line>, stream: Stream, bytes: &mut Vec<u8>) -> R
         Ok(s) => (s, false),
         Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), true),
     };
-    tx.send(Line {
+    Line {
         stream,
         text,
         lossy,
-    })
-    .await
-    .map_err(|_| ())
+    }
 }

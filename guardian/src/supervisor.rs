@@ -246,7 +246,7 @@ async fn watch(
     log: &mut RunLogger,
     mut control: mpsc::Receiver<Control>,
 ) -> Outcome {
-    let (line_tx, mut lines) = mpsc::channel::<Line>(256);
+    let (line_tx, mut lines) = mpsc::channel::<Vec<Line>>(16);
     let mut readers = 0;
     if let Some(out) = child.stdout.take() {
         tokio::spawn(read_lines(out, Stream::Stdout, line_tx.clone()));
@@ -270,8 +270,12 @@ async fn watch(
     let mut drain_deadline: Option<Instant> = None;
     while exit.is_none() || !output_done {
         tokio::select! {
-            line = lines.recv(), if !output_done => match line {
-                Some(line) => log.child_line(line).await,
+            batch = lines.recv(), if !output_done => match batch {
+                Some(batch) => {
+                    for line in batch {
+                        log.child_line(line).await;
+                    }
+                }
                 None => output_done = true,
             },
             status = child.wait(), if exit.is_none() => {
@@ -534,11 +538,21 @@ impl RunLogger {
     async fn child_line(&mut self, line: Line) {
         self.any_output = true;
         if !line.text.trim().is_empty() {
-            let last: String = line.text.chars().take(1000).collect();
+            let mut last = line.text.clone();
+            if last.len() > 1000 {
+                let mut cut = 1000;
+                while !last.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                last.truncate(cut);
+            }
             match line.stream {
                 Stream::Stdout => self.last_stdout = Some(last),
                 _ => self.last_stderr = Some(last),
             }
+        }
+        if self.truncated {
+            return;
         }
         let mut tags = vec![line.stream.as_str().to_string()];
         if line.lossy {
@@ -564,12 +578,15 @@ impl RunLogger {
             .clone()
             .or_else(|| outcome.error.clone())
             .unwrap_or_else(|| outcome.status.to_string());
-        if self.truncated {
-            self.truncated = false; // the result line is always stored
-        }
-        self.sisyphus(
-            &["sisyphus", "result", kind],
-            &format!("{}: {text}", outcome.status),
+        // The result line is always stored, past the cap too.
+        let tags = ["sisyphus", "result", kind]
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        self.push(
+            Stream::Sisyphus,
+            tags,
+            format!("{}: {text}", outcome.status),
         )
         .await;
     }

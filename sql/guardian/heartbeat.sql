@@ -1,12 +1,14 @@
--- One round trip per beat: the host's heartbeat and the leases of all its active runs.
--- $1 name, $2 instance, $3 lease. Returns (still ours?, draining).
+-- One round trip per beat: the host's heartbeat and the leases of the runs this guardian
+-- supervises (only those: a run marked ours that we do not supervise must lose its lease).
+-- $1 name, $2 instance, $3 lease, $4 supervised run ids. Returns (still ours?, draining, renewed).
 WITH h AS (
     UPDATE sisyphus.hosts SET last_heartbeat = now()
      WHERE name = $1 AND instance = $2
     RETURNING draining),
 l AS (
     UPDATE sisyphus.runs SET lease_expires_at = now() + $3::interval
-     WHERE host = $1 AND status IN ('running', 'suspended') AND EXISTS (SELECT 1 FROM h)
+     WHERE host = $1 AND id = ANY ($4) AND status IN ('running', 'suspended')
+       AND EXISTS (SELECT 1 FROM h)
     RETURNING id)
 SELECT EXISTS (SELECT 1 FROM h) AS ours, coalesce((SELECT draining FROM h), false) AS draining,
        (SELECT count(*) FROM l) AS leases

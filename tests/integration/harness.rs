@@ -162,3 +162,125 @@ pub fn jobs_file(text: &str) -> PathBuf {
     std::fs::write(&path, text).expect("write jobs file");
     path
 }
+
+/// A daemon started as a real process; killed (SIGKILL) when dropped.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub dir: PathBuf,
+}
+
+impl Daemon {
+    /// `sisyphus guardian --name NAME` with short leases for tests, its own log and spool dirs,
+    /// plus `extra` arguments.
+    pub fn guardian(url: &str, name: &str, extra: &[&str]) -> Daemon {
+        let dir = std::env::temp_dir().join(format!(
+            "sisyphus-g-{}-{}-{name}",
+            std::process::id(),
+            NEXT_DB.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).expect("guardian dir");
+        let mut args: Vec<String> = [
+            "guardian",
+            "--name",
+            name,
+            "--lease",
+            "4s",
+            "--heartbeat",
+            "1s",
+            "--grace",
+            "1s",
+            "--drain-timeout",
+            "2s",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.push("--log-dir".into());
+        args.push(dir.join("logs").display().to_string());
+        args.push("--spool-dir".into());
+        args.push(dir.join("spool").display().to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::spawn(url, &args, dir)
+    }
+
+    /// `sisyphus scheduler`.
+    pub fn scheduler(url: &str) -> Daemon {
+        let args = vec![
+            "scheduler".to_string(),
+            "--name".into(),
+            "test-scheduler".into(),
+        ];
+        Self::spawn(url, &args, std::env::temp_dir())
+    }
+
+    fn spawn(url: &str, args: &[String], dir: PathBuf) -> Daemon {
+        let log = std::fs::File::create(dir.join(format!(
+            "daemon-{}.log",
+            NEXT_DB.fetch_add(1, Ordering::SeqCst)
+        )))
+        .expect("daemon log");
+        let child = Command::new(bin("sisyphus"))
+            .args(args)
+            .env("SISYPHUS_DATABASE_URL", url)
+            .env("RUST_LOG", "info,sqlx=warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start daemon");
+        Daemon { child, dir }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// SIGTERM, then wait.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid()),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        self.child.wait().expect("wait daemon")
+    }
+
+    /// SIGKILL, then wait.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Polls `check` every 50 ms until it yields Some, or panics after `limit` naming `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, limit: std::time::Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A run's status by id.
+pub async fn status(pool: &PgPool, run: i64) -> String {
+    sqlx::query_scalar("SELECT status::text FROM sisyphus.runs WHERE id = $1")
+        .bind(run)
+        .fetch_one(pool)
+        .await
+        .expect("status")
+}

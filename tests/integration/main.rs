@@ -6,6 +6,7 @@ mod harness;
 mod apply;
 mod cli;
 mod failover;
+mod guardian;
 mod scheduler;
 mod schema;
 mod sql_api;
