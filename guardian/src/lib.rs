@@ -133,10 +133,12 @@ impl Guardian {
     /// writes what the spool holds from an earlier life, and marks runs a previous life of this
     /// host left active as lost.
     pub async fn start(config: Config) -> Result<Guardian, Error> {
-        let pool = db::pool(
+        // Give up on an unreachable database after 3 s: outcomes and lines go to the spool then.
+        let pool = db::pool_with_timeout(
             &config.database_url,
             "sisyphus guardian",
             (config.capacity as u32).clamp(2, 8) + 3,
+            Duration::from_secs(3),
         )
         .await?;
         db::check_schema(&pool).await?;

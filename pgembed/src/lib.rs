@@ -269,19 +269,24 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop();
+        if self.temporary {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
     }
 }
 
-/// The watchdog: runs postgres in the background, stops it when the starter process is gone or
-/// when asked (SIGTERM), and removes a temporary data directory afterwards.
+/// The watchdog: runs postgres in the background and stops it when asked (SIGTERM) or when the
+/// starter process is gone; in the latter case it also removes a temporary data directory.
 const WATCHDOG: &str = r#"
 bin="$1"; data="$2"; port="$3"; shift 3
 "$bin" -D "$data" -p "$port" "$@" >>"$PGEMBED_LOG" 2>&1 &
 pg=$!
-stop() { kill -INT "$pg" 2>/dev/null; wait "$pg"; [ -n "$PGEMBED_REMOVE" ] && rm -rf "$data"; exit 0; }
-trap stop TERM INT HUP
+stop() { kill -INT "$pg" 2>/dev/null; wait "$pg"; }
+trap 'stop; exit 0' TERM INT HUP
 while kill -0 "$pg" 2>/dev/null && [ -d "/proc/$PGEMBED_WATCH" ]; do sleep 0.2; done
 stop
+# The starter is gone without cleaning up: a temporary cluster's data goes with it.
+if [ ! -d "/proc/$PGEMBED_WATCH" ] && [ -n "$PGEMBED_REMOVE" ]; then rm -rf "$data"; fi
 "#;
 
 /// Finds the directory holding `postgres`, `initdb` and `pg_isready`.

@@ -57,6 +57,15 @@ async fn running_pid(db: &TestDb, run: i64) -> i32 {
     .await
 }
 
+/// (attempt, status, trigger, scheduled for, finished at)
+type Attempt = (
+    i32,
+    String,
+    String,
+    chrono::DateTime<chrono::Utc>,
+    Option<chrono::DateTime<chrono::Utc>>,
+);
+
 fn job(name: &str, argv: &[&str]) -> JobDefinition {
     JobDefinition::new("G", name, argv.iter().copied())
 }
@@ -216,9 +225,9 @@ async fn failed_runs_are_retried_with_backoff() {
         ..job("flaky", &["false"])
     };
     run_now(&db, def).await;
-    let runs: Vec<(i32, String, String, chrono::DateTime<chrono::Utc>, Option<chrono::DateTime<chrono::Utc>>)> =
+    let runs: Vec<Attempt> =
         wait_for("three failed attempts", Duration::from_secs(20), || async {
-            let rows: Vec<(i32, String, String, chrono::DateTime<chrono::Utc>, Option<chrono::DateTime<chrono::Utc>>)> = sqlx::query_as(
+            let rows: Vec<Attempt> = sqlx::query_as(
                 "SELECT attempt, status::text, trigger::text, scheduled_for, finished_at FROM sisyphus.runs ORDER BY attempt",
             )
             .fetch_all(&db.pool)
@@ -632,4 +641,97 @@ async fn a_drained_host_takes_no_new_runs() {
     );
     let out = db.sisyctl(&["drain", "nohost"]);
     assert!(crate::harness::stderr(&out).contains("host nohost is not registered"));
+}
+
+#[tokio::test]
+async fn run_as_switches_to_an_allowed_user_and_refuses_root_unless_allowed() {
+    let db = TestDb::new().await;
+    let _g = Daemon::guardian(&db.url, "g1", &["--allow-users", "nobody"]);
+    let as_nobody = run_now(
+        &db,
+        JobDefinition {
+            run_as: Some("nobody".into()),
+            ..job("whoami", &["id", "-un"])
+        },
+    )
+    .await;
+    let as_root = run_now(
+        &db,
+        JobDefinition {
+            run_as: Some("root".into()),
+            ..job("root", &["id", "-un"])
+        },
+    )
+    .await;
+    let not_allowed = run_now(
+        &db,
+        JobDefinition {
+            run_as: Some("daemon".into()),
+            ..job("daemon", &["id", "-un"])
+        },
+    )
+    .await;
+    let limit = Duration::from_secs(15);
+    if nix::unistd::Uid::effective().is_root() {
+        let (st, summary, err, _) = ended(&db, as_nobody, limit).await;
+        assert_eq!(
+            (st.as_str(), summary.as_deref()),
+            ("successful", Some("nobody")),
+            "{err:?}"
+        );
+        let (st, _, err, _) = ended(&db, as_root, limit).await;
+        assert_eq!(st, "failed");
+        assert_eq!(err.as_deref(), Some("running as root is not allowed on g1"));
+        let (_, _, err, _) = ended(&db, not_allowed, limit).await;
+        assert_eq!(
+            err.as_deref(),
+            Some("user `daemon` is not among g1's allowed users")
+        );
+    } else {
+        let (st, _, err, _) = ended(&db, as_nobody, limit).await;
+        assert_eq!(st, "failed");
+        assert!(err.is_some_and(|e| e.contains("needs a guardian running as root")));
+    }
+}
+
+#[tokio::test]
+async fn sisyctl_logs_follows_a_live_run_and_filters_by_tag() {
+    let db = TestDb::new().await;
+    let _g = Daemon::guardian(&db.url, "g1", &[]);
+    let run = run_now(
+        &db,
+        job(
+            "talk",
+            &[
+                "sh",
+                "-c",
+                "for i in 1 2 3 4 5; do echo out $i; echo err $i >&2; sleep 0.3; done",
+            ],
+        ),
+    )
+    .await;
+    running_pid(&db, run).await;
+    let id = run.to_string();
+    // --follow returns only when the run has ended, with every line.
+    let out = db.sisyctl(&["logs", &id, "--follow"]);
+    let text = crate::harness::stdout(&out);
+    assert!(out.status.success(), "{}", crate::harness::stderr(&out));
+    for i in 1..=5 {
+        assert!(text.contains(&format!("{{stdout}} >> out {i}")), "{text}");
+        assert!(text.contains(&format!("{{stderr}} >> err {i}")), "{text}");
+    }
+    assert!(
+        text.contains("{sisyphus}{result}{ok} >> successful: out 5"),
+        "{text}"
+    );
+    let out = db.sisyctl(&["logs", &id, "--tag", "stderr"]);
+    let text = crate::harness::stdout(&out);
+    assert_eq!(text.lines().count(), 5, "{text}");
+    assert!(
+        text.lines().all(|l| l.contains("{stderr} >> err")),
+        "{text}"
+    );
+    let out = db.sisyctl(&["logs", "424242"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(crate::harness::stderr(&out).contains("run 424242 does not exist"));
 }

@@ -179,22 +179,19 @@ impl Daemon {
             NEXT_DB.fetch_add(1, Ordering::SeqCst)
         ));
         std::fs::create_dir_all(&dir).expect("guardian dir");
-        let mut args: Vec<String> = [
-            "guardian",
-            "--name",
-            name,
-            "--lease",
-            "4s",
-            "--heartbeat",
-            "1s",
-            "--grace",
-            "1s",
-            "--drain-timeout",
-            "2s",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let defaults = [
+            ("--lease", "4s"),
+            ("--heartbeat", "1s"),
+            ("--grace", "1s"),
+            ("--drain-timeout", "2s"),
+        ];
+        let mut args: Vec<String> = vec!["guardian".into(), "--name".into(), name.into()];
+        for (flag, value) in defaults {
+            if !extra.contains(&flag) {
+                args.push(flag.into());
+                args.push(value.into());
+            }
+        }
         args.push("--log-dir".into());
         args.push(dir.join("logs").display().to_string());
         args.push("--spool-dir".into());

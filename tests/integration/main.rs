@@ -7,6 +7,7 @@ mod apply;
 mod cli;
 mod failover;
 mod guardian;
+mod resilience;
 mod scheduler;
 mod schema;
 mod sql_api;

@@ -33,10 +33,21 @@ pub fn options(url: &str, application: &str) -> Result<PgConnectOptions> {
 
 /// A connection pool, without checking the schema.
 pub async fn pool(url: &str, application: &str, max_connections: u32) -> Result<PgPool> {
+    pool_with_timeout(url, application, max_connections, Duration::from_secs(10)).await
+}
+
+/// A pool whose callers give up on an unreachable database after `acquire_timeout` (the guardian
+/// spools instead of waiting long).
+pub async fn pool_with_timeout(
+    url: &str,
+    application: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> Result<PgPool> {
     let options = options(url, application)?;
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(acquire_timeout)
         .connect_with(options)
         .await
         .map_err(|e| Error::Connect {
