@@ -140,6 +140,7 @@ async fn outcomes_and_failure_reasons() {
     )
     .await;
     let intr = run_now(&db, job("intr", &["sh", "-c", "kill -INT $$; sleep 5"])).await;
+    let bytes = run_now(&db, job("bytes", &["printf", "\\377\\376 abc\\n"])).await;
     let limit = Duration::from_secs(20);
     assert_eq!(
         ended(&db, ok, limit).await,
@@ -178,6 +179,17 @@ async fn outcomes_and_failure_reasons() {
     );
     let (st, _, err, _) = ended(&db, intr, limit).await;
     assert_eq!(st, "interrupted", "{err:?}");
+    // Bytes that are not UTF-8 survive, replaced and marked.
+    assert_eq!(ended(&db, bytes, limit).await.0, "successful");
+    let (text, tags): (String, Vec<String>) = sqlx::query_as(
+        "SELECT text, tags FROM sisyphus.run_logs WHERE run_id = $1 AND stream = 'stdout'",
+    )
+    .bind(bytes)
+    .fetch_one(&db.pool)
+    .await
+    .expect("line");
+    assert_eq!(text, "\u{fffd}\u{fffd} abc");
+    assert_eq!(tags, vec!["stdout".to_string(), "non-utf8".to_string()]);
     // The guardian keeps working after all of that.
     let again = db
         .client

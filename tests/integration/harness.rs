@@ -192,10 +192,12 @@ impl Daemon {
                 args.push(value.into());
             }
         }
-        args.push("--log-dir".into());
-        args.push(dir.join("logs").display().to_string());
-        args.push("--spool-dir".into());
-        args.push(dir.join("spool").display().to_string());
+        for (flag, sub) in [("--log-dir", "logs"), ("--spool-dir", "spool")] {
+            if !extra.contains(&flag) {
+                args.push(flag.into());
+                args.push(dir.join(sub).display().to_string());
+            }
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         Self::spawn(url, &args, dir)
     }

@@ -347,3 +347,181 @@ async fn the_readme_first_command_shows_successful_runs_within_a_minute() {
     assert!(exit.success(), "Ctrl-C stops everything cleanly: {exit:?}");
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// Starts a private cluster of its own (these tests stop PostgreSQL), migrated.
+async fn own_cluster() -> (pgembed::Cluster, String) {
+    let cluster =
+        tokio::task::spawn_blocking(|| pgembed::Cluster::start(pgembed::Options::default()))
+            .await
+            .expect("task")
+            .expect("cluster");
+    let url = cluster.url("postgres");
+    sisyphus_client::db::migrate(&url).await.expect("migrate");
+    (cluster, url)
+}
+
+async fn stop(mut cluster: pgembed::Cluster) -> pgembed::Cluster {
+    tokio::task::spawn_blocking(move || {
+        cluster.stop();
+        cluster
+    })
+    .await
+    .expect("stop")
+}
+
+async fn restart(mut cluster: pgembed::Cluster) -> pgembed::Cluster {
+    tokio::task::spawn_blocking(move || {
+        cluster.restart().expect("restart");
+        cluster
+    })
+    .await
+    .expect("restart")
+}
+
+#[tokio::test]
+async fn a_guardian_that_cannot_renew_its_lease_kills_its_runs_in_time() {
+    let (cluster, url) = own_cluster().await;
+    let client = Client::connect(&url).await.expect("connect");
+    client
+        .apply(&[JobDefinition::new("R", "fenced", ["sleep", "60"])], false)
+        .await
+        .expect("apply");
+    // Lease 3 s: the guardian must have killed its run 2 s after its last renewal.
+    let _g = Daemon::guardian(&url, "g", &["--lease", "3s", "--heartbeat", "500ms"]);
+    let run = client
+        .run_now(&JobRef::new("R", "fenced"))
+        .await
+        .expect("run")[0]
+        .0;
+    let pool = client.pool().clone();
+    let pid: i32 = wait_for("the run", Duration::from_secs(10), || async {
+        sqlx::query_scalar::<_, Option<i32>>(
+            "SELECT pid FROM sisyphus.runs WHERE id = $1 AND status = 'running'",
+        )
+        .bind(run)
+        .fetch_one(&pool)
+        .await
+        .ok()
+        .flatten()
+    })
+    .await;
+    pool.close().await;
+    drop(client);
+    let down = Instant::now();
+    let cluster = stop(cluster).await;
+    wait_for(
+        "the fenced process to die",
+        Duration::from_secs(3),
+        || async {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map_or(Some(()), |s| s.contains(") Z").then_some(()))
+        },
+    )
+    .await;
+    let killed_after = down.elapsed();
+    println!(
+        "self-fencing: run killed {:.2} s after the database went away (lease 3 s)",
+        killed_after.as_secs_f64()
+    );
+    assert!(
+        killed_after < Duration::from_secs(3),
+        "killed after {killed_after:?}, past the lease"
+    );
+    let cluster = restart(cluster).await;
+    let pool = PgPool::connect(&url).await.expect("reconnect");
+    let (st, err): (String, Option<String>) =
+        wait_for("the run's outcome", Duration::from_secs(20), || async {
+            let row: (String, Option<String>) =
+                sqlx::query_as("SELECT status::text, error FROM sisyphus.runs WHERE id = $1")
+                    .bind(run)
+                    .fetch_one(&pool)
+                    .await
+                    .ok()?;
+            (row.0 != "running").then_some(row)
+        })
+        .await;
+    assert_eq!(st, "lost", "{err:?}");
+    drop(cluster);
+}
+
+#[tokio::test]
+async fn the_spool_is_written_after_the_guardian_itself_restarts() {
+    let (cluster, url) = own_cluster().await;
+    let client = Client::connect(&url).await.expect("connect");
+    let script = "sleep 1; echo spooled line; echo done".to_string();
+    client
+        .apply(&[shell_job("R", "later", script)], false)
+        .await
+        .expect("apply");
+    let mut g = Daemon::guardian(&url, "g", &["--lease", "60s"]);
+    let spool = g.dir.join("spool");
+    let run = client
+        .run_now(&JobRef::new("R", "later"))
+        .await
+        .expect("run")[0]
+        .0;
+    let pool = client.pool().clone();
+    wait_for("the run", Duration::from_secs(10), || async {
+        (status(&pool, run).await == "running").then_some(())
+    })
+    .await;
+    pool.close().await;
+    drop(client);
+    let cluster = stop(cluster).await;
+    // The run ends while the database is away; its outcome and lines go to the spool.
+    wait_for("the spooled outcome", Duration::from_secs(15), || async {
+        let files = std::fs::read_dir(&spool)
+            .ok()?
+            .flatten()
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect::<Vec<_>>();
+        files
+            .iter()
+            .any(|f| f.contains("\"Outcome\""))
+            .then_some(())
+    })
+    .await;
+    g.kill9();
+    let cluster = restart(cluster).await;
+    // A new guardian of the same host, with the same spool: it writes the spool at start, before
+    // marking what an earlier life left running as lost.
+    let args = ["--lease", "60s", "--spool-dir"];
+    let mut extra: Vec<&str> = args.to_vec();
+    let spool_arg = spool.display().to_string();
+    extra.push(&spool_arg);
+    // The old registration is live for its lease; take the name after it (60 s is too long to
+    // wait, so the test ages it by hand, as an operator would after confirming the host is gone).
+    let pool = PgPool::connect(&url).await.expect("reconnect");
+    sqlx::query("UPDATE sisyphus.hosts SET last_heartbeat = now() - interval '1 hour'")
+        .execute(&pool)
+        .await
+        .expect("age");
+    let _g2 = Daemon::guardian(&url, "g", &extra);
+    let (st, summary): (String, Option<String>) = wait_for(
+        "the spooled outcome to arrive",
+        Duration::from_secs(20),
+        || async {
+            let row: (String, Option<String>) =
+                sqlx::query_as("SELECT status::text, summary FROM sisyphus.runs WHERE id = $1")
+                    .bind(run)
+                    .fetch_one(&pool)
+                    .await
+                    .ok()?;
+            (row.0 != "running").then_some(row)
+        },
+    )
+    .await;
+    assert_eq!(
+        (st.as_str(), summary.as_deref()),
+        ("successful", Some("done"))
+    );
+    let lines: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sisyphus.run_logs WHERE run_id = $1 AND text = 'spooled line'",
+    )
+    .bind(run)
+    .fetch_one(&pool)
+    .await
+    .expect("lines");
+    assert_eq!(lines, 1);
+    drop(cluster);
+}
