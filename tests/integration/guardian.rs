@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use sisyphus_client::spec::Text;
 use sisyphus_client::{JobDefinition, JobRef};
 
-use crate::harness::{status, wait_for, Daemon, TestDb};
+use crate::harness::{running_pid, status, wait_for, Daemon, TestDb};
 
 /// Applies `def` and asks for a run now; returns the run id.
 async fn run_now(db: &TestDb, def: JobDefinition) -> i64 {
@@ -34,26 +34,6 @@ async fn ended(
         .ok()?;
         row.4.then_some((row.0, row.1, row.2, row.3))
     })
-    .await
-}
-
-/// Waits until the run is running and returns its pid.
-async fn running_pid(db: &TestDb, run: i64) -> i32 {
-    wait_for(
-        &format!("run {run} to run"),
-        Duration::from_secs(15),
-        || async {
-            let pid: Option<i32> = sqlx::query_scalar(
-                "SELECT pid FROM sisyphus.runs WHERE id = $1 AND status = 'running'",
-            )
-            .bind(run)
-            .fetch_one(&db.pool)
-            .await
-            .ok()
-            .flatten();
-            pid
-        },
-    )
     .await
 }
 
@@ -291,7 +271,7 @@ async fn maxtime_kills_the_whole_process_group() {
         ..def
     };
     let run = run_now(&db, def).await;
-    let pgid = running_pid(&db, run).await;
+    let pgid = running_pid(&db.pool, run).await;
     assert!(
         live_group_members(pgid).len() >= 2,
         "the group has its processes while running"
@@ -354,7 +334,7 @@ async fn terminate_suspend_and_resume_reach_the_process_within_a_second() {
             .await
             .expect("run")[0]
             .0;
-        let pid = running_pid(&db, run).await;
+        let pid = running_pid(&db.pool, run).await;
         let t = Instant::now();
         sqlx::query("SELECT sisyphus.suspend($1)")
             .bind(run)
@@ -517,7 +497,7 @@ async fn local_log_files_and_links_follow_ll_sisyphus() {
     }
     // Terminated counts as interrupted.
     let run = run_now(&db, job("files", &["sleep", "30"])).await;
-    running_pid(&db, run).await;
+    running_pid(&db.pool, run).await;
     sqlx::query("SELECT sisyphus.terminate($1)")
         .bind(run)
         .execute(&db.pool)
@@ -607,8 +587,8 @@ async fn sigterm_drains_then_interrupts() {
     let mut g = Daemon::guardian(&db.url, "g1", &[]);
     let short = run_now(&db, job("short", &["sh", "-c", "sleep 1; echo finished"])).await;
     let long = run_now(&db, job("long", &["sleep", "600"])).await;
-    running_pid(&db, short).await;
-    running_pid(&db, long).await;
+    running_pid(&db.pool, short).await;
+    running_pid(&db.pool, long).await;
     let t = Instant::now();
     let exit = g.terminate();
     assert!(exit.success(), "guardian exit: {exit:?}");
@@ -722,7 +702,7 @@ async fn sisyctl_logs_follows_a_live_run_and_filters_by_tag() {
         ),
     )
     .await;
-    running_pid(&db, run).await;
+    running_pid(&db.pool, run).await;
     let id = run.to_string();
     // --follow returns only when the run has ended, with every line.
     let out = db.sisyctl(&["logs", &id, "--follow"]);

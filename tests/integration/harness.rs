@@ -283,3 +283,27 @@ pub async fn status(pool: &PgPool, run: i64) -> String {
         .await
         .expect("status")
 }
+
+/// Waits until the run is running and returns its pid.
+pub async fn running_pid(pool: &PgPool, run: i64) -> i32 {
+    wait_for(
+        &format!("run {run} to run"),
+        std::time::Duration::from_secs(15),
+        || async {
+            sqlx::query_scalar::<_, Option<i32>>(
+                "SELECT pid FROM sisyphus.runs WHERE id = $1 AND status = 'running'",
+            )
+            .bind(run)
+            .fetch_one(pool)
+            .await
+            .ok()
+            .flatten()
+        },
+    )
+    .await
+}
+
+/// Whether a process is gone (or only a zombie waiting for its parent).
+pub fn process_gone(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z"))
+}

@@ -10,7 +10,7 @@ use sisyphus_client::spec::Text;
 use sisyphus_client::{Client, JobDefinition, JobRef};
 use sqlx::PgPool;
 
-use crate::harness::{bin, status, wait_for, Daemon, TestDb};
+use crate::harness::{bin, process_gone, running_pid, status, wait_for, Daemon, TestDb};
 
 /// A shell command that appends `start <t> <run>` and `end <t> <run>` lines to `witness` under
 /// flock, sleeping `secs` in between.
@@ -117,17 +117,13 @@ async fn a_killed_guardians_run_becomes_lost_and_is_retried_elsewhere() {
         .await
         .expect("run")[0]
         .0;
-    let pid: i32 = wait_for("the run on a", Duration::from_secs(10), || async {
-        sqlx::query_scalar::<_, Option<i32>>(
-            "SELECT pid FROM sisyphus.runs WHERE id = $1 AND host = 'a' AND status = 'running'",
-        )
+    let pid = running_pid(&db.pool, first).await;
+    let host: Option<String> = sqlx::query_scalar("SELECT host FROM sisyphus.runs WHERE id = $1")
         .bind(first)
         .fetch_one(&db.pool)
         .await
-        .ok()
-        .flatten()
-    })
-    .await;
+        .expect("host");
+    assert_eq!(host.as_deref(), Some("a"));
     let _b = Daemon::guardian(&db.url, "b", &[]);
     let killed = Instant::now();
     a.kill9();
@@ -135,10 +131,7 @@ async fn a_killed_guardians_run_becomes_lost_and_is_retried_elsewhere() {
     wait_for(
         "the orphaned child to die",
         Duration::from_secs(3),
-        || async {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map_or(Some(()), |s| s.contains(") Z").then_some(()))
-        },
+        || async { process_gone(pid).then_some(()) },
     )
     .await;
     let lost_after = wait_for("the run to be lost", Duration::from_secs(20), || async {
@@ -185,13 +178,7 @@ async fn line_counts(pool: &PgPool) -> Vec<(i64, i64, i64)> {
 #[tokio::test]
 async fn outcomes_and_logs_survive_a_database_restart() {
     // Its own cluster: this test stops PostgreSQL.
-    let mut cluster =
-        tokio::task::spawn_blocking(|| pgembed::Cluster::start(pgembed::Options::default()))
-            .await
-            .expect("task")
-            .expect("cluster");
-    let url = cluster.url("postgres");
-    sisyphus_client::db::migrate(&url).await.expect("migrate");
+    let (cluster, url) = own_cluster().await;
     let client = Client::connect(&url).await.expect("connect");
     let lines = 40;
     let script =
@@ -222,22 +209,12 @@ async fn outcomes_and_logs_survive_a_database_restart() {
     drop(client);
     // Stop PostgreSQL while the runs print and finish; start it after they have ended.
     let down = Instant::now();
-    cluster = tokio::task::spawn_blocking(move || {
-        cluster.stop();
-        cluster
-    })
-    .await
-    .expect("stop");
+    let cluster = stop(cluster).await;
     tokio::time::sleep(Duration::from_secs(9)).await;
     let spooled = std::fs::read_dir(g.dir.join("spool"))
         .map(|d| d.count())
         .unwrap_or(0);
-    cluster = tokio::task::spawn_blocking(move || {
-        cluster.restart().expect("restart");
-        cluster
-    })
-    .await
-    .expect("restart");
+    let cluster = restart(cluster).await;
     println!(
         "database down for {:.1} s; {spooled} spool file(s) written meanwhile",
         down.elapsed().as_secs_f64()
@@ -394,17 +371,7 @@ async fn a_guardian_that_cannot_renew_its_lease_kills_its_runs_in_time() {
         .expect("run")[0]
         .0;
     let pool = client.pool().clone();
-    let pid: i32 = wait_for("the run", Duration::from_secs(10), || async {
-        sqlx::query_scalar::<_, Option<i32>>(
-            "SELECT pid FROM sisyphus.runs WHERE id = $1 AND status = 'running'",
-        )
-        .bind(run)
-        .fetch_one(&pool)
-        .await
-        .ok()
-        .flatten()
-    })
-    .await;
+    let pid = running_pid(&pool, run).await;
     pool.close().await;
     drop(client);
     let down = Instant::now();
@@ -412,10 +379,7 @@ async fn a_guardian_that_cannot_renew_its_lease_kills_its_runs_in_time() {
     wait_for(
         "the fenced process to die",
         Duration::from_secs(3),
-        || async {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map_or(Some(()), |s| s.contains(") Z").then_some(()))
-        },
+        || async { process_gone(pid).then_some(()) },
     )
     .await;
     let killed_after = down.elapsed();
