@@ -45,8 +45,12 @@ BEGIN
             VALUES (r.job_id, r.slot, r.attempt + 1, r.target_host, 'retry', t + delay,
                     t + delay + j.ttl, 'retry of run ' || r.id)
             ON CONFLICT DO NOTHING;
-            PERFORM pg_notify('sisyphus_runs', '');
         END IF;
+    END IF;
+    -- A run of this job may be waiting for the slot this one frees (or a retry was just added):
+    -- wake the guardians.
+    IF EXISTS (SELECT 1 FROM sisyphus.runs p WHERE p.job_id = r.job_id AND p.status = 'pending') THEN
+        PERFORM pg_notify('sisyphus_runs', '');
     END IF;
     RETURN true;
 END $$;
@@ -78,8 +82,12 @@ BEGIN
     IF p_limit <= 0 OR EXISTS (SELECT 1 FROM sisyphus.hosts h WHERE h.name = p_host AND h.draining) THEN
         RETURN;
     END IF;
-    WITH c AS (
-        SELECT r.id AS run_id, r.job_id AS run_job, j.concurrency AS job_limit, r.scheduled_for AS due
+    -- Candidates: the oldest due runs for this host, in a bounded window (a huge backlog costs no
+    -- more than a small one), at most as many per job as it has free slots by an optimistic count
+    -- (checked again under the lock below), so that one job's backlog cannot starve the others;
+    -- then locked, skipping runs another guardian is claiming.
+    WITH due AS (
+        SELECT r.id AS run_id, r.job_id AS run_job, j.concurrency AS job_limit, r.scheduled_for AS due_at
           FROM sisyphus.runs r
           JOIN sisyphus.jobs j ON j.id = r.job_id
          WHERE r.status = 'pending'
@@ -89,12 +97,30 @@ BEGIN
                 OR (r.target_host IS NULL AND NOT j.target_all
                     AND (j.target_pool IS NULL OR j.target_pool = ANY (p_pools))))
          ORDER BY r.scheduled_for, r.id
-         LIMIT p_limit * 4
+         LIMIT 2000),
+    busy AS (
+        SELECT a.job_id, count(*) AS active
+          FROM sisyphus.runs a
+         WHERE a.status IN ('running', 'suspended') AND a.job_id IN (SELECT run_job FROM due)
+         GROUP BY a.job_id),
+    picked AS (
+        SELECT d.run_id, d.run_job, d.job_limit, d.due_at
+          FROM (SELECT d.*, row_number() OVER (PARTITION BY d.run_job ORDER BY d.due_at, d.run_id) AS nth
+                  FROM due d) d
+          LEFT JOIN busy b ON b.job_id = d.run_job
+         WHERE d.nth <= d.job_limit - coalesce(b.active, 0)
+         ORDER BY d.due_at, d.run_id
+         LIMIT p_limit * 4),
+    locked AS (
+        SELECT r.id AS locked_id
+          FROM sisyphus.runs r
+         WHERE r.id IN (SELECT run_id FROM picked) AND r.status = 'pending'
            FOR UPDATE OF r SKIP LOCKED)
-    SELECT array_agg(c.run_id ORDER BY c.due, c.run_id), array_agg(c.run_job ORDER BY c.due, c.run_id),
-           array_agg(c.job_limit ORDER BY c.due, c.run_id)
+    SELECT array_agg(p.run_id ORDER BY p.due_at, p.run_id), array_agg(p.run_job ORDER BY p.due_at, p.run_id),
+           array_agg(p.job_limit ORDER BY p.due_at, p.run_id)
       INTO ids, jobs, limits
-      FROM c;
+      FROM picked p
+     WHERE p.run_id IN (SELECT locked_id FROM locked);
     IF ids IS NULL THEN
         RETURN;
     END IF;

@@ -727,3 +727,72 @@ async fn sisyctl_logs_follows_a_live_run_and_filters_by_tag() {
     assert_eq!(out.status.code(), Some(1));
     assert!(crate::harness::stderr(&out).contains("run 424242 does not exist"));
 }
+
+/// CPU seconds (user + system) a process has used.
+fn cpu_seconds(pid: i32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("stat")
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 =
+        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    ticks / 100.0
+}
+
+#[tokio::test]
+async fn a_blocked_backlog_neither_starves_other_jobs_nor_spins_the_guardian() {
+    let db = TestDb::new().await;
+    let g = Daemon::guardian(&db.url, "g1", &["--capacity", "4"]);
+    db.client
+        .apply(
+            &[job("backlog", &["sleep", "1"]), job("other", &["true"])],
+            false,
+        )
+        .await
+        .expect("apply");
+    // 30 due runs of a concurrency-1 job, then one run of another job behind them.
+    sqlx::query(
+        "INSERT INTO sisyphus.runs (job_id, slot, scheduled_for, trigger)
+         SELECT j.id, now() - make_interval(secs => i), now() - make_interval(secs => 60 - i), 'manual'
+           FROM sisyphus.jobs j, generate_series(1, 30) i WHERE j.name = 'backlog'",
+    )
+    .execute(&db.pool)
+    .await
+    .expect("backlog");
+    sqlx::query("SELECT pg_notify('sisyphus_runs', '')")
+        .execute(&db.pool)
+        .await
+        .expect("notify");
+    let other = db
+        .client
+        .run_now(&JobRef::new("G", "other"))
+        .await
+        .expect("run")[0]
+        .0;
+    let started = Instant::now();
+    assert_eq!(
+        ended(&db, other, Duration::from_secs(10)).await.0,
+        "uneventful"
+    );
+    let waited = started.elapsed();
+    println!(
+        "another job's run behind a blocked 30-run backlog finished after {:.0} ms",
+        waited.as_secs_f64() * 1000.0
+    );
+    assert!(waited < Duration::from_secs(2), "starved for {waited:?}");
+    // While the backlog runs one at a time, the guardian sleeps between events.
+    let before = cpu_seconds(g.pid());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let used = cpu_seconds(g.pid()) - before;
+    let done = db.count("runs WHERE status = 'uneventful'").await;
+    println!("guardian CPU over 4 s with a blocked backlog: {used:.2} s; {done} runs done");
+    assert!(
+        used < 0.5,
+        "the guardian used {used} s of CPU in 4 s: busy polling"
+    );
+    // A slot freed by each run's end wakes the claim at once: the backlog runs back to back.
+    assert!(done >= 4, "only {done} runs in ~5 s");
+}
