@@ -103,7 +103,7 @@ CREATE TABLE sisyphus.runs (
 CREATE UNIQUE INDEX runs_one_per_slot
     ON sisyphus.runs (job_id, slot, attempt, coalesce(target_host, ''));
 -- Guardians' claim path and the scheduler's TTL sweep look only at pending runs.
-CREATE INDEX runs_pending_due ON sisyphus.runs (scheduled_for) WHERE status = 'pending';
+CREATE INDEX runs_pending_due ON sisyphus.runs (scheduled_for, id) WHERE status = 'pending';
 CREATE INDEX runs_pending_expiry ON sisyphus.runs (expires_at)
     WHERE status = 'pending' AND expires_at IS NOT NULL;
 -- Concurrency checks and lease sweeps look only at active runs.

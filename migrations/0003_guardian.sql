@@ -12,6 +12,8 @@ ALTER TABLE sisyphus.hosts
 
 -- A guardian's own runs, and its outstanding control requests.
 CREATE INDEX runs_on_host ON sisyphus.runs (host) WHERE status IN ('running', 'suspended');
+-- Whether a job has runs waiting (to wake guardians when a slot frees).
+CREATE INDEX runs_pending_by_job ON sisyphus.runs (job_id) WHERE status = 'pending';
 
 -- Records how a run ended, if it is still in one of `p_from` (compare-and-set: a transition that
 -- loses a race changes nothing and returns false). A failed, timed-out or lost run with attempts
@@ -47,9 +49,15 @@ BEGIN
             ON CONFLICT DO NOTHING;
         END IF;
     END IF;
-    -- A run of this job may be waiting for the slot this one frees (or a retry was just added):
-    -- wake the guardians.
-    IF EXISTS (SELECT 1 FROM sisyphus.runs p WHERE p.job_id = r.job_id AND p.status = 'pending') THEN
+    -- Wake the guardians when a run of this job waits for the slot this one frees (the job was at
+    -- its concurrency), or a retry was just added. Not otherwise: a NOTIFY per run would cost
+    -- every guardian a wake-up and serialise commits.
+    IF p_status IN ('failed', 'timeout', 'lost') AND r.attempt <= j.retries THEN
+        PERFORM pg_notify('sisyphus_runs', '');
+    ELSIF (SELECT count(*) FROM sisyphus.runs a
+            WHERE a.job_id = r.job_id AND a.status IN ('running', 'suspended'))
+          + 1 >= (SELECT concurrency FROM sisyphus.jobs WHERE id = r.job_id)
+      AND EXISTS (SELECT 1 FROM sisyphus.runs p WHERE p.job_id = r.job_id AND p.status = 'pending') THEN
         PERFORM pg_notify('sisyphus_runs', '');
     END IF;
     RETURN true;
@@ -78,49 +86,45 @@ DECLARE
     job bigint;
     active integer;
     claimed integer := 0;
+    -- Taken once: a variable is a plan parameter, so the partial index on (scheduled_for, id)
+    -- serves the ordered scan; `clock_timestamp()` in the predicate would force a full sort.
+    t timestamptz := clock_timestamp();
 BEGIN
     IF p_limit <= 0 OR EXISTS (SELECT 1 FROM sisyphus.hosts h WHERE h.name = p_host AND h.draining) THEN
         RETURN;
     END IF;
-    -- Candidates: the oldest due runs for this host, in a bounded window (a huge backlog costs no
-    -- more than a small one), at most as many per job as it has free slots by an optimistic count
-    -- (checked again under the lock below), so that one job's backlog cannot starve the others;
-    -- then locked, skipping runs another guardian is claiming.
-    WITH due AS (
-        SELECT r.id AS run_id, r.job_id AS run_job, j.concurrency AS job_limit, r.scheduled_for AS due_at
+    -- Candidates: from a window of the oldest due runs (an ordered scan of the partial index that
+    -- stops early, whatever the backlog), those meant for this host whose job has a free slot by an
+    -- optimistic count (checked again under the lock below) — so a job at its concurrency does not
+    -- hide other jobs' runs behind it — locked, skipping runs another guardian is claiming.
+    WITH due AS MATERIALIZED (
+        SELECT r.id AS due_id, r.job_id AS due_job, r.target_host AS due_host, r.scheduled_for AS due_time
           FROM sisyphus.runs r
-          JOIN sisyphus.jobs j ON j.id = r.job_id
-         WHERE r.status = 'pending'
-           AND r.scheduled_for <= clock_timestamp()
-           AND (r.expires_at IS NULL OR r.expires_at > clock_timestamp())
-           AND (r.target_host = p_host
-                OR (r.target_host IS NULL AND NOT j.target_all
-                    AND (j.target_pool IS NULL OR j.target_pool = ANY (p_pools))))
+         WHERE r.status = 'pending' AND r.scheduled_for <= t
+           AND (r.expires_at IS NULL OR r.expires_at > t)
          ORDER BY r.scheduled_for, r.id
-         LIMIT 2000),
-    busy AS (
-        SELECT a.job_id, count(*) AS active
-          FROM sisyphus.runs a
-         WHERE a.status IN ('running', 'suspended') AND a.job_id IN (SELECT run_job FROM due)
-         GROUP BY a.job_id),
-    picked AS (
-        SELECT d.run_id, d.run_job, d.job_limit, d.due_at
-          FROM (SELECT d.*, row_number() OVER (PARTITION BY d.run_job ORDER BY d.due_at, d.run_id) AS nth
-                  FROM due d) d
-          LEFT JOIN busy b ON b.job_id = d.run_job
-         WHERE d.nth <= d.job_limit - coalesce(b.active, 0)
-         ORDER BY d.due_at, d.run_id
-         LIMIT p_limit * 4),
-    locked AS (
-        SELECT r.id AS locked_id
+         LIMIT greatest(256, p_limit * 16)),
+    picked AS MATERIALIZED (
+        SELECT d.due_id AS pick_id, d.due_job AS pick_job, j.concurrency AS pick_limit, d.due_time AS pick_time
+          FROM due d
+          JOIN sisyphus.jobs j ON j.id = d.due_job
+         WHERE (d.due_host = p_host
+                OR (d.due_host IS NULL AND NOT j.target_all
+                    AND (j.target_pool IS NULL OR j.target_pool = ANY (p_pools))))
+           AND (SELECT count(*) FROM sisyphus.runs a
+                 WHERE a.job_id = d.due_job AND a.status IN ('running', 'suspended')) < j.concurrency
+         ORDER BY d.due_time, d.due_id
+         LIMIT p_limit * 2),
+    c AS (
+        SELECT r.id AS run_id, p.pick_job AS run_job, p.pick_limit AS job_limit, p.pick_time AS due_at
           FROM sisyphus.runs r
-         WHERE r.id IN (SELECT run_id FROM picked) AND r.status = 'pending'
+          JOIN picked p ON p.pick_id = r.id
+         WHERE r.id = ANY (ARRAY(SELECT pick_id FROM picked)) AND r.status = 'pending'
            FOR UPDATE OF r SKIP LOCKED)
-    SELECT array_agg(p.run_id ORDER BY p.due_at, p.run_id), array_agg(p.run_job ORDER BY p.due_at, p.run_id),
-           array_agg(p.job_limit ORDER BY p.due_at, p.run_id)
+    SELECT array_agg(c.run_id ORDER BY c.due_at, c.run_id), array_agg(c.run_job ORDER BY c.due_at, c.run_id),
+           array_agg(c.job_limit ORDER BY c.due_at, c.run_id)
       INTO ids, jobs, limits
-      FROM picked p
-     WHERE p.run_id IN (SELECT locked_id FROM locked);
+      FROM c;
     IF ids IS NULL THEN
         RETURN;
     END IF;

@@ -1,9 +1,15 @@
 //! `sisyphus-bench`: benchmarks that print one table each. Every figure is measured next to a
 //! baseline in the same run (these machines are shared and noisy), and reported as a ratio.
 //!
-//! `cargo run --release -p sisyphus-bench -- scheduler` — tick cost with 100 due jobs among
-//! 1,000 and among 100,000 defined jobs (issue: "its cost per tick grows with the number of due
-//! jobs, not with the number of defined jobs").
+//! - `scheduler` — tick cost with 100 due jobs among 1,000 and among 100,000 defined jobs.
+//! - `throughput` — `/bin/true` runs completed end to end per second with 1 and 4 guardians,
+//!   against spawning and reaping `/bin/true` at the same concurrency from a plain loop; and the
+//!   database path alone (no-op executor) against raw single-statement round trips, with
+//!   transactions per run.
+//!
+//! Run with `cargo run --release -p sisyphus-bench -- <bench>`.
+
+mod drain;
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +27,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Bench {
     /// Scheduler tick cost against the number of defined jobs.
+    Throughput {
+        /// Runs per measurement.
+        #[arg(long, default_value_t = 3000)]
+        runs: i64,
+        /// Runs each guardian takes at once.
+        #[arg(long, default_value_t = 8)]
+        capacity: usize,
+    },
     Scheduler {
         /// Defined-job counts to compare (the first is the reference).
         #[arg(long, value_delimiter = ',', default_value = "1000,100000")]
@@ -47,16 +61,17 @@ async fn main() -> anyhow::Result<()> {
             due,
             ticks,
         } => scheduler(&cluster, &defined, due, ticks).await,
+        Bench::Throughput { runs, capacity } => drain::throughput(&cluster, runs, capacity).await,
     }
 }
 
-struct Stats {
-    p50: Duration,
-    p90: Duration,
-    mean: Duration,
+pub(crate) struct Stats {
+    pub p50: Duration,
+    pub p90: Duration,
+    pub mean: Duration,
 }
 
-fn stats(mut samples: Vec<Duration>) -> Stats {
+pub(crate) fn stats(mut samples: Vec<Duration>) -> Stats {
     samples.sort();
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
     let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
@@ -67,11 +82,14 @@ fn stats(mut samples: Vec<Duration>) -> Stats {
     }
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
-async fn fresh_database(cluster: &pgembed::Cluster, name: &str) -> anyhow::Result<String> {
+pub(crate) async fn fresh_database(
+    cluster: &pgembed::Cluster,
+    name: &str,
+) -> anyhow::Result<String> {
     let mut admin = PgConnection::connect(&cluster.url("postgres")).await?;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
         .execute(&mut admin)

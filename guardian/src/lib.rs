@@ -9,7 +9,7 @@
 //! - `supervisor`: one run — start, output, maxtime, control, outcome.
 //! - `process`: spawning in a new session that dies with the guardian; signals to the group.
 //! - `output`: bounded line reading from pipes.
-//! - `sink`: batched writes of every run's log lines to `run_logs`.
+//! - `recorder`: every run's lines, pids and outcomes written in batches (group commit).
 //! - `logfile`: ll.sisyphus-style local log files, links, retention, compression.
 //! - `spool`: outcomes and log lines kept on disk while the database is unreachable.
 //!
@@ -20,7 +20,7 @@ pub mod lease;
 pub mod logfile;
 pub mod output;
 pub mod process;
-pub mod sink;
+pub mod recorder;
 pub mod spool;
 pub mod supervisor;
 
@@ -39,9 +39,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use supervisor::{Control, LogCap, UserPolicy};
+pub use supervisor::{Control, Executor, LogCap, UserPolicy};
 
-use crate::sink::Sink;
+use crate::recorder::Recorder;
 use crate::spool::{Outcome, Spool};
 use crate::supervisor::{Claimed, Context};
 
@@ -78,6 +78,7 @@ pub struct Config {
     pub drain_timeout: Duration,
     pub users: UserPolicy,
     pub log_cap: LogCap,
+    pub executor: Executor,
 }
 
 impl Config {
@@ -100,6 +101,7 @@ impl Config {
             drain_timeout: Duration::from_secs(30),
             users: UserPolicy::default(),
             log_cap: LogCap::default(),
+            executor: Executor::Process,
         }
     }
 }
@@ -187,16 +189,17 @@ impl Guardian {
     /// for up to `drain_timeout`, interrupts the rest, and returns when every outcome is recorded
     /// or spooled.
     pub async fn run(self, shutdown: CancellationToken) {
-        let (sink, sink_task) = Sink::start(self.pool.clone(), self.spool.clone());
+        let (recorder, recorder_task) = Recorder::start(self.pool.clone(), self.spool.clone());
         let ctx = Arc::new(Context {
             pool: self.pool.clone(),
-            sink,
+            recorder,
             spool: self.spool.clone(),
             host: self.config.name.clone(),
             log_dir: self.config.log_dir.clone(),
             grace: self.config.grace,
             cap: self.config.log_cap,
             users: self.config.users.clone(),
+            executor: self.config.executor,
         });
         let active: Active = Arc::default();
         let state = Arc::new(lease::State::default());
@@ -217,7 +220,7 @@ impl Guardian {
         stop_lease.cancel();
         let _ = lease_task.await;
         drop(ctx);
-        let _ = sink_task.await;
+        let _ = recorder_task.await;
         let _ = sqlx::query(DEREGISTER)
             .bind(&self.config.name)
             .bind(&self.instance)
@@ -257,6 +260,12 @@ impl Guardian {
                 done = runs.join_next(), if !runs.is_empty() => {
                     if let Some(Ok(outcome)) = done {
                         active_remove(active, outcome.run);
+                    }
+                    // Take every other run that has ended too, then claim for all of them at once.
+                    while let Some(done) = runs.try_join_next() {
+                        if let Ok(outcome) = done {
+                            active_remove(active, outcome.run);
+                        }
                     }
                 }
                 note = recv(&mut listener) => {

@@ -1,7 +1,7 @@
 //! Supervising one run, from its claim to its recorded outcome.
 //!
 //! The supervisor starts the process (`process`), turns its output into log lines (`output`,
-//! the sink, the local file), enforces maxtime on the whole process group (SIGTERM, a grace
+//! the recorder, the local file), enforces maxtime on the whole process group (SIGTERM, a grace
 //! period, SIGKILL; the clock stops while the run is suspended), carries out control requests,
 //! and records the outcome — or spools it when the database is away.
 
@@ -25,10 +25,9 @@ use tokio::time::Instant;
 use crate::logfile::RunLog;
 use crate::output::{read_lines, Line};
 use crate::process::{self, Launch};
-use crate::sink::Sink;
+use crate::recorder::Recorder;
 use crate::spool::{Outcome, Spool};
 
-const SET_PID: &str = include_str!("../../sql/guardian/set_pid.sql");
 const SET_SUSPENDED: &str = include_str!("../../sql/guardian/set_suspended.sql");
 
 /// A claimed run with what is needed to start it.
@@ -119,13 +118,25 @@ impl UserPolicy {
 /// Everything supervisors share.
 pub struct Context {
     pub pool: PgPool,
-    pub sink: Sink,
+    pub recorder: Recorder,
     pub spool: Spool,
     pub host: String,
     pub log_dir: PathBuf,
     pub grace: Duration,
     pub cap: LogCap,
     pub users: UserPolicy,
+    pub executor: Executor,
+}
+
+/// What a claimed run is handed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Executor {
+    /// Fork and supervise the command (the real thing).
+    #[default]
+    Process,
+    /// Record `uneventful` at once without starting anything: measures the database path alone
+    /// (benchmarks). Writes no log file and no log lines.
+    Noop,
 }
 
 /// Why the guardian ended a run itself (the first reason wins).
@@ -143,6 +154,11 @@ pub async fn supervise(
     ctx: Arc<Context>,
     control: mpsc::Receiver<Control>,
 ) -> Outcome {
+    if ctx.executor == Executor::Noop {
+        let outcome = noop_outcome(run.id);
+        ctx.recorder.finished(outcome.clone()).await;
+        return outcome;
+    }
     let started = Utc::now();
     let mut log = RunLogger::new(&run, &ctx, started);
     let outcome = match start(&run, &ctx) {
@@ -170,11 +186,7 @@ pub async fn supervise(
                 ),
             )
             .await;
-            let _ = sqlx::query(SET_PID)
-                .bind(run.id)
-                .bind(pid as i32)
-                .execute(&ctx.pool)
-                .await;
+            ctx.recorder.started(run.id, pid).await;
             watch(&run, &ctx, &mut child, pid, &mut log, control).await
         }
     };
@@ -183,18 +195,20 @@ pub async fn supervise(
     let status = outcome.status;
     let file = log.file;
     let _ = tokio::task::spawn_blocking(move || file.finish(status, &settings)).await;
-    ctx.sink.flush().await;
-    match outcome.write(&ctx.pool).await {
-        Ok(true) => {}
-        Ok(false) => {
-            tracing::warn!(run = %run.id, "outcome {} not recorded: the run had already ended otherwise", outcome.status)
-        }
-        Err(e) => {
-            tracing::warn!(run = %run.id, "cannot record outcome {} now ({e}); spooling it", outcome.status);
-            ctx.spool.save_outcome(&outcome);
-        }
-    }
+    ctx.recorder.finished(outcome.clone()).await;
     outcome
+}
+
+fn noop_outcome(run: RunId) -> Outcome {
+    Outcome {
+        run,
+        status: RunStatus::Uneventful,
+        exit_code: Some(0),
+        signal: None,
+        summary: None,
+        error: None,
+        finished_at: Utc::now(),
+    }
 }
 
 fn describe(run: &Claimed) -> String {
@@ -503,7 +517,7 @@ impl Clock {
     }
 }
 
-/// Numbers, caps and routes one run's log lines: to the sink (`run_logs`) and the local file.
+/// Numbers, caps and routes one run's log lines: to the recorder (`run_logs`) and the local file.
 struct RunLogger {
     run: RunId,
     seq: i32,
@@ -511,7 +525,7 @@ struct RunLogger {
     bytes: u64,
     cap: LogCap,
     truncated: bool,
-    sink: Sink,
+    recorder: Recorder,
     file: RunLog,
     last_stdout: Option<String>,
     last_stderr: Option<String>,
@@ -527,7 +541,7 @@ impl RunLogger {
             bytes: 0,
             cap: ctx.cap,
             truncated: false,
-            sink: ctx.sink.clone(),
+            recorder: ctx.recorder.clone(),
             file: RunLog::create(&ctx.log_dir, &run.project, &run.name, started, &ctx.host),
             last_stdout: None,
             last_stderr: None,
@@ -618,7 +632,7 @@ impl RunLogger {
         self.seq += 1;
         let at = Utc::now();
         self.file.line(at, &tags, &text);
-        self.sink
+        self.recorder
             .line(LogRow {
                 run_id: self.run,
                 seq: self.seq,

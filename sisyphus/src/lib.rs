@@ -139,6 +139,9 @@ pub struct GuardianArgs {
     /// Most log bytes stored per run.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     max_log_bytes: u64,
+    /// Start nothing and record every claimed run as uneventful (for measuring the database path).
+    #[arg(long)]
+    noop: bool,
 }
 
 impl GuardianArgs {
@@ -159,6 +162,9 @@ impl GuardianArgs {
             allowed: self.allow_users,
             allow_root: self.allow_root,
         };
+        if self.noop {
+            c.executor = sisyphus_guardian::Executor::Noop;
+        }
         c.log_cap = sisyphus_guardian::LogCap {
             max_lines: self.max_log_lines,
             max_bytes: self.max_log_bytes,

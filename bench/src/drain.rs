@@ -1,0 +1,232 @@
+//! Draining a queue of pending runs with real guardians (in this process), against baselines that
+//! do the same work without Sisyphus.
+
+use std::time::{Duration, Instant};
+
+use sisyphus_client::{Client, JobDefinition};
+use sisyphus_guardian::{Executor, Guardian};
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+use crate::fresh_database;
+
+/// What one drain measured.
+pub struct Drain {
+    pub runs: i64,
+    pub elapsed: Duration,
+    /// Transactions committed in the database per run (heartbeats included).
+    pub xacts_per_run: f64,
+    pub pickup_p50: Duration,
+    pub pickup_p99: Duration,
+}
+
+impl Drain {
+    pub fn per_second(&self) -> f64 {
+        self.runs as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Inserts `runs` due runs of one `/bin/true` job and drains them with `guardians` guardians.
+pub async fn drain(
+    cluster: &pgembed::Cluster,
+    name: &str,
+    runs: i64,
+    guardians: usize,
+    capacity: usize,
+    executor: Executor,
+) -> anyhow::Result<Drain> {
+    let url = fresh_database(cluster, name).await?;
+    let client = Client::connect(&url).await?;
+    let job = JobDefinition {
+        concurrency: Some(1_000_000),
+        ttl: Some("24h".into()),
+        ..JobDefinition::new("Bench", "true", ["/bin/true"])
+    };
+    client.apply(&[job], false).await?;
+    let pool = client.pool().clone();
+    sqlx::query(
+        "INSERT INTO sisyphus.runs (job_id, slot, scheduled_for, expires_at, trigger)
+         SELECT j.id, now() + make_interval(secs => i / 1e6), now(), now() + interval '1 day', 'manual'
+           FROM sisyphus.jobs j, generate_series(1, $1) i",
+    )
+    .bind(runs)
+    .execute(&pool)
+    .await?;
+    sqlx::query("VACUUM ANALYZE sisyphus.runs")
+        .execute(&pool)
+        .await?;
+    let xacts_before = xacts(&pool).await?;
+    let stop = CancellationToken::new();
+    let dir = std::env::temp_dir().join(format!("sisyphus-bench-{}-{name}", std::process::id()));
+    let mut tasks = Vec::new();
+    let started = Instant::now();
+    for g in 0..guardians {
+        let mut config = sisyphus_guardian::Config::new(url.clone());
+        config.name = format!("bench-{g}");
+        config.capacity = capacity;
+        config.log_dir = dir.join(format!("logs-{g}"));
+        config.spool_dir = dir.join(format!("spool-{g}"));
+        config.executor = executor;
+        let guardian = Guardian::start(config).await?;
+        tasks.push(tokio::spawn(guardian.run(stop.clone())));
+    }
+    loop {
+        let left: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sisyphus.runs WHERE status IN ('pending', 'running')",
+        )
+        .fetch_one(&pool)
+        .await?;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed();
+    let xacts_after = xacts(&pool).await?;
+    stop.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let (p50, p99): (f64, f64) = sqlx::query_as(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - $1)),
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - $1))
+           FROM sisyphus.runs",
+    )
+    .bind(chrono::Utc::now() - chrono::Duration::from_std(elapsed)?)
+    .fetch_one(&pool)
+    .await?;
+    let failed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sisyphus.runs WHERE status NOT IN ('successful', 'uneventful')",
+    )
+    .fetch_one(&pool)
+    .await?;
+    anyhow::ensure!(failed == 0, "{failed} runs did not succeed");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(Drain {
+        runs,
+        elapsed,
+        xacts_per_run: (xacts_after - xacts_before) as f64 / runs as f64,
+        pickup_p50: Duration::from_secs_f64(p50.max(0.0)),
+        pickup_p99: Duration::from_secs_f64(p99.max(0.0)),
+    })
+}
+
+async fn xacts(pool: &PgPool) -> anyhow::Result<i64> {
+    // Statistics are flushed lazily; ask for a fresh snapshot.
+    let _ = sqlx::query("SELECT pg_stat_clear_snapshot()")
+        .execute(pool)
+        .await;
+    Ok(sqlx::query_scalar(
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Spawns and reaps `/bin/true` `runs` times, `concurrency` at a time, from a plain loop.
+pub async fn spawn_baseline(runs: i64, concurrency: usize) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    let mut launched = 0;
+    while launched < runs || !set.is_empty() {
+        while launched < runs && set.len() < concurrency {
+            set.spawn(async {
+                let status = tokio::process::Command::new("/bin/true").status().await;
+                status.map(|s| s.success()).unwrap_or(false)
+            });
+            launched += 1;
+        }
+        if let Some(done) = set.join_next().await {
+            anyhow::ensure!(done.unwrap_or(false), "/bin/true failed");
+        }
+    }
+    Ok(runs as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Single-statement transactions per second over `connections` connections for `secs` seconds
+/// (pgbench's simple-update style: one round trip, one commit each).
+pub async fn round_trip_baseline(url: &str, connections: usize, secs: f64) -> anyhow::Result<f64> {
+    let mut setup = PgConnection::connect(url).await?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS bench_counter (id int PRIMARY KEY, v bigint NOT NULL)")
+        .execute(&mut setup)
+        .await?;
+    sqlx::query("INSERT INTO bench_counter SELECT i, 0 FROM generate_series(1, 1000) i ON CONFLICT DO NOTHING")
+        .execute(&mut setup)
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let url = url.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = PgConnection::connect(&url).await?;
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                sqlx::query("UPDATE bench_counter SET v = v + 1 WHERE id = $1")
+                    .bind(((n as usize * 7 + c * 131) % 1000 + 1) as i32)
+                    .execute(&mut conn)
+                    .await?;
+                n += 1;
+            }
+            anyhow::Ok(n)
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    Ok(total as f64 / secs)
+}
+
+/// The throughput table.
+pub async fn throughput(
+    cluster: &pgembed::Cluster,
+    runs: i64,
+    capacity: usize,
+) -> anyhow::Result<()> {
+    println!("End-to-end throughput: {runs} runs of /bin/true per line, capacity {capacity} per guardian\n");
+    println!("| what | runs/s | baseline | baseline runs/s | ratio | txns/run | pickup p50 | pickup p99 |");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|");
+    for guardians in [1usize, 4] {
+        let d = drain(
+            cluster,
+            &format!("bench_true_{guardians}"),
+            runs,
+            guardians,
+            capacity,
+            Executor::Process,
+        )
+        .await?;
+        let base = spawn_baseline(runs, guardians * capacity).await?;
+        println!(
+            "| /bin/true, {guardians} guardian(s) | {:.0} | spawn+reap at concurrency {} | {base:.0} | {:.0}% | {:.2} | {} | {} |",
+            d.per_second(),
+            guardians * capacity,
+            100.0 * d.per_second() / base,
+            d.xacts_per_run,
+            crate::ms(d.pickup_p50),
+            crate::ms(d.pickup_p99),
+        );
+    }
+    for guardians in [1usize, 4] {
+        let name = format!("bench_noop_{guardians}");
+        let d = drain(
+            cluster,
+            &name,
+            runs * 3,
+            guardians,
+            capacity,
+            Executor::Noop,
+        )
+        .await?;
+        let base = round_trip_baseline(&cluster.url(&name), guardians, 3.0).await?;
+        println!(
+            "| no-op executor, {guardians} guardian(s) | {:.0} | single-statement txns on {guardians} connection(s) | {base:.0} | {:.0}% | {:.2} | {} | {} |",
+            d.per_second(),
+            100.0 * d.per_second() / base,
+            d.xacts_per_run,
+            crate::ms(d.pickup_p50),
+            crate::ms(d.pickup_p99),
+        );
+    }
+    Ok(())
+}
