@@ -84,8 +84,6 @@ DECLARE
     jobs bigint[];
     limits integer[];
     job bigint;
-    active integer;
-    claimed integer := 0;
     -- Taken once: a variable is a plan parameter, so the partial index on (scheduled_for, id)
     -- serves the ordered scan; `clock_timestamp()` in the predicate would force a full sort.
     t timestamptz := clock_timestamp();
@@ -131,20 +129,33 @@ BEGIN
     FOR job IN SELECT DISTINCT x FROM unnest(jobs) x ORDER BY x LOOP
         PERFORM pg_advisory_xact_lock(1397313369, (job % 2147483647)::integer);
     END LOOP;
-    FOR i IN 1 .. cardinality(ids) LOOP
-        EXIT WHEN claimed >= p_limit;
-        SELECT count(*) INTO active FROM sisyphus.runs a
-         WHERE a.job_id = jobs[i] AND a.status IN ('running', 'suspended');
-        CONTINUE WHEN active >= limits[i];
+    -- Under the locks, one statement: count each job's active runs (a fresh snapshot, so every
+    -- committed claim is seen), keep per job only the candidates that fit, oldest first, up to
+    -- p_limit, and mark them running.
+    WITH cand AS (
+        SELECT u.run_id, u.run_job, u.job_limit, u.ord
+          FROM unnest(ids, jobs, limits) WITH ORDINALITY AS u(run_id, run_job, job_limit, ord)),
+    act AS (
+        SELECT a.job_id AS act_job, count(*) AS n
+          FROM sisyphus.runs a
+         WHERE a.job_id = ANY (jobs) AND a.status IN ('running', 'suspended')
+         GROUP BY a.job_id),
+    fit AS (
+        SELECT c.run_id
+          FROM (SELECT cand.*, row_number() OVER (PARTITION BY cand.run_job ORDER BY cand.ord) AS nth
+                  FROM cand) c
+          LEFT JOIN act ON act.act_job = c.run_job
+         WHERE c.nth <= c.job_limit - coalesce(act.n, 0)
+         ORDER BY c.ord
+         LIMIT p_limit),
+    upd AS (
         UPDATE sisyphus.runs r
            SET status = 'running', host = p_host, started_at = clock_timestamp(),
                lease_expires_at = clock_timestamp() + p_lease
-         WHERE r.id = ids[i] AND r.status = 'pending';
-        IF FOUND THEN
-            claimed := claimed + 1;
-            claimed_ids := claimed_ids || ids[i];
-        END IF;
-    END LOOP;
+          FROM fit
+         WHERE r.id = fit.run_id AND r.status = 'pending'
+        RETURNING r.id AS upd_id)
+    SELECT coalesce(array_agg(upd_id), '{}') INTO claimed_ids FROM upd;
     RETURN QUERY
     SELECT r.id, r.job_id, r.attempt, r.scheduled_for, j.project, j.name, j.command, j.shell, j.env,
            j.workdir, j.maxtime, j.run_as, j.userdata, j.keep_logs, j.compress_logs, j.compress_mode
