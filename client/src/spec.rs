@@ -238,68 +238,41 @@ impl JobDefinition {
                 problems: v.problems,
             });
         }
-        // Every field was checked above; a missing one would have been recorded as a problem.
-        let (Some(project), Some(name), Some(command), Some(env), Some(workdir), Some(schedule)) =
-            (project, name, command, env, workdir, schedule)
-        else {
-            return Err(InvalidJob::internal(self.label(position)));
+        // Every checked field is Some here: a None was recorded as a problem above.
+        let spec = || {
+            Some(JobSpec {
+                job: JobRef {
+                    project: project?,
+                    name: name?,
+                },
+                command: command?,
+                shell,
+                env: env?,
+                workdir: workdir?,
+                schedule: schedule?,
+                timezone: tz,
+                start: start?,
+                end: end?,
+                iterations: iterations?,
+                ttl: ttl?,
+                catchup: catchup?,
+                jitter: jitter?,
+                maxtime: maxtime?,
+                retries: retries?,
+                retry_backoff: retry_backoff?,
+                concurrency: concurrency?,
+                target: target?,
+                paused: self.paused.unwrap_or(false),
+                userdata: userdata?,
+                run_as: run_as?,
+                logs: LogSettings {
+                    keep: keep_logs?,
+                    compress_after: compress_logs?,
+                    compression: compress_mode?,
+                },
+            })
         };
-        let (Some(start), Some(end), Some(iterations), Some(ttl), Some(catchup), Some(jitter)) =
-            (start, end, iterations, ttl, catchup, jitter)
-        else {
-            return Err(InvalidJob::internal(self.label(position)));
-        };
-        let (
-            Some(maxtime),
-            Some(retries),
-            Some(retry_backoff),
-            Some(concurrency),
-            Some(target),
-            Some(userdata),
-        ) = (
-            maxtime,
-            retries,
-            retry_backoff,
-            concurrency,
-            target,
-            userdata,
-        )
-        else {
-            return Err(InvalidJob::internal(self.label(position)));
-        };
-        let (Some(run_as), Some(keep_logs), Some(compress_logs), Some(compress_mode)) =
-            (run_as, keep_logs, compress_logs, compress_mode)
-        else {
-            return Err(InvalidJob::internal(self.label(position)));
-        };
-        Ok(JobSpec {
-            job: JobRef { project, name },
-            command,
-            shell,
-            env,
-            workdir,
-            schedule,
-            timezone: tz,
-            start,
-            end,
-            iterations,
-            ttl,
-            catchup,
-            jitter,
-            maxtime,
-            retries,
-            retry_backoff,
-            concurrency,
-            target,
-            paused: self.paused.unwrap_or(false),
-            userdata,
-            run_as,
-            logs: LogSettings {
-                keep: keep_logs,
-                compress_after: compress_logs,
-                compression: compress_mode,
-            },
-        })
+        spec().ok_or_else(|| InvalidJob::internal(self.label(position)))
     }
 
     fn schedule(&self, v: &mut Validator, tz: Tz) -> Option<Option<Schedule>> {

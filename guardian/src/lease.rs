@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::spool::Spool;
-use crate::{flag, Active, Config, Control};
+use crate::{Active, Config, Control};
 
 const HEARTBEAT: &str = include_str!("../../sql/guardian/heartbeat.sql");
 
@@ -32,7 +32,7 @@ pub struct State {
 
 impl State {
     pub fn may_claim(&self) -> bool {
-        !flag(&self.fenced) && !flag(&self.draining)
+        !self.fenced.load(Ordering::SeqCst) && !self.draining.load(Ordering::SeqCst)
     }
 }
 
@@ -87,7 +87,7 @@ pub async fn run(
             }
             Err(_) => tracing::warn!("heartbeat timed out"),
         }
-        if last_renewal.elapsed() >= fence_after && !flag(&state.fenced) {
+        if last_renewal.elapsed() >= fence_after && !state.fenced.load(Ordering::SeqCst) {
             tracing::error!(
                 "no lease renewal for {:?}; killing this host's runs (self-fencing)",
                 last_renewal.elapsed()

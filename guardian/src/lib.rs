@@ -26,7 +26,6 @@ pub mod supervisor;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -417,9 +416,4 @@ async fn recv(listener: &mut Option<PgListener>) -> Option<String> {
             None
         }
     }
-}
-
-/// Whether the flag is set (a small helper shared with `lease`).
-pub(crate) fn flag(b: &AtomicBool) -> bool {
-    b.load(Ordering::SeqCst)
 }

@@ -137,7 +137,12 @@ impl RunLog {
 }
 
 /// Removes log files older than `keep` and compresses those older than `compress_after`.
+/// Nothing to do (no directory scan at all) when the job keeps its files forever uncompressed,
+/// the default: this runs at the end of every run.
 pub fn apply_retention(dir: &Path, settings: &LogSettings, now: SystemTime) {
+    if settings.keep.is_none() && settings.compress_after.is_none() {
+        return;
+    }
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

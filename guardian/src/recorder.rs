@@ -11,9 +11,8 @@ use sisyphus_client::RunId;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::spool::{Outcome, Spool};
+use crate::spool::{write_outcomes, Outcome, Spool};
 
-const FINISH_MANY: &str = include_str!("../../sql/guardian/finish_many.sql");
 const SET_PIDS: &str = include_str!("../../sql/guardian/set_pids.sql");
 
 /// Messages per batch at most.
@@ -133,26 +132,6 @@ async fn try_write(pool: &PgPool, batch: &Batch) -> sqlx::Result<()> {
             .execute(&mut *tx)
             .await?;
     }
-    if !batch.outcomes.is_empty() {
-        let o = &batch.outcomes;
-        let applied: Vec<(i64, bool)> = sqlx::query_as(FINISH_MANY)
-            .bind(o.iter().map(|x| x.run.0).collect::<Vec<_>>())
-            .bind(o.iter().map(|x| x.status.as_str()).collect::<Vec<_>>())
-            .bind(o.iter().map(|x| x.exit_code).collect::<Vec<_>>())
-            .bind(o.iter().map(|x| x.signal).collect::<Vec<_>>())
-            .bind(o.iter().map(|x| x.summary.clone()).collect::<Vec<_>>())
-            .bind(o.iter().map(|x| x.error.clone()).collect::<Vec<_>>())
-            .bind(o.iter().map(|x| x.finished_at).collect::<Vec<_>>())
-            .fetch_all(&mut *tx)
-            .await?;
-        for (run, ok) in applied {
-            if !ok {
-                tracing::warn!(
-                    run,
-                    "outcome not recorded: the run had already ended otherwise"
-                );
-            }
-        }
-    }
+    write_outcomes(&mut tx, &batch.outcomes).await?;
     tx.commit().await
 }

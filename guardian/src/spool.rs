@@ -14,9 +14,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sisyphus_client::db::logs::{self, LogRow};
 use sisyphus_client::RunId;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
-const FINISH: &str = include_str!("../../sql/guardian/finish.sql");
+const FINISH_MANY: &str = include_str!("../../sql/guardian/finish_many.sql");
 
 /// How a run ended, as the guardian records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,20 +30,33 @@ pub struct Outcome {
     pub finished_at: DateTime<Utc>,
 }
 
-impl Outcome {
-    /// Writes the outcome; false if the run was no longer active (someone else ended it).
-    pub async fn write(&self, pool: &PgPool) -> sqlx::Result<bool> {
-        sqlx::query_scalar(FINISH)
-            .bind(self.run)
-            .bind(self.status.as_str())
-            .bind(self.exit_code)
-            .bind(self.signal)
-            .bind(&self.summary)
-            .bind(&self.error)
-            .bind(self.finished_at)
-            .fetch_one(pool)
-            .await
+/// Records outcomes in one statement (compare-and-set each, retries as `finish_run` does). An
+/// outcome whose run had already ended otherwise (e.g. the scheduler declared it lost) changes
+/// nothing and is logged. The one way outcomes are written: by the recorder and by spool replay.
+pub async fn write_outcomes(conn: &mut PgConnection, outcomes: &[Outcome]) -> sqlx::Result<()> {
+    if outcomes.is_empty() {
+        return Ok(());
     }
+    let o = outcomes;
+    let applied: Vec<(i64, bool)> = sqlx::query_as(FINISH_MANY)
+        .bind(o.iter().map(|x| x.run.0).collect::<Vec<_>>())
+        .bind(o.iter().map(|x| x.status.as_str()).collect::<Vec<_>>())
+        .bind(o.iter().map(|x| x.exit_code).collect::<Vec<_>>())
+        .bind(o.iter().map(|x| x.signal).collect::<Vec<_>>())
+        .bind(o.iter().map(|x| x.summary.clone()).collect::<Vec<_>>())
+        .bind(o.iter().map(|x| x.error.clone()).collect::<Vec<_>>())
+        .bind(o.iter().map(|x| x.finished_at).collect::<Vec<_>>())
+        .fetch_all(conn)
+        .await?;
+    for (run, recorded) in applied {
+        if !recorded {
+            tracing::warn!(
+                run,
+                "outcome not recorded: the run had already ended otherwise"
+            );
+        }
+    }
+    Ok(())
 }
 
 #[derive(Serialize, Deserialize)]
@@ -129,16 +142,12 @@ impl Spool {
                     continue;
                 }
             };
-            let written = match &entry {
-                Entry::Logs(rows) => match pool.acquire().await {
-                    Ok(mut conn) => logs::insert(&mut conn, rows).await.map(|_| ()),
-                    Err(e) => Err(e),
+            let written = match pool.acquire().await {
+                Ok(mut conn) => match &entry {
+                    Entry::Logs(rows) => logs::insert(&mut conn, rows).await,
+                    Entry::Outcome(o) => write_outcomes(&mut conn, std::slice::from_ref(o)).await,
                 },
-                Entry::Outcome(o) => o.write(pool).await.map(|applied| {
-                    if !applied {
-                        tracing::info!(run = %o.run, "spooled outcome {} was overtaken (the run ended otherwise)", o.status);
-                    }
-                }),
+                Err(e) => Err(e),
             };
             match written {
                 Ok(()) => {

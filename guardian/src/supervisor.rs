@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use nix::sys::signal::Signal;
-use sisyphus_client::db::interval;
 use sisyphus_client::db::logs::{LogRow, Stream};
+use sisyphus_client::db::{interval, jobs};
 use sisyphus_client::spec::LogSettings;
 use sisyphus_client::{JobId, RunId, RunStatus};
 use sqlx::postgres::types::PgInterval;
@@ -215,13 +215,14 @@ fn describe(run: &Claimed) -> String {
     format!("{}/{} run {}", run.project, run.name, run.id)
 }
 
+/// The run's log retention; a value that does not read (changed by hand in SQL) keeps the files.
 fn log_settings(run: &Claimed) -> LogSettings {
-    let d = |i: &Option<PgInterval>| i.as_ref().and_then(|i| interval::to_duration(i).ok());
-    LogSettings {
-        keep: d(&run.keep_logs),
-        compress_after: d(&run.compress_logs),
-        compression: run.compress_mode.parse().unwrap_or_default(),
-    }
+    jobs::log_settings(
+        run.keep_logs.as_ref(),
+        run.compress_logs.as_ref(),
+        &run.compress_mode,
+    )
+    .unwrap_or_default()
 }
 
 /// Builds the launch and starts the process.

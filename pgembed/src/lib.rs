@@ -11,7 +11,6 @@
 //! process that started it is gone, so a test binary that panics or is killed with SIGKILL never
 //! leaves a PostgreSQL behind. A temporary cluster's data directory is removed by the watchdog too.
 
-use std::ffi::OsStr;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -368,16 +367,4 @@ fn run(mut cmd: Command, program: &str) -> Result<(), Error> {
         status: out.status.to_string(),
         output,
     })
-}
-
-/// Runs `program` from the cluster's binary directory with the given arguments, as the server's
-/// owner; for tools such as `psql` or `pgbench` in benchmarks.
-pub fn tool(
-    cluster: &Cluster,
-    program: &str,
-    args: &[&OsStr],
-) -> Result<std::process::Output, Error> {
-    let mut cmd = cluster.command(program);
-    cmd.args(args);
-    cmd.output().map_err(io(format!("running {program}")))
 }

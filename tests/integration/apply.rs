@@ -39,6 +39,20 @@ at = "2030-06-01T12:00:00Z"
 paused = true
 "#;
 
+/// (id, updated_at, next_slot) of every job: what a no-op apply must leave alone.
+async fn job_rows(
+    db: &TestDb,
+) -> Vec<(
+    i64,
+    chrono::DateTime<chrono::Utc>,
+    Option<chrono::DateTime<chrono::Utc>>,
+)> {
+    sqlx::query_as("SELECT id, updated_at, next_slot FROM sisyphus.jobs ORDER BY id")
+        .fetch_all(&db.pool)
+        .await
+        .expect("job rows")
+}
+
 fn changes(out: &std::process::Output) -> Vec<(String, String)> {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
     v.as_array()
@@ -65,14 +79,7 @@ async fn applying_twice_changes_nothing() {
         "{:?}",
         changes(&first)
     );
-    let snapshot: Vec<(
-        i64,
-        chrono::DateTime<chrono::Utc>,
-        Option<chrono::DateTime<chrono::Utc>>,
-    )> = sqlx::query_as("SELECT id, updated_at, next_slot FROM sisyphus.jobs ORDER BY id")
-        .fetch_all(&db.pool)
-        .await
-        .expect("snapshot");
+    let snapshot = job_rows(&db).await;
     let second = db.sisyctl(&["apply", path, "--json"]);
     assert!(second.status.success(), "{}", stderr(&second));
     assert!(
@@ -80,14 +87,7 @@ async fn applying_twice_changes_nothing() {
         "{:?}",
         changes(&second)
     );
-    let after: Vec<(
-        i64,
-        chrono::DateTime<chrono::Utc>,
-        Option<chrono::DateTime<chrono::Utc>>,
-    )> = sqlx::query_as("SELECT id, updated_at, next_slot FROM sisyphus.jobs ORDER BY id")
-        .fetch_all(&db.pool)
-        .await
-        .expect("snapshot");
+    let after = job_rows(&db).await;
     assert_eq!(
         snapshot, after,
         "a second apply of the same file wrote something"

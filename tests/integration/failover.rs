@@ -90,7 +90,8 @@ async fn a_standby_takes_over_when_the_leader_is_killed() {
         "takeover took {takeover}"
     );
     tokio::time::sleep(Duration::from_secs(5)).await;
-    standby_kill(standby);
+    standby.kill().expect("kill the standby");
+    let _ = standby.wait();
 
     // Every job's slots form an unbroken one-second series, each slot exactly once.
     let rows: Vec<SlotSpan> = sqlx::query_as(
@@ -118,9 +119,4 @@ async fn a_standby_takes_over_when_the_leader_is_killed() {
         missed, 0,
         "no slot inside its TTL may be missed across a failover"
     );
-}
-
-fn standby_kill(child: &mut Child) {
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -167,54 +167,42 @@ async fn pending_runs_past_their_ttl_become_missed_and_are_never_started_late() 
 
 #[tokio::test]
 async fn window_and_iterations_bound_the_schedule() {
-    let db = TestDb::new().await;
-    job(
-        &db,
+    // Three slots, then nothing: once through the iteration count, once through the window end.
+    let bounded = [
         JobDefinition {
             iterations: Some(3),
             ttl: Some("1h".into()),
             ..every_ten("all")
         },
-    )
-    .await;
-    for s in (0..100).step_by(5) {
-        tick_at(&db, s).await;
-    }
-    assert_eq!(
-        runs(&db).await,
-        vec![
-            (0, "pending".into()),
-            (10, "pending".into()),
-            (20, "pending".into())
-        ]
-    );
-    let next: Option<DateTime<Utc>> = sqlx::query_scalar("SELECT next_slot FROM sisyphus.jobs")
-        .fetch_one(&db.pool)
-        .await
-        .expect("next");
-    assert_eq!(next, None, "the schedule ends after its iterations");
-
-    let db = TestDb::new().await;
-    job(
-        &db,
         JobDefinition {
             end: Some("2026-01-01T00:00:25Z".into()),
             ttl: Some("1h".into()),
             ..every_ten("all")
         },
-    )
-    .await;
-    for s in (0..100).step_by(5) {
-        tick_at(&db, s).await;
+    ];
+    for def in bounded {
+        let db = TestDb::new().await;
+        job(&db, def).await;
+        for s in (0..100).step_by(5) {
+            tick_at(&db, s).await;
+        }
+        assert_eq!(
+            runs(&db).await,
+            vec![
+                (0, "pending".into()),
+                (10, "pending".into()),
+                (20, "pending".into())
+            ]
+        );
+        let next: Option<DateTime<Utc>> = sqlx::query_scalar("SELECT next_slot FROM sisyphus.jobs")
+            .fetch_one(&db.pool)
+            .await
+            .expect("next");
+        assert_eq!(
+            next, None,
+            "the schedule ends after its iterations or its window"
+        );
     }
-    assert_eq!(
-        runs(&db).await,
-        vec![
-            (0, "pending".into()),
-            (10, "pending".into()),
-            (20, "pending".into())
-        ]
-    );
 }
 
 #[tokio::test]

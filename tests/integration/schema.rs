@@ -1,6 +1,6 @@
 //! The schema: migrations, the status enum, the schema-version checks, invariant 1's index.
 
-use sisyphus_client::{JobDefinition, JobRef, RunStatus};
+use sisyphus_client::{JobDefinition, RunStatus};
 
 use crate::harness::{stderr, TestDb};
 
@@ -136,5 +136,4 @@ async fn the_same_slot_cannot_be_materialised_twice() {
         .execute(&db.pool)
         .await;
     assert!(dup.is_err(), "a second run for the same host was accepted");
-    let _ = JobRef::new("P", "j");
 }

@@ -104,15 +104,17 @@ impl JobRow {
 
     /// The definition as a checked spec, to compare with a new one or to show.
     pub fn to_spec(&self) -> Result<JobSpec, CorruptJob> {
-        let maxtime = self.opt_duration("maxtime", &self.maxtime)?;
-        let logs = LogSettings {
-            keep: self.opt_duration("keep_logs", &self.keep_logs)?,
-            compress_after: self.opt_duration("compress_logs", &self.compress_logs)?,
-            compression: self
-                .compress_mode
-                .parse()
-                .map_err(|e| self.corrupt("compress_mode", e))?,
-        };
+        let maxtime = self
+            .maxtime
+            .as_ref()
+            .map(|m| self.duration("maxtime", m))
+            .transpose()?;
+        let logs = log_settings(
+            self.keep_logs.as_ref(),
+            self.compress_logs.as_ref(),
+            &self.compress_mode,
+        )
+        .map_err(|(column, problem)| self.corrupt(column, problem))?;
         Ok(JobSpec {
             job: self.job_ref(),
             command: self.command.clone(),
@@ -144,14 +146,25 @@ impl JobRow {
             logs,
         })
     }
+}
 
-    fn opt_duration(
-        &self,
-        column: &'static str,
-        i: &Option<PgInterval>,
-    ) -> Result<Option<Duration>, CorruptJob> {
-        i.as_ref().map(|i| self.duration(column, i)).transpose()
-    }
+/// The log-retention settings from their stored columns (`keep_logs`, `compress_logs`,
+/// `compress_mode`); on a bad value, the column and the problem.
+pub fn log_settings(
+    keep: Option<&PgInterval>,
+    compress_after: Option<&PgInterval>,
+    mode: &str,
+) -> Result<LogSettings, (&'static str, String)> {
+    let duration = |column, i: Option<&PgInterval>| {
+        i.map(interval::to_duration)
+            .transpose()
+            .map_err(|p| (column, p))
+    };
+    Ok(LogSettings {
+        keep: duration("keep_logs", keep)?,
+        compress_after: duration("compress_logs", compress_after)?,
+        compression: mode.parse().map_err(|p| ("compress_mode", p))?,
+    })
 }
 
 /// Jobs of the given projects (all of them, or the one named `name`).
