@@ -10,7 +10,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 
+use crate::db::resources::ResourceRow;
 use crate::db::{self, jobs, runs, runs::RunFilter};
+use crate::lock::{wait_for, LockRequest, ResourceLock, Waited};
+use crate::resources::Template;
 use crate::error::{Error, Result};
 use crate::model::{JobId, JobRef, Run, RunId};
 use crate::schedule::Schedule;
@@ -301,6 +304,61 @@ impl Client {
             .bind(&job.name)
             .fetch_one(&self.pool)
             .await?)
+    }
+}
+
+/// Resources and lineage (migrations/0004).
+impl Client {
+    /// Waits for reader locks on `request`'s inputs and writer locks on its outputs, all at
+    /// once; see [`ResourceLock`].
+    pub async fn lock(&self, request: LockRequest) -> Result<ResourceLock> {
+        ResourceLock::acquire(&self.pool, request).await
+    }
+
+    /// Adds resources to a running run's locks (what a job declares once it knows them, before
+    /// it starts its work). If one is busy the run holds none of its locks while it waits, so
+    /// two runs adding crosswise cannot deadlock.
+    pub async fn add_run_resources(
+        &self,
+        run: RunId,
+        inputs: &[String],
+        outputs: &[String],
+        wait: std::time::Duration,
+    ) -> Result<()> {
+        for name in inputs.iter().chain(outputs) {
+            Template::parse(name).map_err(Error::Refused)?;
+        }
+        let waited = wait_for(wait, || {
+            db::resources::lock_run(&self.pool, run, inputs, outputs)
+        })
+        .await?;
+        match waited {
+            Waited::Granted => Ok(()),
+            Waited::Refused(reason) => Err(Error::LockRefused(reason)),
+        }
+    }
+
+    /// Resources whose names start with `prefix`, with writer, age and current locks.
+    pub async fn resources(&self, prefix: &str) -> Result<Vec<ResourceRow>> {
+        Ok(db::resources::list(&self.pool, prefix).await?)
+    }
+
+    /// The lineage graph (all of it, or the edges one job wrote) as Graphviz DOT.
+    pub async fn graph(&self, job: Option<&JobRef>) -> Result<String> {
+        let id = match job {
+            None => None,
+            Some(j) => Some(self.job_id(j).await?),
+        };
+        let edges = db::resources::edges(&self.pool, id).await?;
+        Ok(crate::resources::to_dot(&edges))
+    }
+
+    async fn job_id(&self, job: &JobRef) -> Result<JobId> {
+        let mut conn = self.pool.acquire().await?;
+        jobs::find(&mut conn, job)
+            .await?
+            .map(|row| row.id)
+            .ok_or_else(|| Error::NoSuchJob(job.clone()))
     }
 }
 

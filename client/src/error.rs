@@ -26,6 +26,12 @@ pub enum Error {
     /// The database refused an action for a reason it explained (e.g. removing a job that runs).
     #[error("{0}")]
     Refused(String),
+    /// Resource locks that could not be had: an input never written, or busy past the wait.
+    #[error("cannot lock resources: {0}")]
+    LockRefused(String),
+    /// A lock's lease lapsed and another holder took the resource over.
+    #[error("resource lock lost: {0}")]
+    LockLost(String),
     #[error("migrating the schema failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
@@ -40,7 +46,7 @@ fn join_invalid(jobs: &[InvalidJob]) -> String {
 }
 
 /// SQLSTATEs our SQL functions raise on purpose, with messages meant for people.
-const REFUSALS: &[&str] = &["P0002", "55000", "55006", "P0001"];
+const REFUSALS: &[&str] = &["P0002", "55000", "55006", "P0001", "22023", "55P03"];
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Error {

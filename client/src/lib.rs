@@ -7,6 +7,8 @@
 //! - [`schedule`]: cron expressions, intervals and one-shot times; next fire times in a time zone.
 //! - [`spec`]: job definitions as written ([`JobDefinition`]) and as checked ([`JobSpec`]).
 //! - [`jobsfile`]: jobs files (TOML) for `sisyctl apply`.
+//! - [`resources`]: resource name templates and the lineage graph; [`lock`]: reader/writer
+//!   locks on resources for any service ([`ResourceLock`]).
 //! - [`db`]: connecting, migrating, schema checks, and one module per table over `sql/*.sql`.
 //! - [`Client`]: the API `sisyctl` is a thin shell over, and that services use directly.
 //!
@@ -36,7 +38,9 @@ pub mod client;
 pub mod db;
 pub mod error;
 pub mod jobsfile;
+pub mod lock;
 pub mod model;
+pub mod resources;
 pub mod schedule;
 pub mod spec;
 
@@ -45,4 +49,5 @@ pub use db::runs::RunFilter;
 pub use error::{Error, Result};
 pub use model::{Catchup, JobId, JobRef, Run, RunId, RunStatus, RunTrigger, Target};
 pub use schedule::{CronError, CronExpr, Schedule};
-pub use spec::{InvalidJob, JobDefinition, JobSpec};
+pub use lock::{LockRequest, ResourceLock};
+pub use spec::{InvalidJob, JobDefinition, JobSpec, ResourceSpec};

@@ -182,6 +182,7 @@ text_enum!(
         Schedule = "schedule",
         Manual = "manual",
         Retry = "retry",
+        Data = "data",
     }
 );
 

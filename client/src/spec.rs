@@ -14,12 +14,19 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::model::{Catchup, JobRef, Target};
-use crate::schedule::{CronExpr, Schedule};
+use crate::resources::Template;
+use crate::schedule::{format_duration, CronExpr, Schedule};
 
 /// The default time-to-live of a slot: how late a run may still start.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 /// The default first retry delay; each further retry waits twice as long as the one before.
 pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(10);
+/// The default lease of a job's resource locks (jobspy's usual `duration=300`).
+pub const DEFAULT_LOCK_LEASE: Duration = Duration::from_secs(300);
+/// The shortest lock lease: a guardian refreshes its runs' locks on each heartbeat.
+pub const MIN_LOCK_LEASE: Duration = Duration::from_secs(5);
+/// The default time a run waits for busy locks (jobspy's usual `wait=900`).
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(900);
 
 /// A job as written in a jobs file (`[[job]]` table) or built in Rust. All keys but `project`,
 /// `name` and `command` are optional; see README.md for each key's meaning and default.
@@ -61,6 +68,20 @@ pub struct JobDefinition {
     pub compress_logs: Option<Text>,
     /// `gzip`, `bzip2` (default) or `xz`.
     pub compress_mode: Option<String>,
+    /// Resources read: shared locks, each must have been written as an output before.
+    /// Names may hold placeholders of the slot time, e.g. `reporting.events.{date}`.
+    pub inputs: Option<Vec<String>>,
+    /// Resources written: exclusive locks; written when the run ends successful or uneventful.
+    pub outputs: Option<Vec<String>>,
+    /// How long a lock holds without being refreshed (the guardian refreshes it while the run
+    /// goes on). Default 5m.
+    pub lock_lease: Option<Text>,
+    /// How long a run waits for busy locks before it fails. Default 15m.
+    pub lock_wait: Option<Text>,
+    /// Written outputs count as unwritten after this long. Default: never.
+    pub outputs_expire: Option<Text>,
+    /// Run when every input has been written since the last successful run (data trigger).
+    pub on_inputs: Option<bool>,
 }
 
 /// A command: an argv array, or one line of shell (only with `shell = true`).
@@ -232,6 +253,17 @@ impl JobDefinition {
                 .as_deref()
                 .map_or(Ok(Compression::Bzip2), str::parse),
         );
+        let resources = self.resources(&mut v);
+        if let Some(r) = &resources {
+            if r.on_inputs && target.as_ref().is_some_and(|t| t.all) {
+                v.push(
+                    "on_inputs",
+                    "a data-triggered job runs once per fresh set of inputs, so its target must \
+                     be `any` (not `all`)"
+                        .to_string(),
+                );
+            }
+        }
         if !v.problems.is_empty() {
             return Err(InvalidJob {
                 job: self.label(position),
@@ -270,9 +302,86 @@ impl JobDefinition {
                     compress_after: compress_logs?,
                     compression: compress_mode?,
                 },
+                resources: resources?,
             })
         };
         spec().ok_or_else(|| InvalidJob::internal(self.label(position)))
+    }
+
+    fn resources(&self, v: &mut Validator) -> Option<ResourceSpec> {
+        let names = |v: &mut Validator, field, list: &Option<Vec<String>>| {
+            let parsed: Result<Vec<Template>, String> = list
+                .iter()
+                .flatten()
+                .map(|n| Template::parse(n))
+                .collect();
+            v.field(field, parsed)
+        };
+        let inputs = names(v, "inputs", &self.inputs);
+        let outputs = names(v, "outputs", &self.outputs);
+        let lease = v.field(
+            "lock_lease",
+            positive(self.lock_lease.as_ref(), DEFAULT_LOCK_LEASE).and_then(|d| {
+                if d < MIN_LOCK_LEASE {
+                    Err(format!(
+                        "{} is shorter than {}: the guardian refreshes leases on its heartbeat",
+                        format_duration(d),
+                        format_duration(MIN_LOCK_LEASE)
+                    ))
+                } else {
+                    Ok(d)
+                }
+            }),
+        );
+        let wait = v.field(
+            "lock_wait",
+            self.lock_wait
+                .as_ref()
+                .map_or(Ok(DEFAULT_LOCK_WAIT), |t| non_negative(Some(t))),
+        );
+        let expire = v.field(
+            "outputs_expire",
+            opt(self.outputs_expire.as_ref(), |t| {
+                positive(Some(t), Duration::ZERO)
+            }),
+        );
+        let on_inputs = self.on_inputs.unwrap_or(false);
+        if let Some(inputs) = &inputs {
+            if on_inputs && inputs.is_empty() {
+                v.push(
+                    "on_inputs",
+                    "a data-triggered job needs at least one input".to_string(),
+                );
+            }
+            if let Some(t) = inputs.iter().find(|t| {
+                on_inputs && !t.is_fixed() && !t.names_a_date()
+            }) {
+                v.push(
+                    "inputs",
+                    format!(
+                        "`{t}`: with on_inputs, a template must name the date ({{date}}, \
+                         {{yesterday}}, or {{year}}, {{month}} and {{day}}) so the run's slot \
+                         can be read from the name"
+                    ),
+                );
+            }
+        }
+        if let (Some(i), Some(o)) = (&inputs, &outputs) {
+            if let Some(both) = i.iter().find(|t| o.contains(t)) {
+                v.push(
+                    "outputs",
+                    format!("`{both}` is both an input and an output"),
+                );
+            }
+        }
+        Some(ResourceSpec {
+            inputs: inputs?,
+            outputs: outputs?,
+            lease: lease?,
+            wait: wait?,
+            outputs_expire: expire?,
+            on_inputs,
+        })
     }
 
     fn schedule(&self, v: &mut Validator, tz: Tz) -> Option<Option<Schedule>> {
@@ -349,6 +458,39 @@ pub struct JobSpec {
     pub userdata: serde_json::Value,
     pub run_as: Option<String>,
     pub logs: LogSettings,
+    pub resources: ResourceSpec,
+}
+
+/// The resources a job reads and writes, and how it locks them (migrations/0004).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceSpec {
+    pub inputs: Vec<Template>,
+    pub outputs: Vec<Template>,
+    pub lease: Duration,
+    pub wait: Duration,
+    pub outputs_expire: Option<Duration>,
+    /// Data trigger: a run when every input has been written since the last successful run.
+    pub on_inputs: bool,
+}
+
+impl Default for ResourceSpec {
+    fn default() -> Self {
+        ResourceSpec {
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            lease: DEFAULT_LOCK_LEASE,
+            wait: DEFAULT_LOCK_WAIT,
+            outputs_expire: None,
+            on_inputs: false,
+        }
+    }
+}
+
+impl ResourceSpec {
+    /// Whether runs of the job take locks.
+    pub fn any(&self) -> bool {
+        !self.inputs.is_empty() || !self.outputs.is_empty()
+    }
 }
 
 /// What happens to a job's local log files as they age.

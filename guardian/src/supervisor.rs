@@ -13,7 +13,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use nix::sys::signal::Signal;
 use sisyphus_client::db::logs::{LogRow, Stream};
-use sisyphus_client::db::{interval, jobs};
+use sisyphus_client::db::{interval, jobs, resources};
+use sisyphus_client::lock::{self, Waited};
 use sisyphus_client::spec::LogSettings;
 use sisyphus_client::{JobId, RunId, RunStatus};
 use sqlx::postgres::types::PgInterval;
@@ -49,6 +50,9 @@ pub struct Claimed {
     pub keep_logs: Option<PgInterval>,
     pub compress_logs: Option<PgInterval>,
     pub compress_mode: String,
+    /// The job declares inputs or outputs: the run locks them before it starts.
+    pub takes_locks: bool,
+    pub lock_wait: PgInterval,
 }
 
 /// What a supervisor can be told while its run goes on.
@@ -152,7 +156,7 @@ enum Reason {
 pub async fn supervise(
     run: Claimed,
     ctx: Arc<Context>,
-    control: mpsc::Receiver<Control>,
+    mut control: mpsc::Receiver<Control>,
 ) -> Outcome {
     if ctx.executor == Executor::Noop {
         let outcome = noop_outcome(run.id);
@@ -161,8 +165,17 @@ pub async fn supervise(
     }
     let started = Utc::now();
     let mut log = RunLogger::new(&run, &ctx, started);
-    let outcome = match start(&run, &ctx) {
-        Err(error) => {
+    let locked = match run.takes_locks {
+        false => Ok(()),
+        true => take_locks(&run, &ctx, &mut log, &mut control).await,
+    };
+    let outcome = match locked.and_then(|()| start(&run, &ctx).map_err(Refusal::Failed)) {
+        Err(Refusal::Ended(status)) => {
+            let outcome = ended_before_start(run.id, status);
+            log.sisyphus(&["sisyphus", "result"], &format!("{status} while waiting for resource locks")).await;
+            outcome
+        }
+        Err(Refusal::Failed(error)) => {
             log.sisyphus(&["sisyphus", "result", "fail"], &error).await;
             Outcome {
                 run: run.id,
@@ -197,6 +210,60 @@ pub async fn supervise(
     let _ = tokio::task::spawn_blocking(move || file.finish(status, &settings)).await;
     ctx.recorder.finished(outcome.clone()).await;
     outcome
+}
+
+/// Why a run did not start.
+enum Refusal {
+    /// It cannot start: the error is its outcome (`failed`).
+    Failed(String),
+    /// Control ended it before it started (terminated, interrupted, lost).
+    Ended(RunStatus),
+}
+
+/// Takes the run's resource locks (migrations/0004), waiting up to the job's `lock_wait` while
+/// they are busy. Control requests still work meanwhile.
+async fn take_locks(
+    run: &Claimed,
+    ctx: &Context,
+    log: &mut RunLogger,
+    control: &mut mpsc::Receiver<Control>,
+) -> Result<(), Refusal> {
+    let wait = interval::to_duration(&run.lock_wait).unwrap_or_default();
+    let attempt = || resources::lock_run(&ctx.pool, run.id, &[], &[]);
+    let waiting = lock::wait_for(wait, attempt);
+    tokio::pin!(waiting);
+    loop {
+        tokio::select! {
+            waited = &mut waiting => {
+                return match waited {
+                    Ok(Waited::Granted) => {
+                        log.sisyphus(&["sisyphus", "resources"], "resource locks taken").await;
+                        Ok(())
+                    }
+                    Ok(Waited::Refused(reason)) => Err(Refusal::Failed(reason)),
+                    Err(e) => Err(Refusal::Failed(format!("taking resource locks failed: {e}"))),
+                };
+            }
+            Some(c) = control.recv() => match c {
+                Control::Terminate => return Err(Refusal::Ended(RunStatus::Terminated)),
+                Control::Interrupt => return Err(Refusal::Ended(RunStatus::Interrupted)),
+                Control::Fence => return Err(Refusal::Ended(RunStatus::Lost)),
+                Control::Suspend | Control::Resume => {}
+            },
+        }
+    }
+}
+
+fn ended_before_start(run: RunId, status: RunStatus) -> Outcome {
+    Outcome {
+        run,
+        status,
+        exit_code: None,
+        signal: None,
+        summary: None,
+        error: Some("ended while waiting for resource locks".into()),
+        finished_at: Utc::now(),
+    }
 }
 
 fn noop_outcome(run: RunId) -> Outcome {

@@ -15,6 +15,7 @@
 //!
 //! The scheduler never depends on the guardian or the dispatcher; they meet only in rows.
 
+pub mod data;
 pub mod plan;
 pub mod tick;
 

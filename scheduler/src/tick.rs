@@ -1,4 +1,5 @@
-//! One scheduler tick, in one transaction: materialise due slots, then expire stale pending runs.
+//! One scheduler tick, in one transaction: materialise due slots and data-triggered runs, then
+//! expire stale pending runs.
 //!
 //! Everything a tick writes goes through the leader's own connection — the one holding the
 //! advisory lock — so a scheduler that lost its session (and with it its leadership) cannot
@@ -8,6 +9,7 @@ use chrono::{DateTime, Utc};
 use sisyphus_client::db::jobs::JobRow;
 use sqlx::{Connection, PgConnection};
 
+use crate::data::trigger_data_jobs;
 use crate::plan::{plan, Host, PlanSettings, PlannedRun};
 
 const JOB_COLUMNS: &str = include_str!("../../sql/jobs/columns.sql");
@@ -30,6 +32,8 @@ pub struct TickReport {
     pub jobs: usize,
     /// Pending runs created.
     pub pending: u64,
+    /// Of those, data-triggered runs (`on_inputs`).
+    pub data: u64,
     /// Slots recorded as missed (catch-up, TTL, no host).
     pub missed: u64,
     /// Pending runs whose TTL passed, marked missed.
@@ -95,6 +99,8 @@ pub async fn tick(
     report.missed = runs.len() as u64 - report.pending;
     insert_runs(&mut tx, &runs, now, created_by).await?;
     advance.write(&mut tx).await?;
+    report.data = trigger_data_jobs(&mut tx, now, created_by).await?;
+    report.pending += report.data;
     report.expired = sqlx::query(EXPIRE_PENDING)
         .bind(now)
         .bind(EXPIRES_PER_TICK)

@@ -92,6 +92,31 @@ enum Command {
     },
     /// List guardians: pools, heartbeat age, running runs.
     Hosts,
+    /// List resources: last writer, age, expiry and current locks.
+    Resources {
+        /// Only names starting with this.
+        #[arg(default_value = "")]
+        prefix: String,
+    },
+    /// Add resources to a running run's locks (a job calls this with $SISYPHUS_RUN_ID before it
+    /// starts its work); waits while they are busy.
+    Lock {
+        #[arg(long)]
+        run: RunId,
+        #[arg(long = "input")]
+        inputs: Vec<String>,
+        #[arg(long = "output")]
+        outputs: Vec<String>,
+        /// How long to wait for busy locks.
+        #[arg(long, default_value = "15m", value_parser = parse_duration)]
+        wait: std::time::Duration,
+    },
+    /// Print the lineage graph (input → output, digits folded to `*`) as Graphviz DOT.
+    Graph {
+        /// Only the edges this job (PROJECT/NAME) wrote.
+        #[arg(long)]
+        job: Option<JobRef>,
+    },
     /// Stop new claims on a host (its running runs go on); --undo restarts them.
     Drain {
         host: String,
@@ -200,10 +225,24 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             cmd::logs::run(&connect(url).await?, run, follow, tag.as_deref(), json).await
         }
         Command::Hosts => cmd::control::hosts(&connect(url).await?, json).await,
+        Command::Resources { prefix } => {
+            cmd::resources::list(&connect(url).await?, &prefix, json).await
+        }
+        Command::Lock {
+            run,
+            inputs,
+            outputs,
+            wait,
+        } => cmd::resources::lock(&connect(url).await?, run, &inputs, &outputs, wait, json).await,
+        Command::Graph { job } => cmd::resources::graph(&connect(url).await?, job.as_ref()).await,
         Command::Drain { host, undo } => {
             cmd::control::drain(&connect(url).await?, &host, !undo, json).await
         }
     }
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    sisyphus_client::spec::parse_duration(s)
 }
 
 fn need_url(url: Option<String>) -> Result<String, Failure> {

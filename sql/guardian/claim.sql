@@ -1,3 +1,7 @@
--- Claims due runs for this host and returns what the guardian needs to start them.
+-- Claims due runs for this host and returns what the guardian needs to start them, with whether
+-- the run must take resource locks first (and how long it may wait for them).
 -- $1 host, $2 pools, $3 how many, $4 lease.
-SELECT * FROM sisyphus.claim_runs($1, $2, $3, $4::interval)
+SELECT c.*, cardinality(j.inputs) + cardinality(j.outputs) > 0 AS takes_locks,
+       j.lock_wait
+  FROM sisyphus.claim_runs($1, $2, $3, $4::interval) c
+  JOIN sisyphus.jobs j ON j.id = c.job_id

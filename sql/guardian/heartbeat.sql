@@ -1,5 +1,6 @@
 -- One round trip per beat: the host's heartbeat and the leases of the runs this guardian
--- supervises (only those: a run marked ours that we do not supervise must lose its lease).
+-- supervises (only those: a run marked ours that we do not supervise must lose its lease),
+-- and those runs' resource locks.
 -- $1 name, $2 instance, $3 lease, $4 supervised run ids. Returns (still ours?, draining, renewed).
 WITH h AS (
     UPDATE sisyphus.hosts SET last_heartbeat = now()
@@ -9,6 +10,11 @@ l AS (
     UPDATE sisyphus.runs SET lease_expires_at = now() + $3::interval
      WHERE host = $1 AND id = ANY ($4) AND status IN ('running', 'suspended')
        AND EXISTS (SELECT 1 FROM h)
-    RETURNING id)
+    RETURNING id),
+-- The resource locks of those runs (migrations/0004) are refreshed on the same beat.
+k AS (
+    UPDATE sisyphus.resource_locks k SET lease_until = now() + rh.lease
+      FROM sisyphus.resource_holders rh
+     WHERE rh.run_id = ANY ($4) AND k.holder = rh.holder AND EXISTS (SELECT 1 FROM h))
 SELECT EXISTS (SELECT 1 FROM h) AS ours, coalesce((SELECT draining FROM h), false) AS draining,
        (SELECT count(*) FROM l) AS leases

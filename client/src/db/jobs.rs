@@ -12,7 +12,8 @@ use sqlx::{PgConnection, Postgres};
 use super::interval;
 use crate::model::{Catchup, JobId, JobRef, Target};
 use crate::schedule::{CronExpr, Schedule};
-use crate::spec::{JobSpec, LogSettings};
+use crate::resources::Template;
+use crate::spec::{JobSpec, LogSettings, ResourceSpec};
 
 const COLUMNS: &str = include_str!("../../../sql/jobs/columns.sql");
 const BY_PROJECT: &str = include_str!("../../../sql/jobs/by_project.sql");
@@ -55,6 +56,12 @@ pub struct JobRow {
     pub keep_logs: Option<PgInterval>,
     pub compress_logs: Option<PgInterval>,
     pub compress_mode: String,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub lock_lease: PgInterval,
+    pub lock_wait: PgInterval,
+    pub outputs_expire: Option<PgInterval>,
+    pub on_inputs: bool,
 }
 
 /// A stored row that no longer reads as a valid definition (changed by hand in SQL).
@@ -144,6 +151,27 @@ impl JobRow {
             userdata: self.userdata.clone(),
             run_as: self.run_as.clone(),
             logs,
+            resources: self.resources()?,
+        })
+    }
+
+    fn resources(&self) -> Result<ResourceSpec, CorruptJob> {
+        let names = |column, list: &[String]| {
+            list.iter()
+                .map(|n| Template::parse(n).map_err(|e| self.corrupt(column, e)))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(ResourceSpec {
+            inputs: names("inputs", &self.inputs)?,
+            outputs: names("outputs", &self.outputs)?,
+            lease: self.duration("lock_lease", &self.lock_lease)?,
+            wait: self.duration("lock_wait", &self.lock_wait)?,
+            outputs_expire: self
+                .outputs_expire
+                .as_ref()
+                .map(|i| self.duration("outputs_expire", i))
+                .transpose()?,
+            on_inputs: self.on_inputs,
         })
     }
 }
@@ -239,8 +267,18 @@ pub async fn upsert(
         .bind(spec.logs.keep.map(interval::from_duration))
         .bind(spec.logs.compress_after.map(interval::from_duration))
         .bind(spec.logs.compression.as_str())
+        .bind(names(&spec.resources.inputs))
+        .bind(names(&spec.resources.outputs))
+        .bind(interval::from_duration(spec.resources.lease))
+        .bind(interval::from_duration(spec.resources.wait))
+        .bind(spec.resources.outputs_expire.map(interval::from_duration))
+        .bind(spec.resources.on_inputs)
         .fetch_one(conn)
         .await
+}
+
+fn names(list: &[Template]) -> Vec<String> {
+    list.iter().map(|t| t.as_str().to_string()).collect()
 }
 
 /// Takes back a job's runs materialised ahead of time; returns the earliest slot taken back.

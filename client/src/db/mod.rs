@@ -4,6 +4,7 @@
 
 pub mod jobs;
 pub mod logs;
+pub mod resources;
 pub mod runs;
 
 use std::time::Duration;

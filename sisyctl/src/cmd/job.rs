@@ -141,6 +141,18 @@ fn show(spec: &JobSpec, status: &sisyphus_client::JobStatus) {
             spec.env.keys().cloned().collect::<Vec<_>>().join(", "),
         ),
         ("paused", spec.paused.to_string()),
+        ("inputs", names(&spec.resources.inputs)),
+        ("outputs", names(&spec.resources.outputs)),
+        (
+            "locks",
+            format!(
+                "lease {}, wait {}, outputs expire {}",
+                d(spec.resources.lease),
+                d(spec.resources.wait),
+                opt(spec.resources.outputs_expire.map(d))
+            ),
+        ),
+        ("on inputs", spec.resources.on_inputs.to_string()),
         ("next due", time(status.next_due)),
         ("active runs", status.active_runs.to_string()),
         (
@@ -185,4 +197,11 @@ fn definition_json(spec: &JobSpec) -> serde_json::Value {
         "paused": spec.paused,
         "userdata": spec.userdata,
     })
+}
+
+fn names(list: &[sisyphus_client::resources::Template]) -> String {
+    if list.is_empty() {
+        return "-".into();
+    }
+    list.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
 }

@@ -6,4 +6,5 @@ pub mod cron;
 pub mod job;
 pub mod logs;
 pub mod migrate;
+pub mod resources;
 pub mod runs;

@@ -1,0 +1,120 @@
+//! Data-triggered runs (`on_inputs`): a job gets a run when every input has been written.
+//!
+//! - Templated inputs (`reporting.events.{date}`): each newly written resource that matches a
+//!   template names a slot (its date read back out of the name). For each such slot whose inputs
+//!   are all written, a run is created with that slot — once: the unique index on
+//!   (job, slot, attempt) makes a second one impossible, so a pipeline runs once per day.
+//! - Plain inputs: when every input was written after the job's last successful run began, a run
+//!   is created whose slot is the newest input's write time — once per fresh set of writes.
+//!
+//! A per-job watermark (`inputs_seen_at`, the newest write looked at) keeps each tick to the
+//! resources written since. Writing outputs notifies the scheduler (`release_lock`), so a
+//! downstream job starts within a tick of its inputs.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use sisyphus_client::resources::Template;
+use sisyphus_client::JobId;
+use sqlx::PgConnection;
+
+const DATA_JOBS: &str = include_str!("../../sql/scheduler/data_jobs.sql");
+const WRITTEN_LIKE: &str = include_str!("../../sql/scheduler/written_like.sql");
+const FRESH_FIXED: &str = include_str!("../../sql/scheduler/fresh_fixed.sql");
+const INSERT_DATA_RUNS: &str = include_str!("../../sql/scheduler/insert_data_runs.sql");
+
+/// Written resources looked at per job and tick at most; more wait for the next tick.
+const NAMES_PER_TICK: i64 = 10_000;
+
+#[derive(sqlx::FromRow)]
+struct DataJob {
+    id: JobId,
+    inputs: Vec<String>,
+    timezone: String,
+    inputs_seen_at: Option<DateTime<Utc>>,
+}
+
+/// Creates the data-triggered runs that became due; returns how many.
+pub async fn trigger_data_jobs(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    created_by: &str,
+) -> sqlx::Result<u64> {
+    let jobs: Vec<DataJob> = sqlx::query_as(DATA_JOBS).fetch_all(&mut *conn).await?;
+    let mut created = 0;
+    for job in jobs {
+        let Ok(templates) = job
+            .inputs
+            .iter()
+            .map(|t| Template::parse(t))
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            tracing::error!(job = %job.id, "skipping a data-triggered job whose inputs do not read back");
+            continue;
+        };
+        let slots = if templates.iter().all(Template::is_fixed) {
+            fresh_fixed(conn, job.id, now).await?
+        } else {
+            slots_from_names(conn, &job, &templates).await?
+        };
+        if slots.is_empty() {
+            continue;
+        }
+        created += sqlx::query(INSERT_DATA_RUNS)
+            .bind(job.id)
+            .bind(slots)
+            .bind(now)
+            .bind(created_by)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    }
+    Ok(created)
+}
+
+async fn fresh_fixed(
+    conn: &mut PgConnection,
+    job: JobId,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Vec<DateTime<Utc>>> {
+    let slot: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(FRESH_FIXED)
+        .bind(job)
+        .bind(now)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(slot.flatten().into_iter().collect())
+}
+
+/// The slots named by resources written since the job's watermark; moves the watermark on.
+async fn slots_from_names(
+    conn: &mut PgConnection,
+    job: &DataJob,
+    templates: &[Template],
+) -> sqlx::Result<Vec<DateTime<Utc>>> {
+    let dated: Vec<&Template> = templates.iter().filter(|t| !t.is_fixed()).collect();
+    let patterns: Vec<String> = dated.iter().map(|t| t.like_pattern()).collect();
+    let written: Vec<(String, DateTime<Utc>)> = sqlx::query_as(WRITTEN_LIKE)
+        .bind(&patterns)
+        .bind(job.inputs_seen_at)
+        .bind(NAMES_PER_TICK)
+        .fetch_all(&mut *conn)
+        .await?;
+    let tz: Tz = job.timezone.parse().unwrap_or(Tz::UTC);
+    let slots: BTreeSet<DateTime<Utc>> = written
+        .iter()
+        .flat_map(|(name, _)| dated.iter().filter_map(|t| t.slot_of(name)))
+        .filter_map(|local| tz.from_local_datetime(&local).earliest())
+        .map(|t| t.with_timezone(&Utc))
+        .collect();
+    let newest = written.iter().map(|(_, at)| *at).max();
+    if newest > job.inputs_seen_at {
+        // Only when it moves: the update notifies `sisyphus_jobs`, which wakes this scheduler.
+        sqlx::query("UPDATE sisyphus.jobs SET inputs_seen_at = $2 WHERE id = $1")
+            .bind(job.id)
+            .bind(newest)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(slots.into_iter().collect())
+}
