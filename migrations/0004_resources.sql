@@ -10,7 +10,10 @@
 -- granted, and records each input→output edge with digits folded to `*`.
 --
 -- Deadlock freedom: a holder never waits while holding anything (a refused `try_lock` drops the
--- holder's locks), and each attempt serialises on per-name advisory locks taken in one order.
+-- holder's locks). Inside the database every transaction that changes locks takes, in this
+-- order: its own holder row, the per-name advisory locks (sorted), then lock rows. The lease
+-- lives on the holder row, so the guardian's heartbeat refreshes holder rows only and never
+-- holds a lock row or a name that a lock change waits for.
 
 ALTER TYPE sisyphus.run_trigger ADD VALUE IF NOT EXISTS 'data';
 
@@ -52,6 +55,8 @@ CREATE TABLE sisyphus.resource_holders (
     inputs          text[] NOT NULL DEFAULT '{}',
     outputs         text[] NOT NULL DEFAULT '{}',
     lease           interval NOT NULL CHECK (lease > '0'),
+    -- Set when the locks are granted, moved on by each refresh; its locks count only before it.
+    lease_until     timestamptz,
     outputs_expire  interval,
     created_at      timestamptz NOT NULL DEFAULT now()
 );
@@ -64,7 +69,6 @@ CREATE TABLE sisyphus.resource_locks (
     name        text NOT NULL,
     holder      text NOT NULL REFERENCES sisyphus.resource_holders (holder) ON DELETE CASCADE,
     mode        sisyphus.lock_mode NOT NULL,
-    lease_until timestamptz NOT NULL,
     PRIMARY KEY (name, holder)
 );
 
@@ -147,6 +151,17 @@ BEGIN
     END LOOP;
 END $$;
 
+-- The names of the given runs' holders, serialised at once in the one order: statements that end
+-- several runs (the guardian's batched outcomes, lease expiry) call this first, so the releases
+-- their triggers make never take name locks out of order.
+CREATE FUNCTION sisyphus.serialise_run_names(p_runs bigint[]) RETURNS void
+LANGUAGE sql AS $$
+    SELECT sisyphus.serialise_names(coalesce(array_agg(x), '{}'))
+      FROM sisyphus.resource_holders rh
+     CROSS JOIN unnest(rh.inputs || rh.outputs) AS x
+     WHERE rh.run_id = ANY (p_runs)
+$$;
+
 -- One attempt to take every lock the holder wants, all or none. Refused: the holder holds
 -- nothing afterwards (it never waits while holding), `waitable` says whether waiting can help
 -- (a busy name) or not (an input never written, or expired).
@@ -161,7 +176,7 @@ DECLARE
 BEGIN
     granted := false;
     waitable := false;
-    SELECT * INTO h FROM sisyphus.resource_holders WHERE holder = p_holder;
+    SELECT * INTO h FROM sisyphus.resource_holders WHERE holder = p_holder FOR UPDATE;
     IF NOT FOUND THEN
         reason := format('no lock request named %s', p_holder);
         RETURN;
@@ -179,7 +194,8 @@ BEGIN
     END IF;
     SELECT l.name, l.mode, l.holder AS other INTO b
       FROM sisyphus.resource_locks l
-     WHERE l.name = ANY (names) AND l.holder <> p_holder AND l.lease_until > now()
+      JOIN sisyphus.resource_holders o ON o.holder = l.holder
+     WHERE l.name = ANY (names) AND l.holder <> p_holder AND o.lease_until > now()
        AND (l.name = ANY (h.outputs) OR l.mode = 'write')
      ORDER BY l.name LIMIT 1;
     IF FOUND THEN
@@ -190,13 +206,15 @@ BEGIN
     END IF;
     -- Locks whose lease passed are gone now; their holders can no longer write.
     DELETE FROM sisyphus.resource_locks l
-     WHERE l.name = ANY (names) AND l.holder <> p_holder AND l.lease_until <= now();
-    INSERT INTO sisyphus.resource_locks (name, holder, mode, lease_until)
+     USING sisyphus.resource_holders o
+     WHERE o.holder = l.holder AND l.name = ANY (names) AND l.holder <> p_holder
+       AND coalesce(o.lease_until, '-infinity') <= now();
+    INSERT INTO sisyphus.resource_locks (name, holder, mode)
     SELECT x, p_holder,
-           CASE WHEN x = ANY (h.outputs) THEN 'write' ELSE 'read' END::sisyphus.lock_mode,
-           now() + h.lease
+           CASE WHEN x = ANY (h.outputs) THEN 'write' ELSE 'read' END::sisyphus.lock_mode
       FROM unnest(names) x
-    ON CONFLICT (name, holder) DO UPDATE SET mode = EXCLUDED.mode, lease_until = EXCLUDED.lease_until;
+    ON CONFLICT (name, holder) DO UPDATE SET mode = EXCLUDED.mode;
+    UPDATE sisyphus.resource_holders SET lease_until = now() + h.lease WHERE holder = p_holder;
     granted := true;
 END $$;
 
@@ -216,9 +234,7 @@ BEGIN
        OR NOT EXISTS (SELECT 1 FROM sisyphus.resource_locks WHERE holder = p_holder) THEN
         RETURN false;
     END IF;
-    UPDATE sisyphus.resource_locks l SET lease_until = now() + h.lease
-      FROM sisyphus.resource_holders h
-     WHERE h.holder = p_holder AND l.holder = h.holder;
+    UPDATE sisyphus.resource_holders SET lease_until = now() + lease WHERE holder = p_holder;
     RETURN true;
 END $$;
 
@@ -236,8 +252,8 @@ BEGIN
         reason := format('no lock request named %s', p_holder);
         RETURN;
     END IF;
+    PERFORM sisyphus.serialise_names(h.inputs || h.outputs);
     IF p_write AND cardinality(h.outputs) > 0 THEN
-        PERFORM sisyphus.serialise_names(h.inputs || h.outputs);
         IF NOT coalesce(sisyphus.holds_all(p_holder), false)
            OR NOT EXISTS (SELECT 1 FROM sisyphus.resource_locks WHERE holder = p_holder) THEN
             reason := 'a lock lease lapsed and another holder took over: outputs not written';
@@ -340,9 +356,11 @@ CREATE VIEW sisyphus.resource_status AS
 SELECT n.name, r.written_at, r.expires_at, r.writer, r.writer_run, r.version,
        (r.written_at IS NOT NULL AND (r.expires_at IS NULL OR r.expires_at > now())) AS available,
        (SELECT count(*) FROM sisyphus.resource_locks l
-         WHERE l.name = n.name AND l.mode = 'read' AND l.lease_until > now()) AS readers,
+          JOIN sisyphus.resource_holders o ON o.holder = l.holder
+         WHERE l.name = n.name AND l.mode = 'read' AND o.lease_until > now()) AS readers,
        (SELECT l.holder FROM sisyphus.resource_locks l
-         WHERE l.name = n.name AND l.mode = 'write' AND l.lease_until > now() LIMIT 1) AS write_holder
+          JOIN sisyphus.resource_holders o ON o.holder = l.holder
+         WHERE l.name = n.name AND l.mode = 'write' AND o.lease_until > now() LIMIT 1) AS write_holder
   FROM (SELECT name FROM sisyphus.resources
         UNION SELECT name FROM sisyphus.resource_locks) n
   LEFT JOIN sisyphus.resources r ON r.name = n.name;

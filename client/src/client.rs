@@ -12,10 +12,10 @@ use sqlx::PgPool;
 
 use crate::db::resources::ResourceRow;
 use crate::db::{self, jobs, runs, runs::RunFilter};
-use crate::lock::{wait_for, LockRequest, ResourceLock, Waited};
-use crate::resources::Template;
 use crate::error::{Error, Result};
+use crate::lock::{wait_for, LockRequest, ResourceLock, Waited};
 use crate::model::{JobId, JobRef, Run, RunId};
+use crate::resources::Template;
 use crate::schedule::Schedule;
 use crate::spec::{JobDefinition, JobSpec};
 

@@ -47,7 +47,7 @@ pub mod spec;
 pub use client::{Applied, Change, Client, ControlAction, Host, JobStatus};
 pub use db::runs::RunFilter;
 pub use error::{Error, Result};
+pub use lock::{LockRequest, ResourceLock};
 pub use model::{Catchup, JobId, JobRef, Run, RunId, RunStatus, RunTrigger, Target};
 pub use schedule::{CronError, CronExpr, Schedule};
-pub use lock::{LockRequest, ResourceLock};
 pub use spec::{InvalidJob, JobDefinition, JobSpec, ResourceSpec};

@@ -144,7 +144,17 @@ where
     let deadline = tokio::time::Instant::now() + wait;
     let mut pause = Duration::from_millis(20);
     loop {
-        let a = attempt().await?;
+        let a = match attempt().await {
+            Ok(a) => a,
+            // Chosen as a deadlock victim by the database (a lock change crossing a batch of
+            // ended runs): nothing was taken; try again like a busy name.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("40P01") => Attempt {
+                granted: false,
+                waitable: true,
+                reason: Some(e.message().to_string()),
+            },
+            Err(e) => return Err(e),
+        };
         if a.granted {
             return Ok(Waited::Granted);
         }
@@ -224,7 +234,9 @@ impl ResourceLock {
 
     /// Refreshes the lease now; an error when a lease lapsed and another holder took over.
     pub async fn refresh(&self) -> Result<()> {
-        if self.lost.load(Ordering::Relaxed) || !resources::refresh(&self.pool, &self.holder).await? {
+        if self.lost.load(Ordering::Relaxed)
+            || !resources::refresh(&self.pool, &self.holder).await?
+        {
             self.lost.store(true, Ordering::Relaxed);
             return Err(Error::LockLost(format!(
                 "{}: a lease lapsed and another holder took over",

@@ -125,7 +125,9 @@ impl Template {
     /// Whether a name matching this template tells a whole date (so a slot can be read back).
     pub fn names_a_date(&self) -> bool {
         let has = |f| self.parts.contains(&Part::Field(f));
-        has(Field::Date) || has(Field::Yesterday) || (has(Field::Year) && has(Field::Month) && has(Field::Day))
+        has(Field::Date)
+            || has(Field::Yesterday)
+            || (has(Field::Year) && has(Field::Month) && has(Field::Day))
     }
 
     /// A `LIKE` pattern that matches exactly the names this template can resolve to (up to the
@@ -311,20 +313,33 @@ mod tests {
         assert_eq!(t.slot_of("reporting.events.2026-13-23.h07"), None);
         assert_eq!(t.slot_of("reporting.events.2026-11-23.h07.extra"), None);
         let y = Template::parse("daily.{yesterday}").unwrap();
-        assert_eq!(y.slot_of("daily.2026-02-28").unwrap().to_string(), "2026-03-01 00:00:00");
+        assert_eq!(
+            y.slot_of("daily.2026-02-28").unwrap().to_string(),
+            "2026-03-01 00:00:00"
+        );
         let parts = Template::parse("p_{year}/{month}/{day}").unwrap();
         assert_eq!(parts.like_pattern(), "p\\_____/__/__");
         assert_eq!(parts.slot_of("p_2026/02/29"), None);
-        assert_eq!(parts.slot_of("p_2028/02/29").unwrap().to_string(), "2028-02-29 00:00:00");
+        assert_eq!(
+            parts.slot_of("p_2028/02/29").unwrap().to_string(),
+            "2028-02-29 00:00:00"
+        );
         assert!(!Template::parse("x.{hour}").unwrap().names_a_date());
         let both = Template::parse("x.{date}.{day}").unwrap();
-        assert_eq!(both.slot_of("x.2026-11-23.24"), None, "fields that disagree");
+        assert_eq!(
+            both.slot_of("x.2026-11-23.24"),
+            None,
+            "fields that disagree"
+        );
         assert!(both.slot_of("x.2026-11-23.23").is_some());
     }
 
     #[test]
     fn lineage_folds_digit_runs_as_jobspy_does() {
-        assert_eq!(lineage_name("reporting.events.2026-11-23"), "reporting.events.*");
+        assert_eq!(
+            lineage_name("reporting.events.2026-11-23"),
+            "reporting.events.*"
+        );
         assert_eq!(lineage_name("p7.x-1-2.y"), "p*.x-*.y");
         assert_eq!(lineage_name("plain"), "plain");
     }
@@ -337,7 +352,11 @@ mod tests {
             writer: w.into(),
             times: 1,
         };
-        let dot = to_dot(&[e("", "a.*", "P/fetch"), e("a.*", "b.*", "P/agg"), e("a.*", "b.*", "P/agg2")]);
+        let dot = to_dot(&[
+            e("", "a.*", "P/fetch"),
+            e("a.*", "b.*", "P/agg"),
+            e("a.*", "b.*", "P/agg2"),
+        ]);
         assert!(dot.starts_with("digraph sisyphus {"));
         assert!(dot.contains("    \"a.*\";\n"));
         assert!(dot.contains("\"a.*\" -> \"b.*\" [label=\"P/agg, P/agg2\"];"));

@@ -310,11 +310,8 @@ impl JobDefinition {
 
     fn resources(&self, v: &mut Validator) -> Option<ResourceSpec> {
         let names = |v: &mut Validator, field, list: &Option<Vec<String>>| {
-            let parsed: Result<Vec<Template>, String> = list
-                .iter()
-                .flatten()
-                .map(|n| Template::parse(n))
-                .collect();
+            let parsed: Result<Vec<Template>, String> =
+                list.iter().flatten().map(|n| Template::parse(n)).collect();
             v.field(field, parsed)
         };
         let inputs = names(v, "inputs", &self.inputs);
@@ -353,9 +350,10 @@ impl JobDefinition {
                     "a data-triggered job needs at least one input".to_string(),
                 );
             }
-            if let Some(t) = inputs.iter().find(|t| {
-                on_inputs && !t.is_fixed() && !t.names_a_date()
-            }) {
+            if let Some(t) = inputs
+                .iter()
+                .find(|t| on_inputs && !t.is_fixed() && !t.names_a_date())
+            {
                 v.push(
                     "inputs",
                     format!(

@@ -172,7 +172,11 @@ pub async fn supervise(
     let outcome = match locked.and_then(|()| start(&run, &ctx).map_err(Refusal::Failed)) {
         Err(Refusal::Ended(status)) => {
             let outcome = ended_before_start(run.id, status);
-            log.sisyphus(&["sisyphus", "result"], &format!("{status} while waiting for resource locks")).await;
+            log.sisyphus(
+                &["sisyphus", "result"],
+                &format!("{status} while waiting for resource locks"),
+            )
+            .await;
             outcome
         }
         Err(Refusal::Failed(error)) => {

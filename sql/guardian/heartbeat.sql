@@ -12,9 +12,9 @@ l AS (
        AND EXISTS (SELECT 1 FROM h)
     RETURNING id),
 -- The resource locks of those runs (migrations/0004) are refreshed on the same beat.
+-- Holder rows only: never a lock row or a name, so a beat cannot close a deadlock cycle.
 k AS (
-    UPDATE sisyphus.resource_locks k SET lease_until = now() + rh.lease
-      FROM sisyphus.resource_holders rh
-     WHERE rh.run_id = ANY ($4) AND k.holder = rh.holder AND EXISTS (SELECT 1 FROM h))
+    UPDATE sisyphus.resource_holders rh SET lease_until = now() + rh.lease
+     WHERE rh.run_id = ANY ($4) AND rh.lease_until IS NOT NULL AND EXISTS (SELECT 1 FROM h))
 SELECT EXISTS (SELECT 1 FROM h) AS ours, coalesce((SELECT draining FROM h), false) AS draining,
        (SELECT count(*) FROM l) AS leases

@@ -8,6 +8,7 @@ mod cli;
 mod failover;
 mod guardian;
 mod resilience;
+mod resources;
 mod scheduler;
 mod schema;
 mod sql_api;

@@ -122,6 +122,60 @@ userdata = 5"#,
         "userdata",
         "must be a table",
     ),
+    (
+        r#"command = ["true"]
+inputs = ["events.{week}"]"#,
+        "inputs",
+        "unknown placeholder `{week}`",
+    ),
+    (
+        r#"command = ["true"]
+outputs = ["two words"]"#,
+        "outputs",
+        "whitespace",
+    ),
+    (
+        r#"command = ["true"]
+inputs = ["a"]
+outputs = ["a"]"#,
+        "outputs",
+        "both an input and an output",
+    ),
+    (
+        r#"command = ["true"]
+on_inputs = true"#,
+        "on_inputs",
+        "needs at least one input",
+    ),
+    (
+        r#"command = ["true"]
+on_inputs = true
+inputs = ["hourly.{hour}"]"#,
+        "inputs",
+        "must name the date",
+    ),
+    (
+        r#"command = ["true"]
+on_inputs = true
+inputs = ["x.{date}"]
+target = "all""#,
+        "on_inputs",
+        "must be `any`",
+    ),
+    (
+        r#"command = ["true"]
+outputs = ["x"]
+lock_lease = "1s""#,
+        "lock_lease",
+        "shorter than 5s",
+    ),
+    (
+        r#"command = ["true"]
+outputs = ["x"]
+outputs_expire = "0s""#,
+        "outputs_expire",
+        "must be more than zero",
+    ),
 ];
 
 #[tokio::test]

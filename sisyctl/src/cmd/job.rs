@@ -203,5 +203,8 @@ fn names(list: &[sisyphus_client::resources::Template]) -> String {
     if list.is_empty() {
         return "-".into();
     }
-    list.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+    list.iter()
+        .map(|t| t.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

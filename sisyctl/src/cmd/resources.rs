@@ -18,9 +18,7 @@ pub async fn list(client: &Client, prefix: &str, json: bool) -> Result<(), Failu
         .iter()
         .map(|r| {
             let age = r.written_at.map(|w| {
-                sisyphus_client::schedule::format_duration(
-                    (now - w).to_std().unwrap_or_default(),
-                )
+                sisyphus_client::schedule::format_duration((now - w).to_std().unwrap_or_default())
             });
             let state = match (r.written_at, r.available) {
                 (None, _) => "never written",
@@ -59,7 +57,9 @@ pub async fn lock(
 ) -> Result<(), Failure> {
     client.add_run_resources(run, inputs, outputs, wait).await?;
     if json {
-        return Ok(output::json(&serde_json::json!({ "run": run, "locked": true }))?);
+        return Ok(output::json(
+            &serde_json::json!({ "run": run, "locked": true }),
+        )?);
     }
     println!("run {run}: resource locks taken");
     Ok(())
