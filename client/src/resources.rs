@@ -296,7 +296,7 @@ mod tests {
             ("x.{date", "without `}`"),
             ("x.}date", "without `{`"),
         ] {
-            let e = Template::parse(bad).unwrap_err();
+            let e = Template::parse(bad).expect_err("refused");
             assert!(e.contains(says), "{bad}: {e}");
         }
         assert!(Template::parse(&"x".repeat(501)).is_err());
@@ -304,28 +304,28 @@ mod tests {
 
     #[test]
     fn a_slot_reads_back_from_a_name() {
-        let t = Template::parse("reporting.events.{date}.h{hour}").unwrap();
+        let t = Template::parse("reporting.events.{date}.h{hour}").expect("valid");
         assert!(!t.is_fixed() && t.names_a_date());
         assert_eq!(t.like_pattern(), "reporting.events.__________.h__");
-        let slot = t.slot_of("reporting.events.2026-11-23.h07").unwrap();
+        let slot = t.slot_of("reporting.events.2026-11-23.h07").expect("valid");
         assert_eq!(slot.to_string(), "2026-11-23 07:00:00");
         assert_eq!(t.slot_of("reporting.events.2026-11-23.h7x"), None);
         assert_eq!(t.slot_of("reporting.events.2026-13-23.h07"), None);
         assert_eq!(t.slot_of("reporting.events.2026-11-23.h07.extra"), None);
-        let y = Template::parse("daily.{yesterday}").unwrap();
+        let y = Template::parse("daily.{yesterday}").expect("valid");
         assert_eq!(
-            y.slot_of("daily.2026-02-28").unwrap().to_string(),
+            y.slot_of("daily.2026-02-28").expect("valid").to_string(),
             "2026-03-01 00:00:00"
         );
-        let parts = Template::parse("p_{year}/{month}/{day}").unwrap();
+        let parts = Template::parse("p_{year}/{month}/{day}").expect("valid");
         assert_eq!(parts.like_pattern(), "p\\_____/__/__");
         assert_eq!(parts.slot_of("p_2026/02/29"), None);
         assert_eq!(
-            parts.slot_of("p_2028/02/29").unwrap().to_string(),
+            parts.slot_of("p_2028/02/29").expect("valid").to_string(),
             "2028-02-29 00:00:00"
         );
-        assert!(!Template::parse("x.{hour}").unwrap().names_a_date());
-        let both = Template::parse("x.{date}.{day}").unwrap();
+        assert!(!Template::parse("x.{hour}").expect("valid").names_a_date());
+        let both = Template::parse("x.{date}.{day}").expect("valid");
         assert_eq!(
             both.slot_of("x.2026-11-23.24"),
             None,

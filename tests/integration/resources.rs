@@ -41,7 +41,10 @@ async fn ended(db: &TestDb, run: i64) -> (String, Option<String>) {
 }
 
 async fn run_now(db: &TestDb, def: JobDefinition) -> i64 {
-    let job = JobRef::new(def.project.clone().unwrap(), def.name.clone().unwrap());
+    let job = JobRef::new(
+        def.project.clone().expect("project"),
+        def.name.clone().expect("name"),
+    );
     db.client.apply(&[def], false).await.expect("apply");
     db.client.run_now(&job).await.expect("run now")[0].0
 }
@@ -133,7 +136,7 @@ async fn twenty_readers_and_five_writers_never_overlap_and_never_deadlock() {
     let mut runs = Vec::new();
     for _ in 0..2 {
         for d in &defs {
-            let j = JobRef::new("W", d.name.clone().unwrap());
+            let j = JobRef::new("W", d.name.clone().expect("name"));
             runs.push(db.client.run_now(&j).await.expect("run now")[0].0);
         }
     }
@@ -228,7 +231,7 @@ async fn inputs_must_exist_failed_writers_write_nothing_and_outputs_expire() {
     let marker = tempdir("never").join("started");
     let reader = JobDefinition {
         inputs: Some(vec!["never.written".into()]),
-        ..job("reader", &["touch", marker.to_str().unwrap()])
+        ..job("reader", &["touch", marker.to_str().expect("path")])
     };
     let (status, error) = ended(&db, run_now(&db, reader).await).await;
     assert_eq!(status, "failed");
@@ -475,6 +478,15 @@ async fn a_killed_holder_releases_its_locks_when_its_lease_ends() {
     );
 }
 
+/// (job name, slot's day, trigger, started at, finished at)
+type PipelineRun = (
+    String,
+    String,
+    String,
+    chrono::DateTime<chrono::Utc>,
+    chrono::DateTime<chrono::Utc>,
+);
+
 #[tokio::test]
 async fn a_three_job_pipeline_runs_in_order_once_per_day_from_the_data_trigger() {
     let db = TestDb::new().await;
@@ -535,13 +547,7 @@ async fn a_three_job_pipeline_runs_in_order_once_per_day_from_the_data_trigger()
     assert!(done_well(&ended(&db, again).await.0));
     tokio::time::sleep(Duration::from_secs(3)).await; // a few scheduler ticks
 
-    let runs: Vec<(
-        String,
-        String,
-        String,
-        chrono::DateTime<chrono::Utc>,
-        chrono::DateTime<chrono::Utc>,
-    )> = sqlx::query_as(
+    let runs: Vec<PipelineRun> = sqlx::query_as(
         "SELECT j.name, to_char(r.slot AT TIME ZONE 'UTC', 'YYYY-MM-DD'), r.trigger::text,
                     r.started_at, r.finished_at
                FROM sisyphus.runs r JOIN sisyphus.jobs j ON j.id = r.job_id
