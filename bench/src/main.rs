@@ -6,10 +6,12 @@
 //!   against spawning and reaping `/bin/true` at the same concurrency from a plain loop; and the
 //!   database path alone (no-op executor) against raw single-statement round trips, with
 //!   transactions per run.
+//! - `locks` — a resource lock cycle (lock an input and an output, write) against `SELECT 1`.
 //!
 //! Run with `cargo run --release -p sisyphus-bench -- <bench>`.
 
 mod drain;
+mod locks;
 
 use std::time::{Duration, Instant};
 
@@ -34,6 +36,14 @@ enum Bench {
         /// Runs each guardian takes at once.
         #[arg(long, default_value_t = 8)]
         capacity: usize,
+    },
+    /// Resource lock cycles against raw round trips.
+    Locks {
+        #[arg(long, default_value_t = 2000)]
+        cycles: usize,
+        /// Holders locking at once (distinct outputs, one shared input).
+        #[arg(long, default_value_t = 8)]
+        holders: usize,
     },
     Scheduler {
         /// Defined-job counts to compare (the first is the reference).
@@ -62,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
             ticks,
         } => scheduler(&cluster, &defined, due, ticks).await,
         Bench::Throughput { runs, capacity } => drain::throughput(&cluster, runs, capacity).await,
+        Bench::Locks { cycles, holders } => locks::locks(&cluster, cycles, holders).await,
     }
 }
 
