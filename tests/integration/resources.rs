@@ -290,6 +290,36 @@ async fn inputs_must_exist_failed_writers_write_nothing_and_outputs_expire() {
         "{listed}"
     );
 
+    // A busy output past the job's lock_wait: the run fails saying who holds it.
+    let guard = db
+        .client
+        .lock(
+            LockRequest::new("svc")
+                .holder("svc-guard")
+                .outputs(["held.x"]),
+        )
+        .await
+        .expect("guard");
+    let blocked = JobDefinition {
+        outputs: Some(vec!["held.x".into()]),
+        lock_wait: Some(Text::from("1s")),
+        ..job("blocked", &["true"])
+    };
+    let t = Instant::now();
+    let (status, error) = ended(&db, run_now(&db, blocked).await).await;
+    assert_eq!(status, "failed");
+    let error = error.unwrap_or_default();
+    assert!(
+        error.contains("still busy after waiting 1s")
+            && error.contains("held.x is write-locked by svc-guard"),
+        "{error}"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_secs(1),
+        "failed before its lock_wait"
+    );
+    guard.fail().await.expect("release guard");
+
     // A running job adds resources before it starts its work (`sisyctl lock`, its run id).
     let adder = JobDefinition {
         command: Some(sisyphus_client::spec::Command::Line(format!(
@@ -603,4 +633,44 @@ async fn a_three_job_pipeline_runs_in_order_once_per_day_from_the_data_trigger()
         "pipeline: 2 days, {} runs, {total} data-triggered, graph:\n{graph}",
         runs.len()
     );
+}
+
+#[tokio::test]
+async fn plain_inputs_trigger_once_per_fresh_set_of_writes() {
+    let db = TestDb::new().await;
+    let consumer = JobDefinition {
+        inputs: Some(vec!["plain.a".into(), "plain.b".into()]),
+        on_inputs: Some(true),
+        ..job("consumer", &["true"])
+    };
+    db.client.apply(&[consumer], false).await.expect("apply");
+    let _s = Daemon::scheduler(&db.url);
+    let _g = Daemon::guardian(&db.url, "g", &[]);
+    let data_runs = || async {
+        db.count("runs WHERE trigger = 'data' AND status IN ('successful', 'uneventful')")
+            .await
+    };
+    seed(&db, &["plain.a"]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        db.count("runs").await,
+        0,
+        "ran with one of two inputs written"
+    );
+    seed(&db, &["plain.b"]).await;
+    wait_for("the first data run", Duration::from_secs(20), || async {
+        (data_runs().await == 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(db.count("runs").await, 1, "ran again without fresh inputs");
+    // Only one input rewritten: not every input is newer than the last success.
+    seed(&db, &["plain.a"]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(db.count("runs").await, 1, "ran with only one fresh input");
+    seed(&db, &["plain.b"]).await;
+    wait_for("the second data run", Duration::from_secs(20), || async {
+        (data_runs().await == 2).then_some(())
+    })
+    .await;
 }
