@@ -218,20 +218,21 @@ BEGIN
     granted := true;
 END $$;
 
--- Whether the holder still holds every lock it wants: nobody took over a lapsed lease.
+-- Whether the holder was granted its locks and still holds every one of them: nobody took over
+-- a lapsed lease. False for an unknown holder or one that holds nothing.
 CREATE FUNCTION sisyphus.holds_all(p_holder text) RETURNS boolean
 LANGUAGE sql STABLE AS $$
-    SELECT (SELECT count(*) FROM sisyphus.resource_locks l WHERE l.holder = h.holder)
-           = (SELECT count(DISTINCT x) FROM unnest(h.inputs || h.outputs) x)
-      FROM sisyphus.resource_holders h WHERE h.holder = p_holder
+    SELECT coalesce(bool_and(held > 0 AND held = wanted), false)
+      FROM (SELECT (SELECT count(*) FROM sisyphus.resource_locks l WHERE l.holder = h.holder) AS held,
+                   (SELECT count(DISTINCT x) FROM unnest(h.inputs || h.outputs) x) AS wanted
+              FROM sisyphus.resource_holders h WHERE h.holder = p_holder) c
 $$;
 
 -- Extends the holder's leases; false when it lost one (or holds nothing).
 CREATE FUNCTION sisyphus.refresh_lock(p_holder text) RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF NOT coalesce(sisyphus.holds_all(p_holder), false)
-       OR NOT EXISTS (SELECT 1 FROM sisyphus.resource_locks WHERE holder = p_holder) THEN
+    IF NOT sisyphus.holds_all(p_holder) THEN
         RETURN false;
     END IF;
     UPDATE sisyphus.resource_holders SET lease_until = now() + lease WHERE holder = p_holder;
@@ -254,8 +255,7 @@ BEGIN
     END IF;
     PERFORM sisyphus.serialise_names(h.inputs || h.outputs);
     IF p_write AND cardinality(h.outputs) > 0 THEN
-        IF NOT coalesce(sisyphus.holds_all(p_holder), false)
-           OR NOT EXISTS (SELECT 1 FROM sisyphus.resource_locks WHERE holder = p_holder) THEN
+        IF NOT sisyphus.holds_all(p_holder) THEN
             reason := 'a lock lease lapsed and another holder took over: outputs not written';
         ELSE
             INSERT INTO sisyphus.resources AS r
@@ -337,11 +337,10 @@ END $$;
 
 -- A run that ends releases its locks in the same transaction as its outcome: successful and
 -- uneventful runs write their outputs, every other end writes none.
+-- (`release_lock` returns at once, after one primary-key probe, for a run without locks.)
 CREATE FUNCTION sisyphus.release_run_resources() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM sisyphus.resource_holders WHERE holder = 'run:' || NEW.id) THEN
-        PERFORM sisyphus.release_lock('run:' || NEW.id, NEW.status IN ('successful', 'uneventful'));
-    END IF;
+    PERFORM sisyphus.release_lock('run:' || NEW.id, NEW.status IN ('successful', 'uneventful'));
     RETURN NULL;
 END $$;
 

@@ -1,5 +1,6 @@
 //! Resource names and lineage: name templates of the slot time, reading a slot back out of a
-//! written name (for data-triggered jobs), and the lineage graph as Graphviz DOT.
+//! written name (for data-triggered jobs), and the lineage graph as Graphviz DOT. Lineage names
+//! are folded in SQL (`sisyphus.lineage_name`) when edges are recorded.
 //!
 //! A template such as `reporting.events.{date}` is resolved *in SQL*
 //! (`sisyphus.resource_name`, migrations/0004) — the guardian and the scheduler both go through
@@ -217,25 +218,6 @@ impl std::fmt::Display for Template {
     }
 }
 
-/// jobspy's sanitising of lineage names: each run of digits (and dashes after them) becomes `*`.
-/// The database does the same (`sisyphus.lineage_name`); this one is for names shown to people.
-pub fn lineage_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut in_run = false;
-    for c in name.chars() {
-        if c.is_ascii_digit() || (in_run && c == '-') {
-            if !in_run {
-                out.push('*');
-            }
-            in_run = true;
-        } else {
-            in_run = false;
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// One input→output edge of the lineage history.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
 pub struct Edge {
@@ -332,16 +314,6 @@ mod tests {
             "fields that disagree"
         );
         assert!(both.slot_of("x.2026-11-23.23").is_some());
-    }
-
-    #[test]
-    fn lineage_folds_digit_runs_as_jobspy_does() {
-        assert_eq!(
-            lineage_name("reporting.events.2026-11-23"),
-            "reporting.events.*"
-        );
-        assert_eq!(lineage_name("p7.x-1-2.y"), "p*.x-*.y");
-        assert_eq!(lineage_name("plain"), "plain");
     }
 
     #[test]

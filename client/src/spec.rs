@@ -484,13 +484,6 @@ impl Default for ResourceSpec {
     }
 }
 
-impl ResourceSpec {
-    /// Whether runs of the job take locks.
-    pub fn any(&self) -> bool {
-        !self.inputs.is_empty() || !self.outputs.is_empty()
-    }
-}
-
 /// What happens to a job's local log files as they age.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LogSettings {

@@ -6,36 +6,7 @@ use std::time::{Duration, Instant};
 use sisyphus_client::spec::Text;
 use sisyphus_client::{JobDefinition, JobRef};
 
-use crate::harness::{running_pid, status, wait_for, Daemon, TestDb};
-
-/// Applies `def` and asks for a run now; returns the run id.
-async fn run_now(db: &TestDb, def: JobDefinition) -> i64 {
-    let job = JobRef::new(
-        def.project.clone().unwrap_or_default(),
-        def.name.clone().unwrap_or_default(),
-    );
-    db.client.apply(&[def], false).await.expect("apply");
-    db.client.run_now(&job).await.expect("run now")[0].0
-}
-
-/// Waits until the run has ended; returns (status, summary, error, exit code).
-async fn ended(
-    db: &TestDb,
-    run: i64,
-    limit: Duration,
-) -> (String, Option<String>, Option<String>, Option<i32>) {
-    wait_for(&format!("run {run} to end"), limit, || async {
-        let row: (String, Option<String>, Option<String>, Option<i32>, bool) = sqlx::query_as(
-            "SELECT status::text, summary, error, exit_code, finished_at IS NOT NULL FROM sisyphus.runs WHERE id = $1",
-        )
-        .bind(run)
-        .fetch_one(&db.pool)
-        .await
-        .ok()?;
-        row.4.then_some((row.0, row.1, row.2, row.3))
-    })
-    .await
-}
+use crate::harness::{ended, run_now, running_pid, status, wait_for, Daemon, TestDb};
 
 /// (attempt, status, trigger, scheduled for, finished at)
 type Attempt = (

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use pgembed::Cluster;
-use sisyphus_client::Client;
+use sisyphus_client::{Client, JobDefinition, JobRef};
 use sqlx::PgPool;
 
 const TEMPLATE: &str = "sisyphus_template";
@@ -256,6 +257,17 @@ impl Drop for Daemon {
     }
 }
 
+/// A new directory under the system's temp dir, unique to this test process and call.
+pub fn temp_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "sisyphus-{what}-{}-{}",
+        std::process::id(),
+        NEXT_DB.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
 /// Polls `check` every 50 ms until it yields Some, or panics after `limit` naming `what`.
 pub async fn wait_for<T, F, Fut>(what: &str, limit: std::time::Duration, mut check: F) -> T
 where
@@ -306,4 +318,33 @@ pub async fn running_pid(pool: &PgPool, run: i64) -> i32 {
 /// Whether a process is gone (or only a zombie waiting for its parent).
 pub fn process_gone(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z"))
+}
+
+/// Applies `def` and asks for a run now; returns the run id.
+pub async fn run_now(db: &TestDb, def: JobDefinition) -> i64 {
+    let job = JobRef::new(
+        def.project.clone().unwrap_or_default(),
+        def.name.clone().unwrap_or_default(),
+    );
+    db.client.apply(&[def], false).await.expect("apply");
+    db.client.run_now(&job).await.expect("run now")[0].0
+}
+
+/// Waits until the run has ended; returns (status, summary, error, exit code).
+pub async fn ended(
+    db: &TestDb,
+    run: i64,
+    limit: Duration,
+) -> (String, Option<String>, Option<String>, Option<i32>) {
+    wait_for(&format!("run {run} to end"), limit, || async {
+        let row: (String, Option<String>, Option<String>, Option<i32>, bool) = sqlx::query_as(
+            "SELECT status::text, summary, error, exit_code, finished_at IS NOT NULL FROM sisyphus.runs WHERE id = $1",
+        )
+        .bind(run)
+        .fetch_one(&db.pool)
+        .await
+        .ok()?;
+        row.4.then_some((row.0, row.1, row.2, row.3))
+    })
+    .await
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use sisyphus_client::spec::Text;
 use sisyphus_client::{Error, JobDefinition, JobRef, LockRequest};
 
-use crate::harness::{bin, stdout, wait_for, Daemon, TestDb};
+use crate::harness::{bin, ended, run_now, stdout, temp_dir, wait_for, Daemon, TestDb};
 
 /// Writes `names` as outputs of a client guard (so they can be inputs).
 async fn seed(db: &TestDb, names: &[&str]) {
@@ -22,31 +22,9 @@ async fn seed(db: &TestDb, names: &[&str]) {
 }
 
 /// (status, error) once the run has ended.
-async fn ended(db: &TestDb, run: i64) -> (String, Option<String>) {
-    wait_for(
-        &format!("run {run} to end"),
-        Duration::from_secs(60),
-        || async {
-            sqlx::query_as::<_, (String, Option<String>, bool)>(
-            "SELECT status::text, error, finished_at IS NOT NULL FROM sisyphus.runs WHERE id = $1",
-        )
-        .bind(run)
-        .fetch_one(&db.pool)
-        .await
-        .ok()
-        .and_then(|(s, e, done)| done.then_some((s, e)))
-        },
-    )
-    .await
-}
-
-async fn run_now(db: &TestDb, def: JobDefinition) -> i64 {
-    let job = JobRef::new(
-        def.project.clone().expect("project"),
-        def.name.clone().expect("name"),
-    );
-    db.client.apply(&[def], false).await.expect("apply");
-    db.client.run_now(&job).await.expect("run now")[0].0
+async fn outcome(db: &TestDb, run: i64) -> (String, Option<String>) {
+    let (status, _, error, _) = ended(db, run, Duration::from_secs(60)).await;
+    (status, error)
 }
 
 /// (written_at, version, writer) of a resource.
@@ -112,7 +90,7 @@ async fn twenty_readers_and_five_writers_never_overlap_and_never_deadlock() {
     let db = TestDb::new().await;
     let keys: Vec<String> = (0..4).map(|i| format!("data.k{i}")).collect();
     seed(&db, &keys.iter().map(String::as_str).collect::<Vec<_>>()).await;
-    let dir = tempdir("witness");
+    let dir = temp_dir("witness");
     let mut defs = Vec::new();
     for i in 0..20 {
         let reads = vec![keys[i % 4].clone(), keys[(i + 1) % 4].clone()];
@@ -141,7 +119,7 @@ async fn twenty_readers_and_five_writers_never_overlap_and_never_deadlock() {
         }
     }
     for &run in &runs {
-        let (status, error) = ended(&db, run).await;
+        let (status, error) = outcome(&db, run).await;
         assert!(done_well(&status), "run {run}: {status} {error:?}");
     }
     let took = started.elapsed();
@@ -205,35 +183,18 @@ fn analyse(path: &Path) -> (usize, usize, usize) {
     (max_readers, writer_overlaps, holds.len())
 }
 
-fn tempdir(what: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "sisyphus-{what}-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn inputs_must_exist_failed_writers_write_nothing_and_outputs_expire() {
     let db = TestDb::new().await;
     let _g = Daemon::guardian(&db.url, "g", &[]);
 
     // An input nobody wrote: the run fails at once with that reason, and never starts.
-    let marker = tempdir("never").join("started");
+    let marker = temp_dir("never").join("started");
     let reader = JobDefinition {
         inputs: Some(vec!["never.written".into()]),
         ..job("reader", &["touch", marker.to_str().expect("path")])
     };
-    let (status, error) = ended(&db, run_now(&db, reader).await).await;
+    let (status, error) = outcome(&db, run_now(&db, reader).await).await;
     assert_eq!(status, "failed");
     let error = error.unwrap_or_default();
     assert!(
@@ -247,14 +208,14 @@ async fn inputs_must_exist_failed_writers_write_nothing_and_outputs_expire() {
         outputs: Some(vec!["out.a".into()]),
         ..job("writer", &["true"])
     };
-    assert!(done_well(&ended(&db, run_now(&db, writer).await).await.0));
+    assert!(done_well(&outcome(&db, run_now(&db, writer).await).await.0));
     let before = written(&db, "out.a").await.expect("out.a written");
     assert_eq!((before.1, before.2.as_str()), (1, "R/writer"));
     let bad = JobDefinition {
         outputs: Some(vec!["out.a".into()]),
         ..job("badwriter", &["false"])
     };
-    assert_eq!(ended(&db, run_now(&db, bad).await).await.0, "failed");
+    assert_eq!(outcome(&db, run_now(&db, bad).await).await.0, "failed");
     assert_eq!(
         written(&db, "out.a").await,
         Some(before),
@@ -267,13 +228,13 @@ async fn inputs_must_exist_failed_writers_write_nothing_and_outputs_expire() {
         outputs_expire: Some(Text::from("1s")),
         ..job("short", &["true"])
     };
-    assert!(done_well(&ended(&db, run_now(&db, short).await).await.0));
+    assert!(done_well(&outcome(&db, run_now(&db, short).await).await.0));
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let late = JobDefinition {
         inputs: Some(vec!["out.short".into()]),
         ..job("late", &["true"])
     };
-    let (status, error) = ended(&db, run_now(&db, late).await).await;
+    let (status, error) = outcome(&db, run_now(&db, late).await).await;
     assert_eq!(status, "failed");
     assert!(error.unwrap_or_default().contains("out.short"));
     let listed = stdout(&db.sisyctl(&["resources", "out."]));
@@ -306,7 +267,7 @@ async fn inputs_must_exist_failed_writers_write_nothing_and_outputs_expire() {
         ..job("blocked", &["true"])
     };
     let t = Instant::now();
-    let (status, error) = ended(&db, run_now(&db, blocked).await).await;
+    let (status, error) = outcome(&db, run_now(&db, blocked).await).await;
     assert_eq!(status, "failed");
     let error = error.unwrap_or_default();
     assert!(
@@ -331,7 +292,7 @@ async fn inputs_must_exist_failed_writers_write_nothing_and_outputs_expire() {
         outputs: Some(vec!["base.out".into()]),
         ..job("adder", &["unused"])
     };
-    let (status, error) = ended(&db, run_now(&db, adder).await).await;
+    let (status, error) = outcome(&db, run_now(&db, adder).await).await;
     assert!(done_well(&status), "{status} {error:?}");
     assert_eq!(
         written(&db, "extra.out").await.map(|w| w.2),
@@ -574,7 +535,7 @@ async fn a_three_job_pipeline_runs_in_order_once_per_day_from_the_data_trigger()
         .await
         .expect("again")[0]
         .0;
-    assert!(done_well(&ended(&db, again).await.0));
+    assert!(done_well(&outcome(&db, again).await.0));
     tokio::time::sleep(Duration::from_secs(3)).await; // a few scheduler ticks
 
     let runs: Vec<PipelineRun> = sqlx::query_as(
@@ -673,4 +634,21 @@ async fn plain_inputs_trigger_once_per_fresh_set_of_writes() {
         (data_runs().await == 2).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn lineage_names_fold_digit_runs_as_jobspy_does() {
+    let db = TestDb::new().await;
+    for (name, folded) in [
+        ("reporting.events.2026-11-23", "reporting.events.*"),
+        ("p7.x-1-2.y", "p*.x-*.y"),
+        ("plain", "plain"),
+    ] {
+        let got: String = sqlx::query_scalar("SELECT sisyphus.lineage_name($1)")
+            .bind(name)
+            .fetch_one(&db.pool)
+            .await
+            .expect("lineage_name");
+        assert_eq!(got, folded, "{name}");
+    }
 }
