@@ -58,8 +58,12 @@ pub struct Options {
     pub port: Option<u16>,
     /// Trade durability for speed (fsync off): right for tests, wrong for anything kept.
     pub fast_and_unsafe: bool,
-    /// Extra `-c name=value` server settings.
+    /// Extra `-c name=value` server settings (`listen_addresses` among them overrides the
+    /// default of loopback only).
     pub settings: Vec<(String, String)>,
+    /// Networks (CIDR) whose clients are trusted like loopback, added to `pg_hba.conf` when the
+    /// cluster is initialised: for test hosts in network namespaces.
+    pub trusted_networks: Vec<String>,
 }
 
 impl Default for Options {
@@ -69,6 +73,7 @@ impl Default for Options {
             port: None,
             fast_and_unsafe: true,
             settings: Vec::new(),
+            trusted_networks: Vec::new(),
         }
     }
 }
@@ -82,6 +87,7 @@ pub struct Cluster {
     owner: Option<(Uid, Gid)>,
     temporary: bool,
     settings: Vec<(String, String)>,
+    trusted_networks: Vec<String>,
     watchdog: Option<Child>,
 }
 
@@ -124,6 +130,7 @@ impl Cluster {
             owner,
             temporary,
             settings,
+            trusted_networks: options.trusted_networks,
             watchdog: None,
         };
         cluster.init_if_needed()?;
@@ -185,7 +192,26 @@ impl Cluster {
             "--no-locale",
             "--no-sync",
         ]);
-        run(cmd, "initdb")
+        run(cmd, "initdb")?;
+        self.trust_networks()
+    }
+
+    fn trust_networks(&self) -> Result<(), Error> {
+        if self.trusted_networks.is_empty() {
+            return Ok(());
+        }
+        let hba = self.data_dir.join("pg_hba.conf");
+        let lines: String = self
+            .trusted_networks
+            .iter()
+            .map(|net| format!("host all all {net} trust\n"))
+            .collect();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&hba)
+            .map_err(io(format!("opening {}", hba.display())))?;
+        std::io::Write::write_all(&mut file, lines.as_bytes())
+            .map_err(io(format!("writing {}", hba.display())))
     }
 
     fn start_server(&mut self) -> Result<(), Error> {
