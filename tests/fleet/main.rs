@@ -184,6 +184,7 @@ pub fn temp_dir(what: &str) -> PathBuf {
 /// `log` across restarts.
 pub struct Daemon {
     child: Child,
+    started: Instant,
     command: Vec<String>,
     host: Option<String>,
     pub log: PathBuf,
@@ -206,6 +207,7 @@ impl Daemon {
         let child = Self::spawn(Some(host), &args, &log);
         Daemon {
             child,
+            started: Instant::now(),
             command: args,
             host: Some(host_key(host)),
             log,
@@ -222,6 +224,7 @@ impl Daemon {
         let child = Self::spawn(None, &args, &log);
         Daemon {
             child,
+            started: Instant::now(),
             command: args,
             host: None,
             log,
@@ -256,6 +259,12 @@ impl Daemon {
             .as_ref()
             .and_then(|k| hosts.iter().find(|h| &host_key(h) == k));
         self.child = Self::spawn(host, &self.command, &self.log);
+        self.started = Instant::now();
+    }
+
+    /// How long ago it was (re)started.
+    pub fn age(&self) -> std::time::Duration {
+        self.started.elapsed()
     }
 
     pub fn is_alive(&mut self) -> bool {

@@ -205,7 +205,7 @@ pub async fn run(fleet: &mut Fleet, trouble: Trouble) {
     let (duplicate_slots, skipped_slots, first_attempts) = slot_check(&runs, window);
     println!(
         "storm ({trouble:?}): {} runs ({first_attempts} slots, {} retries), {witnessed} witnessed; \
-         guardian kills {}, guardian restarts {restarts}, scheduler kills {scheduler_kills}, \
+         guardian kills {}, guardian start attempts {restarts} (refused while the killed one's registration was live), scheduler kills {scheduler_kills}, \
          database restarts {db_restarts}; statuses {statuses:?}",
         runs.len(),
         runs.len() - first_attempts,
@@ -230,11 +230,11 @@ pub async fn run(fleet: &mut Fleet, trouble: Trouble) {
 }
 
 /// Restarts guardians that are not running (killed, or refused while their old registration
-/// was still live); returns how many were started.
+/// was still live), at most once a second each; returns how many starts were tried.
 fn respawn_dead(guardians: &mut [Daemon], hosts: &[Host]) -> usize {
     let mut n = 0;
     for g in guardians.iter_mut() {
-        if !g.is_alive() {
+        if !g.is_alive() && g.age() > Duration::from_secs(1) {
             g.respawn(hosts);
             n += 1;
         }
