@@ -1,7 +1,7 @@
 //! `sisyphus-bench`: benchmarks that print one table each. Every figure is measured next to a
 //! baseline in the same run (these machines are shared and noisy), and reported as a ratio.
 //!
-//! - `scheduler` — tick cost with 100 due jobs among 1,000 and among 100,000 defined jobs.
+//! - `scheduler` — tick cost with 1,000 due jobs among 10,000 and among 1,000,000 defined jobs.
 //! - `throughput` — `/bin/true` runs completed end to end per second with 1 and 4 guardians,
 //!   against spawning and reaping `/bin/true` at the same concurrency from a plain loop; and the
 //!   database path alone (no-op executor) against raw single-statement round trips, with
@@ -47,10 +47,10 @@ enum Bench {
     },
     Scheduler {
         /// Defined-job counts to compare (the first is the reference).
-        #[arg(long, value_delimiter = ',', default_value = "1000,100000")]
+        #[arg(long, value_delimiter = ',', default_value = "10000,1000000")]
         defined: Vec<i64>,
         /// Jobs due in each tick.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 1000)]
         due: i64,
         /// Measured ticks per size.
         #[arg(long, default_value_t = 60)]
@@ -121,9 +121,9 @@ async fn scheduler(
 ) -> anyhow::Result<()> {
     println!("Scheduler tick: {due} due jobs per tick, {ticks} ticks per size\n");
     println!(
-        "| defined jobs | tick p50 | tick p90 | tick mean | SELECT 1 p50 (baseline) | tick / baseline | p50 vs first size |"
+        "| defined jobs | tick p50 | tick p90 | tick mean | slots/s at p50 | SELECT 1 p50 (baseline) | tick / baseline | p50 vs first size |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut reference: Option<Duration> = None;
     for &n in sizes {
         let url = fresh_database(cluster, &format!("bench_sched_{n}")).await?;
@@ -175,10 +175,11 @@ async fn scheduler(
         });
         reference.get_or_insert(t.p50);
         println!(
-            "| {n} | {} | {} | {} | {} | {:.0}× | {vs_first} |",
+            "| {n} | {} | {} | {} | {:.0} | {} | {:.0}× | {vs_first} |",
             ms(t.p50),
             ms(t.p90),
             ms(t.mean),
+            due as f64 / t.p50.as_secs_f64(),
             ms(rt.p50),
             t.p50.as_secs_f64() / rt.p50.as_secs_f64()
         );

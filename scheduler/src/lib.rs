@@ -12,11 +12,14 @@
 //!   a standby takes over about a second after the leader's session ends (kill -9 included:
 //!   PostgreSQL ends the session when the socket closes). The leader wakes on NOTIFY
 //!   `sisyphus_jobs` (definitions changed) and at least every `interval`.
+//! - [`retention`]: the leader's housekeeping about once a minute — daily log partitions ahead
+//!   of time, old partitions dropped, old finished runs deleted.
 //!
 //! The scheduler never depends on the guardian or the dispatcher; they meet only in rows.
 
 pub mod data;
 pub mod plan;
+pub mod retention;
 pub mod tick;
 
 use std::time::Duration;
@@ -27,6 +30,7 @@ use sqlx::{ConnectOptions, PgConnection};
 use tokio_util::sync::CancellationToken;
 
 pub use plan::PlanSettings;
+pub use retention::{housekeep, Housekeeping, Retention};
 pub use tick::{tick, TickReport};
 
 /// The advisory lock key that elects the leader ("SISYPHUS" in ASCII).
@@ -43,6 +47,7 @@ pub struct Config {
     /// How often a standby tries to take over.
     pub standby_poll: Duration,
     pub plan: PlanSettings,
+    pub retention: Retention,
 }
 
 impl Config {
@@ -54,6 +59,7 @@ impl Config {
             interval: Duration::from_secs(1),
             standby_poll: Duration::from_secs(1),
             plan: PlanSettings::default(),
+            retention: Retention::default(),
         }
     }
 }
@@ -118,8 +124,16 @@ impl Scheduler {
         tracing::info!(name = %self.config.name, "scheduler is the leader");
         let mut listener = PgListener::connect(&self.config.database_url).await?;
         listener.listen("sisyphus_jobs").await?;
+        let mut last_housekeeping: Option<std::time::Instant> = None;
         loop {
             let report = tick(&mut conn, None, &self.config.plan, &self.config.name).await?;
+            if last_housekeeping.is_none_or(|t| t.elapsed() >= self.config.retention.every) {
+                let done = housekeep(&mut conn, &self.config.retention).await?;
+                if done != Housekeeping::default() {
+                    tracing::info!(?done, "housekeeping");
+                }
+                last_housekeeping = Some(std::time::Instant::now());
+            }
             if report.pending + report.missed + report.expired + report.lost > 0 {
                 tracing::debug!(?report, "tick");
             }

@@ -53,6 +53,12 @@ enum Command {
         /// How far ahead slots are materialised.
         #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
         lookahead: Duration,
+        /// Log lines older than this are dropped (a day's partition at a time).
+        #[arg(long, default_value = "30days", value_parser = humantime::parse_duration)]
+        keep_logs: Duration,
+        /// Finished runs older than this are deleted (each job's latest run is kept).
+        #[arg(long, default_value = "90days", value_parser = humantime::parse_duration)]
+        keep_runs: Duration,
     },
 }
 
@@ -82,6 +88,8 @@ pub async fn main() -> anyhow::Result<()> {
             name,
             interval,
             lookahead,
+            keep_logs,
+            keep_runs,
         } => {
             let url = database_url(cli.database_url)?;
             let mut config = sisyphus_scheduler::Config::new(url);
@@ -90,6 +98,8 @@ pub async fn main() -> anyhow::Result<()> {
             }
             config.interval = interval;
             config.plan.lookahead = lookahead;
+            config.retention.keep_logs = keep_logs;
+            config.retention.keep_runs = keep_runs;
             let scheduler = sisyphus_scheduler::Scheduler::new(config).await?;
             scheduler.run(shutdown).await;
             Ok(())

@@ -70,7 +70,10 @@ fn main() -> ExitCode {
             }
             Err(_) => {
                 failed += 1;
-                println!("test {name} ... FAILED ({:.1} s)", t.elapsed().as_secs_f64());
+                println!(
+                    "test {name} ... FAILED ({:.1} s)",
+                    t.elapsed().as_secs_f64()
+                );
             }
         }
     }

@@ -19,7 +19,9 @@ pub fn unavailable() -> Option<String> {
     let probe = format!("sisyprobe{}", std::process::id());
     match Command::new("ip").args(["netns", "add", &probe]).output() {
         Ok(o) if o.status.success() => {
-            let _ = Command::new("ip").args(["netns", "delete", &probe]).output();
+            let _ = Command::new("ip")
+                .args(["netns", "delete", &probe])
+                .output();
             None
         }
         Ok(o) => Some(format!(
@@ -54,11 +56,21 @@ impl Host {
         let inside = format!("sv{tag}h");
         let ns = host.namespace.as_str();
         ip(&["netns", "add", ns]);
-        ip(&["link", "add", &host.link, "type", "veth", "peer", "name", &inside]);
+        ip(&[
+            "link", "add", &host.link, "type", "veth", "peer", "name", &inside,
+        ]);
         ip(&["link", "set", &inside, "netns", ns]);
         ip(&["addr", "add", &format!("10.77.{n}.1/24"), "dev", &host.link]);
         ip(&["link", "set", &host.link, "up"]);
-        ip(&["-n", ns, "addr", "add", &format!("10.77.{n}.2/24"), "dev", &inside]);
+        ip(&[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("10.77.{n}.2/24"),
+            "dev",
+            &inside,
+        ]);
         ip(&["-n", ns, "link", "set", &inside, "up"]);
         ip(&["-n", ns, "link", "set", "lo", "up"]);
         host

@@ -33,7 +33,12 @@ pub async fn a_cut_guardian_fences_and_rejoins(fleet: &mut Fleet) {
     let flags = ["--lease", "3s", "--heartbeat", "500ms", "--grace", "1s"];
     let _scheduler = Daemon::scheduler(&db, "s", &dir);
     let _ga = Daemon::guardian(&a, fleet.port(), &db, &dir, &flags);
-    let run = db.client.run_now(&JobRef::new("P", "solo")).await.expect("run")[0].0;
+    let run = db
+        .client
+        .run_now(&JobRef::new("P", "solo"))
+        .await
+        .expect("run")[0]
+        .0;
     wait_for("the run to start on a", Duration::from_secs(20), || async {
         let host: Option<String> = sqlx::query_scalar(
             "SELECT host FROM sisyphus.runs WHERE id = $1 AND status = 'running'",
@@ -64,18 +69,22 @@ pub async fn a_cut_guardian_fences_and_rejoins(fleet: &mut Fleet) {
         .flatten()
     })
     .await;
-    let retry: i64 = wait_for("the retry to start on b", Duration::from_secs(20), || async {
-        sqlx::query_scalar(
-            "SELECT r.id FROM sisyphus.runs o JOIN sisyphus.runs r \
+    let retry: i64 = wait_for(
+        "the retry to start on b",
+        Duration::from_secs(20),
+        || async {
+            sqlx::query_scalar(
+                "SELECT r.id FROM sisyphus.runs o JOIN sisyphus.runs r \
                  ON r.job_id = o.job_id AND r.slot = o.slot AND r.attempt = o.attempt + 1 \
               WHERE o.id = $1 AND r.host = 'b' AND r.status IN ('running', 'successful')",
-        )
-        .bind(run)
-        .fetch_optional(&db.pool)
-        .await
-        .ok()
-        .flatten()
-    })
+            )
+            .bind(run)
+            .fetch_optional(&db.pool)
+            .await
+            .ok()
+            .flatten()
+        },
+    )
     .await;
     a.heal();
     let healed_at = now();
@@ -102,13 +111,19 @@ pub async fn a_cut_guardian_fences_and_rejoins(fleet: &mut Fleet) {
         lost_at - cut_at,
         second.from - first.to
     );
-    assert!(!first.ended, "the partitioned run was not killed: {first:?}");
+    assert!(
+        !first.ended,
+        "the partitioned run was not killed: {first:?}"
+    );
     assert!(
         first.to < cut_at + LEASE,
         "the partitioned guardian's child was still running {:.2} s after the cut, past its lease",
         first.to - cut_at
     );
-    assert_eq!(overlaps, 0, "runs of a concurrency-1 job overlapped: {seen:?}");
+    assert_eq!(
+        overlaps, 0,
+        "runs of a concurrency-1 job overlapped: {seen:?}"
+    );
     assert!(second.ended, "the retry did not complete: {second:?}");
 
     // Rejoin: with b drained, the next run can only go to a.
@@ -124,25 +139,41 @@ pub async fn a_cut_guardian_fences_and_rejoins(fleet: &mut Fleet) {
         beat.is_some_and(|t| t > healed_at).then_some(())
     })
     .await;
-    let next = db.client.run_now(&JobRef::new("P", "after")).await.expect("run")[0].0;
-    let (host, status): (Option<String>, String) =
-        wait_for("a run on the rejoined host", Duration::from_secs(20), || async {
-            let row: (Option<String>, String) = sqlx::query_as(
-                "SELECT host, status::text FROM sisyphus.runs WHERE id = $1",
-            )
-            .bind(next)
+    let next = db
+        .client
+        .run_now(&JobRef::new("P", "after"))
+        .await
+        .expect("run")[0]
+        .0;
+    let (host, status): (Option<String>, String) = wait_for(
+        "a run on the rejoined host",
+        Duration::from_secs(20),
+        || async {
+            let row: (Option<String>, String) =
+                sqlx::query_as("SELECT host, status::text FROM sisyphus.runs WHERE id = $1")
+                    .bind(next)
+                    .fetch_one(&db.pool)
+                    .await
+                    .ok()?;
+            (row.1 != "pending" && row.1 != "running").then_some(row)
+        },
+    )
+    .await;
+    let first_status: String =
+        sqlx::query_scalar("SELECT status::text FROM sisyphus.runs WHERE id = $1")
+            .bind(run)
             .fetch_one(&db.pool)
             .await
-            .ok()?;
-            (row.1 != "pending" && row.1 != "running").then_some(row)
-        })
-        .await;
-    let first_status: String = sqlx::query_scalar("SELECT status::text FROM sisyphus.runs WHERE id = $1")
-        .bind(run)
-        .fetch_one(&db.pool)
-        .await
-        .expect("status");
-    println!("partition: after healing, a ran run {next}: {status}; the cut run stays {first_status}");
-    assert_eq!((host.as_deref(), status.as_str()), (Some("a"), "successful"));
-    assert_eq!(first_status, "lost", "a's late report overwrote the lost run");
+            .expect("status");
+    println!(
+        "partition: after healing, a ran run {next}: {status}; the cut run stays {first_status}"
+    );
+    assert_eq!(
+        (host.as_deref(), status.as_str()),
+        (Some("a"), "successful")
+    );
+    assert_eq!(
+        first_status, "lost",
+        "a's late report overwrote the lost run"
+    );
 }

@@ -71,8 +71,20 @@ pub async fn run(fleet: &mut Fleet, trouble: Trouble) {
         .collect();
     db.client.apply(&definitions, false).await.expect("apply");
 
-    let hosts: Vec<Host> = ["g1", "g2", "g3", "g4"].iter().map(|n| Host::new(n)).collect();
-    let flags = ["--capacity", "4", "--lease", "5s", "--heartbeat", "500ms", "--grace", "1s"];
+    let hosts: Vec<Host> = ["g1", "g2", "g3", "g4"]
+        .iter()
+        .map(|n| Host::new(n))
+        .collect();
+    let flags = [
+        "--capacity",
+        "4",
+        "--lease",
+        "5s",
+        "--heartbeat",
+        "500ms",
+        "--grace",
+        "1s",
+    ];
     let mut guardians: Vec<Daemon> = hosts
         .iter()
         .map(|h| Daemon::guardian(h, fleet.port(), &db, &dir, &flags))
@@ -171,7 +183,10 @@ pub async fn run(fleet: &mut Fleet, trouble: Trouble) {
         witnessed += seen.len();
         twice += seen.values().filter(|s| s.starts > 1).count();
         over_limit += witness::excess_starts(seen.values(), concurrency as usize);
-        peaks.push(format!("{name}: {}/{concurrency}", witness::most_at_once(seen.values())));
+        peaks.push(format!(
+            "{name}: {}/{concurrency}",
+            witness::most_at_once(seen.values())
+        ));
         for (id, s) in &seen {
             let Some(row) = by_id.get(id) else {
                 panic!("witnessed run {id} of {name} is not in the database");
@@ -201,7 +216,10 @@ pub async fn run(fleet: &mut Fleet, trouble: Trouble) {
     .fetch_one(&pool)
     .await
     .expect("lost lines");
-    let window = (start.timestamp_millis() as f64 / 1000.0, end.timestamp_millis() as f64 / 1000.0);
+    let window = (
+        start.timestamp_millis() as f64 / 1000.0,
+        end.timestamp_millis() as f64 / 1000.0,
+    );
     let (duplicate_slots, skipped_slots, first_attempts) = slot_check(&runs, window);
     println!(
         "storm ({trouble:?}): {} runs ({first_attempts} slots, {} retries), {witnessed} witnessed; \
@@ -223,7 +241,10 @@ pub async fn run(fleet: &mut Fleet, trouble: Trouble) {
     assert_eq!(twice, 0, "runs started twice");
     assert_eq!(over_limit, 0, "concurrency limits exceeded");
     assert_eq!(lost_outcomes, 0, "outcomes lost");
-    assert_eq!(unfinished_successes, 0, "successes recorded for processes that did not finish");
+    assert_eq!(
+        unfinished_successes, 0,
+        "successes recorded for processes that did not finish"
+    );
     assert_eq!(lost_lines, 0, "log lines lost");
     assert_eq!(duplicate_slots, 0, "slots materialised twice");
     assert_eq!(skipped_slots, 0, "slots skipped");
@@ -247,7 +268,10 @@ fn respawn_dead(guardians: &mut [Daemon], hosts: &[Host]) -> usize {
 fn slot_check(runs: &[RunRow], (start, end): (f64, f64)) -> (usize, usize, usize) {
     let mut slots: BTreeMap<&str, Vec<i64>> = JOBS.iter().map(|j| (j.0, Vec::new())).collect();
     for r in runs.iter().filter(|r| r.3 == 1) {
-        slots.entry(r.1.as_str()).or_default().push(r.2.round() as i64);
+        slots
+            .entry(r.1.as_str())
+            .or_default()
+            .push(r.2.round() as i64);
     }
     let expected: Vec<i64> = (start.ceil() as i64..=end.floor() as i64).collect();
     let (mut duplicates, mut skipped, mut total) = (0, 0, 0);
@@ -257,7 +281,10 @@ fn slot_check(runs: &[RunRow], (start, end): (f64, f64)) -> (usize, usize, usize
         let before = list.len();
         list.dedup();
         duplicates += before - list.len();
-        skipped += expected.iter().filter(|s| list.binary_search(s).is_err()).count();
+        skipped += expected
+            .iter()
+            .filter(|s| list.binary_search(s).is_err())
+            .count();
     }
     (duplicates, skipped, total)
 }

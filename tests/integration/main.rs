@@ -9,6 +9,7 @@ mod failover;
 mod guardian;
 mod resilience;
 mod resources;
+mod retention;
 mod scheduler;
 mod schema;
 mod sql_api;

@@ -1,0 +1,57 @@
+//! Housekeeping the leader does about once a minute (see `migrations/0005_retention.sql`):
+//! create the daily `run_logs` partitions before they are needed, drop the ones older than the
+//! log retention (whole partitions: no row-by-row DELETE, no dead tuples), and delete finished
+//! runs older than the run retention, in batches, keeping each job's latest run.
+
+use std::time::Duration;
+
+use sisyphus_client::db::interval;
+use sqlx::PgConnection;
+
+const HOUSEKEEPING: &str = include_str!("../../sql/scheduler/housekeeping.sql");
+
+/// Most runs deleted in one housekeeping pass; the rest wait for the next.
+const RUNS_PER_PASS: i32 = 10_000;
+
+/// How long what is kept.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// Log lines older than this go, a day's partition at a time.
+    pub keep_logs: Duration,
+    /// Finished runs that ended longer ago than this go (each job's latest run stays).
+    pub keep_runs: Duration,
+    /// Between housekeeping passes.
+    pub every: Duration,
+}
+
+impl Default for Retention {
+    /// Logs 30 days, runs 90 days, a pass a minute.
+    fn default() -> Self {
+        Retention {
+            keep_logs: Duration::from_secs(30 * 86_400),
+            keep_runs: Duration::from_secs(90 * 86_400),
+            every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, sqlx::FromRow)]
+pub struct Housekeeping {
+    pub created_partitions: i32,
+    pub dropped_partitions: i32,
+    pub deleted_runs: i64,
+}
+
+/// One housekeeping pass.
+pub async fn housekeep(
+    conn: &mut PgConnection,
+    retention: &Retention,
+) -> sqlx::Result<Housekeeping> {
+    sqlx::query_as(HOUSEKEEPING)
+        .bind(interval::from_duration(retention.keep_logs))
+        .bind(interval::from_duration(retention.keep_runs))
+        .bind(RUNS_PER_PASS)
+        .fetch_one(conn)
+        .await
+}
