@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use sisyphus_client::{Client, JobDefinition};
-use sisyphus_guardian::{Executor, Guardian};
+use std::path::PathBuf;
+
+use sisyphus_guardian::{Config, Executor, Guardian};
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
@@ -37,12 +39,9 @@ pub async fn drain(
 ) -> anyhow::Result<Drain> {
     let url = fresh_database(cluster, name).await?;
     let client = Client::connect(&url).await?;
-    let job = JobDefinition {
-        concurrency: Some(1_000_000),
-        ttl: Some("24h".into()),
-        ..JobDefinition::new("Bench", "true", ["/bin/true"])
-    };
-    client.apply(&[job], false).await?;
+    client
+        .apply(&[bench_job("true", &["/bin/true"])], false)
+        .await?;
     let pool = client.pool().clone();
     sqlx::query(
         "INSERT INTO sisyphus.runs (job_id, slot, scheduled_for, expires_at, trigger)
@@ -56,37 +55,12 @@ pub async fn drain(
         .execute(&pool)
         .await?;
     let xacts_before = xacts(&pool).await?;
-    let stop = CancellationToken::new();
-    let dir = std::env::temp_dir().join(format!("sisyphus-bench-{}-{name}", std::process::id()));
-    let mut tasks = Vec::new();
     let started = Instant::now();
-    for g in 0..guardians {
-        let mut config = sisyphus_guardian::Config::new(url.clone());
-        config.name = format!("bench-{g}");
-        config.capacity = capacity;
-        config.log_dir = dir.join(format!("logs-{g}"));
-        config.spool_dir = dir.join(format!("spool-{g}"));
-        config.executor = executor;
-        let guardian = Guardian::start(config).await?;
-        tasks.push(tokio::spawn(guardian.run(stop.clone())));
-    }
-    loop {
-        let left: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM sisyphus.runs WHERE status IN ('pending', 'running')",
-        )
-        .fetch_one(&pool)
-        .await?;
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let running = Guardians::start(&url, name, guardians, capacity, executor, |_| {}).await?;
+    wait_idle(&pool).await?;
     let elapsed = started.elapsed();
     let xacts_after = xacts(&pool).await?;
-    stop.cancel();
-    for t in tasks {
-        let _ = t.await;
-    }
+    running.stop().await;
     let (p50, p99): (f64, f64) = sqlx::query_as(
         "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - $1)),
                 percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - $1))
@@ -101,7 +75,6 @@ pub async fn drain(
     .fetch_one(&pool)
     .await?;
     anyhow::ensure!(failed == 0, "{failed} runs did not succeed");
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(Drain {
         runs,
         elapsed,
@@ -109,6 +82,99 @@ pub async fn drain(
         pickup_p50: Duration::from_secs_f64(p50.max(0.0)),
         pickup_p99: Duration::from_secs_f64(p99.max(0.0)),
     })
+}
+
+/// Guardians running inside this process until [`Guardians::stop`].
+pub struct Guardians {
+    stop: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    dir: PathBuf,
+}
+
+impl Guardians {
+    /// Starts `count` guardians named `bench-N` with `capacity` each; `configure` adjusts the
+    /// rest of their configuration.
+    pub async fn start(
+        url: &str,
+        tag: &str,
+        count: usize,
+        capacity: usize,
+        executor: Executor,
+        configure: impl Fn(&mut Config),
+    ) -> anyhow::Result<Guardians> {
+        let stop = CancellationToken::new();
+        let dir = std::env::temp_dir().join(format!("sisyphus-bench-{}-{tag}", std::process::id()));
+        let mut tasks = Vec::new();
+        for g in 0..count {
+            let mut config = Config::new(url);
+            config.name = format!("bench-{g}");
+            config.capacity = capacity;
+            config.log_dir = dir.join(format!("logs-{g}"));
+            config.spool_dir = dir.join(format!("spool-{g}"));
+            config.executor = executor;
+            configure(&mut config);
+            let guardian = Guardian::start(config).await?;
+            tasks.push(tokio::spawn(guardian.run(stop.clone())));
+        }
+        Ok(Guardians { stop, tasks, dir })
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A job with unlimited concurrency and a day's TTL, so that a queue of its runs only waits for
+/// capacity.
+pub fn bench_job(name: &str, command: &[&str]) -> JobDefinition {
+    JobDefinition {
+        concurrency: Some(1_000_000),
+        ttl: Some("24h".into()),
+        ..JobDefinition::new("Bench", name, command.iter().copied())
+    }
+}
+
+/// Inserts `count` runs of job `name` due in `delay_ms` and wakes the guardians, as the
+/// scheduler's tick does; returns their ids.
+pub async fn insert_due(pool: &PgPool, name: &str, count: i64, delay_ms: f64) -> anyhow::Result<Vec<i64>> {
+    let mut tx = pool.begin().await?;
+    let ids = sqlx::query_scalar(
+        "INSERT INTO sisyphus.runs (job_id, slot, scheduled_for, expires_at, trigger)
+         SELECT j.id, clock_timestamp() + make_interval(secs => i / 1e6),
+                now() + make_interval(secs => $3 / 1e3), now() + interval '1 day', 'manual'
+           FROM sisyphus.jobs j, generate_series(1, $2) i
+          WHERE j.project = 'Bench' AND j.name = $1
+         RETURNING id",
+    )
+    .bind(name)
+    .bind(count)
+    .bind(delay_ms)
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query("SELECT pg_notify('sisyphus_runs', '')")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(ids)
+}
+
+/// Waits until no run is pending or running.
+pub async fn wait_idle(pool: &PgPool) -> anyhow::Result<()> {
+    loop {
+        let left: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sisyphus.runs WHERE status IN ('pending', 'running')",
+        )
+        .fetch_one(pool)
+        .await?;
+        if left == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn xacts(pool: &PgPool) -> anyhow::Result<i64> {
@@ -221,6 +287,35 @@ pub async fn throughput(
         let base = round_trip_baseline(&cluster.url(&name), guardians, 3.0).await?;
         println!(
             "| no-op executor, {guardians} guardian(s) | {:.0} | single-statement txns on {guardians} connection(s) | {base:.0} | {:.0}% | {:.2} | {} | {} |",
+            d.per_second(),
+            100.0 * d.per_second() / base,
+            d.xacts_per_run,
+            crate::ms(d.pickup_p50),
+            crate::ms(d.pickup_p99),
+        );
+    }
+    Ok(())
+}
+
+/// The burn-down table: `runs` pending runs inserted up front, drained by one guardian.
+pub async fn burndown(cluster: &pgembed::Cluster, runs: i64, capacity: usize) -> anyhow::Result<()> {
+    println!("Burn-down: {runs} pending runs inserted up front, one guardian, capacity {capacity}\n");
+    println!("| executor | seconds | runs/s | baseline | baseline/s | ratio | txns/run | pickup p50 | pickup p99 |");
+    println!("|---|---:|---:|---|---:|---:|---:|---:|---:|");
+    for (label, executor) in [("no-op", Executor::Noop), ("/bin/true", Executor::Process)] {
+        let name = format!("bench_burn_{}", if executor == Executor::Noop { "noop" } else { "true" });
+        let d = drain(cluster, &name, runs, 1, capacity, executor).await?;
+        let (what, base) = if executor == Executor::Noop {
+            ("single-statement txns", round_trip_baseline(&cluster.url(&name), 1, 3.0).await?)
+        } else {
+            (
+                "spawn+reap /bin/true",
+                spawn_baseline(runs.min(20_000), capacity).await?,
+            )
+        };
+        println!(
+            "| {label} | {:.1} | {:.0} | {what} | {base:.0} | {:.0}% | {:.2} | {} | {} |",
+            d.elapsed.as_secs_f64(),
             d.per_second(),
             100.0 * d.per_second() / base,
             d.xacts_per_run,

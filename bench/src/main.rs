@@ -6,12 +6,25 @@
 //!   against spawning and reaping `/bin/true` at the same concurrency from a plain loop; and the
 //!   database path alone (no-op executor) against raw single-statement round trips, with
 //!   transactions per run.
+//! - `latency` — due time → process started, idle and under half the drain rate, against a
+//!   LISTEN/NOTIFY round trip.
+//! - `control` — suspend, resume, terminate: SQL call → process in its new state.
+//! - `logs` — a chatty job's lines into `run_logs` against `COPY` of the same rows.
+//! - `footprint` — a guardian process's memory idle and with 100 runs in flight, idle CPU.
+//! - `burndown` — 100,000 pending runs drained (no-op and `/bin/true`), with pickup times.
+//! - `health` — the drain while a REPEATABLE READ snapshot is held, dead tuples, autovacuum.
 //! - `locks` — a resource lock cycle (lock an input and an output, write) against `SELECT 1`.
+//! - `all` — every table above, one after another.
 //!
-//! Run with `cargo run --release -p sisyphus-bench -- <bench>`.
+//! Run with `cargo build --release && target/release/sisyphus-bench <bench>` (`footprint` starts
+//! the `sisyphus` binary built next to it).
 
 mod drain;
+mod footprint;
+mod health;
+mod latency;
 mod locks;
+mod logs;
 
 use std::time::{Duration, Instant};
 
@@ -28,7 +41,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Bench {
-    /// Scheduler tick cost against the number of defined jobs.
+    /// Runs completed per second, end to end and on the database path alone.
     Throughput {
         /// Runs per measurement.
         #[arg(long, default_value_t = 3000)]
@@ -45,6 +58,7 @@ enum Bench {
         #[arg(long, default_value_t = 8)]
         holders: usize,
     },
+    /// Scheduler tick cost against the number of defined jobs.
     Scheduler {
         /// Defined-job counts to compare (the first is the reference).
         #[arg(long, value_delimiter = ',', default_value = "10000,1000000")]
@@ -56,6 +70,42 @@ enum Bench {
         #[arg(long, default_value_t = 60)]
         ticks: usize,
     },
+    /// Due time → process started, idle and under load.
+    Latency {
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+    },
+    /// SQL call → signal delivered, for suspend, resume and terminate.
+    Control {
+        #[arg(long, default_value_t = 50)]
+        trials: usize,
+    },
+    /// A chatty job's lines into run_logs against COPY.
+    Logs {
+        #[arg(long, default_value_t = 100_000)]
+        lines: u64,
+    },
+    /// A guardian process's memory and idle CPU.
+    Footprint {
+        #[arg(long, default_value_t = 100)]
+        in_flight: i64,
+    },
+    /// Pending runs inserted up front, drained.
+    Burndown {
+        #[arg(long, default_value_t = 100_000)]
+        runs: i64,
+        #[arg(long, default_value_t = 32)]
+        capacity: usize,
+    },
+    /// The drain with an old snapshot held; dead tuples; autovacuum.
+    Health {
+        #[arg(long, default_value_t = 60)]
+        clean_secs: u64,
+        #[arg(long, default_value_t = 180)]
+        held_secs: u64,
+    },
+    /// Every bench with its defaults.
+    All,
 }
 
 #[tokio::main]
@@ -73,7 +123,38 @@ async fn main() -> anyhow::Result<()> {
         } => scheduler(&cluster, &defined, due, ticks).await,
         Bench::Throughput { runs, capacity } => drain::throughput(&cluster, runs, capacity).await,
         Bench::Locks { cycles, holders } => locks::locks(&cluster, cycles, holders).await,
+        Bench::Latency { samples } => latency::latency(&cluster, samples).await,
+        Bench::Control { trials } => latency::control(&cluster, trials).await,
+        Bench::Logs { lines } => logs::logs(&cluster, lines).await,
+        Bench::Footprint { in_flight } => footprint::footprint(&cluster, in_flight).await,
+        Bench::Burndown { runs, capacity } => drain::burndown(&cluster, runs, capacity).await,
+        Bench::Health {
+            clean_secs,
+            held_secs,
+        } => health::health(&cluster, clean_secs, held_secs).await,
+        Bench::All => all(&cluster).await,
     }
+}
+
+/// Every table, with the defaults, separated by blank lines.
+async fn all(cluster: &pgembed::Cluster) -> anyhow::Result<()> {
+    scheduler(cluster, &[10_000, 1_000_000], 1000, 60).await?;
+    println!();
+    drain::throughput(cluster, 3000, 8).await?;
+    println!();
+    latency::latency(cluster, 200).await?;
+    println!();
+    latency::control(cluster, 50).await?;
+    println!();
+    logs::logs(cluster, 100_000).await?;
+    println!();
+    footprint::footprint(cluster, 100).await?;
+    println!();
+    drain::burndown(cluster, 100_000, 32).await?;
+    println!();
+    health::health(cluster, 60, 180).await?;
+    println!();
+    locks::locks(cluster, 2000, 8).await
 }
 
 pub(crate) struct Stats {
@@ -90,6 +171,23 @@ pub(crate) fn stats(mut samples: Vec<Duration>) -> Stats {
         p50: at(0.5),
         p90: at(0.9),
         mean,
+    }
+}
+
+/// Percentiles of samples in milliseconds.
+pub(crate) struct Percentiles {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+pub(crate) fn percentiles(mut ms: Vec<f64>) -> Percentiles {
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms.get(((ms.len().max(1) - 1) as f64 * q).round() as usize).copied().unwrap_or(f64::NAN);
+    Percentiles {
+        p50: at(0.5),
+        p99: at(0.99),
+        max: at(1.0),
     }
 }
 

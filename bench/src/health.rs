@@ -1,0 +1,90 @@
+//! Table health: the drain again while another session holds a REPEATABLE READ snapshot (an
+//! old xmin, so vacuum can remove nothing), against the same drain with nothing held; dead
+//! tuples in `runs` and `run_logs` at the end, and how long autovacuum takes once released.
+
+use std::time::{Duration, Instant};
+
+use sisyphus_client::Client;
+use sisyphus_guardian::Executor;
+use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::drain::{bench_job, insert_due, wait_idle, Guardians};
+use crate::fresh_database;
+
+pub async fn health(cluster: &pgembed::Cluster, clean_secs: u64, held_secs: u64) -> anyhow::Result<()> {
+    let url = fresh_database(cluster, "bench_health").await?;
+    let client = Client::connect(&url).await?;
+    client
+        .apply(&[bench_job("echo", &["/bin/echo", "line"])], false)
+        .await?;
+    let pool = client.pool().clone();
+    let guardians = Guardians::start(&url, "health", 1, 8, Executor::Process, |_| {}).await?;
+    let clean = drain_for(&pool, Duration::from_secs(clean_secs)).await?;
+    let clean_dead = dead_tuples(&pool).await?;
+
+    let mut holder = PgConnection::connect(&url).await?;
+    sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ").execute(&mut holder).await?;
+    sqlx::query("SELECT count(*) FROM sisyphus.runs").execute(&mut holder).await?;
+    let held = drain_for(&pool, Duration::from_secs(held_secs)).await?;
+    let held_dead = dead_tuples(&pool).await?;
+    sqlx::query("COMMIT").execute(&mut holder).await?;
+    guardians.stop().await;
+
+    // Autovacuum, with the queue settings of migration 0005, once the snapshot is gone.
+    let released = Instant::now();
+    let mut after = held_dead;
+    while released.elapsed() < Duration::from_secs(180) {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        after = dead_tuples(&pool).await?;
+        if after.0 * 10 < held_dead.0.max(1) {
+            break;
+        }
+    }
+    println!("Table health: /bin/echo runs (one log line each), one guardian of capacity 8\n");
+    println!("| phase | runs | runs/s | ratio to clean | dead tuples runs | dead tuples run_logs |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| clean, {clean_secs} s | {} | {:.0} | 100% | {} | {} |",
+        clean.0, clean.1, clean_dead.0, clean_dead.1
+    );
+    println!(
+        "| REPEATABLE READ snapshot held, {held_secs} s | {} | {:.0} | {:.0}% | {} | {} |",
+        held.0,
+        held.1,
+        100.0 * held.1 / clean.1,
+        held_dead.0,
+        held_dead.1
+    );
+    println!(
+        "| {:.0} s after the snapshot was released (autovacuum) | | | | {} | {} |",
+        released.elapsed().as_secs_f64(),
+        after.0,
+        after.1
+    );
+    Ok(())
+}
+
+/// Inserts batches of 2,000 runs and drains them until `length` has passed: (runs, runs/s).
+async fn drain_for(pool: &PgPool, length: Duration) -> anyhow::Result<(i64, f64)> {
+    let started = Instant::now();
+    let mut runs = 0;
+    while started.elapsed() < length {
+        insert_due(pool, "echo", 2000, 0.0).await?;
+        wait_idle(pool).await?;
+        runs += 2000;
+    }
+    Ok((runs, runs as f64 / started.elapsed().as_secs_f64()))
+}
+
+/// Dead tuples in `runs` and in all of `run_logs`' partitions (statistics, flushed lazily).
+async fn dead_tuples(pool: &PgPool) -> anyhow::Result<(i64, i64)> {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = sqlx::query("SELECT pg_stat_clear_snapshot()").execute(pool).await;
+    Ok(sqlx::query_as(
+        "SELECT coalesce(sum(n_dead_tup) FILTER (WHERE relname = 'runs'), 0)::bigint,
+                coalesce(sum(n_dead_tup) FILTER (WHERE relname LIKE 'run\\_logs%'), 0)::bigint
+           FROM pg_stat_user_tables WHERE schemaname = 'sisyphus'",
+    )
+    .fetch_one(pool)
+    .await?)
+}
