@@ -81,7 +81,7 @@ async fn probe(pool: &PgPool, samples: usize, load: Option<f64>) -> anyhow::Resu
     wait_idle(pool).await?;
     let rows: Vec<(f64, String)> = sqlx::query_as(
         "SELECT extract(epoch FROM r.scheduled_for)::float8, l.text
-           FROM sisyphus.runs r JOIN sisyphus.run_logs l ON l.run_id = r.id
+           FROM sisyphus.runs r JOIN sisyphus.run_logs l ON l.run_id = r.id AND l.stream = 'stdout'
           WHERE r.id = ANY($1)",
     )
     .bind(&ids)

@@ -28,7 +28,7 @@ pub async fn logs(cluster: &pgembed::Cluster, lines: u64) -> anyhow::Result<()> 
     wait_idle(&pool).await?;
     let through_guardian = started.elapsed();
     guardians.stop().await;
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM sisyphus.run_logs WHERE run_id = $1")
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM sisyphus.run_logs WHERE run_id = $1 AND stream = 'stdout'")
         .bind(ids[0])
         .fetch_one(&pool)
         .await?;
