@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use sisyphus_client::spec::Text;
 use sisyphus_client::{JobDefinition, JobRef};
 
-use crate::harness::{ended, run_now, running_pid, status, wait_for, Daemon, TestDb};
+use crate::harness::{ended, process_gone, run_now, running_pid, status, wait_for, Daemon, TestDb};
 
 /// (attempt, status, trigger, scheduled for, finished at)
 type Attempt = (
@@ -278,6 +278,55 @@ async fn maxtime_kills_the_whole_process_group() {
         proc_state(grandchild).is_none_or(|s| s == 'Z'),
         "the SIGTERM-ignoring grandchild survived"
     );
+}
+
+#[tokio::test]
+async fn a_terminate_right_after_a_resume_is_not_lost() {
+    // The resume's bookkeeping used to clear whatever request was waiting, so a terminate that
+    // arrived between the SIGCONT and that update was silently dropped.
+    let db = TestDb::new().await;
+    let _g = Daemon::guardian(&db.url, "g1", &[]);
+    db.client
+        .apply(&[job("sleeper", &["sleep", "600"])], false)
+        .await
+        .expect("apply");
+    for _ in 0..20 {
+        let run = db
+            .client
+            .run_now(&JobRef::new("G", "sleeper"))
+            .await
+            .expect("run")[0]
+            .0;
+        let pid = running_pid(&db.pool, run).await;
+        sqlx::query("SELECT sisyphus.suspend($1)")
+            .bind(run)
+            .execute(&db.pool)
+            .await
+            .expect("suspend");
+        poll_fast("state T", Duration::from_secs(2), || proc_state(pid) == Some('T')).await;
+        wait_for("status suspended", Duration::from_secs(2), || async {
+            (status(&db.pool, run).await == "suspended").then_some(())
+        })
+        .await;
+        sqlx::query("SELECT sisyphus.resume($1)")
+            .bind(run)
+            .execute(&db.pool)
+            .await
+            .expect("resume");
+        poll_fast("state not T", Duration::from_secs(2), || {
+            proc_state(pid).is_some_and(|s| s != 'T')
+        })
+        .await;
+        sqlx::query("SELECT sisyphus.terminate($1)")
+            .bind(run)
+            .execute(&db.pool)
+            .await
+            .expect("terminate");
+        poll_fast("the terminated process to go", Duration::from_secs(3), || {
+            process_gone(pid)
+        })
+        .await;
+    }
 }
 
 #[tokio::test]
