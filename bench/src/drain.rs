@@ -140,7 +140,12 @@ pub fn bench_job(name: &str, command: &[&str]) -> JobDefinition {
 
 /// Inserts `count` runs of job `name` due in `delay_ms` and wakes the guardians, as the
 /// scheduler's tick does; returns their ids.
-pub async fn insert_due(pool: &PgPool, name: &str, count: i64, delay_ms: f64) -> anyhow::Result<Vec<i64>> {
+pub async fn insert_due(
+    pool: &PgPool,
+    name: &str,
+    count: i64,
+    delay_ms: f64,
+) -> anyhow::Result<Vec<i64>> {
     let mut tx = pool.begin().await?;
     let ids = sqlx::query_scalar(
         "INSERT INTO sisyphus.runs (job_id, slot, scheduled_for, expires_at, trigger)
@@ -298,15 +303,31 @@ pub async fn throughput(
 }
 
 /// The burn-down table: `runs` pending runs inserted up front, drained by one guardian.
-pub async fn burndown(cluster: &pgembed::Cluster, runs: i64, capacity: usize) -> anyhow::Result<()> {
-    println!("Burn-down: {runs} pending runs inserted up front, one guardian, capacity {capacity}\n");
+pub async fn burndown(
+    cluster: &pgembed::Cluster,
+    runs: i64,
+    capacity: usize,
+) -> anyhow::Result<()> {
+    println!(
+        "Burn-down: {runs} pending runs inserted up front, one guardian, capacity {capacity}\n"
+    );
     println!("| executor | seconds | runs/s | baseline | baseline/s | ratio | txns/run | pickup p50 | pickup p99 |");
     println!("|---|---:|---:|---|---:|---:|---:|---:|---:|");
     for (label, executor) in [("no-op", Executor::Noop), ("/bin/true", Executor::Process)] {
-        let name = format!("bench_burn_{}", if executor == Executor::Noop { "noop" } else { "true" });
+        let name = format!(
+            "bench_burn_{}",
+            if executor == Executor::Noop {
+                "noop"
+            } else {
+                "true"
+            }
+        );
         let d = drain(cluster, &name, runs, 1, capacity, executor).await?;
         let (what, base) = if executor == Executor::Noop {
-            ("single-statement txns", round_trip_baseline(&cluster.url(&name), 1, 3.0).await?)
+            (
+                "single-statement txns",
+                round_trip_baseline(&cluster.url(&name), 1, 3.0).await?,
+            )
         } else {
             (
                 "spawn+reap /bin/true",

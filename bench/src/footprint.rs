@@ -20,10 +20,20 @@ pub async fn footprint(cluster: &pgembed::Cluster, in_flight: i64) -> anyhow::Re
         .parent()
         .map(|d| d.join("sisyphus"))
         .filter(|p| p.exists())
-        .ok_or_else(|| anyhow::anyhow!("no `sisyphus` binary next to this one: run `cargo build --release` first"))?;
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no `sisyphus` binary next to this one: run `cargo build --release` first"
+            )
+        })?;
     let dir = std::env::temp_dir().join(format!("sisyphus-bench-footprint-{}", std::process::id()));
     let mut guardian = Command::new(exe)
-        .args(["guardian", "--name", "footprint", "--capacity", &in_flight.to_string()])
+        .args([
+            "guardian",
+            "--name",
+            "footprint",
+            "--capacity",
+            &in_flight.to_string(),
+        ])
         .arg("--log-dir")
         .arg(dir.join("logs"))
         .arg("--spool-dir")
@@ -55,7 +65,8 @@ pub async fn footprint(cluster: &pgembed::Cluster, in_flight: i64) -> anyhow::Re
     };
     tokio::time::sleep(Duration::from_secs(1)).await;
     let busy_rss = rss_kb(pid)?;
-    let child_rss: u64 = pids.iter().filter_map(|&p| rss_kb(p).ok()).sum::<u64>() / pids.len() as u64;
+    let child_rss: u64 =
+        pids.iter().filter_map(|&p| rss_kb(p).ok()).sum::<u64>() / pids.len() as u64;
     let _ = guardian.kill();
     let _ = guardian.wait();
     let _ = std::fs::remove_dir_all(&dir);
@@ -104,7 +115,10 @@ fn cpu_seconds(pid: i32) -> anyhow::Result<f64> {
         .unwrap_or_default();
     // After the command name: state is field 3, utime 14 and stime 15 (1-based).
     let ticks = |i: usize| -> anyhow::Result<f64> {
-        Ok(fields.get(i - 3).ok_or_else(|| anyhow::anyhow!("short /proc/{pid}/stat"))?.parse()?)
+        Ok(fields
+            .get(i - 3)
+            .ok_or_else(|| anyhow::anyhow!("short /proc/{pid}/stat"))?
+            .parse()?)
     };
     Ok((ticks(14)? + ticks(15)?) / clock_ticks()?)
 }

@@ -11,7 +11,11 @@ use sqlx::{Connection, PgConnection, PgPool};
 use crate::drain::{bench_job, insert_due, wait_idle, Guardians};
 use crate::fresh_database;
 
-pub async fn health(cluster: &pgembed::Cluster, clean_secs: u64, held_secs: u64) -> anyhow::Result<()> {
+pub async fn health(
+    cluster: &pgembed::Cluster,
+    clean_secs: u64,
+    held_secs: u64,
+) -> anyhow::Result<()> {
     let url = fresh_database(cluster, "bench_health").await?;
     let client = Client::connect(&url).await?;
     client
@@ -23,8 +27,12 @@ pub async fn health(cluster: &pgembed::Cluster, clean_secs: u64, held_secs: u64)
     let clean_dead = dead_tuples(&pool).await?;
 
     let mut holder = PgConnection::connect(&url).await?;
-    sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ").execute(&mut holder).await?;
-    sqlx::query("SELECT count(*) FROM sisyphus.runs").execute(&mut holder).await?;
+    sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut holder)
+        .await?;
+    sqlx::query("SELECT count(*) FROM sisyphus.runs")
+        .execute(&mut holder)
+        .await?;
     let held = drain_for(&pool, Duration::from_secs(held_secs)).await?;
     let held_dead = dead_tuples(&pool).await?;
     sqlx::query("COMMIT").execute(&mut holder).await?;
@@ -41,7 +49,9 @@ pub async fn health(cluster: &pgembed::Cluster, clean_secs: u64, held_secs: u64)
         }
     }
     println!("Table health: /bin/echo runs (one log line each), one guardian of capacity 8\n");
-    println!("| phase | runs | runs/s | ratio to clean | dead tuples runs | dead tuples run_logs |");
+    println!(
+        "| phase | runs | runs/s | ratio to clean | dead tuples runs | dead tuples run_logs |"
+    );
     println!("|---|---:|---:|---:|---:|---:|");
     println!(
         "| clean, {clean_secs} s | {} | {:.0} | 100% | {} | {} |",
@@ -79,7 +89,9 @@ async fn drain_for(pool: &PgPool, length: Duration) -> anyhow::Result<(i64, f64)
 /// Dead tuples in `runs` and in all of `run_logs`' partitions (statistics, flushed lazily).
 async fn dead_tuples(pool: &PgPool) -> anyhow::Result<(i64, i64)> {
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let _ = sqlx::query("SELECT pg_stat_clear_snapshot()").execute(pool).await;
+    let _ = sqlx::query("SELECT pg_stat_clear_snapshot()")
+        .execute(pool)
+        .await;
     Ok(sqlx::query_as(
         "SELECT coalesce(sum(n_dead_tup) FILTER (WHERE relname = 'runs'), 0)::bigint,
                 coalesce(sum(n_dead_tup) FILTER (WHERE relname LIKE 'run\\_logs%'), 0)::bigint

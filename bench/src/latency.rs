@@ -39,11 +39,18 @@ pub async fn latency(cluster: &pgembed::Cluster, samples: usize) -> anyhow::Resu
     println!("|---|---:|---:|---:|---:|---:|");
     for (what, p) in [
         ("idle".to_string(), idle),
-        (format!("under load: {rate:.0} /bin/true runs/s (half the measured drain rate)"), loaded),
+        (
+            format!("under load: {rate:.0} /bin/true runs/s (half the measured drain rate)"),
+            loaded,
+        ),
     ] {
         println!(
             "| {what} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.1}× |",
-            p.p50, p.p99, p.max, floor.p50, p.p50 / floor.p50
+            p.p50,
+            p.p99,
+            p.max,
+            floor.p50,
+            p.p50 / floor.p50
         );
     }
     Ok(())
@@ -87,7 +94,11 @@ async fn probe(pool: &PgPool, samples: usize, load: Option<f64>) -> anyhow::Resu
     .bind(&ids)
     .fetch_all(pool)
     .await?;
-    anyhow::ensure!(rows.len() == samples, "{} of {samples} probes printed their start", rows.len());
+    anyhow::ensure!(
+        rows.len() == samples,
+        "{} of {samples} probes printed their start",
+        rows.len()
+    );
     let mut ms = Vec::with_capacity(samples);
     for (due, text) in rows {
         let started: f64 = text.trim().parse()?;
@@ -139,7 +150,12 @@ pub async fn control(cluster: &pgembed::Cluster, trials: usize) -> anyhow::Resul
     for (&id, &pid) in ids.iter().zip(&pids) {
         suspend.push(timed(&pool, "suspend", id, pid, |s| s == Some('T')).await?);
         resume.push(timed(&pool, "resume", id, pid, |s| s != Some('T')).await?);
-        terminate.push(timed(&pool, "terminate", id, pid, |s| matches!(s, None | Some('Z'))).await?);
+        terminate.push(
+            timed(&pool, "terminate", id, pid, |s| {
+                matches!(s, None | Some('Z'))
+            })
+            .await?,
+        );
     }
     wait_idle(&pool).await?;
     guardians.stop().await;
@@ -147,11 +163,19 @@ pub async fn control(cluster: &pgembed::Cluster, trials: usize) -> anyhow::Resul
     println!("Control: SQL call → process seen in its new state (polling /proc every 0.1 ms), {trials} trials\n");
     println!("| action | p50 | p99 | max | NOTIFY round trip p50 (baseline) | p50 / baseline |");
     println!("|---|---:|---:|---:|---:|---:|");
-    for (what, samples) in [("suspend (SIGSTOP)", suspend), ("resume (SIGCONT)", resume), ("terminate (SIGTERM)", terminate)] {
+    for (what, samples) in [
+        ("suspend (SIGSTOP)", suspend),
+        ("resume (SIGCONT)", resume),
+        ("terminate (SIGTERM)", terminate),
+    ] {
         let p = percentiles(samples);
         println!(
             "| {what} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.1}× |",
-            p.p50, p.p99, p.max, floor.p50, p.p50 / floor.p50
+            p.p50,
+            p.p99,
+            p.max,
+            floor.p50,
+            p.p50 / floor.p50
         );
     }
     Ok(())
@@ -173,7 +197,10 @@ async fn timed(
     let action = action.to_string();
     tokio::task::spawn_blocking(move || {
         while !done(process_state(pid)) {
-            anyhow::ensure!(t.elapsed() < Duration::from_secs(10), "{action} of run {run} not seen in 10 s");
+            anyhow::ensure!(
+                t.elapsed() < Duration::from_secs(10),
+                "{action} of run {run} not seen in 10 s"
+            );
             std::thread::sleep(Duration::from_micros(100));
         }
         Ok(t.elapsed().as_secs_f64() * 1000.0)

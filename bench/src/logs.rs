@@ -15,7 +15,10 @@ pub async fn logs(cluster: &pgembed::Cluster, lines: u64) -> anyhow::Result<()> 
     let client = Client::connect(&url).await?;
     let count = lines.to_string();
     client
-        .apply(&[bench_job("chatty", &["/usr/bin/seq", "1", &count])], false)
+        .apply(
+            &[bench_job("chatty", &["/usr/bin/seq", "1", &count])],
+            false,
+        )
         .await?;
     let pool = client.pool().clone();
     let guardians = Guardians::start(&url, "logs", 1, 1, Executor::Process, |c| {
@@ -28,10 +31,12 @@ pub async fn logs(cluster: &pgembed::Cluster, lines: u64) -> anyhow::Result<()> 
     wait_idle(&pool).await?;
     let through_guardian = started.elapsed();
     guardians.stop().await;
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM sisyphus.run_logs WHERE run_id = $1 AND stream = 'stdout'")
-        .bind(ids[0])
-        .fetch_one(&pool)
-        .await?;
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sisyphus.run_logs WHERE run_id = $1 AND stream = 'stdout'",
+    )
+    .bind(ids[0])
+    .fetch_one(&pool)
+    .await?;
     anyhow::ensure!(stored as u64 == lines, "stored {stored} of {lines} lines");
 
     // The baseline: the same lines, one COPY, into a plain table shaped like run_logs.
@@ -42,7 +47,9 @@ pub async fn logs(cluster: &pgembed::Cluster, lines: u64) -> anyhow::Result<()> 
     sqlx::query("ALTER TABLE bench_copy ADD PRIMARY KEY (run_id, seq, at)")
         .execute(&mut conn)
         .await?;
-    let data: String = (1..=lines).map(|i| format!("{}\t{i}\tstdout\t{i}\n", ids[0])).collect();
+    let data: String = (1..=lines)
+        .map(|i| format!("{}\t{i}\tstdout\t{i}\n", ids[0]))
+        .collect();
     let started = Instant::now();
     let mut copy = conn
         .copy_in_raw("COPY bench_copy (run_id, seq, stream, text) FROM STDIN")

@@ -183,7 +183,11 @@ pub(crate) struct Percentiles {
 
 pub(crate) fn percentiles(mut ms: Vec<f64>) -> Percentiles {
     ms.sort_by(f64::total_cmp);
-    let at = |q: f64| ms.get(((ms.len().max(1) - 1) as f64 * q).round() as usize).copied().unwrap_or(f64::NAN);
+    let at = |q: f64| {
+        ms.get(((ms.len().max(1) - 1) as f64 * q).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     Percentiles {
         p50: at(0.5),
         p99: at(0.99),

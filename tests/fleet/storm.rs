@@ -66,7 +66,7 @@ pub async fn run(fleet: &mut Fleet, trouble: Trouble) {
             concurrency: Some(*concurrency),
             retries: Some(20),
             retry_backoff: Some("0s".into()),
-            ..JobDefinition::new("S", *name, ["unused"])
+            ..JobDefinition::new("S", name, ["unused"])
         })
         .collect();
     db.client.apply(&definitions, false).await.expect("apply");

@@ -303,7 +303,10 @@ async fn a_terminate_right_after_a_resume_is_not_lost() {
             .execute(&db.pool)
             .await
             .expect("suspend");
-        poll_fast("state T", Duration::from_secs(2), || proc_state(pid) == Some('T')).await;
+        poll_fast("state T", Duration::from_secs(2), || {
+            proc_state(pid) == Some('T')
+        })
+        .await;
         wait_for("status suspended", Duration::from_secs(2), || async {
             (status(&db.pool, run).await == "suspended").then_some(())
         })
@@ -322,9 +325,11 @@ async fn a_terminate_right_after_a_resume_is_not_lost() {
             .execute(&db.pool)
             .await
             .expect("terminate");
-        poll_fast("the terminated process to go", Duration::from_secs(3), || {
-            process_gone(pid)
-        })
+        poll_fast(
+            "the terminated process to go",
+            Duration::from_secs(3),
+            || process_gone(pid),
+        )
         .await;
     }
 }
