@@ -149,6 +149,8 @@ pub async fn control(cluster: &pgembed::Cluster, trials: usize) -> anyhow::Resul
     let (mut suspend, mut resume, mut terminate) = (Vec::new(), Vec::new(), Vec::new());
     for (&id, &pid) in ids.iter().zip(&pids) {
         suspend.push(timed(&pool, "suspend", id, pid, |s| s == Some('T')).await?);
+        // The guardian records `suspended` just after the signal; resume asks for that status.
+        recorded(&pool, id, "suspended").await?;
         resume.push(timed(&pool, "resume", id, pid, |s| s != Some('T')).await?);
         terminate.push(
             timed(&pool, "terminate", id, pid, |s| {
@@ -179,6 +181,26 @@ pub async fn control(cluster: &pgembed::Cluster, trials: usize) -> anyhow::Resul
         );
     }
     Ok(())
+}
+
+/// Waits until the run's status is `status`.
+async fn recorded(pool: &PgPool, run: i64, status: &str) -> anyhow::Result<()> {
+    let t = Instant::now();
+    loop {
+        let now: String =
+            sqlx::query_scalar("SELECT status::text FROM sisyphus.runs WHERE id = $1")
+                .bind(run)
+                .fetch_one(pool)
+                .await?;
+        if now == status {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(10),
+            "run {run} still {now}, not {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// Calls `sisyphus.<action>(run)` and returns the ms until `pid`'s state satisfies `done`.
