@@ -92,9 +92,10 @@ BEGIN
         RETURN;
     END IF;
     -- Candidates: from a window of the oldest due runs (an ordered scan of the partial index that
-    -- stops early, whatever the backlog), those meant for this host whose job has a free slot by an
-    -- optimistic count (checked again under the lock below) — so a job at its concurrency does not
-    -- hide other jobs' runs behind it — locked, skipping runs another guardian is claiming.
+    -- stops early, whatever the backlog), those meant for this host, per job only as many as it
+    -- has free slots by an optimistic count (checked again under the lock below) — so a job at its
+    -- concurrency does not hide other jobs' runs behind it — locked, skipping runs another
+    -- guardian is claiming. Active runs are counted once per job, not once per candidate.
     WITH due AS MATERIALIZED (
         SELECT r.id AS due_id, r.job_id AS due_job, r.target_host AS due_host, r.scheduled_for AS due_time
           FROM sisyphus.runs r
@@ -102,16 +103,26 @@ BEGIN
            AND (r.expires_at IS NULL OR r.expires_at > t)
          ORDER BY r.scheduled_for, r.id
          LIMIT greatest(256, p_limit * 16)),
-    picked AS MATERIALIZED (
-        SELECT d.due_id AS pick_id, d.due_job AS pick_job, j.concurrency AS pick_limit, d.due_time AS pick_time
+    mine AS MATERIALIZED (
+        SELECT d.due_id AS mine_id, d.due_job AS mine_job, d.due_time AS mine_time,
+               j.concurrency AS mine_limit,
+               row_number() OVER (PARTITION BY d.due_job ORDER BY d.due_time, d.due_id) AS nth
           FROM due d
           JOIN sisyphus.jobs j ON j.id = d.due_job
-         WHERE (d.due_host = p_host
-                OR (d.due_host IS NULL AND NOT j.target_all
-                    AND (j.target_pool IS NULL OR j.target_pool = ANY (p_pools))))
-           AND (SELECT count(*) FROM sisyphus.runs a
-                 WHERE a.job_id = d.due_job AND a.status IN ('running', 'suspended')) < j.concurrency
-         ORDER BY d.due_time, d.due_id
+         WHERE d.due_host = p_host
+            OR (d.due_host IS NULL AND NOT j.target_all
+                AND (j.target_pool IS NULL OR j.target_pool = ANY (p_pools)))),
+    busy AS MATERIALIZED (
+        SELECT a.job_id AS busy_job, count(*) AS n
+          FROM sisyphus.runs a
+         WHERE a.job_id IN (SELECT mine_job FROM mine) AND a.status IN ('running', 'suspended')
+         GROUP BY a.job_id),
+    picked AS MATERIALIZED (
+        SELECT m.mine_id AS pick_id, m.mine_job AS pick_job, m.mine_limit AS pick_limit, m.mine_time AS pick_time
+          FROM mine m
+          LEFT JOIN busy b ON b.busy_job = m.mine_job
+         WHERE m.nth <= m.mine_limit - coalesce(b.n, 0)
+         ORDER BY m.mine_time, m.mine_id
          LIMIT p_limit * 2),
     c AS (
         SELECT r.id AS run_id, p.pick_job AS run_job, p.pick_limit AS job_limit, p.pick_time AS due_at

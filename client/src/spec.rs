@@ -484,57 +484,9 @@ impl Default for ResourceSpec {
     }
 }
 
-/// What happens to a job's local log files as they age.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct LogSettings {
-    /// Remove files older than this.
-    pub keep: Option<Duration>,
-    /// Compress files older than this.
-    pub compress_after: Option<Duration>,
-    pub compression: Compression,
-}
-
-/// How old log files are compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Compression {
-    Gzip,
-    #[default]
-    Bzip2,
-    Xz,
-}
-
-impl Compression {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Compression::Gzip => "gzip",
-            Compression::Bzip2 => "bzip2",
-            Compression::Xz => "xz",
-        }
-    }
-
-    /// The file name extension of a compressed file.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Compression::Gzip => "gz",
-            Compression::Bzip2 => "bz2",
-            Compression::Xz => "xz",
-        }
-    }
-}
-
-impl std::str::FromStr for Compression {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "gzip" => Ok(Compression::Gzip),
-            "bzip2" => Ok(Compression::Bzip2),
-            "xz" | "lzma" => Ok(Compression::Xz),
-            _ => Err(format!(
-                "`{s}` is not a compression; expected gzip, bzip2 or xz"
-            )),
-        }
-    }
-}
+/// Local log file settings: defined with the log files themselves (`sisyphus-logfile`), shared
+/// by the guardian and the job SDK.
+pub use sisyphus_logfile::{Compression, LogSettings};
 
 /// A definition that was refused, with every problem found in it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -10,14 +10,14 @@
 //! - `process`: spawning in a new session that dies with the guardian; signals to the group.
 //! - `output`: bounded line reading from pipes.
 //! - `recorder`: every run's lines, pids and outcomes written in batches (group commit).
-//! - `logfile`: ll.sisyphus-style local log files, links, retention, compression.
+//! - local log files (ll.sisyphus' format, links, retention) come from `sisyphus-logfile`,
+//!   shared with the job SDK.
 //! - `spool`: outcomes and log lines kept on disk while the database is unreachable.
 //!
 //! The guardian never writes job definitions or creates runs other than through
 //! `sisyphus.finish_run` (retries); it never talks to the scheduler except through rows.
 
 pub mod lease;
-pub mod logfile;
 pub mod output;
 pub mod process;
 pub mod recorder;

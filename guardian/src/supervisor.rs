@@ -23,7 +23,7 @@ use sqlx::PgPool;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::logfile::RunLog;
+use sisyphus_logfile::{Ending, RunLog};
 use crate::output::{read_lines, Line};
 use crate::process::{self, Launch};
 use crate::recorder::Recorder;
@@ -209,9 +209,9 @@ pub async fn supervise(
     };
     log.result(&outcome).await;
     let settings = log_settings(&run);
-    let status = outcome.status;
+    let ending = file_ending(outcome.status);
     let file = log.file;
-    let _ = tokio::task::spawn_blocking(move || file.finish(status, &settings)).await;
+    let _ = tokio::task::spawn_blocking(move || file.finish(ending, &settings)).await;
     ctx.recorder.finished(outcome.clone()).await;
     outcome
 }
@@ -589,6 +589,19 @@ impl Clock {
     }
 }
 
+/// Which `last_*` link a run's local log file gets (ll.sisyphus has no `lost` or `terminated`:
+/// they count as failed and interrupted).
+fn file_ending(status: RunStatus) -> Ending {
+    match status {
+        RunStatus::Successful => Ending::Successful,
+        RunStatus::Uneventful => Ending::Uneventful,
+        RunStatus::Failed | RunStatus::Lost => Ending::Failed,
+        RunStatus::Interrupted | RunStatus::Terminated => Ending::Interrupted,
+        RunStatus::Timeout => Ending::Timeout,
+        _ => Ending::Other,
+    }
+}
+
 /// Numbers, caps and routes one run's log lines: to the recorder (`run_logs`) and the local file.
 struct RunLogger {
     run: RunId,
@@ -703,7 +716,7 @@ impl RunLogger {
     async fn push(&mut self, stream: Stream, tags: Vec<String>, text: String) {
         self.seq += 1;
         let at = Utc::now();
-        self.file.line(at, &tags, &text);
+        self.file.line(at, "", &tags, &text);
         self.recorder
             .line(LogRow {
                 run_id: self.run,

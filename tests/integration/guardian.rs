@@ -587,7 +587,7 @@ async fn old_log_files_are_compressed_and_removed() {
             compress_after: Some(day * 2),
             compression: mode,
         };
-        sisyphus_guardian::logfile::apply_retention(&dir, &settings, now);
+        sisyphus_logfile::apply_retention(&dir, &settings, now);
         let mut names: Vec<String> = std::fs::read_dir(&dir)
             .expect("dir")
             .flatten()

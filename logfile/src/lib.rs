@@ -1,4 +1,5 @@
-//! Local log files in ll.sisyphus' layout and line format:
+//! Local log files in ll.sisyphus' layout and line format, shared by the guardian and the job
+//! SDK's standalone mode so that both write exactly the same files:
 //!
 //! ```text
 //! <base>/<project>/<job>/2026-11-24-09-15-02-123456.sisyphuslog
@@ -16,8 +17,85 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Local, Utc};
-use sisyphus_client::spec::{Compression, LogSettings};
-use sisyphus_client::RunStatus;
+
+/// How a run ended, as far as its log file is concerned: which `last_*` link it sets, and
+/// whether the file is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Successful,
+    /// The file is deleted.
+    Uneventful,
+    Failed,
+    Interrupted,
+    Timeout,
+    /// No `last_*` link (a run that never really ran).
+    Other,
+}
+
+impl Ending {
+    /// The link this ending points at the file, if any.
+    pub fn link(self) -> Option<&'static str> {
+        match self {
+            Ending::Successful => Some("last_successful.sisyphuslog"),
+            Ending::Failed => Some("last_failed.sisyphuslog"),
+            Ending::Interrupted => Some("last_interrupted.sisyphuslog"),
+            Ending::Timeout => Some("last_timeout.sisyphuslog"),
+            Ending::Uneventful | Ending::Other => None,
+        }
+    }
+}
+
+/// What happens to a job's local log files as they age.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogSettings {
+    /// Remove files older than this.
+    pub keep: Option<Duration>,
+    /// Compress files older than this.
+    pub compress_after: Option<Duration>,
+    pub compression: Compression,
+}
+
+/// How old log files are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    Gzip,
+    #[default]
+    Bzip2,
+    Xz,
+}
+
+impl Compression {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Bzip2 => "bzip2",
+            Compression::Xz => "xz",
+        }
+    }
+
+    /// The file name extension of a compressed file.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gz",
+            Compression::Bzip2 => "bz2",
+            Compression::Xz => "xz",
+        }
+    }
+}
+
+impl std::str::FromStr for Compression {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "gzip" => Ok(Compression::Gzip),
+            "bzip2" => Ok(Compression::Bzip2),
+            "xz" | "lzma" => Ok(Compression::Xz),
+            _ => Err(format!(
+                "`{s}` is not a compression; expected gzip, bzip2 or xz"
+            )),
+        }
+    }
+}
 
 /// Formats ll.sisyphus' elapsed time: `H:MM:SS.ffffff` (Python's `timedelta` as text).
 pub fn elapsed(d: chrono::Duration) -> String {
@@ -27,19 +105,28 @@ pub fn elapsed(d: chrono::Duration) -> String {
     format!("{h}:{m:02}:{s:02}.{:06}", micros % 1_000_000)
 }
 
-/// One line in ll.sisyphus' format.
+/// One line in ll.sisyphus' format. `who` names the writer (the guardian's host, or
+/// ll.sisyphus' `parent`/`[1] child`); `tasks` is the task stack as the SDK shows it
+/// (`[3/226] module sys`), empty for none.
 pub fn format_line(
     at: DateTime<Utc>,
     start: DateTime<Utc>,
-    host: &str,
+    who: &str,
     pid: u32,
+    tasks: &str,
     tags: &[String],
     text: &str,
 ) -> String {
     let tags: String = tags.iter().map(|t| format!("{{{t}}}")).collect();
-    let sep = if tags.is_empty() { "" } else { " " };
+    let mut context = String::with_capacity(tasks.len() + tags.len() + 2);
+    for part in [tasks, tags.as_str()] {
+        if !part.is_empty() {
+            context.push_str(part);
+            context.push(' ');
+        }
+    }
     format!(
-        "[{}]=[t+{}] :: {host} {pid} :: {tags}{sep}>> {text}",
+        "[{}]=[t+{}] :: {who} {pid} :: {context}>> {text}",
         at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S%.6f"),
         elapsed(at - start)
     )
@@ -51,7 +138,7 @@ pub struct RunLog {
     name: String,
     file: Option<BufWriter<File>>,
     start: DateTime<Utc>,
-    host: String,
+    who: String,
     pid: u32,
 }
 
@@ -63,7 +150,7 @@ impl RunLog {
         project: &str,
         job: &str,
         start: DateTime<Utc>,
-        host: &str,
+        who: &str,
     ) -> RunLog {
         let dir = base.join(project).join(job);
         let name = format!(
@@ -80,7 +167,7 @@ impl RunLog {
             name,
             file,
             start,
-            host: host.to_string(),
+            who: who.to_string(),
             pid: std::process::id(),
         };
         log.link("current.sisyphuslog");
@@ -91,9 +178,9 @@ impl RunLog {
         self.dir.join(&self.name)
     }
 
-    /// Appends one line.
-    pub fn line(&mut self, at: DateTime<Utc>, tags: &[String], text: &str) {
-        let line = format_line(at, self.start, &self.host, self.pid, tags, text);
+    /// Appends one line (buffered; see [`RunLog::flush`]).
+    pub fn line(&mut self, at: DateTime<Utc>, tasks: &str, tags: &[String], text: &str) {
+        let line = format_line(at, self.start, &self.who, self.pid, tasks, tags, text);
         if let Some(f) = &mut self.file {
             if writeln!(f, "{line}").is_err() {
                 self.file = None;
@@ -101,23 +188,31 @@ impl RunLog {
         }
     }
 
-    /// Closes the file, sets the link for the outcome (or deletes the file of an uneventful run),
+    /// Writes what is buffered (before a fork, or when another process shares the file).
+    pub fn flush(&mut self) {
+        if let Some(f) = &mut self.file {
+            if f.flush().is_err() {
+                self.file = None;
+            }
+        }
+    }
+
+    /// Who writes from now on (ll.sisyphus' forked child writes as `[1] child` with its pid).
+    pub fn set_writer(&mut self, who: &str, pid: u32) {
+        self.who = who.to_string();
+        self.pid = pid;
+    }
+
+    /// Closes the file, sets the link for the ending (or deletes the file of an uneventful run),
     /// then applies the job's retention.
-    pub fn finish(mut self, status: RunStatus, settings: &LogSettings) {
+    pub fn finish(mut self, ending: Ending, settings: &LogSettings) {
         if let Some(mut f) = self.file.take() {
             let _ = f.flush();
         }
-        let link = match status {
-            RunStatus::Successful => Some("last_successful.sisyphuslog"),
-            RunStatus::Failed | RunStatus::Lost => Some("last_failed.sisyphuslog"),
-            RunStatus::Interrupted | RunStatus::Terminated => Some("last_interrupted.sisyphuslog"),
-            RunStatus::Timeout => Some("last_timeout.sisyphuslog"),
-            _ => None,
-        };
-        if status == RunStatus::Uneventful {
+        if ending == Ending::Uneventful {
             let _ = std::fs::remove_file(self.path());
         }
-        if let Some(link) = link {
+        if let Some(link) = ending.link() {
             self.link(link);
         }
         apply_retention(&self.dir, settings, SystemTime::now());
