@@ -167,15 +167,17 @@ pub async fn insert_due(
     Ok(ids)
 }
 
-/// Waits until no run is pending or running.
+/// Waits until no run is pending or running. Probes the partial indexes only: a count over
+/// `runs` every few milliseconds would itself eat a core once the table is large.
 pub async fn wait_idle(pool: &PgPool) -> anyhow::Result<()> {
     loop {
-        let left: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM sisyphus.runs WHERE status IN ('pending', 'running')",
+        let busy: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sisyphus.runs WHERE status = 'pending')
+                 OR EXISTS (SELECT 1 FROM sisyphus.runs WHERE status IN ('running', 'suspended'))",
         )
         .fetch_one(pool)
         .await?;
-        if left == 0 {
+        if !busy {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

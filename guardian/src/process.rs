@@ -6,6 +6,7 @@
 //! killed with SIGKILL leaves no run behind to overlap its replacement.
 
 use std::collections::BTreeMap;
+use std::os::fd::RawFd;
 use std::process::Stdio;
 
 use nix::sys::signal::{killpg, Signal};
@@ -19,7 +20,12 @@ pub struct Launch {
     pub env: BTreeMap<String, String>,
     pub workdir: Option<String>,
     pub user: Option<User>,
+    /// The write end of the job protocol's pipe, handed to the child as [`PROTOCOL_FD`].
+    pub protocol: Option<RawFd>,
 }
+
+/// The file descriptor a job finds the protocol pipe on (named in `SISYPHUS_PROTOCOL_FD`).
+pub const PROTOCOL_FD: RawFd = 3;
 
 /// Why a run could not start, in words for the run's `error`.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +66,7 @@ pub fn spawn(launch: &Launch) -> Result<Child, StartError> {
             .env("USER", &user.name)
             .env("LOGNAME", &user.name);
     }
-    new_session_dying_with_parent(&mut cmd);
+    new_session_dying_with_parent(&mut cmd, launch.protocol);
     cmd.spawn().map_err(|e| {
         let why = match e.kind() {
             std::io::ErrorKind::NotFound => "command not found".to_string(),
@@ -71,13 +77,24 @@ pub fn spawn(launch: &Launch) -> Result<Child, StartError> {
     })
 }
 
-/// `setsid()` and `PR_SET_PDEATHSIG(SIGKILL)` between fork and exec.
+/// `setsid()` and `PR_SET_PDEATHSIG(SIGKILL)` between fork and exec, and the protocol pipe
+/// moved to [`PROTOCOL_FD`] (without close-on-exec).
 #[allow(unsafe_code)]
-fn new_session_dying_with_parent(cmd: &mut Command) {
+fn new_session_dying_with_parent(cmd: &mut Command, protocol: Option<RawFd>) {
     // SAFETY: the closure runs in the forked child before exec and calls only async-signal-safe
-    // system calls (setsid, prctl, getppid, kill) without allocating.
+    // system calls (setsid, prctl, getppid, kill, dup2, fcntl) without allocating.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
+            if let Some(fd) = protocol {
+                if fd == PROTOCOL_FD {
+                    let flags = nix::fcntl::FdFlag::empty();
+                    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(flags))
+                        .map_err(std::io::Error::from)?;
+                } else {
+                    // dup2 leaves close-on-exec off on the new descriptor.
+                    nix::unistd::dup2(fd, PROTOCOL_FD).map_err(std::io::Error::from)?;
+                }
+            }
             nix::unistd::setsid().map_err(std::io::Error::from)?;
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
             // The guardian may have died between fork and prctl: then nobody will signal us.

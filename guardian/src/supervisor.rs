@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -191,7 +192,10 @@ pub async fn supervise(
                 finished_at: Utc::now(),
             }
         }
-        Ok(mut child) => {
+        Ok(Started {
+            mut child,
+            protocol,
+        }) => {
             let pid = child.id().unwrap_or(0);
             log.sisyphus(
                 &["sisyphus", "init"],
@@ -204,7 +208,7 @@ pub async fn supervise(
             )
             .await;
             ctx.recorder.started(run.id, pid).await;
-            watch(&run, &ctx, &mut child, pid, &mut log, control).await
+            watch(&run, &ctx, &mut child, protocol, pid, &mut log, control).await
         }
     };
     log.result(&outcome).await;
@@ -297,7 +301,13 @@ fn log_settings(run: &Claimed) -> LogSettings {
 }
 
 /// Builds the launch and starts the process.
-fn start(run: &Claimed, ctx: &Context) -> Result<tokio::process::Child, String> {
+/// A started process with the read end of its protocol pipe.
+struct Started {
+    child: tokio::process::Child,
+    protocol: OwnedFd,
+}
+
+fn start(run: &Claimed, ctx: &Context) -> Result<Started, String> {
     let user = ctx.users.resolve(run.run_as.as_deref(), &ctx.host)?;
     let argv = if run.shell {
         let mut a = vec!["/bin/sh".to_string(), "-c".to_string()];
@@ -314,13 +324,23 @@ fn start(run: &Claimed, ctx: &Context) -> Result<tokio::process::Child, String> 
     );
     env.insert("SISYPHUS_ATTEMPT".into(), run.attempt.to_string());
     env.insert("SISYPHUS_USERDATA".into(), run.userdata.to_string());
+    env.insert(
+        sisyphus_protocol::FD_ENV.into(),
+        process::PROTOCOL_FD.to_string(),
+    );
+    let (protocol, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| format!("cannot create the job protocol pipe: {e}"))?;
     let launch = Launch {
         argv,
         env,
         workdir: run.workdir.clone(),
         user,
+        protocol: Some(write_end.as_raw_fd()),
     };
-    process::spawn(&launch).map_err(|e| e.0)
+    let child = process::spawn(&launch).map_err(|e| e.0)?;
+    // Only the child writes; our copy would keep the pipe open past its end.
+    drop(write_end);
+    Ok(Started { child, protocol })
 }
 
 /// Runs the event loop of a started process until it has ended and its output is read.
@@ -328,12 +348,20 @@ async fn watch(
     run: &Claimed,
     ctx: &Context,
     child: &mut tokio::process::Child,
+    protocol: OwnedFd,
     pid: u32,
     log: &mut RunLogger,
     mut control: mpsc::Receiver<Control>,
 ) -> Outcome {
     let (line_tx, mut lines) = mpsc::channel::<Vec<Line>>(16);
     let mut readers = 0;
+    match tokio::net::unix::pipe::Receiver::from_owned_fd(protocol) {
+        Ok(records) => {
+            tokio::spawn(read_lines(records, Stream::Sdk, line_tx.clone()));
+            readers += 1;
+        }
+        Err(e) => tracing::warn!(run = %run.id, "cannot read the job protocol pipe: {e}"),
+    }
     if let Some(out) = child.stdout.take() {
         tokio::spawn(read_lines(out, Stream::Stdout, line_tx.clone()));
         readers += 1;
@@ -533,11 +561,24 @@ fn classify(
             Some("ended without an exit status".to_string()),
         ),
     };
-    let summary = if status == RunStatus::Successful {
+    let mut summary = if status == RunStatus::Successful {
         log.last_stdout.clone()
     } else {
         None
     };
+    // A job written with the SDK says itself how it went; its exit status still counts when it
+    // failed, was killed or timed out.
+    let (mut status, mut error) = (status, error);
+    if let (None, Some((reported, text))) = (reason, &log.sdk_result) {
+        if code == Some(0) || *reported == sisyphus_protocol::Status::Failed {
+            status = sdk_status(*reported);
+            (summary, error) = match status {
+                RunStatus::Successful => (text.clone(), None),
+                RunStatus::Uneventful => (None, None),
+                _ => (None, text.clone().or(error)),
+            };
+        }
+    }
     Outcome {
         run,
         status,
@@ -546,6 +587,17 @@ fn classify(
         summary,
         error,
         finished_at: Utc::now(),
+    }
+}
+
+fn sdk_status(status: sisyphus_protocol::Status) -> RunStatus {
+    use sisyphus_protocol::Status;
+    match status {
+        Status::Successful => RunStatus::Successful,
+        Status::Uneventful => RunStatus::Uneventful,
+        Status::Failed => RunStatus::Failed,
+        Status::Interrupted => RunStatus::Interrupted,
+        Status::Timeout => RunStatus::Timeout,
     }
 }
 
@@ -615,6 +667,9 @@ struct RunLogger {
     last_stdout: Option<String>,
     last_stderr: Option<String>,
     any_output: bool,
+    /// What a job written with the SDK reported as its result.
+    sdk_result: Option<(sisyphus_protocol::Status, Option<String>)>,
+    protocol_errors: u32,
 }
 
 impl RunLogger {
@@ -631,10 +686,15 @@ impl RunLogger {
             last_stdout: None,
             last_stderr: None,
             any_output: false,
+            sdk_result: None,
+            protocol_errors: 0,
         }
     }
 
     async fn child_line(&mut self, line: Line) {
+        if line.stream == Stream::Sdk {
+            return self.record(line).await;
+        }
         self.any_output = true;
         if !line.text.trim().is_empty() {
             let mut last = line.text.clone();
@@ -657,12 +717,37 @@ impl RunLogger {
         if line.lossy {
             tags.push("non-utf8".to_string());
         }
-        self.store(line.stream, tags, line.text).await;
+        self.store(line.stream, tags, None, line.text).await;
+    }
+
+    /// One job protocol record: a tagged line (with its task stack), the result, or user data.
+    /// A record that cannot be read is reported (the first ten) and otherwise ignored.
+    async fn record(&mut self, line: Line) {
+        use sisyphus_protocol::Record;
+        match sisyphus_protocol::decode(line.text.as_bytes()) {
+            Ok(Record::Log { tags, tasks, text }) => {
+                let tasks = sisyphus_protocol::tasks_label(&tasks);
+                let task = (!tasks.is_empty()).then_some(tasks);
+                self.store(Stream::Sdk, tags, task, text).await;
+            }
+            Ok(Record::Result { status, summary }) => self.sdk_result = Some((status, summary)),
+            Ok(Record::Userdata { value }) => {
+                self.store(Stream::Sdk, vec!["userdata".into()], None, value.to_string())
+                    .await;
+            }
+            Err(e) => {
+                self.protocol_errors += 1;
+                if self.protocol_errors <= 10 {
+                    let text = format!("unreadable job protocol record: {e}");
+                    self.sisyphus(&["sisyphus", "protocol"], &text).await;
+                }
+            }
+        }
     }
 
     async fn sisyphus(&mut self, tags: &[&str], text: &str) {
         let tags = tags.iter().map(|t| t.to_string()).collect();
-        self.store(Stream::Sisyphus, tags, text.to_string()).await;
+        self.store(Stream::Sisyphus, tags, None, text.to_string()).await;
     }
 
     async fn result(&mut self, outcome: &Outcome) {
@@ -685,12 +770,13 @@ impl RunLogger {
         self.push(
             Stream::Sisyphus,
             tags,
+            None,
             format!("{}: {text}", outcome.status),
         )
         .await;
     }
 
-    async fn store(&mut self, stream: Stream, tags: Vec<String>, text: String) {
+    async fn store(&mut self, stream: Stream, tags: Vec<String>, task: Option<String>, text: String) {
         if self.truncated {
             return;
         }
@@ -705,18 +791,19 @@ impl RunLogger {
             self.push(
                 Stream::Sisyphus,
                 vec!["sisyphus".into(), "truncated".into()],
+                None,
                 marker,
             )
             .await;
             return;
         }
-        self.push(stream, tags, text).await;
+        self.push(stream, tags, task, text).await;
     }
 
-    async fn push(&mut self, stream: Stream, tags: Vec<String>, text: String) {
+    async fn push(&mut self, stream: Stream, tags: Vec<String>, task: Option<String>, text: String) {
         self.seq += 1;
         let at = Utc::now();
-        self.file.line(at, "", &tags, &text);
+        self.file.line(at, task.as_deref().unwrap_or(""), &tags, &text);
         self.recorder
             .line(LogRow {
                 run_id: self.run,
@@ -724,7 +811,7 @@ impl RunLogger {
                 at,
                 stream,
                 tags,
-                task: None,
+                task,
                 text,
             })
             .await;

@@ -97,12 +97,16 @@ impl std::str::FromStr for Compression {
     }
 }
 
-/// Formats ll.sisyphus' elapsed time: `H:MM:SS.ffffff` (Python's `timedelta` as text).
+/// Formats ll.sisyphus' elapsed time: `H:MM:SS.ffffff`, or `H:MM:SS` for whole seconds
+/// (Python's `timedelta` as text).
 pub fn elapsed(d: chrono::Duration) -> String {
     let micros = d.num_microseconds().unwrap_or(0).max(0);
     let secs = micros / 1_000_000;
     let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
-    format!("{h}:{m:02}:{s:02}.{:06}", micros % 1_000_000)
+    match micros % 1_000_000 {
+        0 => format!("{h}:{m:02}:{s:02}"),
+        us => format!("{h}:{m:02}:{s:02}.{us:06}"),
+    }
 }
 
 /// One line in ll.sisyphus' format. `who` names the writer (the guardian's host, or
@@ -188,6 +192,25 @@ impl RunLog {
         }
     }
 
+    /// Appends one line formatted by the caller (a job's own `formatlogline`).
+    pub fn raw_line(&mut self, line: &str) {
+        if let Some(f) = &mut self.file {
+            if writeln!(f, "{line}").is_err() {
+                self.file = None;
+            }
+        }
+    }
+
+    /// The job's log directory (where the links are).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The start time the file is named after.
+    pub fn start(&self) -> DateTime<Utc> {
+        self.start
+    }
+
     /// Writes what is buffered (before a fork, or when another process shares the file).
     pub fn flush(&mut self) {
         if let Some(f) = &mut self.file {
@@ -219,16 +242,18 @@ impl RunLog {
     }
 
     fn link(&self, link: &str) {
-        let path = self.dir.join(link);
-        let tmp = self.dir.join(format!(".{link}.{}", std::process::id()));
-        let _ = std::fs::remove_file(&tmp);
-        if std::os::unix::fs::symlink(&self.name, &tmp)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .is_err()
-        {
-            tracing::warn!("cannot point {} at {}", path.display(), self.name);
+        if point_link(&self.dir, link, Path::new(&self.name)).is_err() {
+            tracing::warn!("cannot point {}/{link} at {}", self.dir.display(), self.name);
         }
     }
+}
+
+/// Points the link `dir/link` at `target` (relative to `dir`), replacing it atomically.
+pub fn point_link(dir: &Path, link: &str, target: &Path) -> std::io::Result<()> {
+    let path = dir.join(link);
+    let tmp = dir.join(format!(".{link}.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp).and_then(|()| std::fs::rename(&tmp, &path))
 }
 
 /// Removes log files older than `keep` and compresses those older than `compress_after`.
