@@ -14,10 +14,12 @@
 //! - `burndown` — 100,000 pending runs drained (no-op and `/bin/true`), with pickup times.
 //! - `health` — the drain while a REPEATABLE READ snapshot is held, dead tuples, autovacuum.
 //! - `locks` — a resource lock cycle (lock an input and an output, write) against `SELECT 1`.
+//! - `sdk` — a trivial standalone job with the job SDK against the same job with ll.sisyphus.
 //! - `all` — every table above, one after another.
 //!
-//! Run with `cargo build --release && target/release/sisyphus-bench <bench>` (`footprint` starts
-//! the `sisyphus` binary built next to it).
+//! Run with `cargo build --release --workspace --examples && target/release/sisyphus-bench
+//! <bench>` (`footprint` starts the `sisyphus` binary built next to it, `sdk` the SDK's
+//! `testjob` example).
 
 mod drain;
 mod footprint;
@@ -25,6 +27,7 @@ mod health;
 mod latency;
 mod locks;
 mod logs;
+mod sdk;
 
 use std::time::{Duration, Instant};
 
@@ -104,6 +107,11 @@ enum Bench {
         #[arg(long, default_value_t = 180)]
         held_secs: u64,
     },
+    /// A trivial SDK job against the same job in ll.sisyphus (Python).
+    Sdk {
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+    },
     /// Every bench with its defaults.
     All,
 }
@@ -132,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
             clean_secs,
             held_secs,
         } => health::health(&cluster, clean_secs, held_secs).await,
+        Bench::Sdk { runs } => sdk::sdk(runs),
         Bench::All => all(&cluster).await,
     }
 }
@@ -154,7 +163,9 @@ async fn all(cluster: &pgembed::Cluster) -> anyhow::Result<()> {
     println!();
     health::health(cluster, 60, 180).await?;
     println!();
-    locks::locks(cluster, 2000, 8).await
+    locks::locks(cluster, 2000, 8).await?;
+    println!();
+    sdk::sdk(30)
 }
 
 pub(crate) struct Stats {

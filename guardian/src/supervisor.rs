@@ -6,8 +6,8 @@
 //! and records the outcome — or spools it when the database is away.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,11 +24,11 @@ use sqlx::PgPool;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use sisyphus_logfile::{Ending, RunLog};
 use crate::output::{read_lines, Line};
 use crate::process::{self, Launch};
 use crate::recorder::Recorder;
 use crate::spool::{Outcome, Spool};
+use sisyphus_logfile::{Ending, RunLog};
 
 const SET_SUSPENDED: &str = include_str!("../../sql/guardian/set_suspended.sql");
 
@@ -732,8 +732,13 @@ impl RunLogger {
             }
             Ok(Record::Result { status, summary }) => self.sdk_result = Some((status, summary)),
             Ok(Record::Userdata { value }) => {
-                self.store(Stream::Sdk, vec!["userdata".into()], None, value.to_string())
-                    .await;
+                self.store(
+                    Stream::Sdk,
+                    vec!["userdata".into()],
+                    None,
+                    value.to_string(),
+                )
+                .await;
             }
             Err(e) => {
                 self.protocol_errors += 1;
@@ -747,7 +752,8 @@ impl RunLogger {
 
     async fn sisyphus(&mut self, tags: &[&str], text: &str) {
         let tags = tags.iter().map(|t| t.to_string()).collect();
-        self.store(Stream::Sisyphus, tags, None, text.to_string()).await;
+        self.store(Stream::Sisyphus, tags, None, text.to_string())
+            .await;
     }
 
     async fn result(&mut self, outcome: &Outcome) {
@@ -776,7 +782,13 @@ impl RunLogger {
         .await;
     }
 
-    async fn store(&mut self, stream: Stream, tags: Vec<String>, task: Option<String>, text: String) {
+    async fn store(
+        &mut self,
+        stream: Stream,
+        tags: Vec<String>,
+        task: Option<String>,
+        text: String,
+    ) {
         if self.truncated {
             return;
         }
@@ -800,10 +812,17 @@ impl RunLogger {
         self.push(stream, tags, task, text).await;
     }
 
-    async fn push(&mut self, stream: Stream, tags: Vec<String>, task: Option<String>, text: String) {
+    async fn push(
+        &mut self,
+        stream: Stream,
+        tags: Vec<String>,
+        task: Option<String>,
+        text: String,
+    ) {
         self.seq += 1;
         let at = Utc::now();
-        self.file.line(at, task.as_deref().unwrap_or(""), &tags, &text);
+        self.file
+            .line(at, task.as_deref().unwrap_or(""), &tags, &text);
         self.recorder
             .line(LogRow {
                 run_id: self.run,

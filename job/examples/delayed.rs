@@ -14,7 +14,10 @@ impl Job for Poll {
     fn execute(&mut self, ctx: &Context) -> Result<Option<String>, Error> {
         ctx.tag("delay").log("connecting to the order queue");
         ctx.tag("delay").log("queue is reachable");
-        let new: u32 = std::env::var("NEW_ORDERS").ok().and_then(|n| n.parse().ok()).unwrap_or(0);
+        let new: u32 = std::env::var("NEW_ORDERS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
         if new == 0 {
             return Ok(None);
         }

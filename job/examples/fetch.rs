@@ -27,9 +27,16 @@ impl Job for Fetch {
     fn execute(&mut self, ctx: &Context) -> Result<Option<String>, Error> {
         ctx.log(format!("fetching data from {:?}", self.url));
         let data = get(&self.url)?;
-        ctx.log(format!("writing file {:?} ({} bytes)", self.tmpname, data.len()));
+        ctx.log(format!(
+            "writing file {:?} ({} bytes)",
+            self.tmpname,
+            data.len()
+        ));
         std::fs::write(&self.tmpname, &data)?;
-        ctx.log(format!("renaming file {:?} to {:?}", self.tmpname, self.officialname));
+        ctx.log(format!(
+            "renaming file {:?} to {:?}",
+            self.tmpname, self.officialname
+        ));
         std::fs::rename(&self.tmpname, &self.officialname)?;
         Ok(Some(format!(
             "cached {:?} as {:?} ({} bytes)",
@@ -42,8 +49,12 @@ impl Job for Fetch {
 
 /// The body of an `http://host:port/path` URL.
 fn get(url: &str) -> Result<Vec<u8>, Error> {
-    let rest = url.strip_prefix("http://").ok_or("only http:// URLs are supported")?;
-    let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("only http:// URLs are supported")?;
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
     let mut stream = TcpStream::connect(host)?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
     let mut response = Vec::new();

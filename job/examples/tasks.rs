@@ -12,7 +12,11 @@ impl Job for Copy {
     fn execute(&mut self, ctx: &Context) -> Result<Option<String>, Error> {
         let mut rows = 0;
         for db in ctx.tasks(["shop", "crm"], "database", |d| d.to_string()) {
-            for (i, table) in ctx.tasks(["customers", "orders", "invoices"].iter().enumerate(), "table", |(_, t)| t.to_string()) {
+            for (i, table) in ctx.tasks(
+                ["customers", "orders", "invoices"].iter().enumerate(),
+                "table",
+                |(_, t)| t.to_string(),
+            ) {
                 let n = (i + 1) * db.len();
                 ctx.log(format!("copied {n} rows of {db}.{table}"));
                 rows += n;

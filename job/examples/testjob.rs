@@ -44,9 +44,14 @@ impl Job for TestJob {
                     tagged.log(text);
                 }
                 "delay" => ctx.tag("delay").log(arg),
-                "error" => ctx.log_error(&Failure(arg.into(), Some(std::io::Error::other("the cause")))),
+                "error" => ctx.log_error(&Failure(
+                    arg.into(),
+                    Some(std::io::Error::other("the cause")),
+                )),
                 "items" => {
-                    for item in ctx.tasks(arg.split(',').collect::<Vec<_>>(), "item", |i| i.to_string()) {
+                    for item in ctx.tasks(arg.split(',').collect::<Vec<_>>(), "item", |i| {
+                        i.to_string()
+                    }) {
                         ctx.log(format!("processing {item}"));
                     }
                 }

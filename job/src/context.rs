@@ -190,11 +190,12 @@ impl Context {
         }
         inner.eventful = true;
         for d in std::mem::take(&mut inner.delayed) {
+            let tags = shown(d.tags);
             inner
                 .sink
-                .line(d.writer.as_ref(), d.at, &d.tasks, &d.tags, &d.text);
+                .line(d.writer.as_ref(), d.at, &d.tasks, &tags, &d.text);
         }
-        inner.sink.line(None, at, &tasks, &tags, text);
+        inner.sink.line(None, at, &tasks, &shown(tags), text);
     }
 }
 
@@ -286,6 +287,12 @@ impl<I, F> Drop for Tasks<'_, I, F> {
     }
 }
 
+/// The tags a line shows: `delay` only steers buffering, as in ll.sisyphus.
+fn shown(mut tags: Vec<String>) -> Vec<String> {
+    tags.retain(|t| t != "delay");
+    tags
+}
+
 /// An error and its causes, `outer: inner: innermost`.
 pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
@@ -306,7 +313,9 @@ pub struct ProtocolSink {
 impl ProtocolSink {
     pub(crate) fn send(&mut self, record: &Record) {
         // A guardian that stopped reading is not the job's problem; nothing to do about it.
-        let _ = self.out.write_all(sisyphus_protocol::encode(record).as_bytes());
+        let _ = self
+            .out
+            .write_all(sisyphus_protocol::encode(record).as_bytes());
     }
 }
 
@@ -388,8 +397,8 @@ mod tests {
         let expect = [
             ("", vec!["xml", "warning"], "can't parse"),
             ("", vec!["exc"], "cannot load config: disk on fire"),
-            ("[1/2] db main [1/2] table a", vec![], "copy a"),
-            ("[1/2] db main [2/2] table b", vec![], "copy b"),
+            ("[1/2] db main :: [1/2] table a", vec![], "copy a"),
+            ("[1/2] db main :: [2/2] table b", vec![], "copy b"),
             ("[1/2] db main", vec![], "after the tables"),
             ("", vec![], "outside"),
         ];
@@ -412,7 +421,12 @@ mod tests {
         let texts: Vec<String> = lines.borrow().iter().map(|l| l.2.clone()).collect();
         assert_eq!(
             texts,
-            ["starting", "quiet detail", "something happened", "now delayed lines go out at once"]
+            [
+                "starting",
+                "quiet detail",
+                "something happened",
+                "now delayed lines go out at once"
+            ]
         );
     }
 
@@ -428,6 +442,9 @@ mod tests {
         let (ctx, lines) = capture();
         ctx.tag("delay").log("detail");
         ctx.result(&["ok"], None);
-        assert!(lines.borrow().is_empty(), "an uneventful quiet run logs nothing");
+        assert!(
+            lines.borrow().is_empty(),
+            "an uneventful quiet run logs nothing"
+        );
     }
 }

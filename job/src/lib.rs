@@ -36,7 +36,7 @@ mod context;
 mod options;
 pub mod standalone;
 
-pub use context::{chain, Context, Sink, TaskGuard, Tagged, Tasks, Writer};
+pub use context::{chain, Context, Sink, Tagged, TaskGuard, Tasks, Writer};
 pub use options::{NextRun, OptionError, Options};
 pub use sisyphus_protocol::Status;
 

@@ -143,7 +143,9 @@ impl Options {
             };
             let value = match inline {
                 Some(v) => v,
-                None => args.next().ok_or_else(|| OptionError::new(name, "needs a value"))?,
+                None => args
+                    .next()
+                    .ok_or_else(|| OptionError::new(name, "needs a value"))?,
             };
             self.set(name, &value)
                 .map_err(|problem| OptionError::new(name, problem))?;
@@ -175,7 +177,9 @@ impl Options {
             "encoding" => self.encoding = v.to_string(),
             "errors" => {
                 if v != "strict" && v != "replace" {
-                    return Err(format!("`{v}` is not an error handler; expected strict or replace"));
+                    return Err(format!(
+                        "`{v}` is not an error handler; expected strict or replace"
+                    ));
                 }
             }
             "maxemailerrors" => self.maxemailerrors = number(v)?,
@@ -215,7 +219,10 @@ impl Options {
         if enc != "utf-8" && enc != "utf8" {
             return Err(OptionError::new(
                 "encoding",
-                format!("`{}` is not supported: log files are written as utf-8", self.encoding),
+                format!(
+                    "`{}` is not supported: log files are written as utf-8",
+                    self.encoding
+                ),
             ));
         }
         let mail = [&self.fromemail, &self.toemail, &self.smtphost];
@@ -231,7 +238,11 @@ impl Options {
                 "SMTP login needs both --smtpuser and --smtppassword",
             ));
         }
-        let mm = [&self.mattermost_url, &self.mattermost_channel, &self.mattermost_token];
+        let mm = [
+            &self.mattermost_url,
+            &self.mattermost_channel,
+            &self.mattermost_token,
+        ];
         if mm.iter().any(|o| o.is_some()) && !mm.iter().all(|o| o.is_some()) {
             return Err(OptionError::new(
                 "mattermost_url",
@@ -264,7 +275,9 @@ fn flag(v: &str) -> Result<bool, String> {
     match v.to_ascii_lowercase().as_str() {
         "true" | "yes" | "1" => Ok(true),
         "false" | "no" | "0" => Ok(false),
-        _ => Err(format!("`{v}` is not a flag value; expected true, yes, 1, false, no or 0")),
+        _ => Err(format!(
+            "`{v}` is not a flag value; expected true, yes, 1, false, no or 0"
+        )),
     }
 }
 
@@ -368,17 +381,68 @@ mod tests {
     #[test]
     fn every_option_has_a_flag() {
         let o = apply(&[
-            "--identifier", "id7", "--fork", "false", "--noisykills", "true", "--exit_on_error",
-            "yes", "--nextrun", "2.5", "--healthcheck", "1", "--maxhealthcheckage", "3600",
-            "--log2stdout", "1", "--log2stderr", "true", "--formatlogline", "{time} {line}",
-            "--keepfilelogs", "30", "--compressfilelogs", "7", "--compressmode", "lzma",
-            "--encoding", "UTF-8", "--errors", "replace", "--maxemailerrors", "3",
-            "--proctitle", "no", "--basedir", "/tmp/x", "--fromemail", "a@b.org", "--toemail",
-            "c@d.org", "--smtphost", "mail.example.org", "--smtpport", "2525", "--smtpuser", "u",
-            "--smtppassword", "secret", "--mattermost_url", "https://mm.example.org/api/v4/posts",
-            "--mattermost_channel", "4cnszmopr3ntjexi4qmx499inc", "--mattermost_token", "tok",
-            "--sentry_dsn", "https://key@o0.ingest.sentry.io/0", "--sentry_environment", "prod",
-            "--sentry_release", "1.2", "--sentry_debug", "yes",
+            "--identifier",
+            "id7",
+            "--fork",
+            "false",
+            "--noisykills",
+            "true",
+            "--exit_on_error",
+            "yes",
+            "--nextrun",
+            "2.5",
+            "--healthcheck",
+            "1",
+            "--maxhealthcheckage",
+            "3600",
+            "--log2stdout",
+            "1",
+            "--log2stderr",
+            "true",
+            "--formatlogline",
+            "{time} {line}",
+            "--keepfilelogs",
+            "30",
+            "--compressfilelogs",
+            "7",
+            "--compressmode",
+            "lzma",
+            "--encoding",
+            "UTF-8",
+            "--errors",
+            "replace",
+            "--maxemailerrors",
+            "3",
+            "--proctitle",
+            "no",
+            "--basedir",
+            "/tmp/x",
+            "--fromemail",
+            "a@b.org",
+            "--toemail",
+            "c@d.org",
+            "--smtphost",
+            "mail.example.org",
+            "--smtpport",
+            "2525",
+            "--smtpuser",
+            "u",
+            "--smtppassword",
+            "secret",
+            "--mattermost_url",
+            "https://mm.example.org/api/v4/posts",
+            "--mattermost_channel",
+            "4cnszmopr3ntjexi4qmx499inc",
+            "--mattermost_token",
+            "tok",
+            "--sentry_dsn",
+            "https://key@o0.ingest.sentry.io/0",
+            "--sentry_environment",
+            "prod",
+            "--sentry_release",
+            "1.2",
+            "--sentry_debug",
+            "yes",
         ])
         .expect("all flags");
         assert_eq!(o.identifier.as_deref(), Some("id7"));
@@ -415,8 +479,14 @@ mod tests {
             (&["--fromemail", "a@b.org"], "--smtphost"),
             (&["--smtpuser", "u"], "--smtpuser"),
             (&["--mattermost_url", "ftp://x"], "--mattermost_url"),
-            (&["--mattermost_url", "https://mm.example.org/api/v4/posts"], "--mattermost_url"),
-            (&["--sentry_dsn", "https://nokey.example.org"], "--sentry_dsn"),
+            (
+                &["--mattermost_url", "https://mm.example.org/api/v4/posts"],
+                "--mattermost_url",
+            ),
+            (
+                &["--sentry_dsn", "https://nokey.example.org"],
+                "--sentry_dsn",
+            ),
             (&["--keepfilelogs", "a week"], "--keepfilelogs"),
             (&["--bogus", "1"], "--bogus"),
             (&["-p", ""], "--projectname"),

@@ -192,11 +192,12 @@ fn write_result(ctx: &Context, report: &Report) {
 /// One run, from the log file's creation to the health record.
 fn run_once<J: Job>(job: &mut J, options: &Options, base: &Path, n: u32) -> Status {
     let start = Utc::now();
-    let file = options.log2file.then(|| {
-        let who = if options.fork { "parent".to_string() } else { format!("[{n}] solo") };
-        RunLog::create(base, &options.projectname, &options.jobname, start, &who)
-    });
-    let who = if options.fork { "parent".to_string() } else { format!("[{n}] solo") };
+    // ll.sisyphus labels lines with the process: `parent 4711`, `child 4712` (`[2] child 4712`
+    // in repeat mode); a job that does not fork has no such label.
+    let who = if options.fork { "parent" } else { "" }.to_string();
+    let file = options
+        .log2file
+        .then(|| RunLog::create(base, &options.projectname, &options.jobname, start, &who));
     let lines = Rc::new(RefCell::new(Lines {
         file,
         stdout: options.log2stdout,
@@ -210,9 +211,15 @@ fn run_once<J: Job>(job: &mut J, options: &Options, base: &Path, n: u32) -> Stat
     let exe = std::env::current_exe().map_or_else(|_| "?".into(), |p| p.display().to_string());
     ctx.sisyphus(
         &["init"],
-        &format!("{exe} (max time {})", elapsed(chrono_duration(options.maxtime))),
+        &format!(
+            "{exe} (max time {})",
+            elapsed(chrono_duration(options.maxtime))
+        ),
     );
-    ctx.sisyphus(&["init"], &format!("logging to {}", lines.borrow().targets()));
+    ctx.sisyphus(
+        &["init"],
+        &format!("logging to {}", lines.borrow().targets()),
+    );
     proctitle(options, "running");
     let report = if options.fork {
         forked(job, options, &ctx, &lines, n)
@@ -264,9 +271,13 @@ fn forked<J: Job>(
         Ok(ForkResult::Child) => {
             drop(read_end);
             let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
+            let who = match options.repeat {
+                true => format!("[{n}] child"),
+                false => "child".to_string(),
+            };
             lines
                 .borrow_mut()
-                .set_writer(&format!("[{n}] child"), getpid().as_raw() as u32);
+                .set_writer(&who, getpid().as_raw() as u32);
             proctitle(options, "child");
             ctx.sisyphus(&["init"], "forked worker child");
             let mut report = execute(job, ctx);
@@ -274,7 +285,11 @@ fn forked<J: Job>(
             report.written = true;
             lines.borrow_mut().flush();
             let mut pipe = File::from(write_end);
-            let _ = pipe.write_all(serde_json::to_string(&report).unwrap_or_default().as_bytes());
+            let _ = pipe.write_all(
+                serde_json::to_string(&report)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            );
             drop(pipe);
             std::process::exit(0)
         }
@@ -301,7 +316,13 @@ fn watch_child(options: &Options, ctx: &Context, child: Pid, report: OwnedFd) ->
                     kill_group(child);
                     continue;
                 }
-                std::thread::sleep(Duration::from_millis(5).min(deadline.saturating_duration_since(now).max(Duration::from_millis(1))));
+                std::thread::sleep(
+                    Duration::from_millis(5).min(
+                        deadline
+                            .saturating_duration_since(now)
+                            .max(Duration::from_millis(1)),
+                    ),
+                );
             }
             Ok(s) => break Some(s),
             Err(nix::errno::Errno::EINTR) => {}
@@ -333,9 +354,9 @@ fn watch_child(options: &Options, ctx: &Context, child: Pid, report: OwnedFd) ->
             written: false,
         },
         Some(WaitStatus::Signaled(_, sig, _)) => failed(format!("the child was killed by {sig}")),
-        Some(WaitStatus::Exited(_, code)) => {
-            failed(format!("the child ended with exit code {code} and no result"))
-        }
+        Some(WaitStatus::Exited(_, code)) => failed(format!(
+            "the child ended with exit code {code} and no result"
+        )),
         _ => failed("the child ended without a result".into()),
     }
 }
@@ -358,7 +379,12 @@ fn kill_group(child: Pid) {
 
 /// Without fork: the process both works and watches; at maxtime a watchdog thread writes the
 /// `{kill}` result, sets the links and the health record, and ends the process.
-fn solo<J: Job>(job: &mut J, options: &Options, ctx: &Context, lines: &Rc<RefCell<Lines>>) -> Report {
+fn solo<J: Job>(
+    job: &mut J,
+    options: &Options,
+    ctx: &Context,
+    lines: &Rc<RefCell<Lines>>,
+) -> Report {
     let watchdog = Watchdog::arm(options, lines);
     let report = execute(job, ctx);
     if let Some(w) = watchdog {
@@ -378,9 +404,16 @@ impl Watchdog {
         let flag = done.clone();
         let (maxtime, file) = {
             let l = lines.borrow();
-            (options.maxtime, l.file.as_ref().map(|f| (f.path(), f.dir().to_path_buf(), f.start(), l.who.clone())))
+            (
+                options.maxtime,
+                l.file
+                    .as_ref()
+                    .map(|f| (f.path(), f.dir().to_path_buf(), f.start(), l.who.clone())),
+            )
         };
-        let dir = base_dir(options).join(&options.projectname).join(&options.jobname);
+        let dir = base_dir(options)
+            .join(&options.projectname)
+            .join(&options.jobname);
         std::thread::Builder::new()
             .name("maxtime".into())
             .spawn(move || {
@@ -388,18 +421,40 @@ impl Watchdog {
                 if flag.load(std::sync::atomic::Ordering::SeqCst) {
                     return;
                 }
-                let text = format!("timed out after {} (maxtime)", elapsed(chrono_duration(maxtime)));
+                let text = format!(
+                    "timed out after {} (maxtime)",
+                    elapsed(chrono_duration(maxtime))
+                );
                 if let Some((path, log_dir, start, who)) = file {
                     let tags = ["sisyphus", "result", "kill"].map(String::from);
-                    let line = format_line(Utc::now(), start, &who, std::process::id(), "", &tags, &text);
+                    let line = format_line(
+                        Utc::now(),
+                        start,
+                        &who,
+                        std::process::id(),
+                        "",
+                        &tags,
+                        &text,
+                    );
                     if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&path) {
                         let _ = writeln!(f, "{line}");
                     }
                     if let Some(name) = path.file_name() {
-                        let _ = sisyphus_logfile::point_link(&log_dir, "last_timeout.sisyphuslog", Path::new(name));
+                        let _ = sisyphus_logfile::point_link(
+                            &log_dir,
+                            "last_timeout.sisyphuslog",
+                            Path::new(name),
+                        );
                     }
                 }
-                Health::record(&dir, &Report { status: Status::Timeout, text: Some(text), written: true });
+                Health::record(
+                    &dir,
+                    &Report {
+                        status: Status::Timeout,
+                        text: Some(text),
+                        written: true,
+                    },
+                );
                 std::process::exit(exit::FAILED);
             })
             .ok()?;
@@ -506,7 +561,10 @@ impl Lines {
             Some(f) => f
                 .replace("{time}", &at.to_rfc3339())
                 .replace("{starttime}", &self.start.to_rfc3339())
-                .replace("{tags}", &tags.iter().map(|t| format!("{{{t}}}")).collect::<String>())
+                .replace(
+                    "{tags}",
+                    &tags.iter().map(|t| format!("{{{t}}}")).collect::<String>(),
+                )
                 .replace("{line}", text),
         }
     }
@@ -650,7 +708,10 @@ fn healthcheck<J: Job>(job: &mut J, options: &Options, dir: &Path) -> i32 {
     match verdict {
         None => exit::OK,
         Some(why) => {
-            println!("{}/{}: unhealthy: {why}", options.projectname, options.jobname);
+            println!(
+                "{}/{}: unhealthy: {why}",
+                options.projectname, options.jobname
+            );
             exit::FAILED
         }
     }

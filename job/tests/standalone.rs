@@ -13,7 +13,11 @@ fn testjob() -> PathBuf {
         .expect("target dir")
         .join("examples");
     let job = dir.join("testjob");
-    assert!(job.exists(), "{} missing: run the tests with cargo test", job.display());
+    assert!(
+        job.exists(),
+        "{} missing: run the tests with cargo test",
+        job.display()
+    );
     job
 }
 
@@ -66,12 +70,32 @@ fn log_files(base: &Path) -> Vec<String> {
     files
 }
 
-/// A log line without its timestamps and pids: `[1] child :: {tags} >> text`.
+/// A log line without its timestamps and pids: `child :: {tags} >> text`.
 fn strip(line: &str) -> String {
-    let rest = line.split_once(" :: ").map_or(line, |(_, r)| r);
-    let (who, rest) = rest.split_once(" :: ").unwrap_or((rest, ""));
-    let who = who.rsplit_once(' ').map_or(who, |(w, _pid)| w);
-    format!("{who} :: {rest}")
+    let rest = line
+        .split_once("]=[t+")
+        .and_then(|(_, r)| r.split_once(']'))
+        .map_or(line, |(_, r)| r);
+    let Some(rest) = rest.strip_prefix(" :: ") else {
+        return rest.trim_start().to_string();
+    };
+    // The first segment is the writer, `parent 4711` or `child 4712`: drop the pid.
+    let end = [rest.find(" :: "), rest.find(" >> ")]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(rest.len());
+    let (first, tail) = rest.split_at(end);
+    let first = match first.rsplit_once(' ') {
+        Some((who, pid))
+            if pid.chars().all(|c| c.is_ascii_digit()) && who.ends_with("child")
+                || who.ends_with("parent") =>
+        {
+            who
+        }
+        _ => first,
+    };
+    format!("{first}{tail}")
 }
 
 fn file_lines(base: &Path, link_name: &str) -> Vec<String> {
@@ -101,20 +125,23 @@ fn the_log_file_matches_ll_sisyphus_line_for_line() {
             "parent :: {{sisyphus}}{{init}} >> logging to {}",
             job_dir(&base).join(&file).display()
         ),
-        "[1] child :: {sisyphus}{init} >> forked worker child".to_string(),
-        "[1] child :: {delay} >> quiet detail".to_string(),
-        "[1] child :: >> hello".to_string(),
-        "[1] child :: {test}{xml}{warning} >> can't parse".to_string(),
-        "[1] child :: [1/2] item a >> processing a".to_string(),
-        "[1] child :: [2/2] item b >> processing b".to_string(),
-        "[1] child :: {exc} >> bad input: the cause".to_string(),
-        "[1] child :: {sisyphus}{result}{errors} >> all good".to_string(),
+        "child :: {sisyphus}{init} >> forked worker child".to_string(),
+        "child >> quiet detail".to_string(),
+        "child >> hello".to_string(),
+        "child :: {test}{xml}{warning} >> can't parse".to_string(),
+        "child :: [1/2] item a >> processing a".to_string(),
+        "child :: [2/2] item b >> processing b".to_string(),
+        "child :: {exc} >> bad input: the cause".to_string(),
+        "child :: {sisyphus}{result}{errors} >> all good".to_string(),
     ];
     assert_eq!(lines, expected);
     // Timestamps in ll.sisyphus' format.
     let raw = std::fs::read_to_string(job_dir(&base).join(&file)).expect("file");
     let first = raw.lines().next().expect("a line");
-    assert!(first.starts_with("[20") && first.contains("]=[t+0:00:00."), "{first}");
+    assert!(
+        first.starts_with("[20") && first.contains("]=[t+0:00:00."),
+        "{first}"
+    );
 }
 
 #[test]
@@ -123,7 +150,11 @@ fn the_five_links_point_where_ll_sisyphus_says() {
     let cases: [(&str, Option<i32>, &str); 5] = [
         ("done:fine", Some(0), "last_successful.sisyphuslog"),
         ("fail:broken", Some(1), "last_failed.sisyphuslog"),
-        ("log:about to stop;sigint", Some(130), "last_interrupted.sisyphuslog"),
+        (
+            "log:about to stop;sigint",
+            Some(130),
+            "last_interrupted.sisyphuslog",
+        ),
         ("log:sleepy;sleep:10", Some(1), "last_timeout.sisyphuslog"),
         ("log:nothing to do;nothing", Some(0), ""),
     ];
@@ -134,25 +165,46 @@ fn the_five_links_point_where_ll_sisyphus_says() {
         assert_eq!(out.status.code(), code, "{script}: {}", text(&out.stderr));
         let after = log_files(&base);
         let current = link(&base, "current.sisyphuslog").expect("current link");
-        assert!(!before.contains(&current), "{script}: current points at the new run's file");
+        assert!(
+            !before.contains(&current),
+            "{script}: current points at the new run's file"
+        );
         if link_name.is_empty() {
             assert_eq!(after, before, "an uneventful run's file is deleted");
-            assert!(!job_dir(&base).join(&current).exists(), "current points at a missing file");
+            assert!(
+                !job_dir(&base).join(&current).exists(),
+                "current points at a missing file"
+            );
         } else {
-            assert_eq!(link(&base, link_name).as_deref(), Some(current.as_str()), "{script}");
+            assert_eq!(
+                link(&base, link_name).as_deref(),
+                Some(current.as_str()),
+                "{script}"
+            );
             files.push(current);
         }
         std::thread::sleep(Duration::from_millis(5));
     }
     // Each link still points at its own run's file.
-    for (name, file) in ["last_successful", "last_failed", "last_interrupted", "last_timeout"]
-        .iter()
-        .zip(&files)
+    for (name, file) in [
+        "last_successful",
+        "last_failed",
+        "last_interrupted",
+        "last_timeout",
+    ]
+    .iter()
+    .zip(&files)
     {
-        assert_eq!(link(&base, &format!("{name}.sisyphuslog")).as_ref(), Some(file));
+        assert_eq!(
+            link(&base, &format!("{name}.sisyphuslog")).as_ref(),
+            Some(file)
+        );
     }
     let failed = file_lines(&base, "last_failed.sisyphuslog");
-    assert_eq!(failed.last().map(String::as_str), Some("[1] child :: {sisyphus}{result}{fail} >> broken"));
+    assert_eq!(
+        failed.last().map(String::as_str),
+        Some("child :: {sisyphus}{result}{fail} >> broken")
+    );
     let timeout = file_lines(&base, "last_timeout.sisyphuslog");
     assert_eq!(
         timeout.last().map(String::as_str),
@@ -174,15 +226,29 @@ fn maxtime_kills_within_two_seconds_and_a_second_instance_exits_at_once() {
     let second = run(&base, "done:should not run", &[]);
     let second_took = t.elapsed();
     assert_eq!(second.status.code(), Some(75), "{}", text(&second.stderr));
-    assert!(text(&second.stderr).contains("another instance is running"), "{}", text(&second.stderr));
-    assert!(second_took < Duration::from_secs(1), "the second instance took {second_took:?}");
+    assert!(
+        text(&second.stderr).contains("another instance is running"),
+        "{}",
+        text(&second.stderr)
+    );
+    assert!(
+        second_took < Duration::from_secs(1),
+        "the second instance took {second_took:?}"
+    );
     let status = first.wait().expect("wait first");
     let took = started.elapsed();
-    println!("maxtime 1 s: the run ended after {:.2} s; the second instance exited after {:.0} ms", took.as_secs_f64(), second_took.as_secs_f64() * 1000.0);
+    println!(
+        "maxtime 1 s: the run ended after {:.2} s; the second instance exited after {:.0} ms",
+        took.as_secs_f64(),
+        second_took.as_secs_f64() * 1000.0
+    );
     assert_eq!(status.code(), Some(1));
     assert!(took < Duration::from_secs(2), "took {took:?}");
     let lines = file_lines(&base, "last_timeout.sisyphuslog");
-    assert!(lines.iter().any(|l| l.contains("{sisyphus}{result}{kill}")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("{sisyphus}{result}{kill}")),
+        "{lines:?}"
+    );
     let health = std::fs::read_to_string(job_dir(&base).join("health.json")).expect("health");
     assert!(health.contains("\"timeout\""), "{health}");
 }
@@ -202,7 +268,11 @@ fn healthcheck_reports_never_run_failed_too_old_and_healthy() {
     run(&base, "fail:database down", &[]);
     let o = check(&[]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o.stdout).contains("last run failed") && text(&o.stdout).contains("database down"), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("last run failed") && text(&o.stdout).contains("database down"),
+        "{}",
+        text(&o.stdout)
+    );
 
     run(&base, "done:ok", &[]);
     let o = check(&["--maxhealthcheckage", "60"]);
@@ -212,7 +282,11 @@ fn healthcheck_reports_never_run_failed_too_old_and_healthy() {
     std::thread::sleep(Duration::from_millis(1200));
     let o = check(&["--maxhealthcheckage", "1"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o.stdout).contains("more than maxhealthcheckage"), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("more than maxhealthcheckage"),
+        "{}",
+        text(&o.stdout)
+    );
 
     // The job's own healthcheck() counts too.
     let o = command(&base, "", &["--healthcheck", "1"])
@@ -223,7 +297,10 @@ fn healthcheck_reports_never_run_failed_too_old_and_healthy() {
     assert!(text(&o.stdout).contains("900 stuck items"));
 
     // It does not take the single-instance lock: it answers while a run is going on.
-    let mut long = command(&base, "sleep:3", &[]).stdout(Stdio::null()).spawn().expect("long run");
+    let mut long = command(&base, "sleep:3", &[])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("long run");
     std::thread::sleep(Duration::from_millis(300));
     let t = Instant::now();
     let o = check(&[]);
@@ -237,17 +314,36 @@ fn healthcheck_reports_never_run_failed_too_old_and_healthy() {
 fn repeat_runs_again_after_nextrun_and_exit_on_error_stops_it() {
     let base = base("repeat");
     let t = Instant::now();
-    let out = command(&base, "log:tick;fail:third time unlucky", &["--repeat", "yes", "--nextrun", "0.3", "--exit_on_error", "yes"])
-        .output()
-        .expect("run");
+    let out = command(
+        &base,
+        "log:tick;fail:third time unlucky",
+        &[
+            "--repeat",
+            "yes",
+            "--nextrun",
+            "0.3",
+            "--exit_on_error",
+            "yes",
+        ],
+    )
+    .output()
+    .expect("run");
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(log_files(&base).len(), 1, "exit_on_error stops after the first failed run");
+    assert_eq!(
+        log_files(&base).len(),
+        1,
+        "exit_on_error stops after the first failed run"
+    );
     // Without exit_on_error it goes on; stop it after three runs' worth of time.
     let base2 = self::base("repeat2");
-    let mut child = command(&base2, "log:tick;done:ok", &["--repeat", "yes", "--nextrun", "0.3"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("repeat");
+    let mut child = command(
+        &base2,
+        "log:tick;done:ok",
+        &["--repeat", "yes", "--nextrun", "0.3"],
+    )
+    .stdout(Stdio::null())
+    .spawn()
+    .expect("repeat");
     std::thread::sleep(Duration::from_millis(1000));
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -255,23 +351,51 @@ fn repeat_runs_again_after_nextrun_and_exit_on_error_stops_it() {
     );
     let _ = child.wait();
     let runs = log_files(&base2).len();
-    println!("repeat with nextrun 0.3 s: {runs} runs in 1 s (first test took {:?})", t.elapsed());
-    assert!((3..=4).contains(&runs), "{runs} runs in 1 s with nextrun 0.3 s");
+    println!(
+        "repeat with nextrun 0.3 s: {runs} runs in 1 s (first test took {:?})",
+        t.elapsed()
+    );
+    assert!(
+        (3..=4).contains(&runs),
+        "{runs} runs in 1 s with nextrun 0.3 s"
+    );
 }
 
 #[test]
 fn stdout_formats_no_file_retention_and_compression() {
     let base = base("outputs");
     // log2stdout with a custom line format, no file.
-    let out = run(&base, "log:visible;done:ok", &["--log2stdout", "1", "--log2file", "no", "--formatlogline", "{tags}|{line}"]);
+    let out = run(
+        &base,
+        "log:visible;done:ok",
+        &[
+            "--log2stdout",
+            "1",
+            "--log2file",
+            "no",
+            "--formatlogline",
+            "{tags}|{line}",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0));
     let stdout = text(&out.stdout);
     assert!(stdout.lines().any(|l| l == "|visible"), "{stdout}");
-    assert!(stdout.lines().any(|l| l == "{sisyphus}{result}{ok}|ok"), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l == "{sisyphus}{result}{ok}|ok"),
+        "{stdout}"
+    );
     assert!(log_files(&base).is_empty(), "log2file no writes no file");
     // log2stderr.
-    let out = run(&base, "log:to stderr;done:ok", &["--log2stderr", "yes", "--log2file", "0"]);
-    assert!(text(&out.stderr).contains(">> to stderr"), "{}", text(&out.stderr));
+    let out = run(
+        &base,
+        "log:to stderr;done:ok",
+        &["--log2stderr", "yes", "--log2file", "0"],
+    );
+    assert!(
+        text(&out.stderr).contains(">> to stderr"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // Old files: one compressed (gzip), one removed.
     let dir = job_dir(&base);
@@ -285,10 +409,28 @@ fn stdout_formats_no_file_retention_and_compression() {
     };
     old("2020-01-01-00-00-00-000000.sisyphuslog", 40);
     old("2020-02-01-00-00-00-000000.sisyphuslog", 10);
-    let out = run(&base, "done:ok", &["--keepfilelogs", "30", "--compressfilelogs", "7", "--compressmode", "gzip"]);
+    let out = run(
+        &base,
+        "done:ok",
+        &[
+            "--keepfilelogs",
+            "30",
+            "--compressfilelogs",
+            "7",
+            "--compressmode",
+            "gzip",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0));
-    assert!(!dir.join("2020-01-01-00-00-00-000000.sisyphuslog").exists(), "older than keepfilelogs: removed");
-    assert!(dir.join("2020-02-01-00-00-00-000000.sisyphuslog.gz").exists(), "older than compressfilelogs: gzipped");
+    assert!(
+        !dir.join("2020-01-01-00-00-00-000000.sisyphuslog").exists(),
+        "older than keepfilelogs: removed"
+    );
+    assert!(
+        dir.join("2020-02-01-00-00-00-000000.sisyphuslog.gz")
+            .exists(),
+        "older than compressfilelogs: gzipped"
+    );
 }
 
 #[test]
@@ -296,20 +438,111 @@ fn a_bad_flag_is_refused_naming_it_and_nothing_runs() {
     let base = base("badflag");
     let out = run(&base, "done:ok", &["--maxtime", "soon"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("--maxtime: `soon` is not a number of seconds"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--maxtime: `soon` is not a number of seconds"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!job_dir(&base).exists(), "nothing was written");
     let out = run(&base, "done:ok", &["--compressmode", "zip"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("--compressmode"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--compressmode"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
 fn the_process_title_shows_the_phase() {
     let base = base("title");
-    let mut child = command(&base, "sleep:2", &[]).stdout(Stdio::null()).spawn().expect("run");
+    let mut child = command(&base, "sleep:2", &[])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("run");
     std::thread::sleep(Duration::from_millis(400));
     let parent = std::fs::read_to_string(format!("/proc/{}/comm", child.id())).unwrap_or_default();
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(parent.trim(), "job:running");
+}
+
+#[test]
+fn without_fork_the_job_times_out_by_itself() {
+    let base = base("solo");
+    let out = run(&base, "log:alone;done:fine", &["--fork", "no"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines = file_lines(&base, "last_successful.sisyphuslog");
+    assert!(
+        lines.iter().any(|l| l == ">> alone"),
+        "no process label without fork: {lines:?}"
+    );
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("{sisyphus}{result}{ok} >> fine")
+    );
+    let t = Instant::now();
+    let out = run(
+        &base,
+        "log:slow;sleep:10",
+        &["--fork", "no", "--maxtime", "1"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
+    let lines = file_lines(&base, "last_timeout.sisyphuslog");
+    assert!(
+        lines.iter().any(|l| l.contains("{sisyphus}{result}{kill}")),
+        "{lines:?}"
+    );
+}
+
+/// A one-shot HTTP server on loopback that answers every request with `body`.
+fn serve(body: &'static str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{addr}/python.html")
+}
+
+#[test]
+fn the_fetch_example_caches_a_page_from_a_local_server() {
+    let base = base("fetch");
+    let url = serve("<html>python</html>");
+    let exe = testjob().with_file_name("fetch");
+    let target = base.join("Python.html");
+    let out = Command::new(exe)
+        .current_dir(&base)
+        .args(["--basedir"])
+        .arg(&base)
+        .env("FETCH_URL", &url)
+        .env("FETCH_TO", &target)
+        .env_remove("SISYPHUS_RUN_ID")
+        .output()
+        .expect("fetch");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&target).expect("page"),
+        "<html>python</html>"
+    );
+    let dir = base.join("ACME.FooBar").join("Fetch");
+    let log = std::fs::read_to_string(dir.join("last_successful.sisyphuslog")).expect("log");
+    assert!(
+        log.contains(&format!("{{sisyphus}}{{result}}{{ok}} >> cached {url:?}")),
+        "{log}"
+    );
 }

@@ -109,9 +109,15 @@ pub fn elapsed(d: chrono::Duration) -> String {
     }
 }
 
-/// One line in ll.sisyphus' format. `who` names the writer (the guardian's host, or
-/// ll.sisyphus' `parent`/`[1] child`); `tasks` is the task stack as the SDK shows it
-/// (`[3/226] module sys`), empty for none.
+/// One line in ll.sisyphus' format:
+///
+/// ```text
+/// [2026-11-24 09:15:02.123456]=[t+0:00:00.001234] :: parent 4711 :: [3/226] module sys :: {xml}{warning} >> text
+/// ```
+///
+/// `who` names the writer, shown with `pid` as the first segment (the guardian's host, or
+/// ll.sisyphus' `parent`, `child`, `[2] child`), or nothing when empty; `tasks` is the task
+/// stack as the SDK shows it (levels joined by ` :: `), empty for none; tags follow in braces.
 pub fn format_line(
     at: DateTime<Utc>,
     start: DateTime<Utc>,
@@ -121,19 +127,29 @@ pub fn format_line(
     tags: &[String],
     text: &str,
 ) -> String {
-    let tags: String = tags.iter().map(|t| format!("{{{t}}}")).collect();
-    let mut context = String::with_capacity(tasks.len() + tags.len() + 2);
-    for part in [tasks, tags.as_str()] {
-        if !part.is_empty() {
-            context.push_str(part);
-            context.push(' ');
-        }
-    }
-    format!(
-        "[{}]=[t+{}] :: {who} {pid} :: {context}>> {text}",
+    let mut line = format!(
+        "[{}]=[t+{}]",
         at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S%.6f"),
         elapsed(at - start)
-    )
+    );
+    if !who.is_empty() {
+        line.push_str(&format!(" :: {who} {pid}"));
+    }
+    if !tasks.is_empty() {
+        line.push_str(" :: ");
+        line.push_str(tasks);
+    }
+    if !tags.is_empty() {
+        line.push_str(" :: ");
+        for t in tags {
+            line.push('{');
+            line.push_str(t);
+            line.push('}');
+        }
+    }
+    line.push_str(" >> ");
+    line.push_str(text);
+    line
 }
 
 /// The open log file of one run.
@@ -243,7 +259,11 @@ impl RunLog {
 
     fn link(&self, link: &str) {
         if point_link(&self.dir, link, Path::new(&self.name)).is_err() {
-            tracing::warn!("cannot point {}/{link} at {}", self.dir.display(), self.name);
+            tracing::warn!(
+                "cannot point {}/{link} at {}",
+                self.dir.display(),
+                self.name
+            );
         }
     }
 }

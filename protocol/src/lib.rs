@@ -67,29 +67,34 @@ pub struct Task {
 }
 
 impl Task {
-    /// As ll.sisyphus shows it: `[3/226] module sys` (index shown one-based).
+    /// As ll.sisyphus shows it: `[3/226] module sys` (index shown one-based), `module sys`
+    /// without an index, `?` with nothing at all.
     pub fn label(&self) -> String {
-        let mut parts = Vec::new();
+        let desc: Vec<&str> = [self.kind.as_deref(), self.name.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter(|d| !d.is_empty())
+            .collect();
+        let desc = desc.join(" ");
         match (self.index, self.count) {
-            (Some(i), Some(n)) => parts.push(format!("[{}/{n}]", i + 1)),
-            (Some(i), None) => parts.push(format!("[{}]", i + 1)),
-            (None, Some(n)) => parts.push(format!("[?/{n}]")),
-            (None, None) => {}
+            (Some(i), count) => {
+                let n = count.map(|n| format!("/{n}")).unwrap_or_default();
+                let sep = if desc.is_empty() { "" } else { " " };
+                format!("[{}{n}]{sep}{desc}", i + 1)
+            }
+            (None, _) if desc.is_empty() => "?".to_string(),
+            (None, _) => desc,
         }
-        parts.extend(self.kind.iter().cloned());
-        parts.extend(self.name.iter().cloned());
-        parts.join(" ")
     }
 }
 
-/// The whole stack, outermost first, the levels' labels separated by spaces.
+/// The whole stack, outermost first, levels joined by ` :: ` as in ll.sisyphus' lines.
 pub fn tasks_label(tasks: &[Task]) -> String {
     tasks
         .iter()
         .map(Task::label)
-        .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" :: ")
 }
 
 /// One record.
@@ -145,11 +150,9 @@ pub enum ProtocolError {
 
 /// One record as a line (with its newline).
 pub fn encode(record: &Record) -> String {
-    let mut line = serde_json::to_string(&Out {
-        v: VERSION,
-        record,
-    })
-    .unwrap_or_else(|e| format!("{{\"v\":{VERSION},\"type\":\"log\",\"text\":\"unencodable record: {e}\"}}"));
+    let mut line = serde_json::to_string(&Out { v: VERSION, record }).unwrap_or_else(|e| {
+        format!("{{\"v\":{VERSION},\"type\":\"log\",\"text\":\"unencodable record: {e}\"}}")
+    });
     line.push('\n');
     line
 }
@@ -164,8 +167,8 @@ pub fn decode(line: &[u8]) -> Result<Record, ProtocolError> {
     if envelope.v != VERSION {
         return Err(ProtocolError::Version(envelope.v));
     }
-    let record: Record = serde_json::from_value(envelope.record)
-        .map_err(|e| ProtocolError::Shape(e.to_string()))?;
+    let record: Record =
+        serde_json::from_value(envelope.record).map_err(|e| ProtocolError::Shape(e.to_string()))?;
     check_limits(&record)?;
     Ok(record)
 }
@@ -173,7 +176,10 @@ pub fn decode(line: &[u8]) -> Result<Record, ProtocolError> {
 fn check_limits(record: &Record) -> Result<(), ProtocolError> {
     if let Record::Log { tags, tasks, .. } = record {
         if tags.len() > MAX_TAGS {
-            return Err(ProtocolError::Limit(format!("{} tags (at most {MAX_TAGS})", tags.len())));
+            return Err(ProtocolError::Limit(format!(
+                "{} tags (at most {MAX_TAGS})",
+                tags.len()
+            )));
         }
         if let Some(t) = tags.iter().find(|t| t.len() > MAX_TAG_LEN || t.is_empty()) {
             return Err(ProtocolError::Limit(format!(
@@ -230,11 +236,19 @@ mod tests {
 
     #[test]
     fn task_labels_read_like_ll_sisyphus() {
-        assert_eq!(task("module", "sys", Some(0), Some(226)).label(), "[1/226] module sys");
-        assert_eq!(task("row", "7", Some(6), None).label(), "[7] row 7");
         assert_eq!(
-            tasks_label(&[task("db", "a", Some(0), Some(2)), task("table", "t", Some(2), Some(9))]),
-            "[1/2] db a [3/9] table t"
+            task("module", "sys", Some(0), Some(226)).label(),
+            "[1/226] module sys"
+        );
+        assert_eq!(task("row", "7", Some(6), None).label(), "[7] row 7");
+        assert_eq!(task("child", "4711", None, None).label(), "child 4711");
+        assert_eq!(Task::default().label(), "?");
+        assert_eq!(
+            tasks_label(&[
+                task("db", "a", Some(0), Some(2)),
+                task("table", "t", Some(2), Some(9))
+            ]),
+            "[1/2] db a :: [3/9] table t"
         );
     }
 
@@ -245,13 +259,22 @@ mod tests {
             decode(br#"{"v":2,"type":"log","text":"x"}"#),
             Err(ProtocolError::Version(2))
         );
-        assert!(matches!(decode(br#"{"v":1,"type":"shout","text":"x"}"#), Err(ProtocolError::Shape(_))));
+        assert!(matches!(
+            decode(br#"{"v":1,"type":"shout","text":"x"}"#),
+            Err(ProtocolError::Shape(_))
+        ));
         assert!(matches!(
             decode(br#"{"v":1,"type":"result","status":"great"}"#),
             Err(ProtocolError::Shape(_))
         ));
-        let many = format!(r#"{{"v":1,"type":"log","tags":[{}],"text":"x"}}"#, vec!["\"t\""; 33].join(","));
-        assert!(matches!(decode(many.as_bytes()), Err(ProtocolError::Limit(_))));
+        let many = format!(
+            r#"{{"v":1,"type":"log","tags":[{}],"text":"x"}}"#,
+            vec!["\"t\""; 33].join(",")
+        );
+        assert!(matches!(
+            decode(many.as_bytes()),
+            Err(ProtocolError::Limit(_))
+        ));
         let long = vec![b' '; MAX_LINE + 1];
         assert_eq!(decode(&long), Err(ProtocolError::TooLong(MAX_LINE + 1)));
     }

@@ -12,5 +12,6 @@ mod resources;
 mod retention;
 mod scheduler;
 mod schema;
+mod sdk;
 mod sql_api;
 mod validation;
