@@ -52,6 +52,32 @@ struct Inner {
     eventful: bool,
     /// Errors logged (the result line says `errors` instead of `ok` then).
     errors: usize,
+    /// Lines tagged for notification channels.
+    notices: Vec<Notice>,
+}
+
+/// A line routed to notifications by its tags (`email`, `mattermost`, `sentry`, or `external`
+/// for all three), or the error that aborted the run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Notice {
+    pub at: DateTime<Utc>,
+    pub channels: Vec<String>,
+    pub tags: Vec<String>,
+    pub tasks: String,
+    pub text: String,
+}
+
+/// Most notices kept per run.
+const MAX_NOTICES: usize = 100;
+
+/// The channels a line's tags route it to.
+pub(crate) fn channels(tags: &[String]) -> Vec<String> {
+    let external = tags.iter().any(|t| t == "external");
+    ["email", "mattermost", "sentry"]
+        .into_iter()
+        .filter(|c| external || tags.iter().any(|t| t == c))
+        .map(String::from)
+        .collect()
 }
 
 impl Context {
@@ -63,6 +89,7 @@ impl Context {
                 delayed: Vec::new(),
                 eventful: false,
                 errors: 0,
+                notices: Vec::new(),
             }),
         }
     }
@@ -191,11 +218,44 @@ impl Context {
         inner.eventful = true;
         for d in std::mem::take(&mut inner.delayed) {
             let tags = shown(d.tags);
+            inner.note(d.at, &d.tasks, &tags, &d.text);
             inner
                 .sink
                 .line(d.writer.as_ref(), d.at, &d.tasks, &tags, &d.text);
         }
-        inner.sink.line(None, at, &tasks, &shown(tags), text);
+        let tags = shown(tags);
+        inner.note(at, &tasks, &tags, text);
+        inner.sink.line(None, at, &tasks, &tags, text);
+    }
+
+    /// Lines routed to notifications so far (the dispatcher's senders deliver them; until then
+    /// standalone jobs leave them in `notifications.json`).
+    pub fn notices(&self) -> Vec<Notice> {
+        self.inner.borrow().notices.clone()
+    }
+
+    /// Records the error that aborted the run as a notice for every channel.
+    pub(crate) fn notice_failure(&self, text: &str) {
+        let mut inner = self.inner.borrow_mut();
+        let tags = vec!["exc".to_string(), "external".to_string()];
+        let tasks = inner.tasks.clone();
+        inner.note(Utc::now(), &tasks, &tags, text);
+    }
+}
+
+impl Inner {
+    fn note(&mut self, at: DateTime<Utc>, tasks: &[Task], tags: &[String], text: &str) {
+        let channels = channels(tags);
+        if channels.is_empty() || self.notices.len() >= MAX_NOTICES {
+            return;
+        }
+        self.notices.push(Notice {
+            at,
+            channels,
+            tags: tags.to_vec(),
+            tasks: tasks_label(tasks),
+            text: text.to_string(),
+        });
     }
 }
 

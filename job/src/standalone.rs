@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use sisyphus_logfile::{elapsed, format_line, Ending, LogSettings, RunLog};
 use sisyphus_protocol::{Record, Status, Task};
 
-use crate::context::{chain, label, ProtocolSink, Sink, Writer};
+use crate::context::{chain, label, Notice, ProtocolSink, Sink, Writer};
 use crate::{exit, Context, Job, NextRun, Options};
 
 /// Between SIGTERM and SIGKILL at maxtime.
@@ -130,6 +130,9 @@ struct Report {
     text: Option<String>,
     /// Whether the child wrote the result line itself.
     written: bool,
+    /// Lines routed to notifications (and the aborting error).
+    #[serde(default)]
+    notices: Vec<Notice>,
 }
 
 /// Executes the job once, catching errors and panics.
@@ -140,19 +143,23 @@ fn execute<J: Job>(job: &mut J, ctx: &Context) -> Report {
             status: Status::Successful,
             text: Some(summary.lines().next().unwrap_or_default().to_string()),
             written: false,
+            notices: Vec::new(),
         },
         Ok(Ok(None)) => Report {
             status: Status::Uneventful,
             text: None,
             written: false,
+            notices: Vec::new(),
         },
         Ok(Err(error)) => {
             ctx.log_error(&*error);
             job.on_failure(ctx, &error);
+            ctx.notice_failure(&chain(&*error));
             Report {
                 status: Status::Failed,
                 text: Some(chain(&*error)),
                 written: false,
+                notices: Vec::new(),
             }
         }
         Err(panic) => {
@@ -164,10 +171,12 @@ fn execute<J: Job>(job: &mut J, ctx: &Context) -> Report {
             let error: crate::Error = format!("panicked: {what}").into();
             ctx.tag("exc").log(format!("panicked: {what}"));
             job.on_failure(ctx, &error);
+            ctx.notice_failure(&format!("panicked: {what}"));
             Report {
                 status: Status::Failed,
                 text: Some(format!("panicked: {what}")),
                 written: false,
+                notices: Vec::new(),
             }
         }
     }
@@ -246,7 +255,36 @@ fn run_once<J: Job>(job: &mut J, options: &Options, base: &Path, n: u32) -> Stat
     }
     let dir = base.join(&options.projectname).join(&options.jobname);
     Health::record(&dir, &report);
+    leave_notices(&dir, options, &report.notices);
     report.status
+}
+
+/// Lines routed to notifications, with the channels this job configured, left in
+/// `notifications.json` for the senders (removed when a run has none). Secrets are not written.
+fn leave_notices(dir: &Path, options: &Options, notices: &[Notice]) {
+    let path = dir.join("notifications.json");
+    if notices.is_empty() {
+        let _ = std::fs::remove_file(&path);
+        return;
+    }
+    let configured: Vec<&str> = [
+        ("email", options.smtphost.is_some()),
+        ("mattermost", options.mattermost_url.is_some()),
+        ("sentry", options.sentry_dsn.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(c, on)| on.then_some(c))
+    .collect();
+    let doc = serde_json::json!({
+        "job": format!("{}/{}", options.projectname, options.jobname),
+        "identifier": options.identifier,
+        "configured": configured,
+        "maxemailerrors": options.maxemailerrors,
+        "notices": notices,
+    });
+    if let Ok(text) = serde_json::to_string_pretty(&doc) {
+        let _ = std::fs::write(&path, text);
+    }
 }
 
 /// The fork: the child executes and reports through a pipe; the parent keeps the time.
@@ -283,6 +321,7 @@ fn forked<J: Job>(
             let mut report = execute(job, ctx);
             write_result(ctx, &report);
             report.written = true;
+            report.notices = ctx.notices();
             lines.borrow_mut().flush();
             let mut pipe = File::from(write_end);
             let _ = pipe.write_all(
@@ -340,6 +379,7 @@ fn watch_child(options: &Options, ctx: &Context, child: Pid, report: OwnedFd) ->
                 elapsed(chrono_duration(options.maxtime))
             )),
             written: false,
+            notices: Vec::new(),
         };
     }
     if let Ok(report) = serde_json::from_str::<Report>(&text) {
@@ -352,6 +392,7 @@ fn watch_child(options: &Options, ctx: &Context, child: Pid, report: OwnedFd) ->
             status: Status::Interrupted,
             text: Some("interrupted (SIGINT)".into()),
             written: false,
+            notices: Vec::new(),
         },
         Some(WaitStatus::Signaled(_, sig, _)) => failed(format!("the child was killed by {sig}")),
         Some(WaitStatus::Exited(_, code)) => failed(format!(
@@ -386,10 +427,11 @@ fn solo<J: Job>(
     lines: &Rc<RefCell<Lines>>,
 ) -> Report {
     let watchdog = Watchdog::arm(options, lines);
-    let report = execute(job, ctx);
+    let mut report = execute(job, ctx);
     if let Some(w) = watchdog {
         w.disarm();
     }
+    report.notices = ctx.notices();
     report
 }
 
@@ -453,6 +495,7 @@ impl Watchdog {
                         status: Status::Timeout,
                         text: Some(text),
                         written: true,
+                        notices: Vec::new(),
                     },
                 );
                 std::process::exit(exit::FAILED);
@@ -471,6 +514,7 @@ fn failed(text: String) -> Report {
         status: Status::Failed,
         text: Some(text),
         written: false,
+        notices: Vec::new(),
     }
 }
 

@@ -507,8 +507,15 @@ fn serve(body: &'static str) -> String {
     let addr = listener.local_addr().expect("addr");
     std::thread::spawn(move || {
         for mut stream in listener.incoming().flatten() {
+            // Read the whole request head before answering.
+            let mut head = Vec::new();
             let mut buf = [0u8; 1024];
-            let _ = stream.read(&mut buf);
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
             let _ = write!(
                 stream,
                 "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
@@ -545,4 +552,59 @@ fn the_fetch_example_caches_a_page_from_a_local_server() {
         log.contains(&format!("{{sisyphus}}{{result}}{{ok}} >> cached {url:?}")),
         "{log}"
     );
+}
+
+#[test]
+fn lines_tagged_for_notifications_are_left_for_the_senders() {
+    let base = base("notify");
+    let out = run(
+        &base,
+        "tagged:email:disk almost full;tagged:external:everyone hears this;log:plain;fail:gave up",
+        &[
+            "--smtphost",
+            "mail.example.org",
+            "--fromemail",
+            "job@example.org",
+            "--toemail",
+            "ops@example.org",
+            "--smtppassword",
+            "hunter2",
+            "--smtpuser",
+            "job",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let doc =
+        std::fs::read_to_string(job_dir(&base).join("notifications.json")).expect("notifications");
+    let v: serde_json::Value = serde_json::from_str(&doc).expect("json");
+    let notices = v["notices"].as_array().expect("notices");
+    let got: Vec<(String, String)> = notices
+        .iter()
+        .map(|n| {
+            (
+                n["text"].as_str().unwrap_or("").to_string(),
+                n["channels"].to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("disk almost full".to_string(), r#"["email"]"#.to_string()),
+            (
+                "everyone hears this".to_string(),
+                r#"["email","mattermost","sentry"]"#.to_string()
+            ),
+            (
+                "gave up".to_string(),
+                r#"["email","mattermost","sentry"]"#.to_string()
+            ),
+        ]
+    );
+    assert_eq!(v["configured"].to_string(), r#"["email"]"#);
+    assert!(!doc.contains("hunter2"), "no secret in the file");
+    // A run with nothing to tell removes the file.
+    let out = run(&base, "done:ok", &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!job_dir(&base).join("notifications.json").exists());
 }
