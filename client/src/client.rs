@@ -42,6 +42,13 @@ pub struct Applied {
     pub change: Change,
 }
 
+/// Whether a job is healthy; `reason` says why not.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobHealth {
+    pub job: JobRef,
+    pub reason: Option<String>,
+}
+
 /// A job's state, from the `sisyphus.job_status` view.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct JobStatus {
@@ -58,9 +65,14 @@ pub struct JobStatus {
     pub last_finished_at: Option<DateTime<Utc>>,
     pub last_summary: Option<String>,
     pub health: String,
+    /// Never run, last run not good, or last good run too old: see `sisyphus.health_reason`.
+    pub healthy: bool,
+    pub health_reason: Option<String>,
 }
 
 const STATUS: &str = include_str!("../../sql/jobs/status.sql");
+const HEALTH: &str = include_str!("../../sql/jobs/health.sql");
+const DURATIONS: &str = include_str!("../../sql/jobs/durations.sql");
 const HOSTS: &str = include_str!("../../sql/hosts/list.sql");
 
 /// A registered guardian.
@@ -182,6 +194,40 @@ impl Client {
             .fetch_optional(&self.pool)
             .await?;
         row.ok_or_else(|| Error::NoSuchJob(job.clone()))
+    }
+
+    /// Whether one job (or every job) is healthy, and why not: never run, last run failed, or
+    /// last good run older than the job's `max_health_age` (`sisyphus.health_reason`).
+    pub async fn health(&self, job: Option<&JobRef>) -> Result<Vec<JobHealth>> {
+        let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(HEALTH)
+            .bind(job.map(|j| &j.project))
+            .bind(job.map(|j| &j.name))
+            .fetch_all(&self.pool)
+            .await?;
+        if let (Some(j), true) = (job, rows.is_empty()) {
+            return Err(Error::NoSuchJob(j.clone()));
+        }
+        Ok(rows
+            .into_iter()
+            .map(|(project, name, reason)| JobHealth {
+                job: JobRef::new(project, name),
+                reason,
+            })
+            .collect())
+    }
+
+    /// A job's last `count` run durations (start to finish), newest first.
+    pub async fn durations(&self, job: &JobRef, count: i64) -> Result<Vec<std::time::Duration>> {
+        let secs: Vec<f64> = sqlx::query_scalar(DURATIONS)
+            .bind(&job.project)
+            .bind(&job.name)
+            .bind(count)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(secs
+            .into_iter()
+            .map(|s| std::time::Duration::from_secs_f64(s.max(0.0)))
+            .collect())
     }
 
     /// One job's stored definition.

@@ -44,7 +44,7 @@ pub mod resources;
 pub mod schedule;
 pub mod spec;
 
-pub use client::{Applied, Change, Client, ControlAction, Host, JobStatus};
+pub use client::{Applied, Change, Client, ControlAction, Host, JobHealth, JobStatus};
 pub use db::runs::RunFilter;
 pub use error::{Error, Result};
 pub use lock::{LockRequest, ResourceLock};

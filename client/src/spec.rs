@@ -82,6 +82,8 @@ pub struct JobDefinition {
     pub outputs_expire: Option<Text>,
     /// Run when every input has been written since the last successful run (data trigger).
     pub on_inputs: Option<bool>,
+    /// The job is unhealthy when its last good run ended longer ago than this. Default: any age.
+    pub max_health_age: Option<Text>,
 }
 
 /// A command: an argv array, or one line of shell (only with `shell = true`).
@@ -253,6 +255,12 @@ impl JobDefinition {
                 .as_deref()
                 .map_or(Ok(Compression::Bzip2), str::parse),
         );
+        let max_health_age = v.field(
+            "max_health_age",
+            opt(self.max_health_age.as_ref(), |t| {
+                positive(Some(t), Duration::ZERO)
+            }),
+        );
         let resources = self.resources(&mut v);
         if let Some(r) = &resources {
             if r.on_inputs && target.as_ref().is_some_and(|t| t.all) {
@@ -303,6 +311,7 @@ impl JobDefinition {
                     compression: compress_mode?,
                 },
                 resources: resources?,
+                max_health_age: max_health_age?,
             })
         };
         spec().ok_or_else(|| InvalidJob::internal(self.label(position)))
@@ -457,6 +466,8 @@ pub struct JobSpec {
     pub run_as: Option<String>,
     pub logs: LogSettings,
     pub resources: ResourceSpec,
+    /// Unhealthy when the last good run ended longer ago than this.
+    pub max_health_age: Option<Duration>,
 }
 
 /// The resources a job reads and writes, and how it locks them (migrations/0004).

@@ -117,6 +117,13 @@ enum Command {
         #[arg(long)]
         job: Option<JobRef>,
     },
+    /// Check a job's health (or every job's with --all): exit 0 when healthy, else 1 and why
+    /// (never run, last run failed, last good run older than its max_health_age).
+    Health {
+        job: Option<JobRef>,
+        #[arg(long)]
+        all: bool,
+    },
     /// Stop new claims on a host (its running runs go on); --undo restarts them.
     Drain {
         host: String,
@@ -168,6 +175,11 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 impl Failure {
     pub fn usage(error: anyhow::Error) -> Failure {
         Failure { code: 2, error }
+    }
+
+    /// A check that found something wrong (exit 1).
+    pub fn unhealthy(error: anyhow::Error) -> Failure {
+        Failure { code: 1, error }
     }
 }
 
@@ -235,6 +247,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             wait,
         } => cmd::resources::lock(&connect(url).await?, run, &inputs, &outputs, wait, json).await,
         Command::Graph { job } => cmd::resources::graph(&connect(url).await?, job.as_ref()).await,
+        Command::Health { job, all } => {
+            cmd::health::run(&connect(url).await?, job, all, json).await
+        }
         Command::Drain { host, undo } => {
             cmd::control::drain(&connect(url).await?, &host, !undo, json).await
         }

@@ -60,7 +60,9 @@ pub fn excess_starts<'a>(runs: impl IntoIterator<Item = &'a Seen>, limit: usize)
     let mut events: Vec<(f64, i32)> = Vec::new();
     for s in runs {
         events.push((s.from, 1));
-        events.push((s.to, -1));
+        // A run killed right after its `start` line has a zero-length interval: its end must
+        // still sort after its own start.
+        events.push((s.to.max(s.from + 1e-6), -1));
     }
     // At equal times an end comes before a start: touching intervals do not overlap.
     events.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
@@ -84,4 +86,20 @@ pub fn most_at_once<'a>(runs: impl IntoIterator<Item = &'a Seen>) -> usize {
     (0..=runs.len())
         .find(|&limit| excess_starts(runs.iter().copied(), limit) == 0)
         .unwrap_or(runs.len())
+}
+
+/// A run killed right after its `start` line (a zero-length interval) ends before the next run
+/// starts; a real overlap is still found.
+pub fn a_run_killed_right_after_starting_is_no_overlap() {
+    let seen = |from: f64, to: f64| Seen {
+        from,
+        to,
+        starts: 1,
+        ended: false,
+    };
+    let runs = [seen(1.0, 1.0), seen(2.0, 3.0), seen(4.0, 5.0)];
+    assert_eq!(excess_starts(runs.iter(), 1), 0);
+    let runs = [seen(1.0, 1.0), seen(2.0, 3.0), seen(2.5, 5.0)];
+    assert_eq!(excess_starts(runs.iter(), 1), 1);
+    assert_eq!(most_at_once(runs.iter()), 2);
 }

@@ -7,6 +7,7 @@ mod apply;
 mod cli;
 mod failover;
 mod guardian;
+mod health;
 mod resilience;
 mod resources;
 mod retention;

@@ -62,6 +62,7 @@ pub struct JobRow {
     pub lock_wait: PgInterval,
     pub outputs_expire: Option<PgInterval>,
     pub on_inputs: bool,
+    pub max_health_age: Option<PgInterval>,
 }
 
 /// A stored row that no longer reads as a valid definition (changed by hand in SQL).
@@ -152,6 +153,11 @@ impl JobRow {
             run_as: self.run_as.clone(),
             logs,
             resources: self.resources()?,
+            max_health_age: self
+                .max_health_age
+                .as_ref()
+                .map(|i| self.duration("max_health_age", i))
+                .transpose()?,
         })
     }
 
@@ -273,6 +279,7 @@ pub async fn upsert(
         .bind(interval::from_duration(spec.resources.wait))
         .bind(spec.resources.outputs_expire.map(interval::from_duration))
         .bind(spec.resources.on_inputs)
+        .bind(spec.max_health_age.map(interval::from_duration))
         .fetch_one(conn)
         .await
 }

@@ -11,12 +11,14 @@ pub async fn run(client: &Client, command: JobCommand, json: bool) -> Result<(),
         JobCommand::Show { job } => {
             let spec = client.job_spec(&job).await?;
             let status = client.job_status(&job).await?;
+            let durations = client.durations(&job, DURATION_HISTORY).await?;
             if json {
                 let mut value = serde_json::to_value(&status)?;
                 value["definition"] = definition_json(&spec);
+                value["durations_secs"] = durations.iter().map(|d| d.as_secs_f64()).collect();
                 return Ok(output::json(&value)?);
             }
-            show(&spec, &status);
+            show(&spec, &status, &durations);
             Ok(())
         }
         JobCommand::Pause { job } => {
@@ -106,7 +108,28 @@ async fn ls(client: &Client, project: Option<&str>, json: bool) -> Result<(), Fa
     Ok(())
 }
 
-fn show(spec: &JobSpec, status: &sisyphus_client::JobStatus) {
+/// How many past durations `job show` prints.
+const DURATION_HISTORY: i64 = 20;
+
+/// `last 20: 1.2s 1.1s …; p50 1.2s, p95 1.5s`, newest first.
+fn duration_history(durations: &[std::time::Duration]) -> String {
+    if durations.is_empty() {
+        return "-".into();
+    }
+    let secs = |d: &std::time::Duration| format!("{:.2}s", d.as_secs_f64());
+    let mut sorted = durations.to_vec();
+    sorted.sort();
+    let at = |q: f64| &sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+    format!(
+        "last {}: {}; p50 {}, p95 {}",
+        durations.len(),
+        durations.iter().map(secs).collect::<Vec<_>>().join(" "),
+        secs(at(0.5)),
+        secs(at(0.95))
+    )
+}
+
+fn show(spec: &JobSpec, status: &sisyphus_client::JobStatus, durations: &[std::time::Duration]) {
     let d = |x: std::time::Duration| sisyphus_client::schedule::format_duration(x);
     let lines = [
         ("job", spec.job.to_string()),
@@ -165,6 +188,15 @@ fn show(spec: &JobSpec, status: &sisyphus_client::JobStatus) {
             ),
         ),
         ("health", status.health.clone()),
+        (
+            "healthy",
+            match &status.health_reason {
+                None => "yes".to_string(),
+                Some(why) => format!("no: {why}"),
+            },
+        ),
+        ("max age", opt(spec.max_health_age.map(d))),
+        ("durations", duration_history(durations)),
     ];
     for (k, v) in lines {
         println!("{k:>12}: {v}");
@@ -196,6 +228,7 @@ fn definition_json(spec: &JobSpec) -> serde_json::Value {
         "target": spec.target.to_string(),
         "paused": spec.paused,
         "userdata": spec.userdata,
+        "max_health_age": spec.max_health_age.map(d),
     })
 }
 

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod control;
 pub mod cron;
+pub mod health;
 pub mod job;
 pub mod logs;
 pub mod migrate;
