@@ -28,6 +28,8 @@ pub struct State {
     pub fenced: AtomicBool,
     /// An operator drained this host: no new claims.
     pub draining: AtomicBool,
+    /// Where renewals and failures are counted.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl State {
@@ -45,6 +47,7 @@ pub async fn run(
     spool: Spool,
     stop: CancellationToken,
 ) {
+    let metrics = state.metrics.clone();
     let fence_after = config.lease * 2 / 3;
     let mut last_renewal = Instant::now();
     loop {
@@ -65,6 +68,7 @@ pub async fn run(
         .await;
         match beat {
             Ok(Ok((true, draining, _))) => {
+                metrics.renewals.inc();
                 last_renewal = sent;
                 state.draining.store(draining, Ordering::SeqCst);
                 if state.fenced.swap(false, Ordering::SeqCst) {
@@ -83,9 +87,13 @@ pub async fn run(
                 fence(&state, &active).await;
             }
             Ok(Err(e)) => {
+                metrics.renewal_failures.inc();
                 tracing::warn!("heartbeat failed: {e}");
             }
-            Err(_) => tracing::warn!("heartbeat timed out"),
+            Err(_) => {
+                metrics.renewal_failures.inc();
+                tracing::warn!("heartbeat timed out");
+            }
         }
         if last_renewal.elapsed() >= fence_after && !state.fenced.load(Ordering::SeqCst) {
             tracing::error!(

@@ -10,6 +10,7 @@
 //! - `process`: spawning in a new session that dies with the guardian; signals to the group.
 //! - `output`: bounded line reading from pipes.
 //! - `recorder`: every run's lines, pids and outcomes written in batches (group commit).
+//! - `metrics`: counters and histograms, served as Prometheus text on `--metrics ADDR`.
 //! - local log files (ll.sisyphus' format, links, retention) come from `sisyphus-logfile`,
 //!   shared with the job SDK.
 //! - `spool`: outcomes and log lines kept on disk while the database is unreachable.
@@ -18,6 +19,7 @@
 //! `sisyphus.finish_run` (retries); it never talks to the scheduler except through rows.
 
 pub mod lease;
+pub mod metrics;
 pub mod output;
 pub mod process;
 pub mod recorder;
@@ -78,6 +80,8 @@ pub struct Config {
     pub users: UserPolicy,
     pub log_cap: LogCap,
     pub executor: Executor,
+    /// Where to serve Prometheus metrics (`GET /metrics`); None: nowhere.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -101,6 +105,7 @@ impl Config {
             users: UserPolicy::default(),
             log_cap: LogCap::default(),
             executor: Executor::Process,
+            metrics: None,
         }
     }
 }
@@ -199,9 +204,17 @@ impl Guardian {
             cap: self.config.log_cap,
             users: self.config.users.clone(),
             executor: self.config.executor,
+            metrics: Arc::default(),
         });
         let active: Active = Arc::default();
-        let state = Arc::new(lease::State::default());
+        let stop_metrics = CancellationToken::new();
+        if let Some(addr) = self.config.metrics {
+            self.serve_metrics(addr, &ctx, &active, &stop_metrics).await;
+        }
+        let state = Arc::new(lease::State {
+            metrics: ctx.metrics.clone(),
+            ..lease::State::default()
+        });
         let stop_lease = CancellationToken::new();
         let lease_task = tokio::spawn(lease::run(
             self.pool.clone(),
@@ -217,6 +230,7 @@ impl Guardian {
             .await;
         self.drain(&active, &mut runs).await;
         stop_lease.cancel();
+        stop_metrics.cancel();
         let _ = lease_task.await;
         drop(ctx);
         let _ = recorder_task.await;
@@ -243,6 +257,7 @@ impl Guardian {
                 let free = self.config.capacity.saturating_sub(runs.len());
                 match self.claim(free).await {
                     Ok(claimed) => {
+                        ctx.metrics.claimed(claimed.len());
                         tracing::debug!(free, ids = ?claimed.iter().map(|c| c.id.0).collect::<Vec<_>>(), "claimed");
                         let full = claimed.len() == free;
                         for run in claimed {
@@ -277,6 +292,26 @@ impl Guardian {
                     self.dispatch_requests(active).await;
                 }
             }
+        }
+    }
+
+    /// Serves the metrics until `stop` (a bind failure is logged, not fatal).
+    async fn serve_metrics(
+        &self,
+        addr: std::net::SocketAddr,
+        ctx: &Arc<Context>,
+        active: &Active,
+        stop: &CancellationToken,
+    ) {
+        let (metrics, active) = (ctx.metrics.clone(), active.clone());
+        let render = move || {
+            let in_flight = active.lock().map(|m| m.len()).unwrap_or(0);
+            let text = metrics.render(in_flight);
+            async move { text }
+        };
+        match sisyphus_metrics::serve(addr, render, stop.clone()).await {
+            Ok(bound) => tracing::info!("metrics on http://{bound}/metrics"),
+            Err(e) => tracing::error!("cannot serve metrics on {addr}: {e}"),
         }
     }
 

@@ -131,6 +131,7 @@ pub struct Context {
     pub cap: LogCap,
     pub users: UserPolicy,
     pub executor: Executor,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What a claimed run is handed to.
@@ -165,6 +166,9 @@ pub async fn supervise(
         return outcome;
     }
     let started = Utc::now();
+    ctx.metrics
+        .started((started - run.scheduled_for).to_std().unwrap_or_default());
+    let clock = Instant::now();
     let mut log = RunLogger::new(&run, &ctx, started);
     let locked = match run.takes_locks {
         false => Ok(()),
@@ -217,6 +221,7 @@ pub async fn supervise(
     let file = log.file;
     let _ = tokio::task::spawn_blocking(move || file.finish(ending, &settings)).await;
     ctx.recorder.finished(outcome.clone()).await;
+    ctx.metrics.ended(outcome.status, clock.elapsed());
     outcome
 }
 

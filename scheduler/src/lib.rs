@@ -12,12 +12,14 @@
 //!   a standby takes over about a second after the leader's session ends (kill -9 included:
 //!   PostgreSQL ends the session when the socket closes). The leader wakes on NOTIFY
 //!   `sisyphus_jobs` (definitions changed) and at least every `interval`.
+//! - [`metrics`]: counters served as Prometheus text on `--metrics ADDR`.
 //! - [`retention`]: the leader's housekeeping about once a minute — daily log partitions ahead
 //!   of time, old partitions dropped, old finished runs deleted.
 //!
 //! The scheduler never depends on the guardian or the dispatcher; they meet only in rows.
 
 pub mod data;
+pub mod metrics;
 pub mod plan;
 pub mod retention;
 pub mod tick;
@@ -32,6 +34,8 @@ use tokio_util::sync::CancellationToken;
 pub use plan::PlanSettings;
 pub use retention::{housekeep, Housekeeping, Retention};
 pub use tick::{tick, TickReport};
+
+const QUEUE_DEPTH: &str = include_str!("../../sql/scheduler/queue_depth.sql");
 
 /// The advisory lock key that elects the leader ("SISYPHUS" in ASCII).
 pub const LEADER_LOCK: i64 = 0x5349_5359_5048_5553;
@@ -48,6 +52,8 @@ pub struct Config {
     pub standby_poll: Duration,
     pub plan: PlanSettings,
     pub retention: Retention,
+    /// Where to serve Prometheus metrics; None: nowhere.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -60,6 +66,7 @@ impl Config {
             standby_poll: Duration::from_secs(1),
             plan: PlanSettings::default(),
             retention: Retention::default(),
+            metrics: None,
         }
     }
 }
@@ -83,6 +90,7 @@ pub enum Error {
 /// The scheduler service.
 pub struct Scheduler {
     config: Config,
+    metrics: std::sync::Arc<metrics::Metrics>,
 }
 
 impl Scheduler {
@@ -91,12 +99,18 @@ impl Scheduler {
         let pool = db::pool(&config.database_url, "sisyphus scheduler", 1).await?;
         db::check_schema(&pool).await?;
         pool.close().await;
-        Ok(Scheduler { config })
+        Ok(Scheduler {
+            config,
+            metrics: std::sync::Arc::default(),
+        })
     }
 
     /// Runs until `shutdown` is cancelled: stands by, leads when it can, and goes back to
     /// standing by (after a pause) whenever its connection fails.
     pub async fn run(self, shutdown: CancellationToken) {
+        if let Some(addr) = self.config.metrics {
+            self.serve_metrics(addr, &shutdown).await;
+        }
         while !shutdown.is_cancelled() {
             match self.lead_when_possible(&shutdown).await {
                 Ok(()) => break,
@@ -112,6 +126,31 @@ impl Scheduler {
         tracing::info!(name = %self.config.name, "scheduler stopped");
     }
 
+    /// Serves the metrics until `shutdown`; the queue depth is counted at each scrape.
+    async fn serve_metrics(&self, addr: std::net::SocketAddr, shutdown: &CancellationToken) {
+        let pool = match db::pool(&self.config.database_url, "sisyphus scheduler metrics", 1).await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("metrics: cannot connect: {e}");
+                return;
+            }
+        };
+        let metrics = self.metrics.clone();
+        let render = move || {
+            let (pool, metrics) = (pool.clone(), metrics.clone());
+            async move {
+                let depth: Option<i64> =
+                    sqlx::query_scalar(QUEUE_DEPTH).fetch_one(&pool).await.ok();
+                metrics.render(depth)
+            }
+        };
+        match sisyphus_metrics::serve(addr, render, shutdown.clone()).await {
+            Ok(bound) => tracing::info!("metrics on http://{bound}/metrics"),
+            Err(e) => tracing::error!("cannot serve metrics on {addr}: {e}"),
+        }
+    }
+
     async fn lead_when_possible(
         &self,
         shutdown: &CancellationToken,
@@ -122,13 +161,27 @@ impl Scheduler {
             return Ok(());
         }
         tracing::info!(name = %self.config.name, "scheduler is the leader");
+        self.metrics.leader.set(1);
+        let led = self.lead(&mut conn, shutdown).await;
+        self.metrics.leader.set(0);
+        led
+    }
+
+    /// Ticks while leading, until `shutdown` or a connection error.
+    async fn lead(
+        &self,
+        conn: &mut PgConnection,
+        shutdown: &CancellationToken,
+    ) -> Result<(), sisyphus_client::Error> {
         let mut listener = PgListener::connect(&self.config.database_url).await?;
         listener.listen("sisyphus_jobs").await?;
         let mut last_housekeeping: Option<std::time::Instant> = None;
         loop {
-            let report = tick(&mut conn, None, &self.config.plan, &self.config.name).await?;
+            let started = std::time::Instant::now();
+            let report = tick(conn, None, &self.config.plan, &self.config.name).await?;
+            self.metrics.tick(&report, started.elapsed());
             if last_housekeeping.is_none_or(|t| t.elapsed() >= self.config.retention.every) {
-                let done = housekeep(&mut conn, &self.config.retention).await?;
+                let done = housekeep(conn, &self.config.retention).await?;
                 if done != Housekeeping::default() {
                     tracing::info!(?done, "housekeeping");
                 }
@@ -142,7 +195,7 @@ impl Scheduler {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => {
-                    let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(LEADER_LOCK).execute(&mut conn).await;
+                    let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(LEADER_LOCK).execute(&mut *conn).await;
                     return Ok(());
                 }
                 woken = listener.recv() => {

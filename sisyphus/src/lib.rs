@@ -59,6 +59,9 @@ enum Command {
         /// Finished runs older than this are deleted (each job's latest run is kept).
         #[arg(long, default_value = "90days", value_parser = humantime::parse_duration)]
         keep_runs: Duration,
+        /// Serve Prometheus metrics on this address (`GET /metrics`), e.g. 127.0.0.1:9186.
+        #[arg(long)]
+        metrics: Option<std::net::SocketAddr>,
     },
 }
 
@@ -90,6 +93,7 @@ pub async fn main() -> anyhow::Result<()> {
             lookahead,
             keep_logs,
             keep_runs,
+            metrics,
         } => {
             let url = database_url(cli.database_url)?;
             let mut config = sisyphus_scheduler::Config::new(url);
@@ -100,6 +104,7 @@ pub async fn main() -> anyhow::Result<()> {
             config.plan.lookahead = lookahead;
             config.retention.keep_logs = keep_logs;
             config.retention.keep_runs = keep_runs;
+            config.metrics = metrics;
             let scheduler = sisyphus_scheduler::Scheduler::new(config).await?;
             scheduler.run(shutdown).await;
             Ok(())
@@ -152,6 +157,9 @@ pub struct GuardianArgs {
     /// Start nothing and record every claimed run as uneventful (for measuring the database path).
     #[arg(long)]
     noop: bool,
+    /// Serve Prometheus metrics on this address (`GET /metrics`), e.g. 127.0.0.1:9187.
+    #[arg(long)]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 impl GuardianArgs {
@@ -175,6 +183,7 @@ impl GuardianArgs {
         if self.noop {
             c.executor = sisyphus_guardian::Executor::Noop;
         }
+        c.metrics = self.metrics;
         c.log_cap = sisyphus_guardian::LogCap {
             max_lines: self.max_log_lines,
             max_bytes: self.max_log_bytes,

@@ -205,11 +205,17 @@ impl Daemon {
 
     /// `sisyphus scheduler`.
     pub fn scheduler(url: &str) -> Daemon {
-        let args = vec![
+        Self::scheduler_with(url, &[])
+    }
+
+    /// `sisyphus scheduler` with `extra` arguments.
+    pub fn scheduler_with(url: &str, extra: &[&str]) -> Daemon {
+        let mut args = vec![
             "scheduler".to_string(),
             "--name".into(),
             "test-scheduler".into(),
         ];
+        args.extend(extra.iter().map(|s| s.to_string()));
         Self::spawn(url, &args, std::env::temp_dir())
     }
 

@@ -8,6 +8,7 @@ mod cli;
 mod failover;
 mod guardian;
 mod health;
+mod metrics;
 mod resilience;
 mod resources;
 mod retention;
