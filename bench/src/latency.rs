@@ -44,16 +44,21 @@ pub async fn latency(cluster: &pgembed::Cluster, samples: usize) -> anyhow::Resu
             loaded,
         ),
     ] {
-        println!(
-            "| {what} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.1}× |",
-            p.p50,
-            p.p99,
-            p.max,
-            floor.p50,
-            p.p50 / floor.p50
-        );
+        row(&what, &p, &floor);
     }
     Ok(())
+}
+
+/// One table row: percentiles of `p` and their ratio to the NOTIFY round trip `floor`.
+fn row(what: &str, p: &Percentiles, floor: &Percentiles) {
+    println!(
+        "| {what} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.1}× |",
+        p.p50,
+        p.p99,
+        p.max,
+        floor.p50,
+        p.p50 / floor.p50
+    );
 }
 
 /// Inserts `samples` probe runs, one every 20 ms, each due 100 ms after its insertion, with
@@ -170,15 +175,7 @@ pub async fn control(cluster: &pgembed::Cluster, trials: usize) -> anyhow::Resul
         ("resume (SIGCONT)", resume),
         ("terminate (SIGTERM)", terminate),
     ] {
-        let p = percentiles(samples);
-        println!(
-            "| {what} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.1}× |",
-            p.p50,
-            p.p99,
-            p.max,
-            floor.p50,
-            p.p50 / floor.p50
-        );
+        row(what, &percentiles(samples), &floor);
     }
     Ok(())
 }

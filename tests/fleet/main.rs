@@ -47,10 +47,14 @@ const PURE: [(&str, fn()); 1] = [(
 
 fn main() -> ExitCode {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    let pure = PURE.iter().filter(|(name, _)| wanted(name)).count();
+    let fleet = TESTS.iter().filter(|(name, _)| wanted(name)).count();
+    println!("\nrunning {} tests", pure + fleet);
     let started = Instant::now();
     let (mut passed, mut failed) = (0, 0);
     for (name, check) in PURE {
-        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
+        if !wanted(name) {
             continue;
         }
         let ok = std::panic::catch_unwind(check).is_ok();
@@ -64,10 +68,9 @@ fn main() -> ExitCode {
     let selected: Vec<(&str, Test)> = TESTS
         .iter()
         .copied()
-        .filter(|(name, _)| filter.as_deref().is_none_or(|f| name.contains(f)))
+        .filter(|(name, _)| wanted(name))
         .collect();
-    let filtered_out = TESTS.len() - selected.len();
-    println!("\nrunning {} tests", selected.len());
+    let filtered_out = TESTS.len() + PURE.len() - selected.len() - pure;
     if selected.is_empty() {
         return summary(passed, failed, 0, filtered_out, started);
     }

@@ -51,6 +51,15 @@ fn live_group_members(pgid: i32) -> Vec<i32> {
 }
 
 /// Polls every 2 ms: for measuring latencies.
+/// `SELECT sisyphus.<action>(run)` (suspend, resume, terminate), as sisyctl would call it.
+async fn control(db: &TestDb, action: &str, run: i64) {
+    sqlx::query(&format!("SELECT sisyphus.{action}($1)"))
+        .bind(run)
+        .execute(&db.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{action} run {run}: {e}"));
+}
+
 async fn poll_fast(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
     while !check() {
@@ -298,11 +307,7 @@ async fn a_terminate_right_after_a_resume_is_not_lost() {
             .expect("run")[0]
             .0;
         let pid = running_pid(&db.pool, run).await;
-        sqlx::query("SELECT sisyphus.suspend($1)")
-            .bind(run)
-            .execute(&db.pool)
-            .await
-            .expect("suspend");
+        control(&db, "suspend", run).await;
         poll_fast("state T", Duration::from_secs(2), || {
             proc_state(pid) == Some('T')
         })
@@ -311,20 +316,12 @@ async fn a_terminate_right_after_a_resume_is_not_lost() {
             (status(&db.pool, run).await == "suspended").then_some(())
         })
         .await;
-        sqlx::query("SELECT sisyphus.resume($1)")
-            .bind(run)
-            .execute(&db.pool)
-            .await
-            .expect("resume");
+        control(&db, "resume", run).await;
         poll_fast("state not T", Duration::from_secs(2), || {
             proc_state(pid).is_some_and(|s| s != 'T')
         })
         .await;
-        sqlx::query("SELECT sisyphus.terminate($1)")
-            .bind(run)
-            .execute(&db.pool)
-            .await
-            .expect("terminate");
+        control(&db, "terminate", run).await;
         poll_fast(
             "the terminated process to go",
             Duration::from_secs(3),
@@ -361,11 +358,7 @@ async fn terminate_suspend_and_resume_reach_the_process_within_a_second() {
             .0;
         let pid = running_pid(&db.pool, run).await;
         let t = Instant::now();
-        sqlx::query("SELECT sisyphus.suspend($1)")
-            .bind(run)
-            .execute(&db.pool)
-            .await
-            .expect("suspend");
+        control(&db, "suspend", run).await;
         poll_fast("state T", Duration::from_secs(2), || {
             proc_state(pid) == Some('T')
         })
@@ -383,11 +376,7 @@ async fn terminate_suspend_and_resume_reach_the_process_within_a_second() {
             "a suspended run's maxtime clock must stop"
         );
         let t = Instant::now();
-        sqlx::query("SELECT sisyphus.resume($1)")
-            .bind(run)
-            .execute(&db.pool)
-            .await
-            .expect("resume");
+        control(&db, "resume", run).await;
         poll_fast("state not T", Duration::from_secs(2), || {
             proc_state(pid).is_some_and(|s| s != 'T')
         })
@@ -398,11 +387,7 @@ async fn terminate_suspend_and_resume_reach_the_process_within_a_second() {
         })
         .await;
         let t = Instant::now();
-        sqlx::query("SELECT sisyphus.terminate($1)")
-            .bind(run)
-            .execute(&db.pool)
-            .await
-            .expect("terminate");
+        control(&db, "terminate", run).await;
         poll_fast("the process to end", Duration::from_secs(2), || {
             proc_state(pid).is_none_or(|s| s == 'Z')
         })
@@ -523,11 +508,7 @@ async fn local_log_files_and_links_follow_ll_sisyphus() {
     // Terminated counts as interrupted.
     let run = run_now(&db, job("files", &["sleep", "30"])).await;
     running_pid(&db.pool, run).await;
-    sqlx::query("SELECT sisyphus.terminate($1)")
-        .bind(run)
-        .execute(&db.pool)
-        .await
-        .expect("terminate");
+    control(&db, "terminate", run).await;
     ended(&db, run, Duration::from_secs(10)).await;
     assert!(dir.join("last_interrupted.sisyphuslog").exists());
     // The line format: [time]=[t+elapsed] :: host pid :: {tag}{tag} >> text
