@@ -11,7 +11,7 @@ use sisyphus_metrics::{Counter, Exposition, Histogram, COUNTS, SECONDS};
 
 #[derive(Debug)]
 pub struct Metrics {
-    ended: Mutex<BTreeMap<String, u64>>,
+    ended: Mutex<BTreeMap<&'static str, u64>>,
     duration: Histogram,
     start_latency: Histogram,
     claim_batch: Histogram,
@@ -41,7 +41,7 @@ impl Metrics {
     /// A run ended with `status` after running this long.
     pub fn ended(&self, status: RunStatus, ran: Duration) {
         if let Ok(mut m) = self.ended.lock() {
-            *m.entry(status.to_string()).or_default() += 1;
+            *m.entry(status.as_str()).or_default() += 1;
         }
         self.duration.observe(ran.as_secs_f64());
     }
@@ -55,12 +55,11 @@ impl Metrics {
 
     /// The exposition, with `in_flight` runs being supervised now.
     pub fn render(&self, in_flight: usize) -> String {
-        let ended: Vec<(String, u64)> = self
+        let ended: Vec<(&str, u64)> = self
             .ended
             .lock()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .map(|m| m.iter().map(|(k, v)| (*k, *v)).collect())
             .unwrap_or_default();
-        let ended: Vec<(&str, u64)> = ended.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         let mut e = Exposition::default();
         e.labelled_counter(
             "sisyphus_guardian_runs_total",

@@ -305,13 +305,13 @@ fn log_settings(run: &Claimed) -> LogSettings {
     .unwrap_or_default()
 }
 
-/// Builds the launch and starts the process.
 /// A started process with the read end of its protocol pipe.
 struct Started {
     child: tokio::process::Child,
     protocol: OwnedFd,
 }
 
+/// Builds the launch and starts the process.
 fn start(run: &Claimed, ctx: &Context) -> Result<Started, String> {
     let user = ctx.users.resolve(run.run_as.as_deref(), &ctx.host)?;
     let argv = if run.shell {

@@ -109,8 +109,11 @@ impl Context {
 
     /// Logs an error with its chain of causes, tagged `exc`.
     pub fn log_error(&self, error: &(dyn std::error::Error + 'static)) {
-        self.inner.borrow_mut().errors += 1;
-        self.write(vec!["exc".into()], &chain(error));
+        Tagged {
+            ctx: self,
+            tags: Vec::new(),
+        }
+        .log_error(error);
     }
 
     /// Replaces the run's user data (kept by the guardian).
@@ -402,11 +405,6 @@ impl Sink for ProtocolSink {
     }
 }
 
-/// The task stack as text (for file lines and stdout).
-pub(crate) fn label(tasks: &[Task]) -> String {
-    tasks_label(tasks)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,7 +425,7 @@ mod tests {
         ) {
             self.0
                 .borrow_mut()
-                .push((label(tasks), tags.to_vec(), text.to_string()));
+                .push((tasks_label(tasks), tags.to_vec(), text.to_string()));
         }
     }
 

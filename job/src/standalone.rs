@@ -22,9 +22,9 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, getpid, setpgid, ForkResult, Pid};
 use serde::{Deserialize, Serialize};
 use sisyphus_logfile::{elapsed, format_line, Ending, LogSettings, RunLog};
-use sisyphus_protocol::{Record, Status, Task};
+use sisyphus_protocol::{tasks_label, Record, Status, Task};
 
-use crate::context::{chain, label, Notice, ProtocolSink, Sink, Writer};
+use crate::context::{chain, Notice, ProtocolSink, Sink, Writer};
 use crate::{exit, Context, Job, NextRun, Options};
 
 /// Between SIGTERM and SIGKILL at maxtime.
@@ -587,9 +587,6 @@ impl Lines {
     fn set_writer(&mut self, who: &str, pid: u32) {
         self.who = who.to_string();
         self.pid = pid;
-        if let Some(f) = &mut self.file {
-            f.set_writer(who, pid);
-        }
     }
 
     fn flush(&mut self) {
@@ -599,9 +596,19 @@ impl Lines {
         let _ = std::io::stdout().flush();
     }
 
-    fn render(&self, at: DateTime<Utc>, tasks: &str, tags: &[String], text: &str) -> String {
+    /// One line as `who pid` wrote it: ll.sisyphus' format, or the job's `formatlogline`.
+    #[allow(clippy::too_many_arguments)]
+    fn render(
+        &self,
+        who: &str,
+        pid: u32,
+        at: DateTime<Utc>,
+        tasks: &str,
+        tags: &[String],
+        text: &str,
+    ) -> String {
         match &self.format {
-            None => format_line(at, self.start, &self.who, self.pid, tasks, tags, text),
+            None => format_line(at, self.start, who, pid, tasks, tags, text),
             Some(f) => f
                 .replace("{time}", &at.to_rfc3339())
                 .replace("{starttime}", &self.start.to_rfc3339())
@@ -623,12 +630,8 @@ impl Sink for Lines {
         tags: &[String],
         text: &str,
     ) {
-        let tasks = label(tasks);
-        let current = self.writer();
-        if let Some(w) = writer {
-            self.set_writer(&w.who, w.pid);
-        }
-        let rendered = self.render(at, &tasks, tags, text);
+        let (who, pid) = writer.map_or((self.who.as_str(), self.pid), |w| (w.who.as_str(), w.pid));
+        let rendered = self.render(who, pid, at, &tasks_label(tasks), tags, text);
         if self.stdout {
             println!("{rendered}");
         }
@@ -636,15 +639,9 @@ impl Sink for Lines {
             eprintln!("{rendered}");
         }
         if let Some(f) = &mut self.file {
-            match &self.format {
-                None => f.line(at, &tasks, tags, text),
-                Some(_) => f.raw_line(&rendered),
-            }
+            f.raw_line(&rendered);
             // Line by line: a forked child and its parent share the file.
             f.flush();
-        }
-        if let (Some(_), Some(w)) = (writer, current) {
-            self.set_writer(&w.who, w.pid);
         }
     }
 

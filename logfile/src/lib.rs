@@ -236,12 +236,6 @@ impl RunLog {
         }
     }
 
-    /// Who writes from now on (ll.sisyphus' forked child writes as `[1] child` with its pid).
-    pub fn set_writer(&mut self, who: &str, pid: u32) {
-        self.who = who.to_string();
-        self.pid = pid;
-    }
-
     /// Closes the file, sets the link for the ending (or deletes the file of an uneventful run),
     /// then applies the job's retention.
     pub fn finish(mut self, ending: Ending, settings: &LogSettings) {

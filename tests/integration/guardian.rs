@@ -51,6 +51,17 @@ fn live_group_members(pgid: i32) -> Vec<i32> {
 }
 
 /// Polls every 2 ms: for measuring latencies.
+/// Runs `G/sleeper` now and waits for its process: (run, pid).
+async fn start_sleeper(db: &TestDb) -> (i64, i32) {
+    let run = db
+        .client
+        .run_now(&JobRef::new("G", "sleeper"))
+        .await
+        .expect("run")[0]
+        .0;
+    (run, running_pid(&db.pool, run).await)
+}
+
 /// `SELECT sisyphus.<action>(run)` (suspend, resume, terminate), as sisyctl would call it.
 async fn control(db: &TestDb, action: &str, run: i64) {
     sqlx::query(&format!("SELECT sisyphus.{action}($1)"))
@@ -300,13 +311,7 @@ async fn a_terminate_right_after_a_resume_is_not_lost() {
         .await
         .expect("apply");
     for _ in 0..20 {
-        let run = db
-            .client
-            .run_now(&JobRef::new("G", "sleeper"))
-            .await
-            .expect("run")[0]
-            .0;
-        let pid = running_pid(&db.pool, run).await;
+        let (run, pid) = start_sleeper(&db).await;
         control(&db, "suspend", run).await;
         poll_fast("state T", Duration::from_secs(2), || {
             proc_state(pid) == Some('T')
@@ -350,13 +355,7 @@ async fn terminate_suspend_and_resume_reach_the_process_within_a_second() {
     let mut resume_ms = Vec::new();
     let mut terminate_ms = Vec::new();
     for _ in 0..3 {
-        let run = db
-            .client
-            .run_now(&JobRef::new("G", "sleeper"))
-            .await
-            .expect("run")[0]
-            .0;
-        let pid = running_pid(&db.pool, run).await;
+        let (run, pid) = start_sleeper(&db).await;
         let t = Instant::now();
         control(&db, "suspend", run).await;
         poll_fast("state T", Duration::from_secs(2), || {
