@@ -15,6 +15,7 @@ use crate::db::{self, jobs, runs, runs::RunFilter};
 use crate::error::{Error, Result};
 use crate::lock::{wait_for, LockRequest, ResourceLock, Waited};
 use crate::model::{JobId, JobRef, Run, RunId};
+use crate::notifications::{OutboxEntry, ProjectDefaults};
 use crate::resources::Template;
 use crate::schedule::Schedule;
 use crate::spec::{JobDefinition, JobSpec};
@@ -74,6 +75,9 @@ const STATUS: &str = include_str!("../../sql/jobs/status.sql");
 const HEALTH: &str = include_str!("../../sql/jobs/health.sql");
 const DURATIONS: &str = include_str!("../../sql/jobs/durations.sql");
 const HOSTS: &str = include_str!("../../sql/hosts/list.sql");
+const SET_PROJECT: &str = include_str!("../../sql/notifications/set_project.sql");
+const NOTIFICATIONS: &str = include_str!("../../sql/notifications/list.sql");
+const RETRY_NOTIFICATIONS: &str = include_str!("../../sql/notifications/retry.sql");
 
 /// A registered guardian.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -140,7 +144,25 @@ impl Client {
 
     /// As [`apply`](Self::apply), for definitions already checked (e.g. from a jobs file).
     pub async fn apply_specs(&self, specs: &[JobSpec], prune: bool) -> Result<Vec<Applied>> {
+        self.apply_with_defaults(specs, &[], prune).await
+    }
+
+    /// As [`apply_specs`](Self::apply_specs), setting projects' defaults in the same
+    /// transaction (a jobs file's `[projects.NAME]` sections).
+    pub async fn apply_with_defaults(
+        &self,
+        specs: &[JobSpec],
+        defaults: &[ProjectDefaults],
+        prune: bool,
+    ) -> Result<Vec<Applied>> {
         let mut tx = self.pool.begin().await?;
+        for d in defaults {
+            sqlx::query(SET_PROJECT)
+                .bind(&d.project)
+                .bind(sqlx::types::Json(&d.notify))
+                .execute(&mut *tx)
+                .await?;
+        }
         let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
             .fetch_one(&mut *tx)
             .await?;
@@ -175,6 +197,33 @@ impl Client {
         }
         tx.commit().await?;
         Ok(report)
+    }
+
+    /// The outbox, newest first: every notification, or those in one `state`, or one job's.
+    pub async fn notifications(
+        &self,
+        state: Option<&str>,
+        job: Option<&JobRef>,
+        limit: i64,
+    ) -> Result<Vec<OutboxEntry>> {
+        let job_id = match job {
+            Some(j) => Some(self.job_id(j).await?),
+            None => None,
+        };
+        Ok(sqlx::query_as(NOTIFICATIONS)
+            .bind(state)
+            .bind(job_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Sends failed notifications again; returns the ids taken back (failed ones only).
+    pub async fn retry_notifications(&self, ids: &[i64]) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(RETRY_NOTIFICATIONS)
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// Every job's state (or one project's).

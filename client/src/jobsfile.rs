@@ -1,10 +1,11 @@
 //! Jobs files: `[[job]]` tables in TOML, as `sisyctl apply` reads them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::notifications::{check_rules, ProjectDefaults, RuleDefinition};
 use crate::spec::{InvalidJob, JobDefinition, JobSpec};
 
 #[derive(Deserialize)]
@@ -12,16 +13,52 @@ use crate::spec::{InvalidJob, JobDefinition, JobSpec};
 struct JobsFile {
     #[serde(default)]
     job: Vec<JobDefinition>,
+    /// `[projects.NAME]`: settings for every job of a project.
+    #[serde(default)]
+    projects: BTreeMap<String, ProjectSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectSection {
+    /// Notification rules for the project's jobs that set none of their own.
+    #[serde(default)]
+    notify: Vec<RuleDefinition>,
+}
+
+/// A checked jobs file: its jobs and its projects' defaults.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub jobs: Vec<JobSpec>,
+    pub projects: Vec<ProjectDefaults>,
 }
 
 /// Parses and checks a whole jobs file. Any problem in any job refuses the whole file, with every
 /// problem of every job listed; `path` only names the file in messages.
 pub fn parse(text: &str, path: &str) -> Result<Vec<JobSpec>> {
-    let file: JobsFile = toml::from_str(text).map_err(|e| Error::JobsFile {
+    Ok(parse_all(text, path)?.jobs)
+}
+
+/// As [`parse`], with the `[projects.NAME]` sections.
+pub fn parse_all(text: &str, path: &str) -> Result<Checked> {
+    let bad = |message: String| Error::JobsFile {
         path: path.to_string(),
-        message: e.to_string(),
-    })?;
-    check(&file.job)
+        message,
+    };
+    let file: JobsFile = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let mut projects = Vec::new();
+    for (project, section) in &file.projects {
+        let notify = check_rules(&section.notify)
+            .map_err(|e| bad(format!("projects.{project}.notify: {e}")))?;
+        projects.push(ProjectDefaults {
+            project: project.clone(),
+            notify,
+        });
+    }
+    Ok(Checked {
+        jobs: check(&file.job)?,
+        projects,
+    })
 }
 
 /// Checks a list of definitions: each must be valid, and no two may share a name.

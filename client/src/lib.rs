@@ -40,6 +40,7 @@ pub mod error;
 pub mod jobsfile;
 pub mod lock;
 pub mod model;
+pub mod notifications;
 pub mod resources;
 pub mod schedule;
 pub mod spec;

@@ -14,6 +14,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::model::{Catchup, JobRef, Target};
+use crate::notifications::{check_rules, Rule, RuleDefinition};
 use crate::resources::Template;
 use crate::schedule::{format_duration, CronExpr, Schedule};
 
@@ -84,6 +85,13 @@ pub struct JobDefinition {
     pub on_inputs: Option<bool>,
     /// The job is unhealthy when its last good run ended longer ago than this. Default: any age.
     pub max_health_age: Option<Text>,
+    /// Who hears about what (rules naming the dispatcher's channels). Unset: the project's
+    /// defaults; an empty list: nobody.
+    pub notify: Option<Vec<RuleDefinition>>,
+    /// A run still going after this raises a `slow` notification (before maxtime kills it).
+    pub warn_after: Option<Text>,
+    /// A good run that ends sooner than this raises a `too_fast` notification.
+    pub min_duration: Option<Text>,
 }
 
 /// A command: an argv array, or one line of shell (only with `shell = true`).
@@ -261,6 +269,30 @@ impl JobDefinition {
                 positive(Some(t), Duration::ZERO)
             }),
         );
+        let notify = v.field(
+            "notify",
+            self.notify.as_deref().map(check_rules).transpose(),
+        );
+        let warn_after = v.field(
+            "warn_after",
+            opt(self.warn_after.as_ref(), |t| positive(Some(t), Duration::ZERO)),
+        );
+        let min_duration = v.field(
+            "min_duration",
+            opt(self.min_duration.as_ref(), |t| positive(Some(t), Duration::ZERO)),
+        );
+        if let (Some(Some(warn)), Some(Some(max))) = (&warn_after, &maxtime) {
+            if warn >= max {
+                v.push(
+                    "warn_after",
+                    format!(
+                        "{} is not shorter than maxtime {}: the run is killed before it is slow",
+                        format_duration(*warn),
+                        format_duration(*max)
+                    ),
+                );
+            }
+        }
         let resources = self.resources(&mut v);
         if let Some(r) = &resources {
             if r.on_inputs && target.as_ref().is_some_and(|t| t.all) {
@@ -312,6 +344,9 @@ impl JobDefinition {
                 },
                 resources: resources?,
                 max_health_age: max_health_age?,
+                notify: notify?,
+                warn_after: warn_after?,
+                min_duration: min_duration?,
             })
         };
         spec().ok_or_else(|| InvalidJob::internal(self.label(position)))
@@ -468,6 +503,10 @@ pub struct JobSpec {
     pub resources: ResourceSpec,
     /// Unhealthy when the last good run ended longer ago than this.
     pub max_health_age: Option<Duration>,
+    /// Notification rules; `None`: the project's defaults.
+    pub notify: Option<Vec<Rule>>,
+    pub warn_after: Option<Duration>,
+    pub min_duration: Option<Duration>,
 }
 
 /// The resources a job reads and writes, and how it locks them (migrations/0004).

@@ -4,6 +4,8 @@
 //! - `log:TEXT`, `tagged:T1,T2:TEXT`, `delay:TEXT` (tag `delay`), `error:TEXT` (an error with a
 //!   cause, logged with `exc`);
 //! - `items:A,B,C` — a task per item (type `item`), logging `processing X` in each;
+//! - `tasked:T1,T2:TEXT` — a tagged line inside two nested tasks (`[1/1] volume data`,
+//!   `[2/2] check space`);
 //! - `sleep:SECONDS`; `sigint` (the process interrupts itself); `panic:TEXT`;
 //! - `userdata:JSON`;
 //! - `fail:TEXT` (execute returns that error), `done:SUMMARY` (successful), `nothing`
@@ -37,6 +39,16 @@ impl Job for TestJob {
                 "log" => ctx.log(arg),
                 "tagged" => {
                     let (tags, text) = arg.split_once(':').unwrap_or((arg, ""));
+                    let mut tagged = ctx.tag("test");
+                    for t in tags.split(',') {
+                        tagged = tagged.tag(t);
+                    }
+                    tagged.log(text);
+                }
+                "tasked" => {
+                    let (tags, text) = arg.split_once(':').unwrap_or((arg, ""));
+                    let _volume = ctx.task("volume", "data", Some(0), Some(1));
+                    let _check = ctx.task("check", "space", Some(1), Some(2));
                     let mut tagged = ctx.tag("test");
                     for t in tags.split(',') {
                         tagged = tagged.tag(t);

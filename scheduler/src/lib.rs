@@ -13,11 +13,14 @@
 //!   PostgreSQL ends the session when the socket closes). The leader wakes on NOTIFY
 //!   `sisyphus_jobs` (definitions changed) and at least every `interval`.
 //! - [`metrics`]: counters served as Prometheus text on `--metrics ADDR`.
+//! - [`alerts`]: each tick, the notifications that are about time rather than an outcome —
+//!   runs past `warn_after` (slow) and jobs past `max_health_age` (missed, the dead-man's switch).
 //! - [`retention`]: the leader's housekeeping about once a minute — daily log partitions ahead
 //!   of time, old partitions dropped, old finished runs deleted.
 //!
 //! The scheduler never depends on the guardian or the dispatcher; they meet only in rows.
 
+pub mod alerts;
 pub mod data;
 pub mod metrics;
 pub mod plan;
@@ -31,11 +34,13 @@ use sqlx::postgres::PgListener;
 use sqlx::{ConnectOptions, PgConnection};
 use tokio_util::sync::CancellationToken;
 
+pub use alerts::raise_alerts;
 pub use plan::PlanSettings;
 pub use retention::{housekeep, Housekeeping, Retention};
 pub use tick::{tick, TickReport};
 
 const QUEUE_DEPTH: &str = include_str!("../../sql/scheduler/queue_depth.sql");
+const OUTBOX_BACKLOG: &str = include_str!("../../sql/dispatcher/backlog.sql");
 
 /// The advisory lock key that elects the leader ("SISYPHUS" in ASCII).
 pub const LEADER_LOCK: i64 = 0x5349_5359_5048_5553;
@@ -142,7 +147,9 @@ impl Scheduler {
             async move {
                 let depth: Option<i64> =
                     sqlx::query_scalar(QUEUE_DEPTH).fetch_one(&pool).await.ok();
-                metrics.render(depth)
+                let backlog: Option<i64> =
+                    sqlx::query_scalar(OUTBOX_BACKLOG).fetch_one(&pool).await.ok();
+                metrics.render(depth, backlog)
             }
         };
         match sisyphus_metrics::serve(addr, render, shutdown.clone()).await {
@@ -180,6 +187,8 @@ impl Scheduler {
             let started = std::time::Instant::now();
             let report = tick(conn, None, &self.config.plan, &self.config.name).await?;
             self.metrics.tick(&report, started.elapsed());
+            let alerts = raise_alerts(conn).await?;
+            self.metrics.alerts(alerts);
             if last_housekeeping.is_none_or(|t| t.elapsed() >= self.config.retention.every) {
                 let done = housekeep(conn, &self.config.retention).await?;
                 if done != Housekeeping::default() {

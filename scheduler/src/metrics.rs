@@ -15,6 +15,8 @@ pub struct Metrics {
     missed: Counter,
     expired: Counter,
     lost: Counter,
+    slow: Counter,
+    overdue: Counter,
     tick_seconds: Histogram,
     pub leader: Gauge,
 }
@@ -27,6 +29,8 @@ impl Default for Metrics {
             missed: Counter::default(),
             expired: Counter::default(),
             lost: Counter::default(),
+            slow: Counter::default(),
+            overdue: Counter::default(),
             tick_seconds: Histogram::new(SECONDS),
             leader: Gauge::default(),
         }
@@ -43,8 +47,15 @@ impl Metrics {
         self.tick_seconds.observe(took.as_secs_f64());
     }
 
-    /// The exposition; `queue_depth` is the number of pending runs, if it could be counted.
-    pub fn render(&self, queue_depth: Option<i64>) -> String {
+    /// Counts the alerts one tick raised: (slow runs, overdue jobs).
+    pub fn alerts(&self, (slow, overdue): (i32, i32)) {
+        self.slow.add(slow.max(0) as u64);
+        self.overdue.add(overdue.max(0) as u64);
+    }
+
+    /// The exposition; `queue_depth` is the number of pending runs and `backlog` the number of
+    /// undelivered notifications, if they could be counted.
+    pub fn render(&self, queue_depth: Option<i64>, backlog: Option<i64>) -> String {
         let mut e = Exposition::default();
         e.counter(
             "sisyphus_scheduler_ticks_total",
@@ -71,6 +82,16 @@ impl Metrics {
             "Runs whose guardian stopped renewing its lease.",
             self.lost.get(),
         )
+        .counter(
+            "sisyphus_scheduler_slow_runs_total",
+            "Runs that passed their job's warn_after (a `slow` notification each).",
+            self.slow.get(),
+        )
+        .counter(
+            "sisyphus_scheduler_overdue_jobs_total",
+            "Jobs found without a good run for longer than max_health_age (dead-man's switch).",
+            self.overdue.get(),
+        )
         .histogram(
             "sisyphus_scheduler_tick_seconds",
             "Cost of one tick (one transaction).",
@@ -83,6 +104,13 @@ impl Metrics {
         );
         if let Some(depth) = queue_depth {
             e.gauge("sisyphus_queue_depth", "Pending runs.", depth);
+        }
+        if let Some(b) = backlog {
+            e.gauge(
+                "sisyphus_outbox_backlog",
+                "Notifications waiting for delivery.",
+                b,
+            );
         }
         e.finish()
     }

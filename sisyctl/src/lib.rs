@@ -124,6 +124,20 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// List notifications (the outbox), newest first; --retry sends failed ones again.
+    Notifications {
+        /// Only these: pending, delivered, skipped or failed.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only this job's (PROJECT/NAME).
+        #[arg(long)]
+        job: Option<JobRef>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Send these failed notifications again (ids).
+        #[arg(long, num_args = 1.., value_delimiter = ',')]
+        retry: Vec<i64>,
+    },
     /// Stop new claims on a host (its running runs go on); --undo restarts them.
     Drain {
         host: String,
@@ -249,6 +263,20 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Graph { job } => cmd::resources::graph(&connect(url).await?, job.as_ref()).await,
         Command::Health { job, all } => {
             cmd::health::run(&connect(url).await?, job, all, json).await
+        }
+        Command::Notifications {
+            state,
+            job,
+            limit,
+            retry,
+        } => {
+            let client = connect(url).await?;
+            if retry.is_empty() {
+                cmd::notifications::list(&client, state.as_deref(), job.as_ref(), limit, json)
+                    .await
+            } else {
+                cmd::notifications::retry(&client, &retry, json).await
+            }
         }
         Command::Drain { host, undo } => {
             cmd::control::drain(&connect(url).await?, &host, !undo, json).await

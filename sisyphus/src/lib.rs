@@ -39,6 +39,21 @@ enum Command {
         /// The jobs file to apply at start.
         #[arg(long, default_value = "examples/jobs.toml")]
         jobs: std::path::PathBuf,
+        /// The dispatcher's channels (see `sisyphus dispatcher`); default: none.
+        #[arg(long)]
+        notify_config: Option<std::path::PathBuf>,
+    },
+    /// Deliver notifications from the outbox (any number of dispatchers may share it).
+    Dispatcher {
+        /// The channels and retry policy (TOML; see README.md, "Notifications").
+        #[arg(long, env = "SISYPHUS_NOTIFY_CONFIG")]
+        config: std::path::PathBuf,
+        /// Longest wait between passes (retries come due without a NOTIFY).
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        poll: Duration,
+        /// Serve Prometheus metrics on this address (`GET /metrics`), e.g. 127.0.0.1:9188.
+        #[arg(long)]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Claim and supervise runs on this host.
     Guardian(GuardianArgs),
@@ -78,8 +93,33 @@ pub async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let shutdown = shutdown_on_signals();
     match cli.command {
-        Command::Dev { state_dir, jobs } => {
-            dev::run(cli.database_url, &state_dir, &jobs, shutdown).await
+        Command::Dev {
+            state_dir,
+            jobs,
+            notify_config,
+        } => {
+            dev::run(
+                cli.database_url,
+                &state_dir,
+                &jobs,
+                notify_config.as_deref(),
+                shutdown,
+            )
+            .await
+        }
+        Command::Dispatcher {
+            config,
+            poll,
+            metrics,
+        } => {
+            let settings = sisyphus_dispatcher::Settings::load(&config)?;
+            let mut config =
+                sisyphus_dispatcher::Config::new(database_url(cli.database_url)?, settings);
+            config.poll = poll;
+            config.metrics = metrics;
+            let dispatcher = sisyphus_dispatcher::Dispatcher::start(config).await?;
+            dispatcher.run(shutdown).await;
+            Ok(())
         }
         Command::Guardian(args) => {
             let config = args.into_config(database_url(cli.database_url)?);

@@ -168,6 +168,7 @@ pub fn jobs_file(text: &str) -> PathBuf {
 pub struct Daemon {
     pub child: std::process::Child,
     pub dir: PathBuf,
+    pub log: PathBuf,
 }
 
 impl Daemon {
@@ -219,14 +220,38 @@ impl Daemon {
         Self::spawn(url, &args, std::env::temp_dir())
     }
 
+    /// `sisyphus dispatcher --config CONFIG` with `env` set, plus `extra` arguments; its log is
+    /// `self.log`.
+    pub fn dispatcher(
+        url: &str,
+        config: &std::path::Path,
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Daemon {
+        let mut args = vec![
+            "dispatcher".to_string(),
+            "--config".into(),
+            config.display().to_string(),
+            "--poll".into(),
+            "200ms".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::spawn_with(url, &args, temp_dir("dispatcher"), env)
+    }
+
     fn spawn(url: &str, args: &[String], dir: PathBuf) -> Daemon {
-        let log = std::fs::File::create(dir.join(format!(
+        Self::spawn_with(url, args, dir, &[])
+    }
+
+    fn spawn_with(url: &str, args: &[String], dir: PathBuf, env: &[(&str, &str)]) -> Daemon {
+        let log_path = dir.join(format!(
             "daemon-{}.log",
             NEXT_DB.fetch_add(1, Ordering::SeqCst)
-        )))
-        .expect("daemon log");
+        ));
+        let log = std::fs::File::create(&log_path).expect("daemon log");
         let child = Command::new(bin("sisyphus"))
             .args(args)
+            .envs(env.iter().copied())
             .env("SISYPHUS_DATABASE_URL", url)
             .env("RUST_LOG", "info,sqlx=warn")
             .stdin(std::process::Stdio::null())
@@ -234,7 +259,16 @@ impl Daemon {
             .stderr(log)
             .spawn()
             .expect("start daemon");
-        Daemon { child, dir }
+        Daemon {
+            child,
+            dir,
+            log: log_path,
+        }
+    }
+
+    /// What the daemon has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn pid(&self) -> i32 {

@@ -9,6 +9,8 @@ mod failover;
 mod guardian;
 mod health;
 mod metrics;
+mod notifications;
+mod peers;
 mod resilience;
 mod resources;
 mod retention;

@@ -9,7 +9,7 @@ use sisyphus_client::JobDefinition;
 
 use crate::harness::{ended, run_now, wait_for, Daemon, TestDb};
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -17,7 +17,7 @@ fn free_port() -> u16 {
 }
 
 /// `GET /metrics`; the body, or None while nothing answers.
-fn scrape(port: u16) -> Option<String> {
+pub fn scrape(port: u16) -> Option<String> {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
     let mut response = String::new();
@@ -34,7 +34,7 @@ fn scrape(port: u16) -> Option<String> {
 /// Parses the text format strictly enough to catch a malformed exposition: every sample belongs
 /// to a family declared by `# TYPE` (with `# HELP`), names and labels are well formed, values
 /// are numbers, and histogram buckets are cumulative up to `+Inf` = `_count`.
-fn parse(text: &str) -> BTreeMap<String, f64> {
+pub fn parse(text: &str) -> BTreeMap<String, f64> {
     let mut types: BTreeMap<String, String> = BTreeMap::new();
     let mut helped = std::collections::BTreeSet::new();
     let mut samples = BTreeMap::new();

@@ -11,7 +11,7 @@ use sisyphus_client::JobDefinition;
 use crate::harness::{ended, run_now, Daemon, TestDb};
 
 /// The SDK's scriptable example job (built by `cargo test --workspace` with the job crate).
-fn testjob() -> PathBuf {
+pub fn testjob() -> PathBuf {
     let exe = std::env::current_exe().expect("test exe");
     let job = exe
         .parent()

@@ -13,6 +13,7 @@ use super::interval;
 use crate::model::{Catchup, JobId, JobRef, Target};
 use crate::resources::Template;
 use crate::schedule::{CronExpr, Schedule};
+use crate::notifications::Rule;
 use crate::spec::{JobSpec, LogSettings, ResourceSpec};
 
 const COLUMNS: &str = include_str!("../../../sql/jobs/columns.sql");
@@ -63,6 +64,9 @@ pub struct JobRow {
     pub outputs_expire: Option<PgInterval>,
     pub on_inputs: bool,
     pub max_health_age: Option<PgInterval>,
+    pub notify: Option<Json<Vec<Rule>>>,
+    pub warn_after: Option<PgInterval>,
+    pub min_duration: Option<PgInterval>,
 }
 
 /// A stored row that no longer reads as a valid definition (changed by hand in SQL).
@@ -157,6 +161,17 @@ impl JobRow {
                 .max_health_age
                 .as_ref()
                 .map(|i| self.duration("max_health_age", i))
+                .transpose()?,
+            notify: self.notify.as_ref().map(|n| n.0.clone()),
+            warn_after: self
+                .warn_after
+                .as_ref()
+                .map(|i| self.duration("warn_after", i))
+                .transpose()?,
+            min_duration: self
+                .min_duration
+                .as_ref()
+                .map(|i| self.duration("min_duration", i))
                 .transpose()?,
         })
     }
@@ -280,6 +295,9 @@ pub async fn upsert(
         .bind(spec.resources.outputs_expire.map(interval::from_duration))
         .bind(spec.resources.on_inputs)
         .bind(spec.max_health_age.map(interval::from_duration))
+        .bind(spec.notify.as_ref().map(Json))
+        .bind(spec.warn_after.map(interval::from_duration))
+        .bind(spec.min_duration.map(interval::from_duration))
         .fetch_one(conn)
         .await
 }

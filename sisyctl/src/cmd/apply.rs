@@ -7,8 +7,10 @@ use crate::{output, Failure};
 
 pub async fn run(client: &Client, file: &str, prune: bool, json: bool) -> Result<(), Failure> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?;
-    let specs = jobsfile::parse(&text, file)?;
-    let report = client.apply_specs(&specs, prune).await?;
+    let checked = jobsfile::parse_all(&text, file)?;
+    let report = client
+        .apply_with_defaults(&checked.jobs, &checked.projects, prune)
+        .await?;
     if json {
         return Ok(output::json(&report)?);
     }

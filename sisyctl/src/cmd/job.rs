@@ -196,6 +196,9 @@ fn show(spec: &JobSpec, status: &sisyphus_client::JobStatus, durations: &[std::t
             },
         ),
         ("max age", opt(spec.max_health_age.map(d))),
+        ("warn after", opt(spec.warn_after.map(d))),
+        ("min duration", opt(spec.min_duration.map(d))),
+        ("notify", notify_rules(spec.notify.as_deref())),
         ("durations", duration_history(durations)),
     ];
     for (k, v) in lines {
@@ -229,7 +232,26 @@ fn definition_json(spec: &JobSpec) -> serde_json::Value {
         "paused": spec.paused,
         "userdata": spec.userdata,
         "max_health_age": spec.max_health_age.map(d),
+        "warn_after": spec.warn_after.map(d),
+        "min_duration": spec.min_duration.map(d),
+        "notify": spec.notify,
     })
+}
+
+/// `ops-mail (failed, timeout)  chat (tagged)`, or where the rules come from.
+fn notify_rules(rules: Option<&[sisyphus_client::notifications::Rule]>) -> String {
+    match rules {
+        None => "the project's defaults".to_string(),
+        Some([]) => "nobody".to_string(),
+        Some(rules) => rules
+            .iter()
+            .map(|r| {
+                let on: Vec<&str> = r.on.iter().map(|e| e.as_str()).collect();
+                format!("{} ({})", r.channel, on.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join("  "),
+    }
 }
 
 fn names(list: &[sisyphus_client::resources::Template]) -> String {

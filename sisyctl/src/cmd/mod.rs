@@ -7,5 +7,6 @@ pub mod health;
 pub mod job;
 pub mod logs;
 pub mod migrate;
+pub mod notifications;
 pub mod resources;
 pub mod runs;

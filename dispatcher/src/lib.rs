@@ -1,0 +1,177 @@
+//! The dispatcher: delivers the notifications in `sisyphus.outbox` (migrations/0007).
+//!
+//! Rows are written by the database in the same transaction as their event (a run's outcome, a
+//! run passing `warn_after`, a job overdue), so the dispatcher never decides what happened; it
+//! only carries rows to their channels:
+//!
+//! 1. wake on `NOTIFY sisyphus_outbox` (or every `poll`, as a safety net);
+//! 2. in one transaction, take up to `batch` due rows `FOR UPDATE SKIP LOCKED` (other
+//!    dispatchers take other rows), send each through `sisyphus-notify`'s senders, and record
+//!    the result: delivered, skipped (nothing for this channel), pending again after a backoff,
+//!    or failed after `max_attempts`;
+//! 3. commit.
+//!
+//! A dispatcher that dies mid-batch holds no lock after its session ends: the rows are taken
+//! again, so a notification is delivered at least once — and, unless the dispatcher dies
+//! between a channel's acknowledgement and its commit, exactly once.
+
+pub mod config;
+mod metrics;
+mod outbox;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sisyphus_client::db;
+use sisyphus_notify::Senders;
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{ConfigError, Settings};
+pub use metrics::Metrics;
+pub use outbox::{deliver_due, Pass};
+
+const BACKLOG: &str = include_str!("../../sql/dispatcher/backlog.sql");
+
+/// How a dispatcher runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub settings: Settings,
+    /// Most notifications per transaction.
+    pub batch: i64,
+    /// The longest wait between passes (retries come due without a NOTIFY).
+    pub poll: Duration,
+    /// Where to serve Prometheus metrics; None: nowhere.
+    pub metrics: Option<std::net::SocketAddr>,
+}
+
+impl Config {
+    /// Defaults: batches of 16, a pass at least every second.
+    pub fn new(database_url: impl Into<String>, settings: Settings) -> Config {
+        Config {
+            database_url: database_url.into(),
+            settings,
+            batch: 16,
+            poll: Duration::from_secs(1),
+            metrics: None,
+        }
+    }
+}
+
+/// Errors that stop a dispatcher from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Client(#[from] sisyphus_client::Error),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("{0}")]
+    Senders(String),
+}
+
+/// A running dispatcher's parts.
+pub struct Dispatcher {
+    config: Config,
+    pool: PgPool,
+    senders: Senders,
+    metrics: Arc<Metrics>,
+}
+
+impl Dispatcher {
+    /// Connects and checks the schema.
+    pub async fn start(config: Config) -> Result<Dispatcher, Error> {
+        let pool = db::pool(&config.database_url, "sisyphus dispatcher", 2).await?;
+        db::check_schema(&pool).await?;
+        let senders = Senders::new(config.settings.send_timeout).map_err(Error::Senders)?;
+        tracing::info!(
+            channels = ?config.settings.channels.keys().collect::<Vec<_>>(),
+            "dispatcher started"
+        );
+        Ok(Dispatcher {
+            config,
+            pool,
+            senders,
+            metrics: Arc::default(),
+        })
+    }
+
+    /// Delivers until `shutdown`; a pass in progress finishes (and commits) first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        if let Some(addr) = self.config.metrics {
+            self.serve_metrics(addr, &shutdown).await;
+        }
+        let mut listener = match self.listen().await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!("cannot LISTEN for new notifications ({e}); polling");
+                None
+            }
+        };
+        while !shutdown.is_cancelled() {
+            let full = match self.pass().await {
+                Ok(pass) => pass.taken as i64 >= self.config.batch,
+                Err(e) => {
+                    tracing::warn!("dispatcher pass failed: {e}");
+                    false
+                }
+            };
+            if full {
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = wait(&mut listener) => {}
+                _ = tokio::time::sleep(self.config.poll) => {}
+            }
+        }
+        tracing::info!("dispatcher stopped");
+    }
+
+    async fn listen(&self) -> sqlx::Result<PgListener> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen("sisyphus_outbox").await?;
+        Ok(listener)
+    }
+
+    async fn pass(&self) -> sqlx::Result<Pass> {
+        let pass = deliver_due(
+            &self.pool,
+            &self.senders,
+            &self.config.settings,
+            self.config.batch,
+        )
+        .await?;
+        self.metrics.record(&pass);
+        Ok(pass)
+    }
+
+    async fn serve_metrics(&self, addr: std::net::SocketAddr, shutdown: &CancellationToken) {
+        let (pool, metrics) = (self.pool.clone(), self.metrics.clone());
+        let render = move || {
+            let (pool, metrics) = (pool.clone(), metrics.clone());
+            async move {
+                let backlog: Option<i64> = sqlx::query_scalar(BACKLOG).fetch_one(&pool).await.ok();
+                metrics.render(backlog)
+            }
+        };
+        match sisyphus_metrics::serve(addr, render, shutdown.clone()).await {
+            Ok(bound) => tracing::info!("metrics on http://{bound}/metrics"),
+            Err(e) => tracing::error!("cannot serve metrics on {addr}: {e}"),
+        }
+    }
+}
+
+/// Waits for a NOTIFY; without a listener (or when it fails), never returns.
+async fn wait(listener: &mut Option<PgListener>) {
+    match listener {
+        Some(l) => {
+            if l.recv().await.is_err() {
+                // The listener reconnects on the next recv; the poll covers the gap.
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
+}

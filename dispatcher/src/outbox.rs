@@ -1,0 +1,125 @@
+//! One pass over the outbox: take the due rows, send them, record what happened — all in one
+//! transaction, so a row is never both sent and forgotten, and no two dispatchers hold it.
+
+use sisyphus_notify::{Delivered, Notification, Senders};
+use sqlx::PgPool;
+
+use crate::config::Settings;
+
+const CLAIM: &str = include_str!("../../sql/dispatcher/claim.sql");
+const SETTLE: &str = include_str!("../../sql/dispatcher/settle.sql");
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    channel: String,
+    payload: serde_json::Value,
+    attempts: i32,
+    parts_done: i32,
+}
+
+/// What became of one row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settled {
+    pub id: i64,
+    pub channel: String,
+    /// `delivered`, `skipped`, `pending` (to be retried) or `failed`.
+    pub state: &'static str,
+    pub parts_done: i32,
+    pub error: Option<String>,
+    /// Seconds until the next attempt (for `pending`).
+    pub delay: f64,
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default)]
+pub struct Pass {
+    pub taken: usize,
+    pub settled: Vec<Settled>,
+}
+
+/// Takes up to `batch` due notifications, sends them and records the results.
+pub async fn deliver_due(
+    pool: &PgPool,
+    senders: &Senders,
+    settings: &Settings,
+    batch: i64,
+) -> sqlx::Result<Pass> {
+    let mut tx = pool.begin().await?;
+    let rows: Vec<Row> = sqlx::query_as(CLAIM).bind(batch).fetch_all(&mut *tx).await?;
+    if rows.is_empty() {
+        tx.rollback().await?;
+        return Ok(Pass::default());
+    }
+    let mut settled = Vec::with_capacity(rows.len());
+    for row in &rows {
+        settled.push(deliver(row, senders, settings).await);
+    }
+    sqlx::query(SETTLE)
+        .bind(settled.iter().map(|s| s.id).collect::<Vec<_>>())
+        .bind(settled.iter().map(|s| s.state).collect::<Vec<_>>())
+        .bind(settled.iter().map(|s| s.parts_done).collect::<Vec<_>>())
+        .bind(settled.iter().map(|s| s.error.clone()).collect::<Vec<_>>())
+        .bind(settled.iter().map(|s| s.delay).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    for s in &settled {
+        match s.state {
+            "pending" => tracing::warn!(
+                id = s.id, channel = %s.channel,
+                "notification not delivered, retrying in {:.1} s: {}", s.delay,
+                s.error.as_deref().unwrap_or("")
+            ),
+            "failed" => tracing::error!(
+                id = s.id, channel = %s.channel,
+                "notification failed for good: {}", s.error.as_deref().unwrap_or("")
+            ),
+            state => tracing::info!(id = s.id, channel = %s.channel, "notification {state}"),
+        }
+    }
+    Ok(Pass {
+        taken: rows.len(),
+        settled,
+    })
+}
+
+/// Sends one row and decides its next state.
+async fn deliver(row: &Row, senders: &Senders, settings: &Settings) -> Settled {
+    let attempt = row.attempts.max(0) as u32 + 1;
+    let result = match (
+        settings.channels.get(&row.channel),
+        serde_json::from_value::<Notification>(row.payload.clone()),
+    ) {
+        (None, _) => Err((
+            row.parts_done,
+            format!("channel `{}` is not configured in this dispatcher", row.channel),
+        )),
+        (_, Err(e)) => Err((row.parts_done, format!("unreadable payload: {e}"))),
+        (Some(channel), Ok(n)) => senders
+            .send(channel, &n, row.parts_done.max(0) as usize)
+            .await
+            .map_err(|e| (e.done as i32, e.message)),
+    };
+    let settled = |state, parts_done, error, delay| Settled {
+        id: row.id,
+        channel: row.channel.clone(),
+        state,
+        parts_done,
+        error,
+        delay,
+    };
+    match result {
+        Ok(Delivered::Sent(parts)) => settled("delivered", parts as i32, None, 0.0),
+        Ok(Delivered::Nothing) => settled("skipped", row.parts_done, None, 0.0),
+        Err((done, error)) if attempt >= settings.max_attempts => {
+            settled("failed", done, Some(format!("attempt {attempt}: {error}")), 0.0)
+        }
+        Err((done, error)) => settled(
+            "pending",
+            done,
+            Some(format!("attempt {attempt}: {error}")),
+            settings.backoff(attempt).as_secs_f64(),
+        ),
+    }
+}
