@@ -275,11 +275,15 @@ impl JobDefinition {
         );
         let warn_after = v.field(
             "warn_after",
-            opt(self.warn_after.as_ref(), |t| positive(Some(t), Duration::ZERO)),
+            opt(self.warn_after.as_ref(), |t| {
+                positive(Some(t), Duration::ZERO)
+            }),
         );
         let min_duration = v.field(
             "min_duration",
-            opt(self.min_duration.as_ref(), |t| positive(Some(t), Duration::ZERO)),
+            opt(self.min_duration.as_ref(), |t| {
+                positive(Some(t), Duration::ZERO)
+            }),
         );
         if let (Some(Some(warn)), Some(Some(max))) = (&warn_after, &maxtime) {
             if warn >= max {

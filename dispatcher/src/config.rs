@@ -162,7 +162,12 @@ mod tests {
              [channels.mail]\nkind = \"email\"\nhost = \"h\"\nfrom = \"nobody\"\n",
         )
         .expect_err("bad file");
-        for want in ["max_attempts", "retry_base: `soon`", "channels.mail", "`nobody`"] {
+        for want in [
+            "max_attempts",
+            "retry_base: `soon`",
+            "channels.mail",
+            "`nobody`",
+        ] {
             assert!(err.contains(want), "{want} not in: {err}");
         }
         let err = Settings::parse("[channels.x]\nkind = \"pigeon\"\n").expect_err("kind");

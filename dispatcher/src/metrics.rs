@@ -50,7 +50,11 @@ impl Metrics {
             self.passes.get(),
         );
         if let Some(b) = backlog {
-            e.gauge("sisyphus_outbox_backlog", "Notifications waiting for delivery.", b);
+            e.gauge(
+                "sisyphus_outbox_backlog",
+                "Notifications waiting for delivery.",
+                b,
+            );
         }
         e.finish()
     }

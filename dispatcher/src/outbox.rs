@@ -46,7 +46,10 @@ pub async fn deliver_due(
     batch: i64,
 ) -> sqlx::Result<Pass> {
     let mut tx = pool.begin().await?;
-    let rows: Vec<Row> = sqlx::query_as(CLAIM).bind(batch).fetch_all(&mut *tx).await?;
+    let rows: Vec<Row> = sqlx::query_as(CLAIM)
+        .bind(batch)
+        .fetch_all(&mut *tx)
+        .await?;
     if rows.is_empty() {
         tx.rollback().await?;
         return Ok(Pass::default());
@@ -93,7 +96,10 @@ async fn deliver(row: &Row, senders: &Senders, settings: &Settings) -> Settled {
     ) {
         (None, _) => Err((
             row.parts_done,
-            format!("channel `{}` is not configured in this dispatcher", row.channel),
+            format!(
+                "channel `{}` is not configured in this dispatcher",
+                row.channel
+            ),
         )),
         (_, Err(e)) => Err((row.parts_done, format!("unreadable payload: {e}"))),
         (Some(channel), Ok(n)) => senders
@@ -112,9 +118,12 @@ async fn deliver(row: &Row, senders: &Senders, settings: &Settings) -> Settled {
     match result {
         Ok(Delivered::Sent(parts)) => settled("delivered", parts as i32, None, 0.0),
         Ok(Delivered::Nothing) => settled("skipped", row.parts_done, None, 0.0),
-        Err((done, error)) if attempt >= settings.max_attempts => {
-            settled("failed", done, Some(format!("attempt {attempt}: {error}")), 0.0)
-        }
+        Err((done, error)) if attempt >= settings.max_attempts => settled(
+            "failed",
+            done,
+            Some(format!("attempt {attempt}: {error}")),
+            0.0,
+        ),
         Err((done, error)) => settled(
             "pending",
             done,

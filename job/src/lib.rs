@@ -33,6 +33,7 @@
 //! ```
 
 mod context;
+mod notify;
 mod options;
 pub mod standalone;
 

@@ -245,6 +245,16 @@ fn run_once<J: Job>(job: &mut J, options: &Options, base: &Path, n: u32) -> Stat
         Status::Interrupted => Ending::Interrupted,
         Status::Timeout => Ending::Timeout,
     };
+    let outcome = crate::notify::Outcome {
+        status: report.status,
+        text: report.text.as_deref(),
+        started: start,
+        finished: Utc::now(),
+        notices: &report.notices,
+    };
+    for error in crate::notify::send(options, &outcome) {
+        ctx.sisyphus(&["report", "errors"], &error);
+    }
     let settings = LogSettings {
         keep: options.keepfilelogs,
         compress_after: options.compressfilelogs,
@@ -255,36 +265,7 @@ fn run_once<J: Job>(job: &mut J, options: &Options, base: &Path, n: u32) -> Stat
     }
     let dir = base.join(&options.projectname).join(&options.jobname);
     Health::record(&dir, &report);
-    leave_notices(&dir, options, &report.notices);
     report.status
-}
-
-/// Lines routed to notifications, with the channels this job configured, left in
-/// `notifications.json` for the senders (removed when a run has none). Secrets are not written.
-fn leave_notices(dir: &Path, options: &Options, notices: &[Notice]) {
-    let path = dir.join("notifications.json");
-    if notices.is_empty() {
-        let _ = std::fs::remove_file(&path);
-        return;
-    }
-    let configured: Vec<&str> = [
-        ("email", options.smtphost.is_some()),
-        ("mattermost", options.mattermost_url.is_some()),
-        ("sentry", options.sentry_dsn.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(c, on)| on.then_some(c))
-    .collect();
-    let doc = serde_json::json!({
-        "job": format!("{}/{}", options.projectname, options.jobname),
-        "identifier": options.identifier,
-        "configured": configured,
-        "maxemailerrors": options.maxemailerrors,
-        "notices": notices,
-    });
-    if let Ok(text) = serde_json::to_string_pretty(&doc) {
-        let _ = std::fs::write(&path, text);
-    }
 }
 
 /// The fork: the child executes and reports through a pipe; the parent keeps the time.

@@ -554,57 +554,152 @@ fn the_fetch_example_caches_a_page_from_a_local_server() {
     );
 }
 
+/// One HTTP request as an endpoint on loopback received it: (path, headers, body).
+type Received = (String, Vec<(String, String)>, Vec<u8>);
+
+/// An HTTP endpoint standing in for Mattermost and Sentry: records each request, answers 200.
+fn capture() -> (u16, std::sync::mpsc::Receiver<Received>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let head_end = loop {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break None,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break Some(i);
+                }
+            };
+            let Some(head_end) = head_end else { continue };
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+            let mut lines = head.split("\r\n");
+            let path = lines
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap_or("")
+                .to_string();
+            let headers: Vec<(String, String)> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+                .collect();
+            let length: usize = headers
+                .iter()
+                .find(|(n, _)| n == "content-length")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            let mut body = buf[head_end + 4..].to_vec();
+            while body.len() < length {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => body.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+            let _ = tx.send((path, headers, body));
+        }
+    });
+    (port, rx)
+}
+
+/// The event of a Sentry envelope (its third line).
+fn envelope_event(body: &[u8]) -> serde_json::Value {
+    let text = String::from_utf8_lossy(body).to_string();
+    serde_json::from_str(text.lines().nth(2).expect("an event item")).expect("event JSON")
+}
+
 #[test]
-fn lines_tagged_for_notifications_are_left_for_the_senders() {
+fn a_standalone_run_posts_to_mattermost_and_sentry_and_reports_a_mail_it_could_not_send() {
     let base = base("notify");
+    let (port, received) = capture();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mm = format!("http://127.0.0.1:{port}");
+    let dsn = format!("http://publickey@127.0.0.1:{port}/7");
+    let smtp_port = dead.to_string();
     let out = run(
         &base,
-        "tagged:email:disk almost full;tagged:external:everyone hears this;log:plain;fail:gave up",
+        "tagged:mattermost:deploy started;tagged:sentry,error:disk full;log:plain;fail:gave up",
         &[
+            "--mattermost_url",
+            &mm,
+            "--mattermost_channel",
+            "chan",
+            "--mattermost_token",
+            "tok",
+            "--sentry_dsn",
+            &dsn,
+            "--sentry_environment",
+            "prod",
             "--smtphost",
-            "mail.example.org",
+            "127.0.0.1",
+            "--smtpport",
+            &smtp_port,
             "--fromemail",
             "job@example.org",
             "--toemail",
             "ops@example.org",
-            "--smtppassword",
-            "hunter2",
             "--smtpuser",
             "job",
+            "--smtppassword",
+            "hunter2",
         ],
     );
     assert_eq!(out.status.code(), Some(1));
-    let doc =
-        std::fs::read_to_string(job_dir(&base).join("notifications.json")).expect("notifications");
-    let v: serde_json::Value = serde_json::from_str(&doc).expect("json");
-    let notices = v["notices"].as_array().expect("notices");
-    let got: Vec<(String, String)> = notices
+    let mut got: Vec<Received> = received.try_iter().collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let posts: Vec<&Received> = got.iter().filter(|r| r.0 == "/api/v4/posts").collect();
+    let envelopes: Vec<&Received> = got.iter().filter(|r| r.0 == "/api/7/envelope/").collect();
+    assert_eq!((posts.len(), envelopes.len()), (2, 2), "{got:?}");
+    let messages: Vec<String> = posts
         .iter()
-        .map(|n| {
+        .map(|(_, headers, body)| {
+            assert!(headers.contains(&("authorization".into(), "Bearer tok".into())));
+            let v: serde_json::Value = serde_json::from_slice(body).expect("post JSON");
+            assert_eq!(v["channel_id"], "chan");
+            v["message"].as_str().unwrap_or("").to_string()
+        })
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.ends_with(": deploy started")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.ends_with(": gave up")),
+        "{messages:?}"
+    );
+    let levels: Vec<(String, String)> = envelopes
+        .iter()
+        .map(|(_, _, body)| {
+            let e = envelope_event(body);
+            assert_eq!(e["environment"], "prod");
             (
-                n["text"].as_str().unwrap_or("").to_string(),
-                n["channels"].to_string(),
+                e["message"].as_str().unwrap_or("").to_string(),
+                // Sentry's protocol leaves out the default level, error.
+                e["level"].as_str().unwrap_or("error").to_string(),
             )
         })
         .collect();
-    assert_eq!(
-        got,
-        vec![
-            ("disk almost full".to_string(), r#"["email"]"#.to_string()),
-            (
-                "everyone hears this".to_string(),
-                r#"["email","mattermost","sentry"]"#.to_string()
-            ),
-            (
-                "gave up".to_string(),
-                r#"["email","mattermost","sentry"]"#.to_string()
-            ),
-        ]
+    assert!(
+        levels.contains(&("disk full".into(), "error".into())),
+        "{levels:?}"
     );
-    assert_eq!(v["configured"].to_string(), r#"["email"]"#);
-    assert!(!doc.contains("hunter2"), "no secret in the file");
-    // A run with nothing to tell removes the file.
-    let out = run(&base, "done:ok", &[]);
-    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        levels.contains(&("gave up".into(), "fatal".into())),
+        "{levels:?}"
+    );
+    // Nothing listens on the SMTP port: the run's log says so, without the password.
+    let log = std::fs::read_to_string(job_dir(&base).join("last_failed.sisyphuslog"))
+        .expect("the failed run's log");
+    assert!(log.contains("email notification not sent"), "{log}");
+    assert!(!log.contains("hunter2"), "{log}");
     assert!(!job_dir(&base).join("notifications.json").exists());
 }

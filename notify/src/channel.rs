@@ -209,7 +209,9 @@ mod tests {
             "kind = \"webhook\"\nurl = \"http://x\"\nsecret = { env = \"SISYPHUS_TEST_UNSET_B\" }",
         )
         .expect_err("unset variable");
-        assert!(missing.to_string().contains("SISYPHUS_TEST_UNSET_B is not set"));
+        assert!(missing
+            .to_string()
+            .contains("SISYPHUS_TEST_UNSET_B is not set"));
     }
 
     #[test]

@@ -131,7 +131,9 @@ impl Line {
 /// The run a notification is about.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {
-    pub id: i64,
+    /// None for a standalone job SDK run (it has no run in the database).
+    #[serde(default)]
+    pub id: Option<i64>,
     pub status: String,
     #[serde(default)]
     pub attempt: Option<i32>,
@@ -214,7 +216,7 @@ impl Notification {
         .or_else(|| self.reason.clone())
         .or_else(|| self.tagged.first().map(|l| l.text.clone()))
         .unwrap_or_else(|| match run {
-            Some(r) => format!("run {} {}", r.id, r.status),
+            Some(r) => format!("run {}", r.status),
             None => self.event.to_string(),
         });
         first_line(&text, 200)
@@ -253,7 +255,10 @@ mod tests {
             );
         }
         let err = "broken".parse::<Event>().expect_err("unknown event");
-        assert!(err.contains("`broken`") && err.contains("too_fast"), "{err}");
+        assert!(
+            err.contains("`broken`") && err.contains("too_fast"),
+            "{err}"
+        );
     }
 
     #[test]

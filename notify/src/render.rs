@@ -30,8 +30,13 @@ fn facts(n: &Notification) -> Vec<(&'static str, String)> {
         rows.push(("Why", reason.clone()));
     }
     if let Some(r) = &n.run {
-        let attempt = r.attempt.map(|a| format!(", attempt {a}")).unwrap_or_default();
-        rows.push(("Run", format!("{}{attempt}", r.id)));
+        if let Some(id) = r.id {
+            let attempt = r
+                .attempt
+                .map(|a| format!(", attempt {a}"))
+                .unwrap_or_default();
+            rows.push(("Run", format!("{id}{attempt}")));
+        }
         rows.push(("Status", r.status.clone()));
         if let Some(h) = &r.host {
             rows.push(("Host", h.clone()));
@@ -40,7 +45,10 @@ fn facts(n: &Notification) -> Vec<(&'static str, String)> {
             rows.push(("Started", t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string()));
         }
         if let Some(t) = r.finished_at {
-            rows.push(("Finished", t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string()));
+            rows.push((
+                "Finished",
+                t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string(),
+            ));
         }
         if let Some(d) = r.duration() {
             rows.push(("Duration", format!("{:.3} s", d.as_secs_f64())));
@@ -62,14 +70,13 @@ fn error(n: &Notification) -> Option<&str> {
     n.run.as_ref().and_then(|r| r.error.as_deref())
 }
 
-/// The lines an e-mail shows: the tagged ones, else the run's last lines.
+/// The lines an e-mail shows: those tagged `email`/`external` and the run's last lines, each
+/// once, in time order.
 fn mail_lines(n: &Notification) -> Vec<&Line> {
-    let tagged: Vec<&Line> = n.tagged_for("email").collect();
-    if n.event == Event::Tagged || !tagged.is_empty() {
-        tagged.into_iter().chain(n.lines.iter()).collect()
-    } else {
-        n.lines.iter().collect()
-    }
+    let mut lines: Vec<&Line> = n.tagged_for("email").chain(n.lines.iter()).collect();
+    lines.sort_by_key(|l| l.at);
+    lines.dedup_by(|a, b| a.at == b.at && a.text == b.text);
+    lines
 }
 
 /// The plain-text body.
@@ -98,9 +105,8 @@ pub fn text_body(n: &Notification) -> String {
 
 /// The HTML body: the same content, as a table and preformatted blocks.
 pub fn html_body(n: &Notification) -> String {
-    let mut out = String::from(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head><body>\n",
-    );
+    let mut out =
+        String::from("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head><body>\n");
     out.push_str(&format!("<h1>{}</h1>\n<table>\n", escape(&subject(n))));
     for (k, v) in facts(n) {
         out.push_str(&format!(
@@ -128,11 +134,12 @@ pub fn html_body(n: &Notification) -> String {
 
 /// The attachment: the whole notification, pretty-printed.
 pub fn json_attachment(n: &Notification) -> (String, String) {
-    let name = match &n.run {
-        Some(r) => format!("run-{}.json", r.id),
-        None => "notification.json".to_string(),
+    let name = match n.run.as_ref().and_then(|r| r.id) {
+        Some(id) => format!("run-{id}.json"),
+        None => "run.json".to_string(),
     };
-    let body = serde_json::to_string_pretty(n).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    let body =
+        serde_json::to_string_pretty(n).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     (name, body)
 }
 
@@ -154,7 +161,11 @@ pub fn mattermost_messages(n: &Notification) -> Vec<String> {
         return n
             .tagged_for("mattermost")
             .map(|l| {
-                let task = l.task.as_ref().map(|t| format!(" :: {t}")).unwrap_or_default();
+                let task = l
+                    .task
+                    .as_ref()
+                    .map(|t| format!(" :: {t}"))
+                    .unwrap_or_default();
                 format!("{who}{task}: {}", l.text)
             })
             .collect();
@@ -169,7 +180,7 @@ pub fn mattermost_messages(n: &Notification) -> Vec<String> {
 }
 
 /// The Sentry level a line's tags ask for (ll.sisyphus: fatal, error, warning, info, debug;
-/// else info).
+/// else an exception, tagged `exc`, is fatal; else info).
 pub fn level_from_tags(tags: &[String]) -> Level {
     for (tag, level) in [
         ("fatal", Level::Fatal),
@@ -181,6 +192,9 @@ pub fn level_from_tags(tags: &[String]) -> Level {
         if tags.iter().any(|t| t == tag) {
             return level;
         }
+    }
+    if tags.iter().any(|t| t == "exc") {
+        return Level::Fatal;
     }
     Level::Info
 }
@@ -208,7 +222,14 @@ pub fn sentry_events(n: &Notification, ctx: &SentryContext) -> Vec<SentryEvent<'
         return n
             .tagged_for("sentry")
             .map(|l| {
-                sentry_event(n, ctx, level_from_tags(&l.tags), l.text.clone(), &l.tags, l.task.as_deref())
+                sentry_event(
+                    n,
+                    ctx,
+                    level_from_tags(&l.tags),
+                    l.text.clone(),
+                    &l.tags,
+                    l.task.as_deref(),
+                )
             })
             .collect();
     }
@@ -235,7 +256,9 @@ fn sentry_event(
     all_tags.insert("sisyphus.job".to_string(), n.job.clone());
     all_tags.insert("sisyphus.event".to_string(), n.event.to_string());
     if let Some(r) = &n.run {
-        all_tags.insert("sisyphus.run".to_string(), r.id.to_string());
+        if let Some(id) = r.id {
+            all_tags.insert("sisyphus.run".to_string(), id.to_string());
+        }
         all_tags.insert("sisyphus.status".to_string(), r.status.clone());
     }
     let breadcrumbs: Vec<Breadcrumb> = task
@@ -282,7 +305,7 @@ mod tests {
             to: vec![],
             at,
             run: Some(RunInfo {
-                id: 9,
+                id: Some(9),
                 status: "failed".into(),
                 attempt: Some(1),
                 trigger: None,
@@ -318,7 +341,10 @@ mod tests {
         assert!(text.contains("Duration: 2.000 s"), "{text}");
         assert!(text.contains("    ValueError: <bad> & worse"), "{text}");
         let html = html_body(&n);
-        assert!(html.contains("<pre>ValueError: &lt;bad&gt; &amp; worse</pre>"), "{html}");
+        assert!(
+            html.contains("<pre>ValueError: &lt;bad&gt; &amp; worse</pre>"),
+            "{html}"
+        );
         assert_eq!(json_attachment(&n).0, "run-9.json");
     }
 
@@ -338,12 +364,26 @@ mod tests {
         assert_eq!(events.len(), 1);
         let e = &events[0];
         assert_eq!(e.level, Level::Warning);
-        assert_eq!(e.tags.get("sisyphus.tag.warning").map(String::as_str), Some("true"));
-        assert_eq!(e.tags.get("sisyphus.tag.sentry").map(String::as_str), Some("true"));
-        let crumbs: Vec<_> = e.breadcrumbs.values.iter().map(|b| b.message.clone()).collect();
+        assert_eq!(
+            e.tags.get("sisyphus.tag.warning").map(String::as_str),
+            Some("true")
+        );
+        assert_eq!(
+            e.tags.get("sisyphus.tag.sentry").map(String::as_str),
+            Some("true")
+        );
+        let crumbs: Vec<_> = e
+            .breadcrumbs
+            .values
+            .iter()
+            .map(|b| b.message.clone())
+            .collect();
         assert_eq!(
             crumbs,
-            vec![Some("[1/2] module a".to_string()), Some("[3/4] file b".to_string())]
+            vec![
+                Some("[1/2] module a".to_string()),
+                Some("[3/4] file b".to_string())
+            ]
         );
         assert_eq!(e.environment.as_deref(), Some("prod"));
         assert_eq!(level_from_tags(&[]), Level::Info);

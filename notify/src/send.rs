@@ -124,7 +124,12 @@ impl Senders {
         Ok(Delivered::Sent(messages.len()))
     }
 
-    async fn sentry(&self, c: &Sentry, n: &Notification, done: usize) -> Result<Delivered, SendError> {
+    async fn sentry(
+        &self,
+        c: &Sentry,
+        n: &Notification,
+        done: usize,
+    ) -> Result<Delivered, SendError> {
         let ctx = render::SentryContext {
             environment: c.environment.as_deref(),
             release: c.release.as_deref(),
@@ -191,7 +196,10 @@ impl Senders {
         }
         let text = response.text().await.unwrap_or_default();
         let text: String = text.chars().take(200).collect();
-        Err(SendError::at(done, format!("{service} answered {status}: {text}")))
+        Err(SendError::at(
+            done,
+            format!("{service} answered {status}: {text}"),
+        ))
     }
 }
 
@@ -226,8 +234,8 @@ pub fn build_mail(c: &Email, n: &Notification) -> Result<Message, String> {
         builder = builder.to(mailbox(to)?);
     }
     let (name, json) = render::json_attachment(n);
-    let json_type = ContentType::parse("application/json")
-        .map_err(|e| format!("content type: {e}"))?;
+    let json_type =
+        ContentType::parse("application/json").map_err(|e| format!("content type: {e}"))?;
     builder
         .multipart(
             MultiPart::mixed()

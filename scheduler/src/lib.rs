@@ -147,8 +147,10 @@ impl Scheduler {
             async move {
                 let depth: Option<i64> =
                     sqlx::query_scalar(QUEUE_DEPTH).fetch_one(&pool).await.ok();
-                let backlog: Option<i64> =
-                    sqlx::query_scalar(OUTBOX_BACKLOG).fetch_one(&pool).await.ok();
+                let backlog: Option<i64> = sqlx::query_scalar(OUTBOX_BACKLOG)
+                    .fetch_one(&pool)
+                    .await
+                    .ok();
                 metrics.render(depth, backlog)
             }
         };

@@ -272,8 +272,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         } => {
             let client = connect(url).await?;
             if retry.is_empty() {
-                cmd::notifications::list(&client, state.as_deref(), job.as_ref(), limit, json)
-                    .await
+                cmd::notifications::list(&client, state.as_deref(), job.as_ref(), limit, json).await
             } else {
                 cmd::notifications::retry(&client, &retry, json).await
             }

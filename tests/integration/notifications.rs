@@ -9,9 +9,7 @@ use mail_parser::MimeHeaders;
 use sisyphus_client::notifications::RuleDefinition;
 use sisyphus_client::{JobDefinition, JobRef};
 
-use crate::harness::{
-    ended, jobs_file, run_now, stdout, temp_dir, wait_for, Daemon, TestDb,
-};
+use crate::harness::{ended, jobs_file, run_now, stdout, temp_dir, wait_for, Daemon, TestDb};
 use crate::metrics::{free_port, parse, scrape};
 use crate::peers::{Capture, SmtpServer};
 
@@ -110,7 +108,10 @@ async fn a_failure_mail_reaches_a_real_smtp_server_with_both_bodies_and_the_run_
         .collect();
     assert_eq!(to, ["ops@example.org", "dev@example.org"]);
     let text = mail.body_text(0).expect("a plain-text body");
-    assert!(text.contains(&format!("Run:      {run}, attempt 1")), "{text}");
+    assert!(
+        text.contains(&format!("Run:      {run}, attempt 1")),
+        "{text}"
+    );
     assert!(text.contains("Exit code:3"), "{text}");
     assert!(text.contains(">> loading <orders> & more"), "{text}");
     assert!(text.contains(">> disk almost full"), "{text}");
@@ -154,7 +155,11 @@ async fn a_mail_sent_while_the_smtp_server_is_down_arrives_once_it_is_back() {
     ));
     let _dispatcher = Daemon::dispatcher(&db.url, &cfg, &[("TEST_SMTP_PASSWORD", PASSWORD)], &[]);
     let _guardian = Daemon::guardian(&db.url, "down-host", &[]);
-    let run = run_now(&db, failing("acme", "flaky", "exit 1", vec![rule("mail", &["failed"])])).await;
+    let run = run_now(
+        &db,
+        failing("acme", "flaky", "exit 1", vec![rule("mail", &["failed"])]),
+    )
+    .await;
     ended(&db, run, Duration::from_secs(20)).await;
     let (attempts, error) = wait_for("failed attempts", Duration::from_secs(30), || async {
         let rows = outbox(&db, "mail").await;
@@ -165,10 +170,14 @@ async fn a_mail_sent_while_the_smtp_server_is_down_arrives_once_it_is_back() {
     let error = error.expect("the error of the last attempt");
     assert!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
     let smtp = SmtpServer::start(port, &temp_dir("smtp-late"), "sisyphus", PASSWORD);
-    wait_for("delivery after the server came back", Duration::from_secs(30), || async {
-        let rows = outbox(&db, "mail").await;
-        (rows[0].1 == "delivered").then_some(())
-    })
+    wait_for(
+        "delivery after the server came back",
+        Duration::from_secs(30),
+        || async {
+            let rows = outbox(&db, "mail").await;
+            (rows[0].1 == "delivered").then_some(())
+        },
+    )
     .await;
     // Once: wait a few retry periods more, and count.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -233,16 +242,24 @@ async fn mattermost_sentry_and_a_webhook_receive_what_the_real_services_would() 
     assert_eq!(posts.len(), 2, "{posts:?}");
     for post in &posts {
         assert_eq!(post.method, "POST");
-        assert_eq!(post.header("authorization"), Some("Bearer 9xuqwrwgstrb3mzrxb83nb357a"));
+        assert_eq!(
+            post.header("authorization"),
+            Some("Bearer 9xuqwrwgstrb3mzrxb83nb357a")
+        );
         assert_eq!(post.json()["channel_id"], "4cnszmopr3ntjexi4qmx499inc");
     }
     let messages: Vec<String> = posts
         .iter()
         .map(|p| p.json()["message"].as_str().unwrap_or_default().to_string())
         .collect();
-    assert!(messages.iter().any(|m| m.ends_with(": deploy started")), "{messages:?}");
     assert!(
-        messages.iter().any(|m| m.starts_with("**failed**") && m.contains("the export broke")),
+        messages.iter().any(|m| m.ends_with(": deploy started")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("**failed**") && m.contains("the export broke")),
         "{messages:?}"
     );
 
@@ -252,13 +269,21 @@ async fn mattermost_sentry_and_a_webhook_receive_what_the_real_services_would() 
     let mut events = Vec::new();
     for e in &envelopes {
         let auth = e.header("x-sentry-auth").expect("X-Sentry-Auth");
-        assert!(auth.starts_with("Sentry sentry_key=examplePublicKey, sentry_version=7"), "{auth}");
+        assert!(
+            auth.starts_with("Sentry sentry_key=examplePublicKey, sentry_version=7"),
+            "{auth}"
+        );
         let text = String::from_utf8_lossy(&e.body).to_string();
         let mut lines = text.lines();
-        let _header: serde_json::Value = serde_json::from_str(lines.next().expect("header")).expect("header JSON");
-        let item: serde_json::Value = serde_json::from_str(lines.next().expect("item header")).expect("item JSON");
+        let _header: serde_json::Value =
+            serde_json::from_str(lines.next().expect("header")).expect("header JSON");
+        let item: serde_json::Value =
+            serde_json::from_str(lines.next().expect("item header")).expect("item JSON");
         assert_eq!(item["type"], "event");
-        events.push(serde_json::from_str::<serde_json::Value>(lines.next().expect("event")).expect("event JSON"));
+        events.push(
+            serde_json::from_str::<serde_json::Value>(lines.next().expect("event"))
+                .expect("event JSON"),
+        );
     }
     let warning = events
         .iter()
@@ -276,25 +301,47 @@ async fn mattermost_sentry_and_a_webhook_receive_what_the_real_services_would() 
         .iter()
         .filter_map(|b| b["message"].as_str())
         .collect();
-    assert_eq!(crumbs, ["[1/1] volume data", "[2/2] check space"], "{warning}");
+    assert_eq!(
+        crumbs,
+        ["[1/1] volume data", "[2/2] check space"],
+        "{warning}"
+    );
     let fatal = events
         .iter()
         .find(|e| e["level"] == "fatal")
         .expect("the aborting error's event");
-    assert!(fatal["message"].as_str().unwrap_or_default().contains("the export broke"), "{fatal}");
+    assert!(
+        fatal["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("the export broke"),
+        "{fatal}"
+    );
 
     // The webhook: the notification as JSON, signed with HMAC-SHA256 of the body.
     let hooks = http.to("/hook");
     assert_eq!(hooks.len(), 1, "{hooks:?}");
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"hook-secret").expect("key");
     mac.update(&hooks[0].body);
-    let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(hooks[0].header("x-sisyphus-signature"), Some(format!("sha256={expected}").as_str()));
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        hooks[0].header("x-sisyphus-signature"),
+        Some(format!("sha256={expected}").as_str())
+    );
     assert_eq!(hooks[0].header("x-sisyphus-event"), Some("failed"));
     let body = hooks[0].json();
     assert_eq!(body["job"], "acme/export");
     assert_eq!(body["run"]["id"], run);
-    for secret in ["9xuqwrwgstrb3mzrxb83nb357a", "examplePublicKey", "hook-secret"] {
+    for secret in [
+        "9xuqwrwgstrb3mzrxb83nb357a",
+        "examplePublicKey",
+        "hook-secret",
+    ] {
         assert!(!String::from_utf8_lossy(&hooks[0].body).contains(secret));
     }
 }
@@ -306,18 +353,30 @@ async fn events_become_outbox_rows_once_each() {
     let db = TestDb::new().await;
     let _scheduler = Daemon::scheduler(&db.url);
     let _guardian = Daemon::guardian(&db.url, "events-host", &["--capacity", "8"]);
-    let all = || vec![RuleDefinition { on: None, ..rule("ops", &[]) }];
+    let all = || {
+        vec![RuleDefinition {
+            on: None,
+            ..rule("ops", &[])
+        }]
+    };
     let flag = temp_dir("flag").join("ok");
     // Fails until the flag exists: failed, then recovered.
     let flaky = JobDefinition {
         notify: Some(all()),
-        ..JobDefinition::new("ev", "flaky", ["sh", "-c", &format!("test -f {}", flag.display())])
+        ..JobDefinition::new(
+            "ev",
+            "flaky",
+            ["sh", "-c", &format!("test -f {}", flag.display())],
+        )
     };
     let run = run_now(&db, flaky.clone()).await;
     ended(&db, run, Duration::from_secs(20)).await;
     std::fs::write(&flag, "").expect("flag");
     let run = run_now(&db, flaky).await;
-    assert_eq!(ended(&db, run, Duration::from_secs(20)).await.0, "uneventful");
+    assert_eq!(
+        ended(&db, run, Duration::from_secs(20)).await.0,
+        "uneventful"
+    );
     assert_eq!(events(&db, "ev/flaky").await, ["failed", "recovered"]);
 
     // A retried failure speaks once, for its last attempt.
@@ -329,9 +388,11 @@ async fn events_become_outbox_rows_once_each() {
     };
     let first = run_now(&db, retried).await;
     ended(&db, first, Duration::from_secs(20)).await;
-    wait_for("the retry's notification", Duration::from_secs(20), || async {
-        (!events(&db, "ev/retried").await.is_empty()).then_some(())
-    })
+    wait_for(
+        "the retry's notification",
+        Duration::from_secs(20),
+        || async { (!events(&db, "ev/retried").await.is_empty()).then_some(()) },
+    )
     .await;
     let attempt: i32 = sqlx::query_scalar(
         "SELECT r.attempt FROM sisyphus.outbox o JOIN sisyphus.runs r ON r.id = o.run_id
@@ -382,12 +443,11 @@ async fn events_become_outbox_rows_once_each() {
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(events(&db, "ev/idle").await, ["missed"]);
-    let reason: String = sqlx::query_scalar(
-        "SELECT payload->>'reason' FROM sisyphus.outbox WHERE event = 'missed'",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .expect("reason");
+    let reason: String =
+        sqlx::query_scalar("SELECT payload->>'reason' FROM sisyphus.outbox WHERE event = 'missed'")
+            .fetch_one(&db.pool)
+            .await
+            .expect("reason");
     assert!(reason.contains("max_health_age"), "{reason}");
 }
 
@@ -395,14 +455,26 @@ async fn events_become_outbox_rows_once_each() {
 #[tokio::test]
 async fn an_outcome_rolled_back_notifies_nobody() {
     let db = TestDb::new().await;
-    let run = run_now(&db, failing("tx", "job", "true", vec![rule("ops", &["failed"])])).await;
+    let run = run_now(
+        &db,
+        failing("tx", "job", "true", vec![rule("ops", &["failed"])]),
+    )
+    .await;
     let fail = "UPDATE sisyphus.runs SET status = 'failed', finished_at = now() WHERE id = $1";
     let mut tx = db.pool.begin().await.expect("begin");
-    sqlx::query(fail).bind(run).execute(&mut *tx).await.expect("update");
+    sqlx::query(fail)
+        .bind(run)
+        .execute(&mut *tx)
+        .await
+        .expect("update");
     tx.rollback().await.expect("rollback");
     assert_eq!(db.count("outbox").await, 0);
     let mut tx = db.pool.begin().await.expect("begin");
-    sqlx::query(fail).bind(run).execute(&mut *tx).await.expect("update");
+    sqlx::query(fail)
+        .bind(run)
+        .execute(&mut *tx)
+        .await
+        .expect("update");
     // Deferred to commit: nothing yet inside the transaction.
     let inside: i64 = sqlx::query_scalar("SELECT count(*) FROM sisyphus.outbox")
         .fetch_one(&mut *tx)
@@ -425,14 +497,24 @@ async fn project_defaults_apply_to_jobs_without_rules_of_their_own() {
     let out = db.sisyctl(&["apply", &file.display().to_string()]);
     assert!(out.status.success(), "{}", crate::harness::stderr(&out));
     let show = db.sisyctl(&["job", "show", "acme/plain"]);
-    assert!(stdout(&show).contains("notify: the project's defaults"), "{}", stdout(&show));
+    assert!(
+        stdout(&show).contains("notify: the project's defaults"),
+        "{}",
+        stdout(&show)
+    );
     for name in ["plain", "quiet"] {
-        let runs = db.client.run_now(&JobRef::new("acme", name)).await.expect("run");
-        sqlx::query("UPDATE sisyphus.runs SET status = 'failed', finished_at = now() WHERE id = $1")
-            .bind(runs[0].0)
-            .execute(&db.pool)
+        let runs = db
+            .client
+            .run_now(&JobRef::new("acme", name))
             .await
-            .expect("fail it");
+            .expect("run");
+        sqlx::query(
+            "UPDATE sisyphus.runs SET status = 'failed', finished_at = now() WHERE id = $1",
+        )
+        .bind(runs[0].0)
+        .execute(&db.pool)
+        .await
+        .expect("fail it");
     }
     assert_eq!(events(&db, "acme/plain").await, ["failed"]);
     assert!(events(&db, "acme/quiet").await.is_empty());
@@ -444,8 +526,14 @@ async fn project_defaults_apply_to_jobs_without_rules_of_their_own() {
     let out = db.sisyctl(&["apply", &bad.display().to_string()]);
     assert!(!out.status.success());
     let err = crate::harness::stderr(&out);
-    assert!(err.contains("notify") && err.contains("unknown event `exploded`"), "{err}");
-    assert!(err.contains("warn_after") && err.contains("not shorter than maxtime"), "{err}");
+    assert!(
+        err.contains("notify") && err.contains("unknown event `exploded`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warn_after") && err.contains("not shorter than maxtime"),
+        "{err}"
+    );
     assert_eq!(db.count("jobs WHERE name = 'bad'").await, 0);
 }
 
@@ -466,7 +554,16 @@ async fn undeliverable_notifications_fail_visibly_and_can_be_retried() {
         &[],
         &["--metrics", &format!("127.0.0.1:{metrics}")],
     );
-    let run = run_now(&db, failing("dl", "job", "true", vec![rule("hook", &["failed"]), rule("nowhere", &["failed"])])).await;
+    let run = run_now(
+        &db,
+        failing(
+            "dl",
+            "job",
+            "true",
+            vec![rule("hook", &["failed"]), rule("nowhere", &["failed"])],
+        ),
+    )
+    .await;
     sqlx::query("UPDATE sisyphus.runs SET status = 'failed', finished_at = now() WHERE id = $1")
         .bind(run)
         .execute(&db.pool)
@@ -480,14 +577,23 @@ async fn undeliverable_notifications_fail_visibly_and_can_be_retried() {
     let out = db.sisyctl(&["notifications", "--state", "failed"]);
     assert!(out.status.success());
     let text = stdout(&out);
-    assert!(text.contains("hook") && text.contains("attempt 2: webhook:"), "{text}");
+    assert!(
+        text.contains("hook") && text.contains("attempt 2: webhook:"),
+        "{text}"
+    );
     assert!(
         text.contains("channel `nowhere` is not configured in this dispatcher"),
         "{text}"
     );
-    let scraped = wait_for("metrics", Duration::from_secs(10), || async { scrape(metrics) }).await;
+    let scraped = wait_for("metrics", Duration::from_secs(10), || async {
+        scrape(metrics)
+    })
+    .await;
     let samples = parse(&scraped);
-    assert_eq!(samples.get("sisyphus_notifications_total{result=\"failed\"}"), Some(&2.0));
+    assert_eq!(
+        samples.get("sisyphus_notifications_total{result=\"failed\"}"),
+        Some(&2.0)
+    );
     assert_eq!(samples.get("sisyphus_outbox_backlog"), Some(&0.0));
 
     let id: i64 = sqlx::query_scalar("SELECT id FROM sisyphus.outbox WHERE channel = 'hook'")
@@ -495,7 +601,11 @@ async fn undeliverable_notifications_fail_visibly_and_can_be_retried() {
         .await
         .expect("id");
     let out = db.sisyctl(&["notifications", "--retry", &id.to_string()]);
-    assert!(stdout(&out).contains(&format!("notification {id}: pending again")), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&format!("notification {id}: pending again")),
+        "{}",
+        stdout(&out)
+    );
     let out = db.sisyctl(&["notifications", "--state", "sent"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(crate::harness::stderr(&out).contains("--state sent"));

@@ -38,7 +38,12 @@ fn python() -> PathBuf {
             .expect("python3 -m venv");
         assert!(made.success(), "python3 -m venv {} failed", venv.display());
         let installed = Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check", "aiosmtpd==1.4.6"])
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "aiosmtpd==1.4.6",
+            ])
             .status()
             .expect("pip install aiosmtpd");
         assert!(installed.success(), "pip install aiosmtpd failed");
@@ -57,13 +62,15 @@ pub struct SmtpServer {
 impl SmtpServer {
     /// Starts the server on `port`, accepting `user` with `password`; returns once it listens.
     pub fn start(port: u16, dir: &Path, user: &str, password: &str) -> SmtpServer {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/integration/smtp_server.py");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/integration/smtp_server.py");
         let mut child = Command::new(python())
             .arg(script)
             .arg(port.to_string())
             .arg(dir)
             .arg(user)
             .env("SMTP_TEST_PASSWORD", password)
+            .env("PYTHONWARNINGS", "ignore")
             .stdout(Stdio::piped())
             .spawn()
             .expect("start aiosmtpd");
@@ -87,10 +94,7 @@ impl SmtpServer {
             .unwrap_or_default();
         names.retain(|p| p.extension().is_some_and(|x| x == "eml"));
         names.sort();
-        names
-            .iter()
-            .filter_map(|p| std::fs::read(p).ok())
-            .collect()
+        names.iter().filter_map(|p| std::fs::read(p).ok()).collect()
     }
 
     /// Whether a client logged in with the right user and password.
@@ -169,7 +173,10 @@ impl Capture {
 
     /// The requests to `path` so far.
     pub fn to(&self, path: &str) -> Vec<Request> {
-        self.requests().into_iter().filter(|r| r.path == path).collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
     }
 }
 

@@ -11,9 +11,9 @@ use sqlx::{PgConnection, Postgres};
 
 use super::interval;
 use crate::model::{Catchup, JobId, JobRef, Target};
+use crate::notifications::Rule;
 use crate::resources::Template;
 use crate::schedule::{CronExpr, Schedule};
-use crate::notifications::Rule;
 use crate::spec::{JobSpec, LogSettings, ResourceSpec};
 
 const COLUMNS: &str = include_str!("../../../sql/jobs/columns.sql");

@@ -53,7 +53,9 @@ pub async fn list(
         })
         .collect();
     output::table(
-        &["ID", "CREATED", "JOB", "RUN", "EVENT", "CHANNEL", "STATE", "TRIES", "ERROR"],
+        &[
+            "ID", "CREATED", "JOB", "RUN", "EVENT", "CHANNEL", "STATE", "TRIES", "ERROR",
+        ],
         &table,
     );
     Ok(())
