@@ -430,6 +430,17 @@ async fn events_become_outbox_rows_once_each() {
     ended(&db, run, Duration::from_secs(20)).await;
     assert_eq!(events(&db, "ev/slow").await, ["slow"]);
 
+    // missed: a run no guardian took before its TTL passed.
+    let nobody = JobDefinition {
+        notify: Some(all()),
+        target: Some("any:nobody-serves-this".into()),
+        ttl: Some("1s".into()),
+        ..JobDefinition::new("ev", "unserved", ["true"])
+    };
+    let run = run_now(&db, nobody).await;
+    assert_eq!(ended(&db, run, Duration::from_secs(10)).await.0, "missed");
+    assert_eq!(events(&db, "ev/unserved").await, ["missed"]);
+
     // The dead-man's switch: no good run within max_health_age raises `missed`, once.
     let idle = JobDefinition {
         notify: Some(all()),
@@ -444,7 +455,7 @@ async fn events_become_outbox_rows_once_each() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(events(&db, "ev/idle").await, ["missed"]);
     let reason: String =
-        sqlx::query_scalar("SELECT payload->>'reason' FROM sisyphus.outbox WHERE event = 'missed'")
+        sqlx::query_scalar("SELECT payload->>'reason' FROM sisyphus.outbox WHERE run_id IS NULL")
             .fetch_one(&db.pool)
             .await
             .expect("reason");
