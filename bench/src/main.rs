@@ -27,6 +27,7 @@ mod health;
 mod latency;
 mod locks;
 mod logs;
+mod notify;
 mod sdk;
 
 use std::time::{Duration, Instant};
@@ -112,6 +113,13 @@ enum Bench {
         #[arg(long, default_value_t = 30)]
         runs: usize,
     },
+    /// The outbox on the outcome path (trigger on/off), and delivery against sending alone.
+    Notify {
+        #[arg(long, default_value_t = 3000)]
+        runs: i64,
+        #[arg(long, default_value_t = 2000)]
+        notifications: i64,
+    },
     /// Every bench with its defaults.
     All,
 }
@@ -141,6 +149,10 @@ async fn main() -> anyhow::Result<()> {
             held_secs,
         } => health::health(&cluster, clean_secs, held_secs).await,
         Bench::Sdk { runs } => sdk::sdk(runs),
+        Bench::Notify {
+            runs,
+            notifications,
+        } => notify::notify(&cluster, runs, notifications).await,
         Bench::All => all(&cluster).await,
     }
 }
@@ -164,6 +176,8 @@ async fn all(cluster: &pgembed::Cluster) -> anyhow::Result<()> {
     health::health(cluster, 60, 180).await?;
     println!();
     locks::locks(cluster, 2000, 8).await?;
+    println!();
+    notify::notify(cluster, 3000, 2000).await?;
     println!();
     sdk::sdk(30)
 }
