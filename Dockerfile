@@ -1,4 +1,5 @@
-# One image for every part: `sisyphus scheduler`, `sisyphus guardian`, `sisyctl`.
+# One image for every part: `sisyphus scheduler`, `sisyphus guardian`, `sisyphus dispatcher`,
+# `sisyctl`.
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
