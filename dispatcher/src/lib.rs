@@ -5,15 +5,16 @@
 //! only carries rows to their channels:
 //!
 //! 1. wake on `NOTIFY sisyphus_outbox` (or every `poll`, as a safety net);
-//! 2. in one transaction, take up to `batch` due rows `FOR UPDATE SKIP LOCKED` (other
-//!    dispatchers take other rows), send each through `sisyphus-notify`'s senders, and record
-//!    the result: delivered, skipped (nothing for this channel), pending again after a backoff,
-//!    or failed after `max_attempts`;
-//! 3. commit.
+//! 2. claim up to `batch` due rows (`FOR UPDATE SKIP LOCKED`, so other dispatchers take other
+//!    rows) with a lease, and commit;
+//! 3. send each through `sisyphus-notify`'s senders, with no transaction open;
+//! 4. record each result, if the claim still holds: delivered, skipped (nothing for this
+//!    channel), pending again after a backoff, or failed after `max_attempts`.
 //!
-//! A dispatcher that dies mid-batch holds no lock after its session ends: the rows are taken
-//! again, so a notification is delivered at least once — and, unless the dispatcher dies
-//! between a channel's acknowledgement and its commit, exactly once.
+//! A dispatcher that dies mid-batch loses its lease: the rows come due again, so a notification
+//! is delivered at least once — and, unless the dispatcher dies between a channel's
+//! acknowledgement and step 4, exactly once. No transaction stays open while a channel is slow,
+//! so a hanging SMTP server cannot hold back vacuum.
 
 pub mod config;
 mod metrics;

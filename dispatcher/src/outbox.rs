@@ -1,5 +1,8 @@
-//! One pass over the outbox: take the due rows, send them, record what happened — all in one
-//! transaction, so a row is never both sent and forgotten, and no two dispatchers hold it.
+//! One pass over the outbox: claim the due rows (a short transaction that leases them), send
+//! them with no transaction open, record what happened (another short transaction). A row is
+//! held by one dispatcher at a time; one that dies mid-pass loses its lease and the row comes
+//! due again, so delivery is at least once — twice only if a dispatcher dies between a
+//! channel's acknowledgement and its settle.
 
 use sisyphus_notify::{Delivered, Notification, Senders};
 use sqlx::PgPool;
@@ -29,6 +32,8 @@ pub struct Settled {
     pub error: Option<String>,
     /// Seconds until the next attempt (for `pending`).
     pub delay: f64,
+    /// The attempt this was (the claim's token).
+    pub attempt: i32,
 }
 
 /// What one pass did.
@@ -45,13 +50,14 @@ pub async fn deliver_due(
     settings: &Settings,
     batch: i64,
 ) -> sqlx::Result<Pass> {
-    let mut tx = pool.begin().await?;
+    // Long enough for every send of the batch to time out, one after the other.
+    let lease = settings.send_timeout.as_secs_f64() * (batch.max(1) as f64) + 30.0;
     let rows: Vec<Row> = sqlx::query_as(CLAIM)
         .bind(batch)
-        .fetch_all(&mut *tx)
+        .bind(lease)
+        .fetch_all(pool)
         .await?;
     if rows.is_empty() {
-        tx.rollback().await?;
         return Ok(Pass::default());
     }
     let mut settled = Vec::with_capacity(rows.len());
@@ -64,9 +70,9 @@ pub async fn deliver_due(
         .bind(settled.iter().map(|s| s.parts_done).collect::<Vec<_>>())
         .bind(settled.iter().map(|s| s.error.clone()).collect::<Vec<_>>())
         .bind(settled.iter().map(|s| s.delay).collect::<Vec<_>>())
-        .execute(&mut *tx)
+        .bind(settled.iter().map(|s| s.attempt).collect::<Vec<_>>())
+        .execute(pool)
         .await?;
-    tx.commit().await?;
     for s in &settled {
         match s.state {
             "pending" => tracing::warn!(
@@ -89,7 +95,7 @@ pub async fn deliver_due(
 
 /// Sends one row and decides its next state.
 async fn deliver(row: &Row, senders: &Senders, settings: &Settings) -> Settled {
-    let attempt = row.attempts.max(0) as u32 + 1;
+    let attempt = row.attempts.max(1) as u32;
     let result = match (
         settings.channels.get(&row.channel),
         serde_json::from_value::<Notification>(row.payload.clone()),
@@ -114,6 +120,7 @@ async fn deliver(row: &Row, senders: &Senders, settings: &Settings) -> Settled {
         parts_done,
         error,
         delay,
+        attempt: row.attempts,
     };
     match result {
         Ok(Delivered::Sent(parts)) => settled("delivered", parts as i32, None, 0.0),

@@ -327,6 +327,7 @@ fn watch_child(options: &Options, ctx: &Context, child: Pid, report: OwnedFd) ->
     let old = signal_ignore_sigint();
     let deadline = Instant::now() + options.maxtime;
     let mut timed_out = false;
+    let mut hung_up = false;
     let status = loop {
         match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => {
@@ -336,13 +337,15 @@ fn watch_child(options: &Options, ctx: &Context, child: Pid, report: OwnedFd) ->
                     kill_group(child);
                     continue;
                 }
-                std::thread::sleep(
-                    Duration::from_millis(5).min(
-                        deadline
-                            .saturating_duration_since(now)
-                            .max(Duration::from_millis(1)),
-                    ),
-                );
+                let left = deadline.saturating_duration_since(now);
+                if hung_up {
+                    // The child closed its report (it is exiting): reap it soon.
+                    std::thread::sleep(Duration::from_millis(1).min(left));
+                } else {
+                    // Wake when the child closes its end of the report pipe (it wrote its
+                    // report, or died), not on a timer: a quick job costs no polling delay.
+                    hung_up = wait_for_hangup(&report, left.min(Duration::from_millis(50)));
+                }
             }
             Ok(s) => break Some(s),
             Err(nix::errno::Errno::EINTR) => {}
@@ -380,6 +383,20 @@ fn watch_child(options: &Options, ctx: &Context, child: Pid, report: OwnedFd) ->
             "the child ended with exit code {code} and no result"
         )),
         _ => failed("the child ended without a result".into()),
+    }
+}
+
+/// Waits up to `timeout` for the report pipe to become readable or hung up; true if it did.
+fn wait_for_hangup(report: &OwnedFd, timeout: Duration) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(report.as_fd(), PollFlags::POLLHUP)];
+    let ms = u16::try_from(timeout.as_millis().max(1)).unwrap_or(u16::MAX);
+    match poll(&mut fds, PollTimeout::from(ms)) {
+        Ok(n) if n > 0 => fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)),
+        _ => false,
     }
 }
 

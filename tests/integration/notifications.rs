@@ -621,3 +621,48 @@ async fn undeliverable_notifications_fail_visibly_and_can_be_retried() {
     assert_eq!(out.status.code(), Some(2));
     assert!(crate::harness::stderr(&out).contains("--state sent"));
 }
+
+/// Three dispatchers share one outbox: each of 60 notifications reaches the endpoint once.
+#[tokio::test]
+async fn dispatchers_share_the_outbox_and_send_each_notification_once() {
+    let db = TestDb::new().await;
+    let http = Capture::start().await;
+    let cfg = config(&format!(
+        "[channels.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{}/hook\"\nsecret = \"k\"\n",
+        http.port
+    ));
+    let _dispatchers: Vec<Daemon> = (0..3)
+        .map(|_| Daemon::dispatcher(&db.url, &cfg, &[], &[]))
+        .collect();
+    let job = failing("many", "job", "true", vec![rule("hook", &["failed"])]);
+    db.client.apply(&[job], false).await.expect("apply");
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO sisyphus.runs (job_id, slot, scheduled_for, trigger)
+         SELECT j.id, now() + make_interval(secs => i), now() + interval '1 day', 'manual'
+           FROM sisyphus.jobs j, generate_series(1, 60) i
+         RETURNING id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("runs");
+    sqlx::query(
+        "UPDATE sisyphus.runs SET status = 'failed', finished_at = now() WHERE id = ANY($1)",
+    )
+    .bind(&ids)
+    .execute(&db.pool)
+    .await
+    .expect("fail them");
+    wait_for("60 deliveries", Duration::from_secs(30), || async {
+        let delivered = db.count("outbox WHERE state = 'delivered'").await;
+        (delivered == 60).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut runs: Vec<i64> = http
+        .to("/hook")
+        .iter()
+        .map(|r| r.json()["run"]["id"].as_i64().unwrap_or(-1))
+        .collect();
+    runs.sort();
+    assert_eq!(runs, ids, "each notification once");
+}
