@@ -666,3 +666,31 @@ async fn dispatchers_share_the_outbox_and_send_each_notification_once() {
     runs.sort();
     assert_eq!(runs, ids, "each notification once");
 }
+
+/// A run whose guardian died is `lost`: the scheduler's lease sweep records it, and the outbox
+/// row comes with that outcome.
+#[tokio::test]
+async fn a_run_lost_with_its_guardian_notifies() {
+    let db = TestDb::new().await;
+    let _scheduler = Daemon::scheduler(&db.url);
+    let mut guardian = Daemon::guardian(&db.url, "doomed", &[]);
+    let job = failing("lose", "job", "sleep 30", vec![rule("ops", &["lost"])]);
+    let run = run_now(&db, job).await;
+    crate::harness::running_pid(&db.pool, run).await;
+    guardian.kill9();
+    assert_eq!(ended(&db, run, Duration::from_secs(20)).await.0, "lost");
+    assert_eq!(events(&db, "lose/job").await, ["lost"]);
+    let payload: serde_json::Value =
+        sqlx::query_scalar("SELECT payload FROM sisyphus.outbox WHERE run_id = $1")
+            .bind(run)
+            .fetch_one(&db.pool)
+            .await
+            .expect("payload");
+    assert_eq!(payload["run"]["host"], "doomed");
+    assert!(
+        payload["run"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("stopped renewing its lease")),
+        "{payload}"
+    );
+}
