@@ -169,4 +169,6 @@ async fn guardian_and_scheduler_metrics_are_prometheus_text() {
     assert!(s["sisyphus_scheduler_ticks_total"] >= 1.0);
     assert!(s["sisyphus_scheduler_tick_seconds_count"] >= 1.0);
     assert_eq!(s["sisyphus_queue_depth"], 0.0);
+    assert_eq!(s["sisyphus_outbox_backlog"], 0.0);
+    assert_eq!(s["sisyphus_scheduler_slow_runs_total"], 0.0);
 }
