@@ -88,10 +88,15 @@ async fn a_failure_mail_reaches_a_real_smtp_server_with_both_bodies_and_the_run_
     )
     .await;
     assert_eq!(ended(&db, run, Duration::from_secs(20)).await.0, "failed");
+    let outcome_seen = std::time::Instant::now();
     let raw = wait_for("the mail", Duration::from_secs(30), || async {
         smtp.messages().into_iter().next()
     })
     .await;
+    println!(
+        "the mail arrived {:.0} ms after the outcome was seen",
+        outcome_seen.elapsed().as_secs_f64() * 1000.0
+    );
     let mail = mail_parser::MessageParser::default()
         .parse(&raw)
         .expect("a parseable message");
@@ -168,6 +173,7 @@ async fn a_mail_sent_while_the_smtp_server_is_down_arrives_once_it_is_back() {
     })
     .await;
     let error = error.expect("the error of the last attempt");
+    println!("with the SMTP server down, attempt {attempts}: {error}");
     assert!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
     let smtp = SmtpServer::start(port, &temp_dir("smtp-late"), "sisyphus", PASSWORD);
     wait_for(
