@@ -231,8 +231,8 @@ impl Context {
         inner.sink.line(None, at, &tasks, &tags, text);
     }
 
-    /// Lines routed to notifications so far (the dispatcher's senders deliver them; until then
-    /// standalone jobs leave them in `notifications.json`).
+    /// Lines routed to notifications so far; a standalone run sends them at its end (see
+    /// `notify.rs`), under a guardian they travel in `run_logs` with their tags.
     pub fn notices(&self) -> Vec<Notice> {
         self.inner.borrow().notices.clone()
     }

@@ -7,7 +7,8 @@
 //!   instance at a time (a lock on the executable), the work in a forked child whose whole
 //!   process group the parent kills at `maxtime`, log files and links under
 //!   `~/ll.sisyphus/<project>/<job>/` exactly as the guardian writes them, `--healthcheck`,
-//!   repeat mode with `nextrun`; see [`standalone`];
+//!   repeat mode with `nextrun`, and the failure e-mail, Mattermost posts and Sentry events,
+//!   sent through the dispatcher's own senders (`sisyphus-notify`); see [`standalone`];
 //! - **under a guardian** (it sees `SISYPHUS_RUN_ID` and `SISYPHUS_PROTOCOL_FD`): the same calls
 //!   become protocol records (`sisyphus-protocol`) — tagged lines with their task stack, the
 //!   result, user data — and maxtime, locking and files are the guardian's business.
