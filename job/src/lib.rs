@@ -4,7 +4,7 @@
 //! runs in either of two ways:
 //!
 //! - **standalone** (from cron, a systemd timer, or a shell): ll.sisyphus' machinery — a single
-//!   instance at a time (a lock on the executable), the work in a forked child whose whole
+//!   instance at a time (a lock file per job), the work in a forked child whose whole
 //!   process group the parent kills at `maxtime`, log files and links under
 //!   `~/ll.sisyphus/<project>/<job>/` exactly as the guardian writes them, `--healthcheck`,
 //!   repeat mode with `nextrun`, and the failure e-mail, Mattermost posts and Sentry events,
