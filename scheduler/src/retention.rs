@@ -1,7 +1,8 @@
 //! Housekeeping the leader does about once a minute (see `migrations/0005_retention.sql`):
 //! create the daily `run_logs` partitions before they are needed, drop the ones older than the
 //! log retention (whole partitions: no row-by-row DELETE, no dead tuples), and delete finished
-//! runs older than the run retention, in batches, keeping each job's latest run.
+//! runs older than the run retention, in batches, keeping each job's latest run — and settled
+//! notifications (delivered, skipped, failed) as old, from the outbox.
 
 use std::time::Duration;
 
@@ -41,6 +42,8 @@ pub struct Housekeeping {
     pub created_partitions: i32,
     pub dropped_partitions: i32,
     pub deleted_runs: i64,
+    /// Delivered, skipped or failed notifications older than the run retention.
+    pub deleted_notifications: i64,
 }
 
 /// One housekeeping pass.

@@ -85,6 +85,18 @@ async fn housekeeping_drops_old_log_partitions_and_deletes_old_runs() {
     .expect("moved line");
     assert!(moved.starts_with("sisyphus.run_logs_2"), "{moved}");
 
+    // Settled notifications go with the runs' retention; a pending one stays however old.
+    sqlx::query(
+        "INSERT INTO sisyphus.outbox (event, channel, payload, state, created_at)
+         VALUES ('failed', 'ops', '{}', 'delivered', now() - interval '100 days'),
+                ('failed', 'ops', '{}', 'failed', now() - interval '100 days'),
+                ('failed', 'ops', '{}', 'pending', now() - interval '100 days'),
+                ('failed', 'ops', '{}', 'delivered', now() - interval '1 day')",
+    )
+    .execute(&db.pool)
+    .await
+    .expect("notifications");
+
     let mut conn = PgConnection::connect(&db.url).await.expect("connect");
     let retention = Retention {
         keep_logs: Duration::from_secs(30 * 86_400),
@@ -93,10 +105,20 @@ async fn housekeeping_drops_old_log_partitions_and_deletes_old_runs() {
     };
     let done = housekeep(&mut conn, &retention).await.expect("housekeep");
     assert_eq!(
-        (done.dropped_partitions, done.deleted_runs),
-        (1, 1),
+        (
+            done.dropped_partitions,
+            done.deleted_runs,
+            done.deleted_notifications
+        ),
+        (1, 1, 2),
         "{done:?}"
     );
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT state::text FROM sisyphus.outbox ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .expect("outbox");
+    assert_eq!(left, ["pending", "delivered"]);
     assert!(
         !exists(&db, &day40).await,
         "the 40-day-old partition is still there"
