@@ -7,7 +7,8 @@
 //! 1. wake on `NOTIFY sisyphus_outbox` (or every `poll`, as a safety net);
 //! 2. claim up to `batch` due rows (`FOR UPDATE SKIP LOCKED`, so other dispatchers take other
 //!    rows) with a lease, and commit;
-//! 3. send each through `sisyphus-notify`'s senders, with no transaction open;
+//! 3. send them all at once through `sisyphus-notify`'s senders, with no transaction open (a
+//!    slow channel delays no other row by more than the send timeout);
 //! 4. record each result, if the claim still holds: delivered, skipped (nothing for this
 //!    channel), pending again after a backoff, or failed after `max_attempts`.
 //!
