@@ -54,6 +54,18 @@ async fn events(db: &TestDb, job: &str) -> Vec<String> {
     .expect("events")
 }
 
+/// Gives runs a failed outcome by hand, as any writer of outcomes may (`executor`: the pool or
+/// an open transaction).
+async fn fail_runs<'e, E: sqlx::PgExecutor<'e>>(executor: E, runs: &[i64]) {
+    sqlx::query(
+        "UPDATE sisyphus.runs SET status = 'failed', finished_at = now() WHERE id = ANY($1)",
+    )
+    .bind(runs)
+    .execute(executor)
+    .await
+    .expect("fail the runs");
+}
+
 fn config(text: &str) -> std::path::PathBuf {
     let path = temp_dir("notify").join("dispatcher.toml");
     std::fs::write(&path, text).expect("write the dispatcher's config");
@@ -477,21 +489,12 @@ async fn an_outcome_rolled_back_notifies_nobody() {
         failing("tx", "job", "true", vec![rule("ops", &["failed"])]),
     )
     .await;
-    let fail = "UPDATE sisyphus.runs SET status = 'failed', finished_at = now() WHERE id = $1";
     let mut tx = db.pool.begin().await.expect("begin");
-    sqlx::query(fail)
-        .bind(run)
-        .execute(&mut *tx)
-        .await
-        .expect("update");
+    fail_runs(&mut *tx, &[run]).await;
     tx.rollback().await.expect("rollback");
     assert_eq!(db.count("outbox").await, 0);
     let mut tx = db.pool.begin().await.expect("begin");
-    sqlx::query(fail)
-        .bind(run)
-        .execute(&mut *tx)
-        .await
-        .expect("update");
+    fail_runs(&mut *tx, &[run]).await;
     // Deferred to commit: nothing yet inside the transaction.
     let inside: i64 = sqlx::query_scalar("SELECT count(*) FROM sisyphus.outbox")
         .fetch_one(&mut *tx)
@@ -525,13 +528,7 @@ async fn project_defaults_apply_to_jobs_without_rules_of_their_own() {
             .run_now(&JobRef::new("acme", name))
             .await
             .expect("run");
-        sqlx::query(
-            "UPDATE sisyphus.runs SET status = 'failed', finished_at = now() WHERE id = $1",
-        )
-        .bind(runs[0].0)
-        .execute(&db.pool)
-        .await
-        .expect("fail it");
+        fail_runs(&db.pool, &[runs[0].0]).await;
     }
     assert_eq!(events(&db, "acme/plain").await, ["failed"]);
     assert!(events(&db, "acme/quiet").await.is_empty());
@@ -581,11 +578,7 @@ async fn undeliverable_notifications_fail_visibly_and_can_be_retried() {
         ),
     )
     .await;
-    sqlx::query("UPDATE sisyphus.runs SET status = 'failed', finished_at = now() WHERE id = $1")
-        .bind(run)
-        .execute(&db.pool)
-        .await
-        .expect("fail it");
+    fail_runs(&db.pool, &[run]).await;
     wait_for("both to fail", Duration::from_secs(20), || async {
         let failed = db.count("outbox WHERE state = 'failed'").await;
         (failed == 2).then_some(())
@@ -651,13 +644,7 @@ async fn dispatchers_share_the_outbox_and_send_each_notification_once() {
     .fetch_all(&db.pool)
     .await
     .expect("runs");
-    sqlx::query(
-        "UPDATE sisyphus.runs SET status = 'failed', finished_at = now() WHERE id = ANY($1)",
-    )
-    .bind(&ids)
-    .execute(&db.pool)
-    .await
-    .expect("fail them");
+    fail_runs(&db.pool, &ids).await;
     wait_for("60 deliveries", Duration::from_secs(30), || async {
         let delivered = db.count("outbox WHERE state = 'delivered'").await;
         (delivered == 60).then_some(())
