@@ -437,7 +437,7 @@ async fn events_become_outbox_rows_once_each() {
     let slow = JobDefinition {
         notify: Some(all()),
         warn_after: Some("1s".into()),
-        ..JobDefinition::new("ev", "slow", ["sleep", "4"])
+        ..JobDefinition::new("ev", "slow", ["sleep", "8"])
     };
     let run = run_now(&db, slow).await;
     wait_for("the slow event", Duration::from_secs(10), || async {
