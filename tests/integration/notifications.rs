@@ -163,9 +163,12 @@ async fn a_failure_mail_reaches_a_real_smtp_server_with_both_bodies_and_the_run_
 }
 
 #[tokio::test]
-async fn a_mail_sent_while_the_smtp_server_is_down_arrives_once_it_is_back() {
+async fn a_mail_sent_while_the_smtp_server_is_killed_arrives_once_it_is_back() {
     let db = TestDb::new().await;
-    let port = free_port(); // nothing listens yet
+    // The server runs, then is killed before the job fails.
+    let port = free_port();
+    let first = SmtpServer::start(port, &temp_dir("smtp-first"), "sisyphus", PASSWORD);
+    drop(first);
     let cfg = config(&format!(
         "retry_base = \"300ms\"\nretry_max = \"1s\"\nmax_attempts = 100\n{}",
         mail_channel(port)
