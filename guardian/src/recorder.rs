@@ -119,12 +119,9 @@ async fn write(pool: &PgPool, spool: &Spool, batch: &mut Batch) {
 async fn try_write(pool: &PgPool, batch: &Batch) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     logs::insert(&mut tx, &batch.lines).await?;
-    // A run whose outcome is in this batch needs no pid update: it has ended.
-    let pids: Vec<&(RunId, i32)> = batch
-        .pids
-        .iter()
-        .filter(|(r, _)| !batch.outcomes.iter().any(|o| o.run == *r))
-        .collect();
+    // Every started run's pid is recorded, also when its outcome is in this same batch (a quick
+    // run under load): the pid is part of the run's record. One statement for the batch.
+    let pids = &batch.pids;
     if !pids.is_empty() {
         sqlx::query(SET_PIDS)
             .bind(pids.iter().map(|(r, _)| r.0).collect::<Vec<_>>())

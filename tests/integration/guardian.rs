@@ -801,3 +801,45 @@ async fn a_blocked_backlog_neither_starves_other_jobs_nor_spins_the_guardian() {
     // A slot freed by each run's end wakes the claim at once: the backlog runs back to back.
     assert!(done >= 4, "only {done} runs in ~5 s");
 }
+
+/// A run that starts and ends within one recorder batch (a quick run under load) still gets its
+/// pid recorded. Under the test's single-threaded runtime the recorder task runs only once both
+/// messages wait, so they always share a batch.
+#[tokio::test]
+async fn a_pid_and_an_outcome_in_one_batch_are_both_recorded() {
+    use sisyphus_guardian::recorder::Recorder;
+    use sisyphus_guardian::spool::{Outcome, Spool};
+    let db = TestDb::new().await;
+    let run = crate::harness::run_now(&db, JobDefinition::new("G", "quick", ["true"])).await;
+    sqlx::query(
+        "UPDATE sisyphus.runs SET status = 'running', host = 'h', started_at = now(),
+                lease_expires_at = now() + interval '1 minute' WHERE id = $1",
+    )
+    .bind(run)
+    .execute(&db.pool)
+    .await
+    .expect("claim by hand");
+    let spool = Spool::open(&crate::harness::temp_dir("recorder-spool")).expect("spool");
+    let (recorder, task) = Recorder::start(db.pool.clone(), spool);
+    recorder.started(sisyphus_client::RunId(run), 4242).await;
+    recorder
+        .finished(Outcome {
+            run: sisyphus_client::RunId(run),
+            status: sisyphus_client::RunStatus::Successful,
+            exit_code: Some(0),
+            signal: None,
+            summary: Some("quick".into()),
+            error: None,
+            finished_at: chrono::Utc::now(),
+        })
+        .await;
+    drop(recorder);
+    task.await.expect("the recorder ends");
+    let (status, pid): (String, Option<i32>) =
+        sqlx::query_as("SELECT status::text, pid FROM sisyphus.runs WHERE id = $1")
+            .bind(run)
+            .fetch_one(&db.pool)
+            .await
+            .expect("run");
+    assert_eq!((status.as_str(), pid), ("successful", Some(4242)));
+}
