@@ -73,7 +73,8 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- The payload of a notification: the job, the run (if any), its last `p_lines` log lines, its
--- lines tagged for notification channels, and why (for events that are not a run's status).
+-- lines tagged for notification channels (the tags of sisyphus_notify::notification::ROUTING_TAGS),
+-- and why (for events that are not a run's status).
 CREATE FUNCTION sisyphus.notification_payload(
     p_job bigint, p_run bigint, p_event sisyphus.notify_event, p_reason text, p_lines integer,
     p_to jsonb)

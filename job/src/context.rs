@@ -61,7 +61,6 @@ struct Inner {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Notice {
     pub at: DateTime<Utc>,
-    pub channels: Vec<String>,
     pub tags: Vec<String>,
     pub tasks: String,
     pub text: String,
@@ -69,16 +68,6 @@ pub struct Notice {
 
 /// Most notices kept per run.
 const MAX_NOTICES: usize = 100;
-
-/// The channels a line's tags route it to.
-pub(crate) fn channels(tags: &[String]) -> Vec<String> {
-    let external = tags.iter().any(|t| t == "external");
-    ["email", "mattermost", "sentry"]
-        .into_iter()
-        .filter(|c| external || tags.iter().any(|t| t == c))
-        .map(String::from)
-        .collect()
-}
 
 impl Context {
     pub fn new(sink: Box<dyn Sink>) -> Context {
@@ -248,13 +237,11 @@ impl Context {
 
 impl Inner {
     fn note(&mut self, at: DateTime<Utc>, tasks: &[Task], tags: &[String], text: &str) {
-        let channels = channels(tags);
-        if channels.is_empty() || self.notices.len() >= MAX_NOTICES {
+        if !sisyphus_notify::notification::routed(tags) || self.notices.len() >= MAX_NOTICES {
             return;
         }
         self.notices.push(Notice {
             at,
-            channels,
             tags: tags.to_vec(),
             tasks: tasks_label(tasks),
             text: text.to_string(),

@@ -68,9 +68,7 @@ fn plan(options: &Options, outcome: &Outcome) -> Vec<(Channel, Notification)> {
     let lines: Vec<Line> = outcome.notices.iter().map(line).collect();
     let base = notification(options, outcome, Event::Tagged, lines.clone());
     if let Some(email) = email_channel(options) {
-        let wants_mail = lines
-            .iter()
-            .any(|l| l.has_tag("email") || l.has_tag("external"))
+        let wants_mail = lines.iter().any(|l| l.routes_to("email"))
             || outcome.status == Status::Failed
             || (outcome.status == Status::Timeout && options.noisykills);
         if wants_mail {
@@ -81,7 +79,7 @@ fn plan(options: &Options, outcome: &Outcome) -> Vec<(Channel, Notification)> {
             };
             let mut for_mail: Vec<Line> = lines
                 .iter()
-                .filter(|l| l.has_tag("email") || l.has_tag("external"))
+                .filter(|l| l.routes_to("email"))
                 .cloned()
                 .collect();
             for_mail.truncate(options.maxemailerrors as usize);

@@ -68,11 +68,6 @@ impl Event {
             Event::Tagged => "tagged",
         }
     }
-
-    /// Whether the event says something went wrong (as opposed to recovered).
-    pub fn is_problem(self) -> bool {
-        !matches!(self, Event::Recovered | Event::Tagged)
-    }
 }
 
 impl fmt::Display for Event {
@@ -94,6 +89,15 @@ impl FromStr for Event {
     }
 }
 
+/// The tags that route a log line to notification channels (ll.sisyphus'): each names its
+/// kind of channel, `external` routes to all of them.
+pub const ROUTING_TAGS: [&str; 4] = ["email", "mattermost", "sentry", "external"];
+
+/// Whether lines with these tags go to some notification channel.
+pub fn routed(tags: &[String]) -> bool {
+    tags.iter().any(|t| ROUTING_TAGS.contains(&t.as_str()))
+}
+
 /// One log line as a notification shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Line {
@@ -111,6 +115,11 @@ pub struct Line {
 impl Line {
     pub fn has_tag(&self, tag: &str) -> bool {
         self.tags.iter().any(|t| t == tag)
+    }
+
+    /// Whether the line goes to channels that listen to `tag` (the tag itself, or `external`).
+    pub fn routes_to(&self, tag: &str) -> bool {
+        self.has_tag(tag) || self.has_tag("external")
     }
 
     /// `[2026-11-25 21:04:40] {tag, tag} :: task >> text`, as in the log files.
@@ -224,9 +233,7 @@ impl Notification {
 
     /// The lines tagged for a channel that listens to `tag` (and `external`).
     pub fn tagged_for<'a>(&'a self, tag: &'a str) -> impl Iterator<Item = &'a Line> + 'a {
-        self.tagged
-            .iter()
-            .filter(move |l| l.has_tag(tag) || l.has_tag("external"))
+        self.tagged.iter().filter(move |l| l.routes_to(tag))
     }
 }
 

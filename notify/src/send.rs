@@ -135,7 +135,8 @@ impl Senders {
             release: c.release.as_deref(),
         };
         let events = render::sentry_events(n, &ctx);
-        if events.is_empty() {
+        let total = events.len();
+        if total == 0 {
             return Ok(Delivered::Nothing);
         }
         let dsn: sentry::types::Dsn = c
@@ -160,11 +161,11 @@ impl Senders {
                 .body(body);
             self.expect_success(request, "Sentry", i).await?;
         }
-        Ok(Delivered::Sent(render::sentry_events(n, &ctx).len()))
+        Ok(Delivered::Sent(total))
     }
 
     async fn webhook(&self, c: &Webhook, n: &Notification) -> Result<Delivered, SendError> {
-        if n.event == Event::Tagged && !n.tagged.iter().any(|l| l.has_tag("external")) {
+        if n.event == Event::Tagged && n.tagged_for("external").next().is_none() {
             return Ok(Delivered::Nothing);
         }
         let body = serde_json::to_vec(n).map_err(|e| SendError::at(0, e.to_string()))?;
