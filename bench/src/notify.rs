@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use sisyphus_client::notifications::RuleDefinition;
+use sisyphus_client::notifications::{OutboxState, RuleDefinition};
 use sisyphus_client::{Client, JobDefinition};
 use sisyphus_dispatcher::{deliver_due, Settings};
 use sisyphus_notify::{Notification, Senders};
@@ -128,7 +128,7 @@ pub async fn notify(
         delivered += pass
             .settled
             .iter()
-            .filter(|s| s.state == "delivered")
+            .filter(|s| s.state == OutboxState::Delivered)
             .count();
     }
     let outbox = started.elapsed();

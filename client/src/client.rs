@@ -15,7 +15,7 @@ use crate::db::{self, jobs, runs, runs::RunFilter};
 use crate::error::{Error, Result};
 use crate::lock::{wait_for, LockRequest, ResourceLock, Waited};
 use crate::model::{JobId, JobRef, Run, RunId};
-use crate::notifications::{OutboxEntry, ProjectDefaults};
+use crate::notifications::{OutboxEntry, OutboxState, ProjectDefaults};
 use crate::resources::Template;
 use crate::schedule::Schedule;
 use crate::spec::{JobDefinition, JobSpec};
@@ -202,7 +202,7 @@ impl Client {
     /// The outbox, newest first: every notification, or those in one `state`, or one job's.
     pub async fn notifications(
         &self,
-        state: Option<&str>,
+        state: Option<OutboxState>,
         job: Option<&JobRef>,
         limit: i64,
     ) -> Result<Vec<OutboxEntry>> {
@@ -211,7 +211,7 @@ impl Client {
             None => None,
         };
         Ok(sqlx::query_as(NOTIFICATIONS)
-            .bind(state)
+            .bind(state.map(OutboxState::as_str))
             .bind(job_id)
             .bind(limit)
             .fetch_all(&self.pool)

@@ -153,6 +153,19 @@ text_enum!(
     }
 );
 
+text_enum!(
+    /// Where a notification stands in the outbox. Mirrors `sisyphus.outbox_state`.
+    OutboxState, "notification state" {
+        /// Waiting for (another) delivery attempt.
+        Pending = "pending",
+        Delivered = "delivered",
+        /// Nothing for its channel (a tagged event without lines for that kind of channel).
+        Skipped = "skipped",
+        /// Gave up after the dispatcher's `max_attempts`.
+        Failed = "failed",
+    }
+);
+
 impl RunStatus {
     /// Whether the run has ended (no further transition is possible).
     pub fn is_final(self) -> bool {

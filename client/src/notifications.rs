@@ -6,6 +6,7 @@
 //! `project_defaults.notify`); the database turns events into outbox rows by them
 //! (migrations/0007_notifications.sql).
 
+pub use crate::model::OutboxState;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 pub use sisyphus_notify::Event;
@@ -121,8 +122,8 @@ pub struct OutboxEntry {
     pub run_id: Option<i64>,
     pub event: String,
     pub channel: String,
-    /// `pending`, `delivered`, `skipped` or `failed`.
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: OutboxState,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub next_attempt_at: DateTime<Utc>,

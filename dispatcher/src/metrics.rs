@@ -2,6 +2,7 @@
 //! result, and the outbox backlog (pending rows, counted through the partial index at each
 //! scrape).
 
+use sisyphus_client::notifications::OutboxState;
 use sisyphus_metrics::{Counter, Exposition};
 
 use crate::outbox::Pass;
@@ -22,10 +23,10 @@ impl Metrics {
         }
         for s in &pass.settled {
             match s.state {
-                "delivered" => self.delivered.inc(),
-                "skipped" => self.skipped.inc(),
-                "pending" => self.retried.inc(),
-                _ => self.failed.inc(),
+                OutboxState::Delivered => self.delivered.inc(),
+                OutboxState::Skipped => self.skipped.inc(),
+                OutboxState::Pending => self.retried.inc(),
+                OutboxState::Failed => self.failed.inc(),
             }
         }
     }

@@ -4,6 +4,7 @@
 //! due again, so delivery is at least once — twice only if a dispatcher dies between a
 //! channel's acknowledgement and its settle.
 
+use sisyphus_client::notifications::OutboxState;
 use sisyphus_notify::{Delivered, Notification, Senders};
 use sqlx::PgPool;
 
@@ -26,8 +27,8 @@ struct Row {
 pub struct Settled {
     pub id: i64,
     pub channel: String,
-    /// `delivered`, `skipped`, `pending` (to be retried) or `failed`.
-    pub state: &'static str,
+    /// Delivered, skipped, pending (to be retried) or failed.
+    pub state: OutboxState,
     pub parts_done: i32,
     pub error: Option<String>,
     /// Seconds until the next attempt (for `pending`).
@@ -66,7 +67,7 @@ pub async fn deliver_due(
             .await;
     sqlx::query(SETTLE)
         .bind(settled.iter().map(|s| s.id).collect::<Vec<_>>())
-        .bind(settled.iter().map(|s| s.state).collect::<Vec<_>>())
+        .bind(settled.iter().map(|s| s.state.as_str()).collect::<Vec<_>>())
         .bind(settled.iter().map(|s| s.parts_done).collect::<Vec<_>>())
         .bind(settled.iter().map(|s| s.error.clone()).collect::<Vec<_>>())
         .bind(settled.iter().map(|s| s.delay).collect::<Vec<_>>())
@@ -75,12 +76,12 @@ pub async fn deliver_due(
         .await?;
     for s in &settled {
         match s.state {
-            "pending" => tracing::warn!(
+            OutboxState::Pending => tracing::warn!(
                 id = s.id, channel = %s.channel,
                 "notification not delivered, retrying in {:.1} s: {}", s.delay,
                 s.error.as_deref().unwrap_or("")
             ),
-            "failed" => tracing::error!(
+            OutboxState::Failed => tracing::error!(
                 id = s.id, channel = %s.channel,
                 "notification failed for good: {}", s.error.as_deref().unwrap_or("")
             ),
@@ -123,16 +124,16 @@ async fn deliver(row: &Row, senders: &Senders, settings: &Settings) -> Settled {
         attempt: row.attempts,
     };
     match result {
-        Ok(Delivered::Sent(parts)) => settled("delivered", parts as i32, None, 0.0),
-        Ok(Delivered::Nothing) => settled("skipped", row.parts_done, None, 0.0),
+        Ok(Delivered::Sent(parts)) => settled(OutboxState::Delivered, parts as i32, None, 0.0),
+        Ok(Delivered::Nothing) => settled(OutboxState::Skipped, row.parts_done, None, 0.0),
         Err((done, error)) if attempt >= settings.max_attempts => settled(
-            "failed",
+            OutboxState::Failed,
             done,
             Some(format!("attempt {attempt}: {error}")),
             0.0,
         ),
         Err((done, error)) => settled(
-            "pending",
+            OutboxState::Pending,
             done,
             Some(format!("attempt {attempt}: {error}")),
             settings.backoff(attempt).as_secs_f64(),

@@ -24,6 +24,26 @@ async fn run_status_enum_matches_postgres() {
         .map(|s| s.as_str())
         .collect();
     assert_eq!(catchup, ours);
+    let outbox: Vec<String> =
+        sqlx::query_scalar("SELECT unnest(enum_range(NULL::sisyphus.outbox_state))::text")
+            .fetch_all(&db.pool)
+            .await
+            .expect("enum labels");
+    let ours: Vec<&str> = sisyphus_client::notifications::OutboxState::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    assert_eq!(outbox, ours);
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT unnest(enum_range(NULL::sisyphus.notify_event))::text")
+            .fetch_all(&db.pool)
+            .await
+            .expect("enum labels");
+    let ours: Vec<&str> = sisyphus_client::notifications::Event::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    assert_eq!(events, ours);
 }
 
 #[tokio::test]

@@ -3,12 +3,11 @@
 //! again.
 
 use anyhow::anyhow;
+use sisyphus_client::notifications::OutboxState;
 use sisyphus_client::{Client, JobRef};
 
 use crate::output;
 use crate::Failure;
-
-const STATES: [&str; 4] = ["pending", "delivered", "skipped", "failed"];
 
 pub async fn list(
     client: &Client,
@@ -17,14 +16,12 @@ pub async fn list(
     limit: i64,
     json: bool,
 ) -> Result<(), Failure> {
-    if let Some(s) = state {
-        if !STATES.contains(&s) {
-            return Err(Failure::usage(anyhow!(
-                "--state {s}: expected one of {}",
-                STATES.join(", ")
-            )));
-        }
-    }
+    let state = state
+        .map(|s| {
+            s.parse::<OutboxState>()
+                .map_err(|e| Failure::usage(anyhow!("--state {s}: {e}")))
+        })
+        .transpose()?;
     let rows = client.notifications(state, job, limit).await?;
     if json {
         return Ok(output::json(&rows)?);
@@ -39,10 +36,10 @@ pub async fn list(
                 output::opt(n.run_id),
                 n.event.clone(),
                 n.channel.clone(),
-                n.state.clone(),
+                n.state.to_string(),
                 n.attempts.to_string(),
-                match n.state.as_str() {
-                    "pending" if n.attempts > 0 => format!(
+                match n.state {
+                    OutboxState::Pending if n.attempts > 0 => format!(
                         "next {}: {}",
                         output::time(Some(n.next_attempt_at)),
                         n.last_error.clone().unwrap_or_default()
