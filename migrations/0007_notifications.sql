@@ -190,10 +190,12 @@ CREATE CONSTRAINT TRIGGER runs_ended_notify AFTER UPDATE OF status ON sisyphus.r
           AND NEW.status NOT IN ('pending', 'running', 'suspended', 'cancelled'))
     EXECUTE FUNCTION sisyphus.run_ended_notify();
 
--- The scheduler leader's alerts, each tick: runs past their job's `warn_after` (slow, once per
--- run), and jobs whose last good run is older than `max_health_age` (missed: the dead-man's
--- switch, once until the next good run). Both marks and their outbox rows commit together.
-CREATE FUNCTION sisyphus.raise_alerts(OUT slow integer, OUT overdue integer)
+-- The scheduler leader's alerts: runs past their job's `warn_after` (slow, once per run; each
+-- tick, through the active runs), and, when `p_overdue`, jobs whose last good run is older than
+-- `max_health_age` (missed: the dead-man's switch, once until the next good run). The overdue
+-- check reads every watched job, so the scheduler asks for it every few seconds, not each tick
+-- (invariant 8). Marks and their outbox rows commit together.
+CREATE FUNCTION sisyphus.raise_alerts(p_overdue boolean, OUT slow integer, OUT overdue integer)
 LANGUAGE plpgsql AS $$
 DECLARE
     r record;
@@ -213,6 +215,9 @@ BEGIN
                    date_trunc('second', now() - r.started_at), r.warn_after));
         slow := slow + 1;
     END LOOP;
+    IF NOT p_overdue THEN
+        RETURN;
+    END IF;
     FOR r IN
         UPDATE sisyphus.jobs j SET overdue_since = now()
           FROM (SELECT c.id,

@@ -185,11 +185,16 @@ impl Scheduler {
         let mut listener = PgListener::connect(&self.config.database_url).await?;
         listener.listen("sisyphus_jobs").await?;
         let mut last_housekeeping: Option<std::time::Instant> = None;
+        let mut last_overdue_check: Option<std::time::Instant> = None;
         loop {
             let started = std::time::Instant::now();
             let report = tick(conn, None, &self.config.plan, &self.config.name).await?;
             self.metrics.tick(&report, started.elapsed());
-            let alerts = raise_alerts(conn).await?;
+            let overdue = last_overdue_check.is_none_or(|t| t.elapsed() >= alerts::OVERDUE_EVERY);
+            if overdue {
+                last_overdue_check = Some(std::time::Instant::now());
+            }
+            let alerts = raise_alerts(conn, overdue).await?;
             self.metrics.alerts(alerts);
             if last_housekeeping.is_none_or(|t| t.elapsed() >= self.config.retention.every) {
                 let done = housekeep(conn, &self.config.retention).await?;

@@ -1,2 +1,3 @@
--- The leader's alerts each tick: slow runs and overdue jobs (migrations/0007_notifications.sql).
-SELECT slow, overdue FROM sisyphus.raise_alerts()
+-- The leader's alerts (migrations/0007_notifications.sql): slow runs each tick; overdue jobs
+-- when $1.
+SELECT slow, overdue FROM sisyphus.raise_alerts($1)

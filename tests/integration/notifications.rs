@@ -469,7 +469,7 @@ async fn events_become_outbox_rows_once_each() {
         ..JobDefinition::new("ev", "idle", ["true"])
     };
     db.client.apply(&[idle], false).await.expect("apply");
-    wait_for("the dead-man's switch", Duration::from_secs(10), || async {
+    wait_for("the dead-man's switch", Duration::from_secs(20), || async {
         (events(&db, "ev/idle").await == ["missed"]).then_some(())
     })
     .await;
