@@ -62,35 +62,42 @@ pub(crate) fn send(options: &Options, outcome: &Outcome) -> Vec<String> {
     })
 }
 
-/// Which notification goes to which configured channel.
+/// Which notification goes to which configured channel: the run with its routed lines (the
+/// notices) to Mattermost and Sentry when some line is for them; to e-mail, the lines for
+/// e-mail (at most `maxemailerrors`) when there are any or the run failed (timed out, with
+/// `noisykills`).
 fn plan(options: &Options, outcome: &Outcome) -> Vec<(Channel, Notification)> {
-    let mut plan = Vec::new();
+    let email = email_channel(options);
+    let others: Vec<Channel> = [mattermost_channel(options), sentry_channel(options)]
+        .into_iter()
+        .flatten()
+        .collect();
+    if email.is_none() && others.is_empty() {
+        return Vec::new();
+    }
     let lines: Vec<Line> = outcome.notices.iter().map(line).collect();
-    let base = notification(options, outcome, Event::Tagged, lines.clone());
-    if let Some(email) = email_channel(options) {
-        let wants_mail = lines.iter().any(|l| l.routes_to("email"))
-            || outcome.status == Status::Failed
-            || (outcome.status == Status::Timeout && options.noisykills);
-        if wants_mail {
-            let event = match outcome.status {
-                Status::Failed => Event::Failed,
-                Status::Timeout => Event::Timeout,
-                _ => Event::Tagged,
-            };
-            let mut for_mail: Vec<Line> = lines
-                .iter()
-                .filter(|l| l.routes_to("email"))
-                .cloned()
-                .collect();
+    let base = notification(options, outcome, lines);
+    let mut plan = Vec::new();
+    if let Some(email) = email {
+        let mut for_mail: Vec<Line> = base.tagged_for("email").cloned().collect();
+        let event = match outcome.status {
+            Status::Failed => Some(Event::Failed),
+            Status::Timeout if options.noisykills => Some(Event::Timeout),
+            _ if !for_mail.is_empty() => Some(Event::Tagged),
+            _ => None,
+        };
+        if let Some(event) = event {
             for_mail.truncate(options.maxemailerrors as usize);
-            let mail = notification(options, outcome, event, for_mail);
+            let mail = Notification {
+                event,
+                lines: for_mail.clone(),
+                tagged: for_mail,
+                ..base.clone()
+            };
             plan.push((email, mail));
         }
     }
-    for channel in [mattermost_channel(options), sentry_channel(options)]
-        .into_iter()
-        .flatten()
-    {
+    for channel in others {
         if base.tagged_for(channel.tag()).next().is_some() {
             plan.push((channel, base.clone()));
         }
@@ -98,11 +105,12 @@ fn plan(options: &Options, outcome: &Outcome) -> Vec<(Channel, Notification)> {
     plan
 }
 
-fn notification(options: &Options, o: &Outcome, event: Event, lines: Vec<Line>) -> Notification {
+/// The run as a `tagged` notification carrying `lines`.
+fn notification(options: &Options, o: &Outcome, lines: Vec<Line>) -> Notification {
     let failed = matches!(o.status, Status::Failed | Status::Timeout);
     Notification {
         v: 1,
-        event,
+        event: Event::Tagged,
         job: format!("{}/{}", options.projectname, options.jobname),
         reason: None,
         to: Vec::new(),
