@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::notifications::{check_rules, ProjectDefaults, RuleDefinition};
-use crate::spec::{InvalidJob, JobDefinition, JobSpec};
+use crate::spec::{check_project, InvalidJob, JobDefinition, JobSpec};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +48,7 @@ pub fn parse_all(text: &str, path: &str) -> Result<Checked> {
     let file: JobsFile = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
     let mut projects = Vec::new();
     for (project, section) in &file.projects {
+        check_project(project).map_err(|e| bad(format!("[projects.\"{project}\"]: {e}")))?;
         let notify = check_rules(&section.notify)
             .map_err(|e| bad(format!("projects.{project}.notify: {e}")))?;
         projects.push(ProjectDefaults {

@@ -95,7 +95,9 @@ fn looks_like_address(a: &str) -> bool {
         Some((local, domain)) => {
             !local.is_empty()
                 && !domain.is_empty()
-                && !a.chars().any(|c| c.is_whitespace() || "<>,;".contains(c))
+                && !a
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || "<>,;".contains(c))
         }
         None => false,
     }

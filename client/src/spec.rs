@@ -28,6 +28,12 @@ pub const DEFAULT_LOCK_LEASE: Duration = Duration::from_secs(300);
 pub const MIN_LOCK_LEASE: Duration = Duration::from_secs(5);
 /// The default time a run waits for busy locks (jobspy's usual `wait=900`).
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(900);
+/// The longest duration any key of a definition may hold: 100 years (of 365.25 days). Far
+/// beyond any sensible value, and far below what timestamps and intervals can hold, so no sum
+/// the scheduler or the guardian makes with it can overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 36_525 * 864);
+/// The largest count (`iterations`, `retries`, `concurrency`): 2^31 − 1, PostgreSQL's `integer`.
+pub const MAX_COUNT: u32 = i32::MAX as u32;
 
 /// A job as written in a jobs file (`[[job]]` table) or built in Rust. All keys but `project`,
 /// `name` and `command` are optional; see README.md for each key's meaning and default.
@@ -127,6 +133,11 @@ impl<'de> Deserialize<'de> for Text {
         match toml::Value::deserialize(d)? {
             toml::Value::String(s) => Ok(Text(s)),
             toml::Value::Integer(i) => Ok(Text(format!("{i}s"))),
+            toml::Value::Float(f) if !f.is_finite() => Err(serde::de::Error::custom(format!(
+                "{f} is not a number of seconds"
+            ))),
+            toml::Value::Float(f) if f < 0.0 => Ok(Text(format!("{f}s"))),
+            // Saturates at i64::MAX ms, which validation refuses as longer than MAX_DURATION.
             toml::Value::Float(f) => Ok(Text(format!("{}ms", (f * 1000.0).round() as i64))),
             toml::Value::Datetime(t) => Ok(Text(t.to_string())),
             other => Err(serde::de::Error::custom(format!(
@@ -624,7 +635,8 @@ pub fn is_simple_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-fn check_project(p: &str) -> Result<(), String> {
+/// A project name: dot-separated simple names (`ACME.FooBar`).
+pub fn check_project(p: &str) -> Result<(), String> {
     let ok = is_simple_name(p) && p.split('.').all(|part| !part.is_empty());
     if ok {
         Ok(())
@@ -663,9 +675,7 @@ fn check_command(command: Option<&Command>, shell: bool) -> Result<Vec<String>, 
     match argv.first() {
         None => Err("is empty; give at least the program to run".to_string()),
         Some(p) if p.trim().is_empty() => Err("the program (first element) is empty".to_string()),
-        Some(_) if argv.iter().any(|a| a.contains('\0')) => {
-            Err("contains a NUL character".to_string())
-        }
+        Some(_) if argv.iter().any(|a| a.contains('\0')) => Err(NUL.to_string()),
         Some(_) => Ok(argv),
     }
 }
@@ -678,7 +688,7 @@ fn check_env(env: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, 
             ));
         }
         if v.contains('\0') {
-            return Err(format!("value of `{k}` contains a NUL character"));
+            return Err(format!("value of `{k}` {NUL}"));
         }
     }
     Ok(env)
@@ -686,6 +696,7 @@ fn check_env(env: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, 
 
 fn check_workdir(dir: Option<&str>) -> Result<Option<String>, String> {
     match dir {
+        Some(d) if d.contains('\0') => Err(NUL.to_string()),
         Some(d) if !d.starts_with('/') => Err(format!("`{d}` must be an absolute path")),
         other => Ok(other.map(str::to_string)),
     }
@@ -710,8 +721,24 @@ fn check_user(user: Option<&str>) -> Result<Option<String>, String> {
 fn check_userdata(data: Option<serde_json::Value>) -> Result<serde_json::Value, String> {
     match data {
         None => Ok(serde_json::Value::Object(Default::default())),
+        Some(v @ serde_json::Value::Object(_)) if holds_nul(&v) => Err(format!(
+            "{NUL} (in a key or a string); PostgreSQL's jsonb cannot store it"
+        )),
         Some(v @ serde_json::Value::Object(_)) => Ok(v),
         Some(other) => Err(format!("must be a table (JSON object), not {other}")),
+    }
+}
+
+/// The problem with text holding a NUL byte, which PostgreSQL's `text` and `jsonb` cannot hold.
+const NUL: &str = "contains a NUL character";
+
+/// Whether any key or string in a JSON value holds a NUL character.
+fn holds_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
     }
 }
 
@@ -722,11 +749,15 @@ fn opt<T>(
     value.map(f).transpose()
 }
 
+/// A count between `min` and [`MAX_COUNT`] (what PostgreSQL's `integer` holds).
 fn count(value: Option<i64>, default: u32, min: u32) -> Result<u32, String> {
     match value {
         None => Ok(default),
         Some(v) if v < i64::from(min) => Err(format!("{v} is less than {min}")),
-        Some(v) => u32::try_from(v).map_err(|_| format!("{v} is too large")),
+        Some(v) if v > i64::from(MAX_COUNT) => Err(format!(
+            "{v} is more than {MAX_COUNT} (2^31 - 1), the largest count"
+        )),
+        Some(v) => u32::try_from(v).map_err(|_| format!("{v} is more than {MAX_COUNT}")),
     }
 }
 
@@ -734,15 +765,29 @@ fn opt_count(value: Option<i64>, min: u32) -> Result<Option<u32>, String> {
     value.map(|v| count(Some(v), min, min)).transpose()
 }
 
-/// Parses a duration such as `90s`, `5m`, `2h`, `1h30m`, `1.5s`; resolution is a microsecond.
+/// Parses a duration such as `90s`, `5m`, `2h`, `1h30m`; resolution is a microsecond (less is
+/// dropped). Refuses negative durations and any longer than [`MAX_DURATION`] (100 years), so
+/// nothing wraps: the bound is checked before the value is truncated to microseconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if t.starts_with('-') {
         return Err(format!("`{text}` is negative"));
     }
-    humantime::parse_duration(t)
-        .map(|d| Duration::from_micros(d.as_micros() as u64))
-        .map_err(|_| format!("`{text}` is not a duration; write e.g. 90s, 5m, 2h or 1h30m"))
+    let too_long = || {
+        format!(
+            "`{text}` is longer than {}, the longest duration allowed",
+            format_duration(MAX_DURATION)
+        )
+    };
+    let d = humantime::parse_duration(t).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => too_long(),
+        _ => format!("`{text}` is not a duration; write e.g. 90s, 5m, 2h or 1h30m"),
+    })?;
+    if d > MAX_DURATION {
+        return Err(too_long());
+    }
+    let micros = u64::try_from(d.as_micros()).map_err(|_| too_long())?;
+    Ok(Duration::from_micros(micros))
 }
 
 fn positive(value: Option<&Text>, default: Duration) -> Result<Duration, String> {

@@ -10,11 +10,14 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres};
 
 use super::interval;
+use crate::error::{Error, Result};
 use crate::model::{Catchup, JobId, JobRef, Target};
 use crate::notifications::Rule;
 use crate::resources::Template;
 use crate::schedule::{CronExpr, Schedule};
-use crate::spec::{JobSpec, LogSettings, ResourceSpec};
+use crate::spec::{
+    FieldProblem, InvalidJob, JobSpec, LogSettings, ResourceSpec, MAX_COUNT, MAX_DURATION,
+};
 
 const COLUMNS: &str = include_str!("../../../sql/jobs/columns.sql");
 const BY_PROJECT: &str = include_str!("../../../sql/jobs/by_project.sql");
@@ -239,11 +242,15 @@ pub async fn find(conn: &mut PgConnection, job: &JobRef) -> sqlx::Result<Option<
 }
 
 /// Writes a checked definition, with the scheduler's next slot as the caller decided it.
+///
+/// Every value is converted with checked arithmetic: a duration beyond [`MAX_DURATION`] or a
+/// count beyond `integer` (possible only in a `JobSpec` built by hand, not by validation) is
+/// refused naming its key, and so is anything the schema's own checks refuse.
 pub async fn upsert(
     conn: &mut PgConnection,
     spec: &JobSpec,
     next_slot: Option<DateTime<Utc>>,
-) -> sqlx::Result<JobId> {
+) -> Result<JobId> {
     let (cron, every, at) = match &spec.schedule {
         Some(Schedule::Cron(lines)) => (
             Some(
@@ -255,10 +262,39 @@ pub async fn upsert(
             None,
             None,
         ),
-        Some(Schedule::Interval(d)) => (None, Some(interval::from_duration(*d)), None),
+        Some(Schedule::Interval(d)) => (None, Some(*d), None),
         Some(Schedule::At(t)) => (None, None, Some(*t)),
         None => (None, None, None),
     };
+    let mut c = Checked::default();
+    let every = every.map(|d| c.interval("interval", d));
+    let iterations = spec.iterations.map(|n| c.count("iterations", n));
+    let ttl = c.interval("ttl", spec.ttl);
+    let jitter = c.interval("jitter", spec.jitter);
+    let maxtime = spec.maxtime.map(|d| c.interval("maxtime", d));
+    let retries = c.count("retries", spec.retries);
+    let retry_backoff = c.interval("retry_backoff", spec.retry_backoff);
+    let concurrency = c.count("concurrency", spec.concurrency);
+    let keep_logs = spec.logs.keep.map(|d| c.interval("keep_logs", d));
+    let compress_logs = spec
+        .logs
+        .compress_after
+        .map(|d| c.interval("compress_logs", d));
+    let lock_lease = c.interval("lock_lease", spec.resources.lease);
+    let lock_wait = c.interval("lock_wait", spec.resources.wait);
+    let outputs_expire = spec
+        .resources
+        .outputs_expire
+        .map(|d| c.interval("outputs_expire", d));
+    let max_health_age = spec.max_health_age.map(|d| c.interval("max_health_age", d));
+    let warn_after = spec.warn_after.map(|d| c.interval("warn_after", d));
+    let min_duration = spec.min_duration.map(|d| c.interval("min_duration", d));
+    if !c.problems.is_empty() {
+        return Err(Error::Invalid(vec![InvalidJob {
+            job: spec.job.to_string(),
+            problems: c.problems,
+        }]));
+    }
     sqlx::query_scalar(UPSERT)
         .bind(&spec.job.project)
         .bind(&spec.job.name)
@@ -272,34 +308,160 @@ pub async fn upsert(
         .bind(spec.timezone.name())
         .bind(spec.start)
         .bind(spec.end)
-        .bind(spec.iterations.map(|i| i as i32))
-        .bind(interval::from_duration(spec.ttl))
+        .bind(iterations)
+        .bind(ttl)
         .bind(spec.catchup.as_str())
-        .bind(interval::from_duration(spec.jitter))
-        .bind(spec.maxtime.map(interval::from_duration))
-        .bind(spec.retries as i32)
-        .bind(interval::from_duration(spec.retry_backoff))
-        .bind(spec.concurrency as i32)
+        .bind(jitter)
+        .bind(maxtime)
+        .bind(retries)
+        .bind(retry_backoff)
+        .bind(concurrency)
         .bind(spec.target.all)
         .bind(&spec.target.pool)
         .bind(&spec.userdata)
         .bind(next_slot)
         .bind(&spec.run_as)
-        .bind(spec.logs.keep.map(interval::from_duration))
-        .bind(spec.logs.compress_after.map(interval::from_duration))
+        .bind(keep_logs)
+        .bind(compress_logs)
         .bind(spec.logs.compression.as_str())
         .bind(names(&spec.resources.inputs))
         .bind(names(&spec.resources.outputs))
-        .bind(interval::from_duration(spec.resources.lease))
-        .bind(interval::from_duration(spec.resources.wait))
-        .bind(spec.resources.outputs_expire.map(interval::from_duration))
+        .bind(lock_lease)
+        .bind(lock_wait)
+        .bind(outputs_expire)
         .bind(spec.resources.on_inputs)
-        .bind(spec.max_health_age.map(interval::from_duration))
+        .bind(max_health_age)
         .bind(spec.notify.as_ref().map(Json))
-        .bind(spec.warn_after.map(interval::from_duration))
-        .bind(spec.min_duration.map(interval::from_duration))
+        .bind(warn_after)
+        .bind(min_duration)
         .fetch_one(conn)
         .await
+        .map_err(|e| refused_value(&spec.job, e))
+}
+
+/// Column values converted from a spec, with the problems found on the way.
+#[derive(Default)]
+struct Checked {
+    problems: Vec<FieldProblem>,
+}
+
+impl Checked {
+    fn interval(&mut self, field: &'static str, d: Duration) -> PgInterval {
+        let converted = if d > MAX_DURATION {
+            Err(format!(
+                "{}s is longer than 100 years, the longest duration allowed",
+                d.as_secs()
+            ))
+        } else {
+            interval::try_from_duration(d).map_err(|e| e.to_string())
+        };
+        converted.unwrap_or_else(|problem| {
+            self.problems.push(FieldProblem { field, problem });
+            PgInterval::default()
+        })
+    }
+
+    fn count(&mut self, field: &'static str, n: u32) -> i32 {
+        i32::try_from(n).unwrap_or_else(|_| {
+            self.problems.push(FieldProblem {
+                field,
+                problem: format!("{n} is more than {MAX_COUNT} (2^31 - 1), the largest count"),
+            });
+            0
+        })
+    }
+}
+
+/// Each column of `jobs` with the key of a definition it holds.
+const COLUMN_KEYS: &[(&str, &str)] = &[
+    ("project", "project"),
+    ("name", "name"),
+    ("command", "command"),
+    ("shell", "shell"),
+    ("env", "env"),
+    ("workdir", "workdir"),
+    ("cron", "cron"),
+    ("every", "interval"),
+    ("at", "at"),
+    ("timezone", "timezone"),
+    ("starts_at", "start"),
+    ("ends_at", "end"),
+    ("iterations", "iterations"),
+    ("ttl", "ttl"),
+    ("catchup", "catchup"),
+    ("jitter", "jitter"),
+    ("maxtime", "maxtime"),
+    ("retries", "retries"),
+    ("retry_backoff", "retry_backoff"),
+    ("concurrency", "concurrency"),
+    ("target_all", "target"),
+    ("target_pool", "target"),
+    ("userdata", "userdata"),
+    ("run_as", "run_as"),
+    ("keep_logs", "keep_logs"),
+    ("compress_logs", "compress_logs"),
+    ("compress_mode", "compress_mode"),
+    ("inputs", "inputs"),
+    ("outputs", "outputs"),
+    ("lock_lease", "lock_lease"),
+    ("lock_wait", "lock_wait"),
+    ("outputs_expire", "outputs_expire"),
+    ("on_inputs", "on_inputs"),
+    ("max_health_age", "max_health_age"),
+    ("notify", "notify"),
+    ("warn_after", "warn_after"),
+    ("min_duration", "min_duration"),
+];
+
+/// The key a column or constraint of `jobs` belongs to: `jobs_retries_check` → `retries`.
+fn key_of(name: &str) -> Option<&'static str> {
+    let bare = name.strip_prefix("jobs_").unwrap_or(name);
+    let bare = bare
+        .strip_suffix("_check")
+        .or_else(|| bare.strip_suffix("_not_null"))
+        .unwrap_or(bare);
+    COLUMN_KEYS
+        .iter()
+        .find(|(column, _)| *column == bare)
+        .map(|(_, key)| *key)
+}
+
+/// The database's refusal of a value while writing `job` — a data exception (SQLSTATE class
+/// 22) or an integrity constraint (class 23, but for a duplicate key or a missing reference,
+/// which are races, not values) — as the same field error validation gives, naming the key
+/// where the column or constraint tells it. Anything else stays a database error.
+pub fn refused_value(job: &JobRef, e: sqlx::Error) -> Error {
+    let sqlx::Error::Database(db) = &e else {
+        return Error::from(e);
+    };
+    let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+    let value_error =
+        code.starts_with("22") || (code.starts_with("23") && code != "23505" && code != "23503");
+    if !value_error {
+        return Error::from(e);
+    }
+    let column = db
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .and_then(|pg| pg.column());
+    let constraint = db.constraint();
+    let field = column
+        .and_then(key_of)
+        .or_else(|| constraint.and_then(key_of))
+        .unwrap_or("(stored value)");
+    let problem = match constraint {
+        Some(c) => format!(
+            "the database refused it: {} (constraint {c}, SQLSTATE {code})",
+            db.message()
+        ),
+        None => format!(
+            "the database refused it: {} (SQLSTATE {code})",
+            db.message()
+        ),
+    };
+    Error::Invalid(vec![InvalidJob {
+        job: job.to_string(),
+        problems: vec![FieldProblem { field, problem }],
+    }])
 }
 
 fn names(list: &[Template]) -> Vec<String> {
@@ -320,7 +482,10 @@ pub async fn take_back_future_runs(
 /// The first slot a job (re)defined at `now` should materialise: the schedule's first slot at or
 /// after `now` (or after its start), unless the window has ended or the iterations ran out.
 pub fn first_slot(spec: &JobSpec, now: DateTime<Utc>, fired: i32) -> Option<DateTime<Utc>> {
-    if spec.iterations.is_some_and(|n| fired >= n as i32) {
+    if spec
+        .iterations
+        .is_some_and(|n| i64::from(fired) >= i64::from(n))
+    {
         return None;
     }
     let from = spec.start.map_or(now, |s| s.max(now));

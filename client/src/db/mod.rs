@@ -118,28 +118,64 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Converts between `std::time::Duration` and PostgreSQL `interval`. Intervals written by people
-/// in SQL may hold days; months have no fixed length and are refused.
+/// Converts between `std::time::Duration` and PostgreSQL `interval`, with checked arithmetic:
+/// a value that does not fit is an error, never a wrapped number. Intervals written by people in
+/// SQL may hold days; months have no fixed length and are refused.
 pub mod interval {
     use std::time::Duration;
 
     use sqlx::postgres::types::PgInterval;
 
-    pub fn from_duration(d: Duration) -> PgInterval {
-        PgInterval {
+    use crate::spec::MAX_DURATION;
+
+    const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+    /// A duration that has no `interval` of the same length: more microseconds than an `i64`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+    #[error("{}s is too long for a PostgreSQL interval", .0.as_secs())]
+    pub struct TooLong(pub Duration);
+
+    /// The interval of exactly `d` (to the microsecond; less is dropped), or an error when its
+    /// microseconds do not fit an `i64` (about 292,000 years).
+    pub fn try_from_duration(d: Duration) -> Result<PgInterval, TooLong> {
+        let microseconds = i64::try_from(d.as_micros()).map_err(|_| TooLong(d))?;
+        Ok(PgInterval {
             months: 0,
             days: 0,
-            microseconds: d.as_micros() as i64,
-        }
+            microseconds,
+        })
     }
 
+    /// As [`try_from_duration`], for durations a program chose itself (daemons' checked
+    /// settings): one too long saturates at the longest interval instead of wrapping to a
+    /// negative one. Values from definitions go through [`try_from_duration`].
+    pub fn from_duration(d: Duration) -> PgInterval {
+        try_from_duration(d).unwrap_or(PgInterval {
+            months: 0,
+            days: 0,
+            microseconds: i64::MAX,
+        })
+    }
+
+    /// The duration of a stored interval. Refuses months, negative intervals and any longer
+    /// than [`MAX_DURATION`] (100 years): no definition can hold one, so it was written by hand.
     pub fn to_duration(i: &PgInterval) -> Result<Duration, String> {
         if i.months != 0 {
             return Err("an interval in months has no fixed length".to_string());
         }
-        let micros = i64::from(i.days) * 86_400_000_000 + i.microseconds;
-        u64::try_from(micros)
+        let micros = i64::from(i.days)
+            .checked_mul(MICROS_PER_DAY)
+            .and_then(|days| days.checked_add(i.microseconds))
+            .ok_or_else(|| "an interval too long to measure".to_string())?;
+        let d = u64::try_from(micros)
             .map(Duration::from_micros)
-            .map_err(|_| "a negative interval".to_string())
+            .map_err(|_| "a negative interval".to_string())?;
+        if d > MAX_DURATION {
+            return Err(format!(
+                "an interval of {}s, longer than 100 years",
+                d.as_secs()
+            ));
+        }
+        Ok(d)
     }
 }
