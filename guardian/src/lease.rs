@@ -75,7 +75,7 @@ pub async fn run(
                     tracing::info!("lease renewed again; claiming resumes");
                 }
                 if !spool.is_empty() {
-                    let n = spool.replay(&pool).await;
+                    let n = spool.replay(&pool, &metrics).await;
                     tracing::info!("wrote {n} spooled entries");
                 }
             }

@@ -7,7 +7,9 @@
 //! - `lease`: the heartbeat, which also renews the leases of this host's runs, and self-fencing:
 //!   a guardian that cannot renew kills its runs before their lease can expire.
 //! - `supervisor`: one run — start, output, maxtime, control, outcome.
-//! - `process`: spawning in a new session that dies with the guardian; signals to the group.
+//! - `process`: spawning in a new session that dies with the guardian; signals to the group; the
+//!   job's clean environment.
+//! - `cgroup`: a cgroup v2 per run where the host has one writable: kill, freeze, leftovers.
 //! - `output`: bounded line reading from pipes.
 //! - `recorder`: every run's lines, pids and outcomes written in batches (group commit).
 //! - `metrics`: counters and histograms, served as Prometheus text on `--metrics ADDR`.
@@ -18,6 +20,7 @@
 //! The guardian never writes job definitions or creates runs other than through
 //! `sisyphus.finish_run` (retries); it never talks to the scheduler except through rows.
 
+pub mod cgroup;
 pub mod lease;
 pub mod metrics;
 pub mod output;
@@ -82,6 +85,15 @@ pub struct Config {
     pub executor: Executor,
     /// Where to serve Prometheus metrics (`GET /metrics`); None: nowhere.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Put each run in its own cgroup where possible (below `cgroup_root`, or the guardian's own
+    /// cgroup when None); false: process groups alone.
+    pub cgroups: bool,
+    pub cgroup_root: Option<PathBuf>,
+    /// Variables of the guardian's environment that jobs get too (beside PATH, HOME, USER,
+    /// LOGNAME, LANG, TZ).
+    pub pass_env: Vec<String>,
+    /// A group that may read the local log files and the spool too (else their owner alone).
+    pub log_group: Option<u32>,
 }
 
 impl Config {
@@ -106,8 +118,98 @@ impl Config {
             log_cap: LogCap::default(),
             executor: Executor::Process,
             metrics: None,
+            cgroups: true,
+            cgroup_root: None,
+            pass_env: Vec::new(),
+            log_group: None,
         }
     }
+
+    /// Refuses settings that cannot work, naming the flag: a lease shorter than three heartbeats
+    /// (the guardian would fence its own runs), zero intervals (busy loops), names and pools that
+    /// jobs could not name, a log directory that cannot be written.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |flag: &str, why: String| Err(Error::Config(format!("--{flag}: {why}")));
+        if !sisyphus_client::spec::is_simple_name(&self.name) {
+            return bad(
+                "name",
+                format!(
+                    "`{}` must be 1 to 200 letters, digits, `_`, `-` or `.`",
+                    self.name
+                ),
+            );
+        }
+        if let Some(p) = self
+            .pools
+            .iter()
+            .find(|p| !sisyphus_client::spec::is_simple_name(p))
+        {
+            return bad(
+                "pools",
+                format!("`{p}` must be 1 to 200 letters, digits, `_`, `-` or `.`"),
+            );
+        }
+        if self.capacity == 0 || self.capacity > 100_000 {
+            return bad(
+                "capacity",
+                format!("{} is not within 1 to 100000", self.capacity),
+            );
+        }
+        let min_beat = Duration::from_millis(100);
+        if self.heartbeat < min_beat {
+            return bad(
+                "heartbeat",
+                format!("{:?} is shorter than 100ms", self.heartbeat),
+            );
+        }
+        if self.lease < self.heartbeat * 3 {
+            return bad(
+                "lease",
+                format!(
+                    "{:?} must be at least 3 × the heartbeat ({:?}): a guardian fences its runs after ⅔ of the lease without renewal",
+                    self.lease, self.heartbeat
+                ),
+            );
+        }
+        if self.lease > Duration::from_secs(7 * 24 * 3600) {
+            return bad("lease", format!("{:?} is longer than 7 days", self.lease));
+        }
+        if self.poll < Duration::from_millis(10) {
+            return bad("poll", format!("{:?} is shorter than 10ms", self.poll));
+        }
+        if self.grace > Duration::from_secs(24 * 3600) {
+            return bad("grace", format!("{:?} is longer than a day", self.grace));
+        }
+        if self.drain_timeout > Duration::from_secs(7 * 24 * 3600) {
+            return bad(
+                "drain-timeout",
+                format!("{:?} is longer than 7 days", self.drain_timeout),
+            );
+        }
+        if let Some(k) = self.pass_env.iter().find(|k| {
+            k.is_empty() || k.contains('=') || k.contains('\0') || k.starts_with("SISYPHUS_")
+        }) {
+            return bad(
+                "pass-env",
+                format!("`{k}` is not a variable name a job may get"),
+            );
+        }
+        let access = sisyphus_logfile::Access {
+            group: self.log_group,
+        };
+        if let Err(e) = writable_dir(access, &self.log_dir) {
+            return bad("log-dir", format!("{}: {e}", self.log_dir.display()));
+        }
+        Ok(())
+    }
+}
+
+/// Creates `dir` (for its owner alone, or with `access`'s group) and proves it can be written.
+fn writable_dir(access: sisyphus_logfile::Access, dir: &std::path::Path) -> std::io::Result<()> {
+    access.create_dir(dir)?;
+    let probe = dir.join(format!(".sisyphus-probe-{}", std::process::id()));
+    access.create_file(&probe)?;
+    std::fs::remove_file(&probe)
 }
 
 /// What stops a guardian from starting.
@@ -121,6 +223,8 @@ pub enum Error {
     Spool(PathBuf, std::io::Error),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Runs in progress on this host: their control channels.
@@ -132,6 +236,8 @@ pub struct Guardian {
     pool: PgPool,
     instance: String,
     spool: Spool,
+    metrics: Arc<metrics::Metrics>,
+    cgroups: Option<cgroup::Cgroups>,
 }
 
 impl Guardian {
@@ -139,6 +245,12 @@ impl Guardian {
     /// writes what the spool holds from an earlier life, and marks runs a previous life of this
     /// host left active as lost.
     pub async fn start(config: Config) -> Result<Guardian, Error> {
+        config.validate()?;
+        let cgroups = match config.cgroups {
+            true => cgroup::Cgroups::open(config.cgroup_root.as_deref(), &config.name)
+                .map_err(Error::Config)?,
+            false => None,
+        };
         // Give up on an unreachable database after 3 s: outcomes and lines go to the spool then.
         let pool = db::pool_with_timeout(
             &config.database_url,
@@ -163,12 +275,14 @@ impl Guardian {
             .bind(env!("CARGO_PKG_VERSION"))
             .bind(&instance)
             .bind(interval::from_duration(config.lease))
+            .bind(cgroup::isolation(cgroups.as_ref()))
             .fetch_optional(&pool)
             .await?;
         if registered.is_none() {
             return Err(Error::NameTaken(config.name.clone()));
         }
-        let replayed = spool.replay(&pool).await;
+        let metrics = Arc::<metrics::Metrics>::default();
+        let replayed = spool.replay(&pool, &metrics).await;
         if replayed > 0 {
             tracing::info!("wrote {replayed} spooled entries from before the restart");
         }
@@ -180,12 +294,21 @@ impl Guardian {
         if orphans > 0 {
             tracing::warn!("{orphans} run(s) of an earlier life of this guardian marked lost");
         }
-        tracing::info!(host = %config.name, pools = ?config.pools, capacity = config.capacity, "guardian registered");
+        tracing::info!(
+            host = %config.name,
+            pools = ?config.pools,
+            capacity = config.capacity,
+            isolation = cgroup::isolation(cgroups.as_ref()),
+            cgroups = ?cgroups.as_ref().map(|c| c.base().display().to_string()),
+            "guardian registered"
+        );
         Ok(Guardian {
             config,
             pool,
             instance,
             spool,
+            metrics,
+            cgroups,
         })
     }
 
@@ -193,7 +316,8 @@ impl Guardian {
     /// for up to `drain_timeout`, interrupts the rest, and returns when every outcome is recorded
     /// or spooled.
     pub async fn run(self, shutdown: CancellationToken) {
-        let (recorder, recorder_task) = Recorder::start(self.pool.clone(), self.spool.clone());
+        let (recorder, recorder_task) =
+            Recorder::start(self.pool.clone(), self.spool.clone(), self.metrics.clone());
         let ctx = Arc::new(Context {
             pool: self.pool.clone(),
             recorder,
@@ -204,7 +328,12 @@ impl Guardian {
             cap: self.config.log_cap,
             users: self.config.users.clone(),
             executor: self.config.executor,
-            metrics: Arc::default(),
+            metrics: self.metrics.clone(),
+            cgroups: self.cgroups.clone(),
+            pass_env: self.config.pass_env.clone(),
+            log_access: sisyphus_logfile::Access {
+                group: self.config.log_group,
+            },
         });
         let active: Active = Arc::default();
         let stop_metrics = CancellationToken::new();
@@ -239,6 +368,9 @@ impl Guardian {
             .bind(&self.instance)
             .execute(&self.pool)
             .await;
+        if let Some(cgroups) = &self.cgroups {
+            cgroups.remove();
+        }
         tracing::info!(host = %self.config.name, "guardian stopped");
     }
 

@@ -17,6 +17,10 @@ pub struct Metrics {
     claim_batch: Histogram,
     pub renewals: Counter,
     pub renewal_failures: Counter,
+    /// Log lines and outcomes the database refused (replaced by an explanation).
+    pub unrecordable: Counter,
+    /// Spool entries moved aside because the database refuses them for good.
+    pub quarantined: Counter,
 }
 
 impl Default for Metrics {
@@ -28,6 +32,8 @@ impl Default for Metrics {
             claim_batch: Histogram::new(COUNTS),
             renewals: Counter::default(),
             renewal_failures: Counter::default(),
+            unrecordable: Counter::default(),
+            quarantined: Counter::default(),
         }
     }
 }
@@ -96,6 +102,16 @@ impl Metrics {
             "sisyphus_guardian_lease_renewal_failures_total",
             "Heartbeats that failed or timed out.",
             self.renewal_failures.get(),
+        )
+        .counter(
+            "sisyphus_guardian_unrecordable_total",
+            "Log lines and outcomes the database refused, recorded as an explained failure instead.",
+            self.unrecordable.get(),
+        )
+        .counter(
+            "sisyphus_guardian_spool_quarantined_total",
+            "Spool entries the database refuses for good, moved aside into the spool's quarantine.",
+            self.quarantined.get(),
         );
         e.finish()
     }

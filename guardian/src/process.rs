@@ -22,6 +22,8 @@ pub struct Launch {
     pub user: Option<User>,
     /// The write end of the job protocol's pipe, handed to the child as [`PROTOCOL_FD`].
     pub protocol: Option<RawFd>,
+    /// The run's `cgroup.procs`, open for writing: the child moves itself in before exec.
+    pub cgroup: Option<RawFd>,
 }
 
 /// The file descriptor a job finds the protocol pipe on (named in `SISYPHUS_PROTOCOL_FD`).
@@ -50,23 +52,17 @@ pub fn spawn(launch: &Launch) -> Result<Child, StartError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(false);
-    // The guardian's own settings (its database URL above all) are not the job's business.
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("SISYPHUS_") {
-            cmd.env_remove(key);
-        }
-    }
+    // Nothing of the guardian's own environment (its database password above all) reaches the
+    // job: `launch.env` is the whole environment (see `job_environment`).
+    cmd.env_clear();
     cmd.envs(&launch.env);
     if let Some(dir) = &launch.workdir {
         cmd.current_dir(dir);
     }
     if let Some(user) = &launch.user {
         cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
-        cmd.env("HOME", &user.dir)
-            .env("USER", &user.name)
-            .env("LOGNAME", &user.name);
     }
-    new_session_dying_with_parent(&mut cmd, launch.protocol);
+    new_session_dying_with_parent(&mut cmd, launch.protocol, launch.cgroup);
     cmd.spawn().map_err(|e| {
         let why = match e.kind() {
             std::io::ErrorKind::NotFound => "command not found".to_string(),
@@ -77,14 +73,56 @@ pub fn spawn(launch: &Launch) -> Result<Child, StartError> {
     })
 }
 
-/// `setsid()` and `PR_SET_PDEATHSIG(SIGKILL)` between fork and exec, and the protocol pipe
-/// moved to [`PROTOCOL_FD`] (without close-on-exec).
+/// The environment a job starts with: the few variables every program expects (PATH, LANG, TZ,
+/// and HOME, USER, LOGNAME of the user it runs as), the variables the guardian was told to pass
+/// (`--pass-env`), then the job's own `env`, then the run's variables (added by the caller).
+/// Nothing else of the guardian's environment: a `PGPASSWORD` stays with the guardian.
+pub fn job_environment(
+    pass: &[String],
+    user: Option<&User>,
+    job: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    let own = |k: &str| std::env::var(k).ok();
+    env.insert(
+        "PATH".to_string(),
+        own("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".to_string()),
+    );
+    for key in ["LANG", "TZ", "HOME", "USER", "LOGNAME"] {
+        if let Some(v) = own(key) {
+            env.insert(key.to_string(), v);
+        }
+    }
+    if let Some(user) = user {
+        env.insert("HOME".into(), user.dir.to_string_lossy().into_owned());
+        env.insert("USER".into(), user.name.clone());
+        env.insert("LOGNAME".into(), user.name.clone());
+    }
+    for key in pass {
+        if let Some(v) = own(key) {
+            env.insert(key.clone(), v);
+        }
+    }
+    env.extend(job.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
+/// `setsid()` and `PR_SET_PDEATHSIG(SIGKILL)` between fork and exec, the move into the run's
+/// cgroup, and the protocol pipe moved to [`PROTOCOL_FD`] (without close-on-exec).
 #[allow(unsafe_code)]
-fn new_session_dying_with_parent(cmd: &mut Command, protocol: Option<RawFd>) {
+fn new_session_dying_with_parent(
+    cmd: &mut Command,
+    protocol: Option<RawFd>,
+    cgroup: Option<RawFd>,
+) {
     // SAFETY: the closure runs in the forked child before exec and calls only async-signal-safe
-    // system calls (setsid, prctl, getppid, kill, dup2, fcntl) without allocating.
+    // system calls (write, setsid, prctl, getppid, kill, dup2, fcntl) without allocating.
     unsafe {
         cmd.pre_exec(move || {
+            // First, so that nothing the child does from here on is outside its cgroup.
+            if let Some(fd) = cgroup {
+                crate::cgroup::join_in_child(fd)?;
+            }
             if let Some(fd) = protocol {
                 if fd == PROTOCOL_FD {
                     let flags = nix::fcntl::FdFlag::empty();

@@ -7,14 +7,20 @@
 //! (run, seq) and outcomes are compare-and-set, so a file written twice changes nothing the
 //! second time.
 
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sisyphus_client::db::logs::{self, LogRow};
 use sisyphus_client::RunId;
+use sisyphus_protocol::text::clean_opt;
 use sqlx::{PgConnection, PgPool};
+
+use crate::metrics::Metrics;
+use crate::recorder::{is_refusal, Writer};
 
 const FINISH_MANY: &str = include_str!("../../sql/guardian/finish_many.sql");
 
@@ -37,7 +43,12 @@ pub async fn write_outcomes(conn: &mut PgConnection, outcomes: &[Outcome]) -> sq
     if outcomes.is_empty() {
         return Ok(());
     }
-    let o = outcomes;
+    // Summaries and errors come from the child's output: storable text only (as lines are).
+    let mut o = outcomes.to_vec();
+    for x in &mut o {
+        clean_opt(&mut x.summary);
+        clean_opt(&mut x.error);
+    }
     let applied: Vec<(i64, bool)> = sqlx::query_as(FINISH_MANY)
         .bind(o.iter().map(|x| x.run.0).collect::<Vec<_>>())
         .bind(o.iter().map(|x| x.status.as_str()).collect::<Vec<_>>())
@@ -65,7 +76,7 @@ enum Entry {
     Outcome(Outcome),
 }
 
-/// The spool directory.
+/// The spool directory (0700, files 0600: outcomes and lines are the runs' output).
 #[derive(Clone, Debug)]
 pub struct Spool {
     dir: PathBuf,
@@ -73,9 +84,17 @@ pub struct Spool {
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// Where entries the database refused for good are kept, beside the spool.
+const QUARANTINE: &str = "quarantine";
+
 impl Spool {
+    /// Opens (creating) the spool directory, readable by its owner alone.
     pub fn open(dir: &Path) -> std::io::Result<Spool> {
-        std::fs::create_dir_all(dir)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         Ok(Spool {
             dir: dir.to_path_buf(),
         })
@@ -89,20 +108,52 @@ impl Spool {
         self.save(&Entry::Outcome(outcome.clone()));
     }
 
+    /// Keeps an outcome the database refused even as a failure, beside the spool, for a person.
+    pub fn quarantine_outcome(&self, outcome: &Outcome, why: &str) {
+        let dir = self.dir.join(QUARANTINE);
+        let name = format!("{}-run-{}.json", unique_name(), outcome.run);
+        let entry = Entry::Outcome(outcome.clone());
+        if let Err(e) = write_file(&dir, &name, &entry) {
+            tracing::error!(
+                "cannot quarantine the outcome of run {} ({why}): {e}",
+                outcome.run
+            );
+        }
+    }
+
     fn save(&self, entry: &Entry) {
-        let nanos = Utc::now().timestamp_nanos_opt().unwrap_or(0);
-        let name = format!(
-            "{nanos:020}-{:06}.json",
-            SEQ.fetch_add(1, Ordering::SeqCst) % 1_000_000
-        );
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        let result = serde_json::to_vec(entry)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&tmp, bytes))
-            .and_then(|()| std::fs::rename(&tmp, self.dir.join(&name)));
-        if let Err(e) = result {
+        let name = format!("{}.json", unique_name());
+        if let Err(e) = write_file(&self.dir, &name, entry) {
             // Nowhere left to keep it: say so loudly; this is the one way to lose data here.
             tracing::error!("cannot spool to {}: {e}", self.dir.display());
+        }
+    }
+
+    /// Moves a spool file the database refuses (or that cannot be read) aside, for a person.
+    fn quarantine_file(&self, file: &Path, why: &str, metrics: &Metrics) {
+        let dir = self.dir.join(QUARANTINE);
+        let moved = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .and_then(|()| match file.file_name() {
+                Some(name) => std::fs::rename(file, dir.join(name)),
+                None => Ok(()),
+            });
+        metrics.quarantined.inc();
+        match moved {
+            Ok(()) => tracing::error!(
+                "spool file {} quarantined in {}: {why}",
+                file.display(),
+                dir.display()
+            ),
+            Err(e) => {
+                tracing::error!(
+                    "cannot quarantine spool file {}: {e}; removing it ({why})",
+                    file.display()
+                );
+                let _ = std::fs::remove_file(file);
+            }
         }
     }
 
@@ -123,9 +174,12 @@ impl Spool {
         files
     }
 
-    /// Writes everything that waits, oldest first; stops at the first failure (the database is
-    /// still away). Returns how many entries were written.
-    pub async fn replay(&self, pool: &PgPool) -> usize {
+    /// Writes everything that waits, oldest first; stops at the first failure of the database
+    /// (it is still away). An entry the database refuses never blocks the rest: lines it refuses
+    /// are replaced by a line saying so, an outcome it refuses is recorded as an explained
+    /// failure, and what it refuses even so is quarantined. Returns how many entries were written.
+    pub async fn replay(&self, pool: &PgPool, metrics: &Arc<Metrics>) -> usize {
+        let mut writer = Writer::new(pool.clone(), self.clone(), metrics.clone());
         let mut done = 0;
         for file in self.files() {
             let entry: Entry = match std::fs::read(&file)
@@ -134,11 +188,7 @@ impl Spool {
             {
                 Ok(e) => e,
                 Err(e) => {
-                    tracing::error!(
-                        "unreadable spool file {}: {e}; moving it aside",
-                        file.display()
-                    );
-                    let _ = std::fs::rename(&file, file.with_extension("bad"));
+                    self.quarantine_file(&file, &format!("unreadable: {e}"), metrics);
                     continue;
                 }
             };
@@ -149,14 +199,56 @@ impl Spool {
                 },
                 Err(e) => Err(e),
             };
-            match written {
-                Ok(()) => {
-                    let _ = std::fs::remove_file(&file);
-                    done += 1;
-                }
-                Err(_) => break,
+            let settled = match written {
+                Ok(()) => true,
+                Err(e) if is_refusal(&e) => match entry {
+                    Entry::Logs(rows) => writer.write_lines_isolated(&rows).await.is_ok(),
+                    Entry::Outcome(o) => {
+                        // Written (as a failure or to the quarantine), or spooled anew.
+                        let written = writer.write_outcome_alone(o, &e).await;
+                        if !written {
+                            let _ = std::fs::remove_file(&file);
+                        }
+                        written
+                    }
+                },
+                Err(_) => false,
+            };
+            if !settled {
+                break;
             }
+            let _ = std::fs::remove_file(&file);
+            done += 1;
         }
         done
     }
+}
+
+/// A file name that sorts in the order entries were made.
+fn unique_name() -> String {
+    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or(0);
+    format!(
+        "{nanos:020}-{:06}",
+        SEQ.fetch_add(1, Ordering::SeqCst) % 1_000_000
+    )
+}
+
+/// Writes `entry` as `dir/name`, atomically (a temporary file renamed), readable by its owner only.
+fn write_file(dir: &Path, name: &str, entry: &Entry) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let bytes = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(&bytes)?;
+    drop(file);
+    std::fs::rename(&tmp, dir.join(name))
 }

@@ -24,11 +24,12 @@ use sqlx::PgPool;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::cgroup::{Cgroups, RunCgroup};
 use crate::output::{read_lines, Line};
 use crate::process::{self, Launch};
 use crate::recorder::Recorder;
 use crate::spool::{Outcome, Spool};
-use sisyphus_logfile::{Ending, RunLog};
+use sisyphus_logfile::{Access, Ending, RunLog};
 
 const SET_SUSPENDED: &str = include_str!("../../sql/guardian/set_suspended.sql");
 
@@ -132,6 +133,12 @@ pub struct Context {
     pub users: UserPolicy,
     pub executor: Executor,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Where runs get their own cgroup; None: process groups alone.
+    pub cgroups: Option<Cgroups>,
+    /// Variables of the guardian's environment passed on to jobs (`--pass-env`).
+    pub pass_env: Vec<String>,
+    /// Who may read the local log files.
+    pub log_access: Access,
 }
 
 /// What a claimed run is handed to.
@@ -199,8 +206,10 @@ pub async fn supervise(
         Ok(Started {
             mut child,
             protocol,
+            cgroup,
         }) => {
             let pid = child.id().unwrap_or(0);
+            let procs = Processes { pid, cgroup };
             log.sisyphus(
                 &["sisyphus", "init"],
                 &format!(
@@ -212,7 +221,11 @@ pub async fn supervise(
             )
             .await;
             ctx.recorder.started(run.id, pid).await;
-            watch(&run, &ctx, &mut child, protocol, pid, &mut log, control).await
+            let outcome = watch(&run, &ctx, &mut child, protocol, &procs, &mut log, control).await;
+            if let Some(cgroup) = procs.cgroup {
+                let _ = tokio::task::spawn_blocking(move || cgroup.remove()).await;
+            }
+            outcome
         }
     };
     log.result(&outcome).await;
@@ -305,15 +318,77 @@ fn log_settings(run: &Claimed) -> LogSettings {
     .unwrap_or_default()
 }
 
-/// A started process with the read end of its protocol pipe.
+/// A started process with the read end of its protocol pipe and its cgroup.
 struct Started {
     child: tokio::process::Child,
     protocol: OwnedFd,
+    cgroup: Option<RunCgroup>,
+}
+
+/// The processes of one run: its process group, and its cgroup where the host has them (which
+/// also holds what left the group with `setsid`).
+struct Processes {
+    pid: u32,
+    cgroup: Option<RunCgroup>,
+}
+
+impl Processes {
+    /// SIGTERM to all of them (and a thaw, so that stopped processes can act on it).
+    fn terminate(&self) {
+        process::signal_group(self.pid, Signal::SIGTERM);
+        if let Some(cg) = &self.cgroup {
+            cg.signal(Signal::SIGTERM);
+            let _ = cg.freeze(false);
+        }
+        process::signal_group(self.pid, Signal::SIGCONT);
+    }
+
+    /// SIGKILL to all of them.
+    fn kill(&self) {
+        process::signal_group(self.pid, Signal::SIGKILL);
+        if let Some(cg) = &self.cgroup {
+            cg.kill();
+        }
+    }
+
+    fn suspend(&self) {
+        match &self.cgroup {
+            Some(cg) if cg.freeze(true).is_ok() => {}
+            _ => process::signal_group(self.pid, Signal::SIGSTOP),
+        }
+    }
+
+    fn resume(&self) {
+        match &self.cgroup {
+            Some(cg) if cg.freeze(false).is_ok() => {}
+            _ => process::signal_group(self.pid, Signal::SIGCONT),
+        }
+    }
+
+    /// After the main process ended: kills what it left behind and says how many (None when the
+    /// host has no cgroups to count them in; then the group is killed all the same).
+    fn kill_leftovers(&self) -> Option<usize> {
+        process::signal_group(self.pid, Signal::SIGKILL);
+        let cg = self.cgroup.as_ref()?;
+        let left = cg.pids().len();
+        if left > 0 {
+            cg.kill();
+        }
+        Some(left)
+    }
 }
 
 /// Builds the launch and starts the process.
 fn start(run: &Claimed, ctx: &Context) -> Result<Started, String> {
     let user = ctx.users.resolve(run.run_as.as_deref(), &ctx.host)?;
+    let cgroup = match &ctx.cgroups {
+        Some(cgroups) => Some(
+            cgroups
+                .create(run.id.0)
+                .map_err(|e| format!("cannot create the run's cgroup: {e}"))?,
+        ),
+        None => None,
+    };
     let argv = if run.shell {
         let mut a = vec!["/bin/sh".to_string(), "-c".to_string()];
         a.extend(run.command.iter().cloned());
@@ -321,7 +396,7 @@ fn start(run: &Claimed, ctx: &Context) -> Result<Started, String> {
     } else {
         run.command.clone()
     };
-    let mut env = run.env.0.clone();
+    let mut env = process::job_environment(&ctx.pass_env, user.as_ref(), &run.env.0);
     env.insert("SISYPHUS_RUN_ID".into(), run.id.to_string());
     env.insert(
         "SISYPHUS_JOB".into(),
@@ -335,17 +410,38 @@ fn start(run: &Claimed, ctx: &Context) -> Result<Started, String> {
     );
     let (protocol, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| format!("cannot create the job protocol pipe: {e}"))?;
+    let procs_file = match &cgroup {
+        Some(cg) => Some(
+            cg.procs_file()
+                .map_err(|e| format!("cannot open the run's cgroup: {e}"))?,
+        ),
+        None => None,
+    };
     let launch = Launch {
         argv,
         env,
         workdir: run.workdir.clone(),
         user,
         protocol: Some(write_end.as_raw_fd()),
+        cgroup: procs_file.as_ref().map(|f| f.as_raw_fd()),
     };
-    let child = process::spawn(&launch).map_err(|e| e.0)?;
+    let spawned = process::spawn(&launch).map_err(|e| e.0);
     // Only the child writes; our copy would keep the pipe open past its end.
     drop(write_end);
-    Ok(Started { child, protocol })
+    drop(procs_file);
+    match spawned {
+        Ok(child) => Ok(Started {
+            child,
+            protocol,
+            cgroup,
+        }),
+        Err(e) => {
+            if let Some(cg) = cgroup {
+                cg.remove();
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Runs the event loop of a started process until it has ended and its output is read.
@@ -354,7 +450,7 @@ async fn watch(
     ctx: &Context,
     child: &mut tokio::process::Child,
     protocol: OwnedFd,
-    pid: u32,
+    procs: &Processes,
     log: &mut RunLogger,
     mut control: mpsc::Receiver<Control>,
 ) -> Outcome {
@@ -399,19 +495,23 @@ async fn watch(
             },
             status = child.wait(), if exit.is_none() => {
                 exit = Some(status.unwrap_or_else(|_| std::os::unix::process::ExitStatusExt::from_raw(9)));
-                // What the main process left behind in its group goes with it, as under
-                // systemd: leftovers would run outside maxtime and concurrency.
-                process::signal_group(pid, Signal::SIGKILL);
+                // What the main process left behind (in its group, and in its cgroup also what
+                // left the group) goes with it, as under systemd: leftovers would run outside
+                // maxtime and concurrency.
+                if let Some(left) = procs.kill_leftovers().filter(|n| *n > 0) {
+                    let s = if left == 1 { "" } else { "es" };
+                    log.sisyphus(&["sisyphus", "kill"], &format!("{left} process{s} left behind, killed")).await;
+                }
                 drain_deadline = Some(Instant::now() + Duration::from_secs(2));
             }
             _ = sleep_until(clock.deadline()), if reason.is_none() && exit.is_none() => {
                 reason = Some(Reason::Timeout);
                 log.sisyphus(&["sisyphus", "kill"], &format!("maxtime {} passed; sending SIGTERM to the process group", fmt(clock.maxtime))).await;
-                kill_at = Some(terminate(pid, ctx.grace));
+                kill_at = Some(terminate(procs, ctx.grace));
             }
             _ = sleep_until(kill_at), if exit.is_none() => {
                 log.sisyphus(&["sisyphus", "kill"], "grace period over; sending SIGKILL to the process group").await;
-                process::signal_group(pid, Signal::SIGKILL);
+                procs.kill();
                 kill_at = None;
             }
             _ = sleep_until(drain_deadline), if exit.is_some() => {
@@ -421,7 +521,7 @@ async fn watch(
             msg = control.recv(), if control_open => match msg {
                 None => control_open = false,
                 Some(c) if exit.is_none() => {
-                    handle_control(c, run, ctx, pid, log, &mut clock, &mut reason, &mut kill_at).await;
+                    handle_control(c, run, ctx, procs, log, &mut clock, &mut reason, &mut kill_at).await;
                 }
                 Some(_) => {}
             },
@@ -435,7 +535,7 @@ async fn handle_control(
     c: Control,
     run: &Claimed,
     ctx: &Context,
-    pid: u32,
+    procs: &Processes,
     log: &mut RunLogger,
     clock: &mut Clock,
     reason: &mut Option<Reason>,
@@ -443,7 +543,7 @@ async fn handle_control(
 ) {
     match c {
         Control::Suspend if !clock.suspended() => {
-            process::signal_group(pid, Signal::SIGSTOP);
+            procs.suspend();
             clock.pause();
             let _ = sqlx::query(SET_SUSPENDED)
                 .bind(run.id)
@@ -454,7 +554,7 @@ async fn handle_control(
                 .await;
         }
         Control::Resume if clock.suspended() => {
-            process::signal_group(pid, Signal::SIGCONT);
+            procs.resume();
             clock.resume();
             let _ = sqlx::query(SET_SUSPENDED)
                 .bind(run.id)
@@ -480,11 +580,11 @@ async fn handle_control(
                 &format!("{why}; sending SIGTERM to the process group"),
             )
             .await;
-            *kill_at = Some(terminate(pid, ctx.grace));
+            *kill_at = Some(terminate(procs, ctx.grace));
         }
         Control::Fence => {
             *reason = Some(Reason::Fenced);
-            process::signal_group(pid, Signal::SIGKILL);
+            procs.kill();
             log.sisyphus(
                 &["sisyphus", "kill"],
                 "lease could not be renewed; killed the process group (self-fencing)",
@@ -495,10 +595,10 @@ async fn handle_control(
     }
 }
 
-/// SIGTERM to the group (and SIGCONT, so a stopped group can act on it); returns when to SIGKILL.
-fn terminate(pid: u32, grace: Duration) -> Instant {
-    process::signal_group(pid, Signal::SIGTERM);
-    process::signal_group(pid, Signal::SIGCONT);
+/// SIGTERM to the run's processes (and SIGCONT, so stopped ones can act on it); returns when to
+/// SIGKILL.
+fn terminate(procs: &Processes, grace: Duration) -> Instant {
+    procs.terminate();
     Instant::now() + grace
 }
 
@@ -687,7 +787,14 @@ impl RunLogger {
             cap: ctx.cap,
             truncated: false,
             recorder: ctx.recorder.clone(),
-            file: RunLog::create(&ctx.log_dir, &run.project, &run.name, started, &ctx.host),
+            file: RunLog::create_with(
+                &ctx.log_dir,
+                &run.project,
+                &run.name,
+                started,
+                &ctx.host,
+                ctx.log_access,
+            ),
             last_stdout: None,
             last_stderr: None,
             any_output: false,
@@ -721,6 +828,9 @@ impl RunLogger {
         let mut tags = vec![line.stream.as_str().to_string()];
         if line.lossy {
             tags.push("non-utf8".to_string());
+        }
+        if line.nul {
+            tags.push(sisyphus_protocol::text::NUL_TAG.to_string());
         }
         self.store(line.stream, tags, None, line.text).await;
     }

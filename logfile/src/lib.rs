@@ -152,6 +152,72 @@ pub fn format_line(
     line
 }
 
+/// Who may read the log files: their owner alone (directories 0700, files 0600), or also a group
+/// (0750 / 0640, owned by that group). A run's output can hold anything, secrets included.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Access {
+    /// The group that may read the files too.
+    pub group: Option<u32>,
+}
+
+impl Access {
+    fn dir_mode(self) -> u32 {
+        if self.group.is_some() {
+            0o750
+        } else {
+            0o700
+        }
+    }
+
+    fn file_mode(self) -> u32 {
+        if self.group.is_some() {
+            0o640
+        } else {
+            0o600
+        }
+    }
+
+    /// Creates `dir` and its missing parents with this access. Directories that exist already
+    /// are left as they are (a `--log-dir /var/log` is not made private).
+    pub fn create_dir(self, dir: &Path) -> std::io::Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        if dir.is_dir() {
+            return Ok(());
+        }
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            self.create_dir(parent)?;
+        }
+        match std::fs::DirBuilder::new().mode(self.dir_mode()).create(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        // The umask may have taken bits away; the mode is exact.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(self.dir_mode()))?;
+        self.chown(dir)
+    }
+
+    /// Creates (truncating) a file with this access.
+    pub fn create_file(self, path: &Path) -> std::io::Result<File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = File::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(self.file_mode())
+            .open(path)?;
+        self.chown(path)?;
+        Ok(file)
+    }
+
+    fn chown(self, path: &Path) -> std::io::Result<()> {
+        match self.group {
+            Some(gid) => std::os::unix::fs::chown(path, None, Some(gid)),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The open log file of one run.
 pub struct RunLog {
     dir: PathBuf,
@@ -163,8 +229,9 @@ pub struct RunLog {
 }
 
 impl RunLog {
-    /// Creates `<base>/<project>/<job>/<start>.sisyphuslog` and points `current` at it.
-    /// Problems with the local file never fail a run: they are logged and the file is skipped.
+    /// Creates `<base>/<project>/<job>/<start>.sisyphuslog` (for its owner alone) and points
+    /// `current` at it. Problems with the local file never fail a run: they are logged and the
+    /// file is skipped.
     pub fn create(
         base: &Path,
         project: &str,
@@ -172,13 +239,26 @@ impl RunLog {
         start: DateTime<Utc>,
         who: &str,
     ) -> RunLog {
+        Self::create_with(base, project, job, start, who, Access::default())
+    }
+
+    /// [`RunLog::create`] with the given access to the directories and the file.
+    pub fn create_with(
+        base: &Path,
+        project: &str,
+        job: &str,
+        start: DateTime<Utc>,
+        who: &str,
+        access: Access,
+    ) -> RunLog {
         let dir = base.join(project).join(job);
         let name = format!(
             "{}.sisyphuslog",
             start.with_timezone(&Local).format("%Y-%m-%d-%H-%M-%S-%6f")
         );
-        let file = std::fs::create_dir_all(&dir)
-            .and_then(|()| File::create(dir.join(&name)))
+        let file = access
+            .create_dir(&dir)
+            .and_then(|()| access.create_file(&dir.join(&name)))
             .map(BufWriter::new)
             .map_err(|e| tracing::warn!("cannot create a log file in {}: {e}", dir.display()))
             .ok();
@@ -313,7 +393,10 @@ pub fn apply_retention(dir: &Path, settings: &LogSettings, now: SystemTime) {
 pub fn compress(path: &Path, mode: Compression) -> std::io::Result<PathBuf> {
     let target = PathBuf::from(format!("{}.{}", path.display(), mode.extension()));
     let mut input = File::open(path)?;
-    let output = BufWriter::new(File::create(&target)?);
+    let output = File::create(&target)?;
+    // The compressed file is as private as the original.
+    output.set_permissions(input.metadata()?.permissions())?;
+    let output = BufWriter::new(output);
     let mut output: Box<dyn Write> = match mode {
         Compression::Gzip => Box::new(flate2::write::GzEncoder::new(
             output,

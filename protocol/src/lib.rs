@@ -15,6 +15,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod text;
+
 /// The protocol version this build speaks.
 pub const VERSION: u32 = 1;
 
@@ -157,7 +159,9 @@ pub fn encode(record: &Record) -> String {
     line
 }
 
-/// Parses one line (without or with its newline). Never panics.
+/// Parses one line (without or with its newline). Never panics. What the record carries is made
+/// storable ([`text`]): NULs are replaced, and a log record whose text held one gets the tag
+/// [`text::NUL_TAG`].
 pub fn decode(line: &[u8]) -> Result<Record, ProtocolError> {
     if line.len() > MAX_LINE {
         return Err(ProtocolError::TooLong(line.len()));
@@ -170,7 +174,32 @@ pub fn decode(line: &[u8]) -> Result<Record, ProtocolError> {
     let record: Record =
         serde_json::from_value(envelope.record).map_err(|e| ProtocolError::Shape(e.to_string()))?;
     check_limits(&record)?;
-    Ok(record)
+    Ok(cleaned(record))
+}
+
+/// The record with every string storable as PostgreSQL text.
+fn cleaned(mut record: Record) -> Record {
+    match &mut record {
+        Record::Log { tags, tasks, text } => {
+            let mut any = text::clean(text);
+            for t in tags.iter_mut() {
+                any |= text::clean(t);
+            }
+            for t in tasks.iter_mut() {
+                any |= text::clean_opt(&mut t.kind) | text::clean_opt(&mut t.name);
+            }
+            if any {
+                tags.push(text::NUL_TAG.to_string());
+            }
+        }
+        Record::Result { summary, .. } => {
+            text::clean_opt(summary);
+        }
+        Record::Userdata { value } => {
+            text::clean_json(value);
+        }
+    }
+    record
 }
 
 fn check_limits(record: &Record) -> Result<(), ProtocolError> {
@@ -279,6 +308,32 @@ mod tests {
         assert_eq!(decode(&long), Err(ProtocolError::TooLong(MAX_LINE + 1)));
     }
 
+    #[test]
+    fn nul_in_a_record_is_replaced_and_tagged() {
+        let log = decode(br#"{"v":1,"type":"log","tags":["a\u0000"],"tasks":[{"name":"t\u0000"}],"text":"x\u0000y"}"#);
+        let Ok(Record::Log { tags, tasks, text }) = log else {
+            panic!("not a log record: {log:?}");
+        };
+        assert_eq!(text, "x\u{FFFD}y");
+        assert_eq!(tags, ["a\u{FFFD}", text::NUL_TAG]);
+        assert_eq!(tasks[0].name.as_deref(), Some("t\u{FFFD}"));
+        let result = decode(br#"{"v":1,"type":"result","status":"failed","summary":"\u0000"}"#);
+        assert_eq!(
+            result,
+            Ok(Record::Result {
+                status: Status::Failed,
+                summary: Some("\u{FFFD}".into())
+            })
+        );
+        let data = decode(br#"{"v":1,"type":"userdata","value":{"k":"\u0000"}}"#);
+        assert_eq!(
+            data,
+            Ok(Record::Userdata {
+                value: serde_json::json!({"k": "\u{FFFD}"})
+            })
+        );
+    }
+
     proptest! {
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
@@ -288,6 +343,15 @@ mod tests {
         #[test]
         fn json_shaped_garbage_never_panics(text in r#"\{"v":1,"type":"(log|result|userdata)"[ -~]{0,200}\}"#) {
             let _ = decode(text.as_bytes());
+        }
+
+        #[test]
+        fn decoded_records_are_always_storable(text in "[\\x00-\\x7f]{0,100}") {
+            let r = Record::Log { tags: vec!["t".into()], tasks: vec![], text };
+            if let Ok(Record::Log { text, tags, .. }) = decode(encode(&r).as_bytes()) {
+                prop_assert!(text::is_storable(&text));
+                prop_assert!(tags.iter().all(|t| text::is_storable(t)));
+            }
         }
 
         #[test]

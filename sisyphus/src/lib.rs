@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 mod dev;
+mod stderr;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -88,7 +89,7 @@ pub async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(|| stderr::Stderr)
         .init();
     let cli = Cli::parse();
     let shutdown = shutdown_on_signals();
@@ -122,8 +123,16 @@ pub async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Guardian(args) => {
-            let config = args.into_config(database_url(cli.database_url)?);
-            let guardian = sisyphus_guardian::Guardian::start(config).await?;
+            let config = args.into_config(database_url(cli.database_url)?)?;
+            let guardian = match sisyphus_guardian::Guardian::start(config).await {
+                Ok(g) => g,
+                Err(sisyphus_guardian::Error::Config(why)) => {
+                    // A bad flag is the caller's to fix: exit 2, as for any usage error.
+                    eprintln!("sisyphus guardian: {why}");
+                    std::process::exit(2);
+                }
+                Err(e) => return Err(e.into()),
+            };
             guardian.run(shutdown).await;
             Ok(())
         }
@@ -200,10 +209,24 @@ pub struct GuardianArgs {
     /// Serve Prometheus metrics on this address (`GET /metrics`), e.g. 127.0.0.1:9187.
     #[arg(long)]
     metrics: Option<std::net::SocketAddr>,
+    /// Make the runs' cgroups below this cgroup v2 directory (default: the guardian's own
+    /// cgroup, when writable).
+    #[arg(long, conflicts_with = "no_cgroups")]
+    cgroup_root: Option<std::path::PathBuf>,
+    /// Hold runs by process groups alone, even where cgroups could be used.
+    #[arg(long)]
+    no_cgroups: bool,
+    /// Pass this variable of the guardian's environment on to jobs (repeatable; by default jobs
+    /// get only PATH, HOME, USER, LOGNAME, LANG, TZ, their own env and the run's variables).
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pass_env: Vec<String>,
+    /// A group (name or gid) that may read the local log files too (default: their owner alone).
+    #[arg(long)]
+    log_group: Option<String>,
 }
 
 impl GuardianArgs {
-    fn into_config(self, url: String) -> sisyphus_guardian::Config {
+    fn into_config(self, url: String) -> anyhow::Result<sisyphus_guardian::Config> {
         let mut c = sisyphus_guardian::Config::new(url);
         if let Some(name) = self.name {
             c.name = name;
@@ -228,7 +251,26 @@ impl GuardianArgs {
             max_lines: self.max_log_lines,
             max_bytes: self.max_log_bytes,
         };
-        c
+        c.cgroups = !self.no_cgroups;
+        c.cgroup_root = self.cgroup_root;
+        c.pass_env = self.pass_env;
+        c.log_group = match self.log_group {
+            None => None,
+            Some(g) => Some(group_id(&g)?),
+        };
+        Ok(c)
+    }
+}
+
+/// A group by name or number.
+fn group_id(group: &str) -> anyhow::Result<u32> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(group) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => anyhow::bail!("--log-group: no group `{group}` on this host"),
+        Err(e) => anyhow::bail!("--log-group: cannot look up `{group}`: {e}"),
     }
 }
 
@@ -253,8 +295,9 @@ fn shutdown_on_signals() -> CancellationToken {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
-        tracing::info!("shutting down");
+        // Cancel first: nothing (not even a log line) stands between a signal and shutdown.
         cancel.cancel();
+        tracing::info!("shutting down");
     });
     token
 }

@@ -175,6 +175,16 @@ impl Daemon {
     /// `sisyphus guardian --name NAME` with short leases for tests, its own log and spool dirs,
     /// plus `extra` arguments.
     pub fn guardian(url: &str, name: &str, extra: &[&str]) -> Daemon {
+        Self::guardian_with_env(url, name, extra, &[])
+    }
+
+    /// [`Daemon::guardian`] with `env` added to the guardian's environment.
+    pub fn guardian_with_env(
+        url: &str,
+        name: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let dir = std::env::temp_dir().join(format!(
             "sisyphus-g-{}-{}-{name}",
             std::process::id(),
@@ -201,7 +211,7 @@ impl Daemon {
             }
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        Self::spawn(url, &args, dir)
+        Self::spawn_with(url, &args, dir, env)
     }
 
     /// `sisyphus scheduler`.
