@@ -69,6 +69,9 @@ pub struct JobStatus {
     /// Never run, last run not good, or last good run too old: see `sisyphus.health_reason`.
     pub healthy: bool,
     pub health_reason: Option<String>,
+    /// Why the scheduler left this job alone, and since when (`migrations/0008_isolation.sql`).
+    pub scheduler_error: Option<String>,
+    pub scheduler_error_at: Option<DateTime<Utc>>,
 }
 
 const STATUS: &str = include_str!("../../sql/jobs/status.sql");

@@ -27,10 +27,13 @@ pub enum Event {
     TooFast,
     /// Log lines tagged `email`, `mattermost`, `sentry` or `external`.
     Tagged,
+    /// The scheduler could not plan or finish the job's runs (its values, changed behind
+    /// validation's back, do not compute) and leaves it alone until it changes.
+    SchedulerError,
 }
 
 impl Event {
-    pub const ALL: [Event; 9] = [
+    pub const ALL: [Event; 10] = [
         Event::Failed,
         Event::Timeout,
         Event::Lost,
@@ -40,11 +43,12 @@ impl Event {
         Event::Slow,
         Event::TooFast,
         Event::Tagged,
+        Event::SchedulerError,
     ];
 
     /// What a rule listens for when it names no events: everything but `terminated` (an operator
     /// did that, and knows).
-    pub const DEFAULT: [Event; 8] = [
+    pub const DEFAULT: [Event; 9] = [
         Event::Failed,
         Event::Timeout,
         Event::Lost,
@@ -53,6 +57,7 @@ impl Event {
         Event::Slow,
         Event::TooFast,
         Event::Tagged,
+        Event::SchedulerError,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +71,7 @@ impl Event {
             Event::Slow => "slow",
             Event::TooFast => "too_fast",
             Event::Tagged => "tagged",
+            Event::SchedulerError => "scheduler_error",
         }
     }
 }
@@ -217,7 +223,9 @@ impl Notification {
     pub fn headline(&self) -> String {
         let run = self.run.as_ref();
         let text = match self.event {
-            Event::Slow | Event::TooFast | Event::Recovered => self.reason.clone(),
+            Event::Slow | Event::TooFast | Event::Recovered | Event::SchedulerError => {
+                self.reason.clone()
+            }
             _ => None,
         }
         .or_else(|| run.and_then(|r| r.error.clone()))

@@ -203,7 +203,7 @@ pub fn level_from_tags(tags: &[String]) -> Level {
 fn level_of(event: Event) -> Level {
     match event {
         Event::Failed => Level::Fatal,
-        Event::Timeout | Event::Lost => Level::Error,
+        Event::Timeout | Event::Lost | Event::SchedulerError => Level::Error,
         Event::Missed | Event::Slow | Event::TooFast | Event::Terminated => Level::Warning,
         Event::Recovered | Event::Tagged => Level::Info,
     }

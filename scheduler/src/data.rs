@@ -23,16 +23,33 @@ const DATA_JOBS: &str = include_str!("../../sql/scheduler/data_jobs.sql");
 const WRITTEN_LIKE: &str = include_str!("../../sql/scheduler/written_like.sql");
 const FRESH_FIXED: &str = include_str!("../../sql/scheduler/fresh_fixed.sql");
 const INSERT_DATA_RUNS: &str = include_str!("../../sql/scheduler/insert_data_runs.sql");
+const CLEAR_ERROR: &str = include_str!("../../sql/scheduler/clear_error.sql");
+const SET_INPUTS_SEEN: &str = include_str!("../../sql/scheduler/set_inputs_seen.sql");
 
 /// Written resources looked at per job and tick at most; more wait for the next tick.
 const NAMES_PER_TICK: i64 = 10_000;
 
+/// A data-triggered job as the tick sees it.
 #[derive(sqlx::FromRow)]
-struct DataJob {
-    id: JobId,
+pub struct DataJob {
+    pub id: JobId,
     inputs: Vec<String>,
     timezone: String,
     inputs_seen_at: Option<DateTime<Utc>>,
+    /// Marked with a scheduler error: the mark goes when its runs are handled without one.
+    marked: bool,
+}
+
+/// The data-triggered jobs, less those marked with a scheduler error after
+/// `retry_marked_before` (held back, see `migrations/0008_isolation.sql`).
+pub async fn data_jobs(
+    conn: &mut PgConnection,
+    retry_marked_before: DateTime<Utc>,
+) -> sqlx::Result<Vec<DataJob>> {
+    sqlx::query_as(DATA_JOBS)
+        .bind(retry_marked_before)
+        .fetch_all(conn)
+        .await
 }
 
 /// Creates the data-triggered runs that became due; returns how many.
@@ -41,34 +58,51 @@ pub async fn trigger_data_jobs(
     now: DateTime<Utc>,
     created_by: &str,
 ) -> sqlx::Result<u64> {
-    let jobs: Vec<DataJob> = sqlx::query_as(DATA_JOBS).fetch_all(&mut *conn).await?;
     let mut created = 0;
-    for job in jobs {
-        let Ok(templates) = job
-            .inputs
-            .iter()
-            .map(|t| Template::parse(t))
-            .collect::<Result<Vec<_>, _>>()
-        else {
-            tracing::error!(job = %job.id, "skipping a data-triggered job whose inputs do not read back");
-            continue;
-        };
-        let slots = if templates.iter().all(Template::is_fixed) {
-            fresh_fixed(conn, job.id, now).await?
-        } else {
-            slots_from_names(conn, &job, &templates).await?
-        };
-        if slots.is_empty() {
-            continue;
-        }
-        created += sqlx::query(INSERT_DATA_RUNS)
+    for job in data_jobs(conn, now).await? {
+        created += trigger_one(conn, &job, now, created_by).await?;
+    }
+    Ok(created)
+}
+
+/// Creates one data-triggered job's runs that became due; returns how many.
+pub async fn trigger_one(
+    conn: &mut PgConnection,
+    job: &DataJob,
+    now: DateTime<Utc>,
+    created_by: &str,
+) -> sqlx::Result<u64> {
+    let Ok(templates) = job
+        .inputs
+        .iter()
+        .map(|t| Template::parse(t))
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        tracing::error!(job = %job.id, "skipping a data-triggered job whose inputs do not read back");
+        return Ok(0);
+    };
+    let slots = if templates.iter().all(Template::is_fixed) {
+        fresh_fixed(conn, job.id, now).await?
+    } else {
+        slots_from_names(conn, job, &templates).await?
+    };
+    let created = if slots.is_empty() {
+        0
+    } else {
+        sqlx::query(INSERT_DATA_RUNS)
             .bind(job.id)
             .bind(slots)
             .bind(now)
             .bind(created_by)
             .execute(&mut *conn)
             .await?
-            .rows_affected();
+            .rows_affected()
+    };
+    if job.marked {
+        sqlx::query(CLEAR_ERROR)
+            .bind(job.id)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(created)
 }
@@ -110,7 +144,7 @@ async fn slots_from_names(
     let newest = written.iter().map(|(_, at)| *at).max();
     if newest > job.inputs_seen_at {
         // Only when it moves: the update notifies `sisyphus_jobs`, which wakes this scheduler.
-        sqlx::query("UPDATE sisyphus.jobs SET inputs_seen_at = $2 WHERE id = $1")
+        sqlx::query(SET_INPUTS_SEEN)
             .bind(job.id)
             .bind(newest)
             .execute(&mut *conn)

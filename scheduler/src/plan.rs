@@ -12,13 +12,17 @@
 //!     outage), else missed.
 //!
 //! Every slot not run becomes a `missed` run, so history shows the gap (invariant 3).
+//!
+//! Time arithmetic is checked: a job whose stored values put a slot, a due time or a deadline
+//! out of the range of timestamps gets a [`PlanError`] (the tick marks it and goes on), never a
+//! panic (invariant 15).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sisyphus_client::db::jobs::{CorruptJob, JobRow};
 use sisyphus_client::schedule::{jitter_offset, Schedule};
-use sisyphus_client::{Catchup, JobId, RunStatus};
+use sisyphus_client::{Catchup, JobId, JobRef, RunStatus};
 
 /// Knobs of the planner.
 #[derive(Debug, Clone)]
@@ -70,14 +74,32 @@ pub struct Plan {
     pub fired: i32,
 }
 
+/// Why one job could not be planned; the tick records it as the job's scheduler error.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A stored value does not read back as a definition.
+    #[error(transparent)]
+    Corrupt(#[from] CorruptJob),
+    /// Adding the job's durations to a time leaves the range of timestamps.
+    #[error("job {job}: {what} is out of the range of timestamps")]
+    OutOfRange { job: JobRef, what: &'static str },
+}
+
 /// Plans one due job at `now`.
 pub fn plan(
     job: &JobRow,
     now: DateTime<Utc>,
     hosts: &[Host],
     settings: &PlanSettings,
-) -> Result<Plan, CorruptJob> {
+) -> Result<Plan, PlanError> {
     let spec = job.to_spec()?;
+    let add = |t: DateTime<Utc>, d: chrono::Duration, what: &'static str| {
+        t.checked_add_signed(d)
+            .ok_or_else(|| PlanError::OutOfRange {
+                job: job.job_ref(),
+                what,
+            })
+    };
     let mut plan = Plan {
         runs: Vec::new(),
         next_slot: job.next_slot,
@@ -89,7 +111,7 @@ pub fn plan(
     let offset = chrono_duration(jitter_offset(&job.project, &job.name, Some(spec.jitter)));
     let ttl = chrono_duration(spec.ttl);
     let late_after = chrono_duration(settings.late_after);
-    let horizon = now + chrono_duration(settings.lookahead);
+    let horizon = add(now, chrono_duration(settings.lookahead), "the look-ahead")?;
     let targets = targets(&spec.target, hosts);
     let mut slots = 0;
     loop {
@@ -107,10 +129,11 @@ pub fn plan(
             .schedule
             .as_ref()
             .and_then(|s| s.next_after(slot, spec.timezone));
-        let due = slot + offset;
+        let due = add(slot, offset, "slot + jitter")?;
+        let deadline = add(due, ttl, "slot + jitter + ttl")?;
         let refusal = if due > now {
             None
-        } else if now >= due + ttl {
+        } else if now >= deadline {
             Some(format!(
                 "its TTL ({}) had passed when the scheduler reached it",
                 human(spec.ttl)
@@ -118,7 +141,11 @@ pub fn plan(
         } else {
             match spec.catchup {
                 Catchup::All => None,
-                Catchup::Latest if next.is_some_and(|n| n + offset <= now) => {
+                Catchup::Latest
+                    if next.is_some_and(|n| {
+                        n.checked_add_signed(offset).is_some_and(|d| d <= now)
+                    }) =>
+                {
                     Some("catch-up policy `latest`: a newer slot runs instead".to_string())
                 }
                 Catchup::Latest => None,
@@ -140,7 +167,7 @@ pub fn plan(
             job.id,
             slot,
             due,
-            due + ttl,
+            deadline,
             refusal,
             &targets,
         );
@@ -149,7 +176,7 @@ pub fn plan(
         // missed there is no run to end, so the interval counts from now.
         if let (Some(Schedule::Interval(every)), Some(last)) = (&spec.schedule, plan.runs.last()) {
             if last.status == RunStatus::Missed {
-                next = Some(now + chrono_duration(*every));
+                next = Some(add(now, chrono_duration(*every), "now + interval")?);
             }
         }
         match next {

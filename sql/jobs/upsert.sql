@@ -29,5 +29,7 @@ ON CONFLICT (project, name) DO UPDATE SET
     inputs_seen_at = CASE WHEN sisyphus.jobs.inputs IS DISTINCT FROM EXCLUDED.inputs
                             OR NOT sisyphus.jobs.on_inputs THEN NULL
                           ELSE sisyphus.jobs.inputs_seen_at END,
+    -- Applied again: the scheduler tries it at once (migrations/0008_isolation.sql).
+    scheduler_error = NULL, scheduler_error_at = NULL,
     updated_at = now()
 RETURNING id

@@ -8,6 +8,7 @@ mod cli;
 mod failover;
 mod guardian;
 mod health;
+mod isolation;
 mod metrics;
 mod notifications;
 mod peers;

@@ -3,22 +3,34 @@
 use sisyphus_client::{Client, JobSpec};
 
 use crate::output::{self, opt, time};
-use crate::{Failure, JobCommand};
+use crate::{say, Failure, JobCommand};
 
 pub async fn run(client: &Client, command: JobCommand, json: bool) -> Result<(), Failure> {
     match command {
         JobCommand::Ls { project } => ls(client, project.as_deref(), json).await,
         JobCommand::Show { job } => {
-            let spec = client.job_spec(&job).await?;
             let status = client.job_status(&job).await?;
+            // A definition changed by hand in SQL may not read back (an absurd interval): the
+            // job is still shown, with what is wrong with it, instead of failing.
+            let spec = match client.job_spec(&job).await {
+                Ok(spec) => Ok(spec),
+                Err(sisyphus_client::Error::Refused(why)) => Err(why),
+                Err(e) => return Err(e.into()),
+            };
             let durations = client.durations(&job, DURATION_HISTORY).await?;
             if json {
                 let mut value = serde_json::to_value(&status)?;
-                value["definition"] = definition_json(&spec);
+                match &spec {
+                    Ok(spec) => value["definition"] = definition_json(spec),
+                    Err(why) => value["definition_error"] = why.clone().into(),
+                }
                 value["durations_secs"] = durations.iter().map(|d| d.as_secs_f64()).collect();
                 return Ok(output::json(&value)?);
             }
-            show(&spec, &status, &durations);
+            match &spec {
+                Ok(spec) => show(spec, &status, &durations)?,
+                Err(why) => show_unreadable(why, &status)?,
+            }
             Ok(())
         }
         JobCommand::Pause { job } => {
@@ -46,10 +58,12 @@ pub async fn run(client: &Client, command: JobCommand, json: bool) -> Result<(),
                     &serde_json::json!({ "removed": job.to_string(), "runs": runs }),
                 )?);
             }
-            println!("{job} removed, with {runs} run(s)");
+            say!("{job} removed, with {runs} run(s)")?;
             Ok(())
         }
         JobCommand::Next { job, count } => {
+            // `count` is at most MAX_COUNT (clap checks), so it fits.
+            let count = usize::try_from(count).unwrap_or(usize::MAX);
             let times = client.next_fire_times(&job, count).await?;
             let spec = client.job_spec(&job).await?;
             let shown: Vec<String> = times
@@ -60,10 +74,10 @@ pub async fn run(client: &Client, command: JobCommand, json: bool) -> Result<(),
                 return Ok(output::json(&shown)?);
             }
             if shown.is_empty() {
-                println!("{job} has no upcoming slot");
+                say!("{job} has no upcoming slot")?;
             }
             for t in shown {
-                println!("{t}");
+                say!("{t}")?;
             }
             Ok(())
         }
@@ -74,7 +88,7 @@ fn report(json: bool, changed: bool, yes: &str, no: &str) -> Result<(), Failure>
     if json {
         output::json(&serde_json::json!({ "changed": changed }))?;
     } else {
-        println!("{}", if changed { yes } else { no });
+        say!("{}", if changed { yes } else { no })?;
     }
     Ok(())
 }
@@ -95,7 +109,12 @@ async fn ls(client: &Client, project: Option<&str>, json: bool) -> Result<(), Fa
                 opt(j.last_status.as_ref()),
                 time(j.last_finished_at),
                 j.active_runs.to_string(),
-                j.health.clone(),
+                // `scheduler-error!`: the scheduler leaves the job alone (`job show` says why).
+                if j.scheduler_error.is_some() {
+                    format!("{}!", j.health)
+                } else {
+                    j.health.clone()
+                },
             ]
         })
         .collect();
@@ -104,7 +123,7 @@ async fn ls(client: &Client, project: Option<&str>, json: bool) -> Result<(), Fa
             "JOB", "SCHEDULE", "ZONE", "NEXT DUE", "LAST", "FINISHED", "ACTIVE", "HEALTH",
         ],
         &rows,
-    );
+    )?;
     Ok(())
 }
 
@@ -129,7 +148,11 @@ fn duration_history(durations: &[std::time::Duration]) -> String {
     )
 }
 
-fn show(spec: &JobSpec, status: &sisyphus_client::JobStatus, durations: &[std::time::Duration]) {
+fn show(
+    spec: &JobSpec,
+    status: &sisyphus_client::JobStatus,
+    durations: &[std::time::Duration],
+) -> std::io::Result<()> {
     let d = |x: std::time::Duration| sisyphus_client::schedule::format_duration(x);
     let lines = [
         ("job", spec.job.to_string()),
@@ -188,6 +211,7 @@ fn show(spec: &JobSpec, status: &sisyphus_client::JobStatus, durations: &[std::t
             ),
         ),
         ("health", status.health.clone()),
+        ("sched error", scheduler_error(status)),
         (
             "healthy",
             match &status.health_reason {
@@ -201,9 +225,47 @@ fn show(spec: &JobSpec, status: &sisyphus_client::JobStatus, durations: &[std::t
         ("notify", notify_rules(spec.notify.as_deref())),
         ("durations", duration_history(durations)),
     ];
-    for (k, v) in lines {
-        println!("{k:>12}: {v}");
+    output::fields(&lines)
+}
+
+/// `-`, or the scheduler's error and when it was recorded.
+fn scheduler_error(status: &sisyphus_client::JobStatus) -> String {
+    match &status.scheduler_error {
+        None => "-".to_string(),
+        Some(e) => format!("{e} (since {})", time(status.scheduler_error_at)),
     }
+}
+
+/// A job whose stored definition does not read back: its status, and what is wrong.
+fn show_unreadable(why: &str, status: &sisyphus_client::JobStatus) -> std::io::Result<()> {
+    let lines = [
+        ("job", format!("{}/{}", status.project, status.name)),
+        ("definition", format!("unreadable: {why}")),
+        ("schedule", status.schedule.clone()),
+        ("timezone", status.timezone.clone()),
+        ("paused", status.paused.to_string()),
+        ("next due", time(status.next_due)),
+        ("active runs", status.active_runs.to_string()),
+        (
+            "last run",
+            format!(
+                "{} {} {}",
+                opt(status.last_run_id),
+                opt(status.last_status.as_ref()),
+                time(status.last_finished_at)
+            ),
+        ),
+        ("health", status.health.clone()),
+        ("sched error", scheduler_error(status)),
+        (
+            "healthy",
+            match &status.health_reason {
+                None => "yes".to_string(),
+                Some(why) => format!("no: {why}"),
+            },
+        ),
+    ];
+    output::fields(&lines)
 }
 
 /// The definition as JSON with the jobs file's keys (env values are left out: they may be secret).

@@ -1,0 +1,2 @@
+-- See fire_deferred.sql.
+SET CONSTRAINTS ALL DEFERRED
