@@ -120,9 +120,17 @@ impl ControlAction {
 }
 
 impl Client {
-    /// Connects and checks that the schema matches this build.
+    /// Connects and checks that the schema matches this build, giving up after
+    /// [`db::DEFAULT_CONNECT_TIMEOUT`].
     pub async fn connect(url: &str) -> Result<Client> {
-        let pool = db::pool(url, "sisyphus-client", 4).await?;
+        Self::connect_with_timeout(url, db::DEFAULT_CONNECT_TIMEOUT).await
+    }
+
+    /// As [`connect`](Self::connect), giving up after `timeout` with the cause (connection
+    /// refused, no answer, authentication…); later queries wait at most as long for a
+    /// connection.
+    pub async fn connect_with_timeout(url: &str, timeout: std::time::Duration) -> Result<Client> {
+        let pool = db::pool_with_timeout(url, "sisyphus-client", 4, timeout).await?;
         db::check_schema(&pool).await?;
         Ok(Client { pool })
     }
@@ -349,10 +357,19 @@ impl Client {
         remove(&mut conn, job).await
     }
 
-    /// Runs, newest first.
+    /// Runs, newest first. A filter naming a job that does not exist is an error
+    /// ([`Error::NoSuchJob`]), not an empty list.
     pub async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
         let mut conn = self.pool.acquire().await?;
-        Ok(runs::list(&mut conn, filter).await?)
+        let found = runs::list(&mut conn, filter).await?;
+        if let (true, Some(project), Some(name)) = (found.is_empty(), &filter.project, &filter.name)
+        {
+            let job = JobRef::new(project, name);
+            if jobs::find(&mut conn, &job).await?.is_none() {
+                return Err(Error::NoSuchJob(job));
+            }
+        }
+        Ok(found)
     }
 
     /// Asks for a run to be terminated, suspended or resumed. Returns `cancelled` (a pending run,
@@ -370,15 +387,39 @@ impl Client {
         runs::one(&mut conn, id).await?.ok_or(Error::NoSuchRun(id))
     }
 
-    /// A run's log lines after `after_seq` (optionally only those tagged `tag`).
+    /// A run's log lines after `after_seq` (optionally only those tagged `tag`), at most
+    /// 10,000; read on with [`logs_page`](Self::logs_page) from the last line's `seq`.
     pub async fn logs(
         &self,
         run: RunId,
         after_seq: i32,
         tag: Option<&str>,
     ) -> Result<Vec<db::logs::LogRow>> {
+        self.logs_page(run, after_seq, tag, 10_000).await
+    }
+
+    /// A page of a run's log: at most `limit` lines after `after_seq`, in order.
+    pub async fn logs_page(
+        &self,
+        run: RunId,
+        after_seq: i32,
+        tag: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<db::logs::LogRow>> {
         let mut conn = self.pool.acquire().await?;
-        Ok(db::logs::list(&mut conn, run, after_seq, tag, 10_000).await?)
+        Ok(db::logs::list(&mut conn, run, after_seq, tag, i64::from(limit)).await?)
+    }
+
+    /// Where a run's last `n` lines (with `tag`, if given) begin: the `seq` to read after, or
+    /// `None` when the log has no more than `n` lines.
+    pub async fn log_tail_start(
+        &self,
+        run: RunId,
+        tag: Option<&str>,
+        n: u32,
+    ) -> Result<Option<i32>> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(db::logs::tail_start(&mut conn, run, tag, n).await?)
     }
 
     /// Registered guardians.

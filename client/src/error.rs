@@ -9,6 +9,9 @@ use crate::spec::InvalidJob;
 pub enum Error {
     #[error("cannot connect to PostgreSQL at {url}: {source}")]
     Connect { url: String, source: sqlx::Error },
+    /// The server could not be reached at all: `connection refused at 127.0.0.1:5432`.
+    #[error("cannot connect to PostgreSQL: {cause} at {address}")]
+    Unreachable { address: String, cause: String },
     #[error("the database has no Sisyphus schema yet; run `sisyctl migrate` first")]
     SchemaMissing,
     #[error("the database schema is at version {found}, but this program needs version {expected}; run `sisyctl migrate`")]

@@ -250,9 +250,9 @@ fn intervals_convert_without_wrapping() {
     // Written by hand in SQL: errors, never a panic or a wrapped value.
     assert!(read(i32::MAX, i64::MAX).is_err());
     assert!(read(i32::MIN, 0).is_err());
-    assert!(read(0, -1).unwrap_err().contains("negative"));
+    assert!(read(0, -1).expect_err("negative").contains("negative"));
     assert!(read(36_526, 0)
-        .unwrap_err()
+        .expect_err("too long")
         .contains("longer than 100 years"));
     assert!(interval::to_duration(&PgInterval {
         months: 1,

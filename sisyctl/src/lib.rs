@@ -3,12 +3,15 @@
 //!
 //! Thin by design: arguments are parsed here, the work is done by `sisyphus_client`, and the
 //! `cmd` modules only format results — human tables by default, `--json` for scripts.
-//! Exit codes: 0 success, 1 failure (database, missing job, refused action), 2 bad input
-//! (bad arguments, invalid cron expression, invalid jobs file).
+//! Exit codes, chosen in one place ([`Failure`]): 0 success, 1 failure (database, unreachable
+//! database, missing job or run, refused action, unhealthy job), 2 bad input (bad arguments,
+//! a limit out of range, invalid cron expression, invalid jobs file or definition — also when
+//! the database refuses a value), 141 when stdout was closed (`sisyctl … | head`), quietly.
 
 mod cmd;
 mod output;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +35,9 @@ struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// Give up connecting to the database after this long (the cause is reported).
+    #[arg(long, global = true, default_value = "2s", value_parser = parse_timeout)]
+    connect_timeout: std::time::Duration,
     #[command(subcommand)]
     command: Command,
 }
@@ -50,8 +56,9 @@ enum Command {
         /// Start after this instant (RFC 3339); default now.
         #[arg(long)]
         from: Option<String>,
-        #[arg(long, default_value_t = 5)]
-        count: usize,
+        /// How many (1 to 10,000).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT))]
+        count: u64,
     },
     /// Make the database hold the jobs of a TOML file (idempotent).
     Apply {
@@ -72,7 +79,8 @@ enum Command {
         job: Option<JobRef>,
         #[arg(long)]
         status: Option<RunStatus>,
-        #[arg(long, default_value_t = 50)]
+        /// At most this many (1 to 10,000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=MAX_COUNT as i64))]
         limit: i64,
     },
     /// Terminate a run (SIGTERM to its process group, then SIGKILL); a pending run is cancelled.
@@ -81,7 +89,9 @@ enum Command {
     Suspend { run: RunId },
     /// Resume a suspended run (SIGCONT).
     Resume { run: RunId },
-    /// Print a run's log; with --follow, keep printing until the run ends.
+    /// Print a run's log, every line (read from the database page by page); with --follow,
+    /// keep printing until the run ends. Control characters are shown escaped (`\x1b`; tabs
+    /// stay) unless --raw.
     Logs {
         run: RunId,
         #[arg(long, short)]
@@ -89,6 +99,15 @@ enum Command {
         /// Only lines with this tag.
         #[arg(long)]
         tag: Option<String>,
+        /// Start with the last N lines (of those with the tag, if given).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64))]
+        tail: Option<u32>,
+        /// Print at most N lines.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64))]
+        limit: Option<u32>,
+        /// Print the lines' text as stored, control characters and escape sequences included.
+        #[arg(long)]
+        raw: bool,
     },
     /// List guardians: pools, heartbeat age, running runs.
     Hosts,
@@ -132,7 +151,8 @@ enum Command {
         /// Only this job's (PROJECT/NAME).
         #[arg(long)]
         job: Option<JobRef>,
-        #[arg(long, default_value_t = 50)]
+        /// At most this many (1 to 10,000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=MAX_COUNT as i64))]
         limit: i64,
         /// Send these failed notifications again (ids).
         #[arg(long, num_args = 1.., value_delimiter = ',')]
@@ -164,12 +184,19 @@ enum JobCommand {
     /// Print a job's next fire times.
     Next {
         job: JobRef,
-        #[arg(long, default_value_t = 5)]
-        count: usize,
+        /// How many (1 to 10,000).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT))]
+        count: u64,
     },
 }
 
-/// A failure with the exit code it deserves.
+/// The most lines or times a listing prints (`--count`, `--limit` of tables).
+pub const MAX_COUNT: u64 = 10_000;
+
+/// The exit code of a closed stdout: what a shell reports for a process ended by SIGPIPE.
+const CLOSED_PIPE: u8 = 141;
+
+/// A failure with the exit code it deserves: the one place exit codes are chosen.
 pub struct Failure {
     code: u8,
     error: anyhow::Error,
@@ -178,12 +205,26 @@ pub struct Failure {
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Failure {
         let error = e.into();
-        let code = match error.downcast_ref::<sisyphus_client::Error>() {
-            Some(sisyphus_client::Error::Invalid(_) | sisyphus_client::Error::JobsFile { .. }) => 2,
-            _ => 1,
+        let code = if closed_pipe(&error) {
+            CLOSED_PIPE
+        } else {
+            match error.downcast_ref::<sisyphus_client::Error>() {
+                Some(
+                    sisyphus_client::Error::Invalid(_) | sisyphus_client::Error::JobsFile { .. },
+                ) => 2,
+                _ => 1,
+            }
         };
         Failure { code, error }
     }
+}
+
+/// Whether the error is stdout's reader having gone away.
+fn closed_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 impl Failure {
@@ -210,10 +251,20 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime
+        .block_on(run(cli))
+        .and_then(|()| Ok(std::io::stdout().flush()?));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(f) if f.code == CLOSED_PIPE => ExitCode::from(CLOSED_PIPE),
         Err(f) => {
-            eprintln!("sisyctl: {:#}", f.error);
+            // Messages may quote what a job or a file held: control characters are escaped.
+            let message = format!("{:#}", f.error);
+            let shown: Vec<_> = message
+                .lines()
+                .map(|l| output::escape(l, true).into_owned())
+                .collect();
+            let _ = writeln!(std::io::stderr(), "sisyctl: {}", shown.join("\n"));
             ExitCode::from(f.code)
         }
     }
@@ -221,17 +272,21 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     let json = cli.json;
-    let url = cli.database_url;
+    let url = Target {
+        url: cli.database_url,
+        timeout: cli.connect_timeout,
+    };
     match cli.command {
         Command::Cron {
             expression,
             tz,
             from,
             count,
-        } => cmd::cron::run(&expression, &tz, from.as_deref(), count, json),
-        Command::Migrate => cmd::migrate::run(&need_url(url)?, json).await,
+        } => cmd::cron::run(&expression, &tz, from.as_deref(), count as usize, json),
+        Command::Migrate => cmd::migrate::run(&need_url(url.url)?, url.timeout, json).await,
         Command::Apply { file, prune } => {
-            cmd::apply::run(&connect(url).await?, &file, prune, json).await
+            let checked = cmd::apply::read(&file)?;
+            cmd::apply::run(&connect(url).await?, &checked, prune, json).await
         }
         Command::Job(c) => cmd::job::run(&connect(url).await?, c, json).await,
         Command::Run { job } => cmd::runs::run_now(&connect(url).await?, &job, json).await,
@@ -247,8 +302,23 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Resume { run } => {
             cmd::control::run(&connect(url).await?, run, ControlAction::Resume, json).await
         }
-        Command::Logs { run, follow, tag } => {
-            cmd::logs::run(&connect(url).await?, run, follow, tag.as_deref(), json).await
+        Command::Logs {
+            run,
+            follow,
+            tag,
+            tail,
+            limit,
+            raw,
+        } => {
+            let options = cmd::logs::Options {
+                follow,
+                tag,
+                tail,
+                limit,
+                raw,
+                json,
+            };
+            cmd::logs::run(&connect(url).await?, run, &options).await
         }
         Command::Hosts => cmd::control::hosts(&connect(url).await?, json).await,
         Command::Resources { prefix } => {
@@ -287,6 +357,21 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     sisyphus_client::spec::parse_duration(s)
 }
 
+/// A connect timeout: more than zero, at most an hour.
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() || d > std::time::Duration::from_secs(3600) {
+        return Err(format!("`{s}` must be more than zero and at most 1h"));
+    }
+    Ok(d)
+}
+
+/// Where the database is, and how long to try reaching it.
+struct Target {
+    url: Option<String>,
+    timeout: std::time::Duration,
+}
+
 fn need_url(url: Option<String>) -> Result<String, Failure> {
     url.ok_or_else(|| {
         Failure::usage(anyhow::anyhow!(
@@ -295,6 +380,6 @@ fn need_url(url: Option<String>) -> Result<String, Failure> {
     })
 }
 
-async fn connect(url: Option<String>) -> Result<Client, Failure> {
-    Ok(Client::connect(&need_url(url)?).await?)
+async fn connect(target: Target) -> Result<Client, Failure> {
+    Ok(Client::connect_with_timeout(&need_url(target.url)?, target.timeout).await?)
 }

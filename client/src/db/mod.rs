@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::error::{Error, Result};
 
@@ -32,13 +32,20 @@ pub fn options(url: &str, application: &str) -> Result<PgConnectOptions> {
     Ok(options.application_name(application))
 }
 
+/// How long connecting waits when the caller does not say.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A connection pool, without checking the schema.
 pub async fn pool(url: &str, application: &str, max_connections: u32) -> Result<PgPool> {
-    pool_with_timeout(url, application, max_connections, Duration::from_secs(10)).await
+    pool_with_timeout(url, application, max_connections, DEFAULT_CONNECT_TIMEOUT).await
 }
 
 /// A pool whose callers give up on an unreachable database after `acquire_timeout` (the guardian
 /// spools instead of waiting long).
+///
+/// One connection is made first, within `acquire_timeout`, so that a database that cannot be
+/// reached fails now with its cause ([`Error::Unreachable`]: "connection refused at
+/// 127.0.0.1:5432") — a pool alone retries until its timeout and then only says it timed out.
 pub async fn pool_with_timeout(
     url: &str,
     application: &str,
@@ -46,27 +53,62 @@ pub async fn pool_with_timeout(
     acquire_timeout: Duration,
 ) -> Result<PgPool> {
     let options = options(url, application)?;
-    PgPoolOptions::new()
+    let probe = connect_within(url, &options, acquire_timeout).await?;
+    // Closing is a courtesy to the server; the pool makes its own connections.
+    let _ = probe.close().await;
+    Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(acquire_timeout)
-        .connect_with(options)
-        .await
-        .map_err(|e| Error::Connect {
+        .connect_lazy_with(options))
+}
+
+/// One connection, or the reason there is none within `timeout`.
+async fn connect_within(
+    url: &str,
+    options: &PgConnectOptions,
+    timeout: Duration,
+) -> Result<PgConnection> {
+    let address = || {
+        let host = options.get_host();
+        if host.starts_with('/') {
+            format!("{host}/.s.PGSQL.{}", options.get_port())
+        } else {
+            format!("{host}:{}", options.get_port())
+        }
+    };
+    match tokio::time::timeout(timeout, PgConnection::connect_with(options)).await {
+        Err(_) => Err(Error::Unreachable {
+            address: address(),
+            cause: format!(
+                "no answer within {}",
+                crate::schedule::format_duration(timeout)
+            ),
+        }),
+        Ok(Err(sqlx::Error::Io(e))) => Err(Error::Unreachable {
+            address: address(),
+            cause: match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+                std::io::ErrorKind::NotFound => "no such socket".to_string(),
+                _ => e.to_string(),
+            },
+        }),
+        Ok(Err(e)) => Err(Error::Connect {
             url: redact(url),
             source: e,
-        })
+        }),
+        Ok(Ok(conn)) => Ok(conn),
+    }
 }
 
 /// Applies every pending migration. The migrations table lives in schema `sisyphus`, next to
 /// what it describes, so `public` stays untouched. Returns (version before, version after).
 pub async fn migrate(url: &str) -> Result<(i64, i64)> {
-    let mut conn = options(url, "sisyctl migrate")?
-        .connect()
-        .await
-        .map_err(|e| Error::Connect {
-            url: redact(url),
-            source: e,
-        })?;
+    migrate_with_timeout(url, DEFAULT_CONNECT_TIMEOUT).await
+}
+
+/// As [`migrate`], giving up connecting after `timeout`.
+pub async fn migrate_with_timeout(url: &str, timeout: Duration) -> Result<(i64, i64)> {
+    let mut conn = connect_within(url, &options(url, "sisyctl migrate")?, timeout).await?;
     let before = schema_version(&mut conn).await?.unwrap_or(0);
     sqlx::query("CREATE SCHEMA IF NOT EXISTS sisyphus")
         .execute(&mut conn)

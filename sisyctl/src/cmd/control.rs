@@ -3,7 +3,7 @@
 use sisyphus_client::{Client, ControlAction, RunId};
 
 use crate::output::{self, opt, time};
-use crate::Failure;
+use crate::{say, Failure};
 
 pub async fn run(
     client: &Client,
@@ -18,8 +18,8 @@ pub async fn run(
         )?);
     }
     match result.as_str() {
-        "cancelled" => println!("run {run} had not started; it is cancelled"),
-        _ => println!("run {run}: {action:?} requested", action = action),
+        "cancelled" => say!("run {run} had not started; it is cancelled")?,
+        _ => say!("run {run}: {action:?} requested", action = action)?,
     }
     Ok(())
 }
@@ -61,7 +61,7 @@ pub async fn hosts(client: &Client, json: bool) -> Result<(), Failure> {
             "STARTED",
         ],
         &rows,
-    );
+    )?;
     Ok(())
 }
 
@@ -73,9 +73,9 @@ pub async fn drain(client: &Client, host: &str, drain: bool, json: bool) -> Resu
         )?);
     }
     if drain {
-        println!("{host} takes no new runs; its running runs go on");
+        say!("{host} takes no new runs; its running runs go on")?;
     } else {
-        println!("{host} takes new runs again");
+        say!("{host} takes new runs again")?;
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sisyphus_client::CronExpr;
 
-use crate::{output, Failure};
+use crate::{output, say, Failure};
 
 pub fn run(
     expression: &str,
@@ -36,7 +36,7 @@ pub fn run(
         output::json(&times)?;
     } else {
         for t in &times {
-            println!("{t}");
+            say!("{t}")?;
         }
     }
     Ok(())

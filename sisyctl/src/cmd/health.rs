@@ -5,7 +5,7 @@ use anyhow::anyhow;
 use sisyphus_client::{Client, JobRef};
 
 use crate::output;
-use crate::Failure;
+use crate::{say, Failure};
 
 pub async fn run(
     client: &Client,
@@ -29,8 +29,8 @@ pub async fn run(
     } else {
         for h in &checked {
             match &h.reason {
-                None => println!("{}: healthy", h.job),
-                Some(why) => println!("{}: unhealthy: {why}", h.job),
+                None => say!("{}: healthy", h.job)?,
+                Some(why) => say!("{}: unhealthy: {why}", h.job)?,
             }
         }
     }

@@ -7,7 +7,7 @@ use sisyphus_client::notifications::OutboxState;
 use sisyphus_client::{Client, JobRef};
 
 use crate::output;
-use crate::Failure;
+use crate::{say, Failure};
 
 pub async fn list(
     client: &Client,
@@ -54,7 +54,7 @@ pub async fn list(
             "ID", "CREATED", "JOB", "RUN", "EVENT", "CHANNEL", "STATE", "TRIES", "ERROR",
         ],
         &table,
-    );
+    )?;
     Ok(())
 }
 
@@ -65,9 +65,9 @@ pub async fn retry(client: &Client, ids: &[i64], json: bool) -> Result<(), Failu
     }
     for id in ids {
         if again.contains(id) {
-            println!("notification {id}: pending again");
+            say!("notification {id}: pending again")?;
         } else {
-            println!("notification {id}: not failed (or no such notification); left alone");
+            say!("notification {id}: not failed (or no such notification); left alone")?;
         }
     }
     if again.len() == ids.len() {

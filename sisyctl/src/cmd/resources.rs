@@ -1,12 +1,13 @@
 //! `sisyctl resources`, `sisyctl lock`, `sisyctl graph`.
 
+use std::io::Write;
 use std::time::Duration;
 
 use chrono::Utc;
 use sisyphus_client::{Client, JobRef, RunId};
 
 use crate::output::{self, opt, time};
-use crate::Failure;
+use crate::{say, Failure};
 
 pub async fn list(client: &Client, prefix: &str, json: bool) -> Result<(), Failure> {
     let rows = client.resources(prefix).await?;
@@ -43,7 +44,7 @@ pub async fn list(client: &Client, prefix: &str, json: bool) -> Result<(), Failu
     output::table(
         &["RESOURCE", "STATE", "WRITER", "AGE", "EXPIRES", "LOCKS"],
         &rows,
-    );
+    )?;
     Ok(())
 }
 
@@ -61,11 +62,12 @@ pub async fn lock(
             &serde_json::json!({ "run": run, "locked": true }),
         )?);
     }
-    println!("run {run}: resource locks taken");
+    say!("run {run}: resource locks taken")?;
     Ok(())
 }
 
 pub async fn graph(client: &Client, job: Option<&JobRef>) -> Result<(), Failure> {
-    print!("{}", client.graph(job).await?);
+    let dot = client.graph(job).await?;
+    std::io::stdout().lock().write_all(dot.as_bytes())?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 use sisyphus_client::{Client, JobRef, RunFilter, RunStatus};
 
 use crate::output::{self, opt, time};
-use crate::Failure;
+use crate::{say, Failure};
 
 pub async fn list(
     client: &Client,
@@ -51,7 +51,7 @@ pub async fn list(
             "SUMMARY",
         ],
         &rows,
-    );
+    )?;
     Ok(())
 }
 
@@ -61,7 +61,7 @@ pub async fn run_now(client: &Client, job: &JobRef, json: bool) -> Result<(), Fa
         return Ok(output::json(&ids)?);
     }
     for id in ids {
-        println!("run {id} of {job} is pending");
+        say!("run {id} of {job} is pending")?;
     }
     Ok(())
 }
