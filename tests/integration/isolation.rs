@@ -88,7 +88,7 @@ async fn running_run(db: &TestDb, name: &str, lease_left: i64) -> i64 {
          RETURNING id",
     )
     .bind(name)
-    .bind(at(-100))
+    .bind(at(-100 - lease_left.clamp(-1, 1)))
     .bind(at(lease_left))
     .fetch_one(&db.pool)
     .await
