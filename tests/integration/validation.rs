@@ -1,8 +1,10 @@
 //! Invariant 6: a bad definition is refused before anything is written, with a message that
 //! names the field and the problem — through `sisyctl apply` and through the Rust client alike.
 
+use std::time::Duration;
+
 use sisyphus_client::spec::Text;
-use sisyphus_client::{Error, JobDefinition};
+use sisyphus_client::{Error, JobDefinition, JobSpec};
 
 use crate::harness::{jobs_file, stderr, TestDb};
 
@@ -176,6 +178,75 @@ outputs_expire = "0s""#,
         "outputs_expire",
         "must be more than zero",
     ),
+    // Issue 13: absurd values are refused at validation, never wrapped or stored raw.
+    (
+        r#"command = ["true"]
+maxtime = "18446744073712s""#,
+        "maxtime",
+        "longer than 100years",
+    ),
+    (
+        r#"command = ["true"]
+ttl = "99999999999h""#,
+        "ttl",
+        "longer than 100years",
+    ),
+    (
+        r#"command = ["true"]
+interval = "99999999999h""#,
+        "interval",
+        "longer than 100years",
+    ),
+    (
+        r#"command = ["true"]
+jitter = "99999999999h""#,
+        "jitter",
+        "longer than 100years",
+    ),
+    (
+        r#"command = ["true"]
+keep_logs = "99999999999h""#,
+        "keep_logs",
+        "longer than 100years",
+    ),
+    (
+        r#"command = ["true"]
+retries = 3
+retry_backoff = "5000000000h""#,
+        "retry_backoff",
+        "longer than 100years",
+    ),
+    (
+        r#"command = ["true"]
+retries = 4294967295"#,
+        "retries",
+        "more than 2147483647",
+    ),
+    (
+        r#"command = ["true"]
+concurrency = 2147483648"#,
+        "concurrency",
+        "more than 2147483647",
+    ),
+    (r#"command = ["printf", "a\u0000b"]"#, "command", "NUL"),
+    (
+        r#"command = ["true"]
+env = { SECRET = "a\u0000b" }"#,
+        "env",
+        "NUL",
+    ),
+    (
+        r#"command = ["true"]
+workdir = "/tmp/\u0000""#,
+        "workdir",
+        "NUL",
+    ),
+    (
+        r#"command = ["true"]
+userdata = { note = "a\u0000b" }"#,
+        "userdata",
+        "NUL",
+    ),
 ];
 
 #[tokio::test]
@@ -268,4 +339,111 @@ async fn the_rust_client_refuses_the_same_way() {
         "{err}"
     );
     assert_eq!(db.count("jobs").await, 0);
+}
+
+#[tokio::test]
+async fn the_longest_values_are_stored_exactly() {
+    let db = TestDb::new().await;
+    let file = jobs_file(
+        "[[job]]\nproject = \"ACME\"\nname = \"long\"\ncommand = [\"true\"]\nmaxtime = \"100years\"\nttl = \"100years\"\nretries = 2147483647\nconcurrency = 2147483647\n",
+    );
+    let out = db.sisyctl(&["apply", file.to_str().expect("path")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (maxtime, ttl, retries, concurrency): (f64, f64, i32, i32) = sqlx::query_as(
+        "SELECT extract(epoch FROM maxtime)::float8, extract(epoch FROM ttl)::float8, retries, \
+         concurrency FROM sisyphus.jobs",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("the stored job");
+    assert_eq!((maxtime, ttl), (3_155_760_000.0, 3_155_760_000.0));
+    assert_eq!((retries, concurrency), (i32::MAX, i32::MAX));
+    let out = db.sisyctl(&["job", "show", "ACME/long"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        crate::harness::stdout(&out).contains("maxtime: 100years"),
+        "{}",
+        crate::harness::stdout(&out)
+    );
+}
+
+#[tokio::test]
+async fn project_sections_are_named_like_projects() {
+    let db = TestDb::new().await;
+    let file = jobs_file(&format!("{GOOD}\n[projects.\"bad name!\"]\nnotify = []\n"));
+    let out = db.sisyctl(&["apply", file.to_str().expect("path")]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("bad name!") && err.contains("dot-separated"),
+        "{err}"
+    );
+    assert_eq!(db.count("jobs").await, 0);
+    assert_eq!(db.count("project_defaults").await, 0);
+}
+
+/// The schema's checks stay as the last line, and what they refuse comes back as the same field
+/// error as validation's: a `JobSpec` is plain data, so one can be changed after validation.
+#[tokio::test]
+async fn values_the_database_refuses_are_field_errors() {
+    let db = TestDb::new().await;
+    let valid = JobDefinition::new("ACME", "j", ["true"])
+        .validate()
+        .expect("valid");
+    let cases: Vec<(JobSpec, &str, &str)> = vec![
+        (
+            JobSpec {
+                concurrency: 0,
+                ..valid.clone()
+            },
+            "concurrency",
+            "jobs_concurrency_check",
+        ),
+        (
+            JobSpec {
+                iterations: Some(0),
+                ..valid.clone()
+            },
+            "iterations",
+            "jobs_iterations_check",
+        ),
+        (
+            JobSpec {
+                retries: u32::MAX,
+                ..valid.clone()
+            },
+            "retries",
+            "more than 2147483647",
+        ),
+        (
+            JobSpec {
+                maxtime: Some(Duration::from_secs(18_446_744_073_712)),
+                ..valid.clone()
+            },
+            "maxtime",
+            "longer than 100 years",
+        ),
+        (
+            JobSpec {
+                ttl: Duration::MAX,
+                ..valid.clone()
+            },
+            "ttl",
+            "longer than 100 years",
+        ),
+    ];
+    for (spec, field, words) in cases {
+        let err = db
+            .client
+            .apply_specs(&[spec], false)
+            .await
+            .expect_err("refused");
+        let Error::Invalid(jobs) = &err else {
+            panic!("{field}: not a field error: {err}")
+        };
+        assert!(jobs[0].names(field), "{field}: {err}");
+        assert!(err.to_string().contains(words), "{field}: {err}");
+        assert_eq!(jobs[0].job, "ACME/j");
+        assert_eq!(db.count("jobs").await, 0, "{field}: something was written");
+    }
 }
