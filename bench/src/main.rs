@@ -14,6 +14,8 @@
 //! - `burndown` — 100,000 pending runs drained (no-op and `/bin/true`), with pickup times.
 //! - `health` — the drain while a REPEATABLE READ snapshot is held, dead tuples, autovacuum.
 //! - `locks` — a resource lock cycle (lock an input and an output, write) against `SELECT 1`.
+//! - `isolation` — boundary cleaning per output line against UTF-8 decoding alone, and a cgroup
+//!   per run around spawning `/bin/true` against a process group alone.
 //! - `sdk` — a trivial standalone job with the job SDK against the same job with ll.sisyphus.
 //! - `all` — every table above, one after another.
 //!
@@ -24,6 +26,7 @@
 mod drain;
 mod footprint;
 mod health;
+mod isolation;
 mod latency;
 mod locks;
 mod logs;
@@ -120,6 +123,13 @@ enum Bench {
         #[arg(long, default_value_t = 2000)]
         notifications: i64,
     },
+    /// Containment costs: boundary cleaning per line, a cgroup per run.
+    Isolation {
+        #[arg(long, default_value_t = 1_000_000)]
+        lines: usize,
+        #[arg(long, default_value_t = 300)]
+        runs: usize,
+    },
     /// Every bench with its defaults.
     All,
 }
@@ -153,6 +163,7 @@ async fn main() -> anyhow::Result<()> {
             runs,
             notifications,
         } => notify::notify(&cluster, runs, notifications).await,
+        Bench::Isolation { lines, runs } => isolation::isolation(lines, runs).await,
         Bench::All => all(&cluster).await,
     }
 }
@@ -178,6 +189,8 @@ async fn all(cluster: &pgembed::Cluster) -> anyhow::Result<()> {
     locks::locks(cluster, 2000, 8).await?;
     println!();
     notify::notify(cluster, 3000, 2000).await?;
+    println!();
+    isolation::isolation(1_000_000, 300).await?;
     println!();
     sdk::sdk(30)
 }

@@ -99,6 +99,8 @@ pub struct Host {
     pub live: bool,
     /// Runs running or suspended there.
     pub running: i64,
+    /// How the host holds its runs' processes: `cgroup` or `process-group`.
+    pub isolation: String,
 }
 
 /// A remote control action on a run.

@@ -820,7 +820,7 @@ async fn a_pid_and_an_outcome_in_one_batch_are_both_recorded() {
     .await
     .expect("claim by hand");
     let spool = Spool::open(&crate::harness::temp_dir("recorder-spool")).expect("spool");
-    let (recorder, task) = Recorder::start(db.pool.clone(), spool);
+    let (recorder, task) = Recorder::start(db.pool.clone(), spool, std::sync::Arc::default());
     recorder.started(sisyphus_client::RunId(run), 4242).await;
     recorder
         .finished(Outcome {

@@ -12,6 +12,7 @@ mod isolation;
 mod metrics;
 mod notifications;
 mod peers;
+mod poison;
 mod resilience;
 mod resources;
 mod retention;

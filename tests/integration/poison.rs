@@ -71,7 +71,6 @@ async fn isolation(db: &TestDb, host: &str) -> String {
 async fn nul_and_random_output_harm_no_other_run() {
     let db = TestDb::new().await;
     let g = Daemon::guardian(&db.url, "g1", &["--capacity", "16"]);
-    let mut echo = Vec::new();
     for i in 0..12 {
         let def = shell(
             &format!("echo{i}"),

@@ -46,6 +46,7 @@ pub async fn hosts(client: &Client, json: bool) -> Result<(), Failure> {
                 }
                 .to_string(),
                 opt(h.pid),
+                h.isolation.clone(),
                 time(Some(h.started_at)),
             ]
         })
@@ -58,6 +59,7 @@ pub async fn hosts(client: &Client, json: bool) -> Result<(), Failure> {
             "HEARTBEAT",
             "STATE",
             "PID",
+            "ISOLATION",
             "STARTED",
         ],
         &rows,
