@@ -98,6 +98,60 @@ pub struct JobDefinition {
     pub warn_after: Option<Text>,
     /// A good run that ends sooner than this raises a `too_fast` notification.
     pub min_duration: Option<Text>,
+    /// The most memory the run's processes may use together (cgroup `memory.max`), e.g. `"512M"`,
+    /// `"2G"` or a number of bytes. Applied where the host runs jobs in cgroups with the memory
+    /// controller delegated; elsewhere the run's log says it was not applied.
+    pub memory_max: Option<Size>,
+    /// The run's share of CPU against other runs (cgroup `cpu.weight`, 1 to 10000, default 100).
+    pub cpu_weight: Option<i64>,
+}
+
+/// A size as written: a number of bytes, or text with a binary unit (`K`, `M`, `G`, `T`; `KiB`
+/// etc. too, and `B` or nothing for bytes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    Bytes(i64),
+    Text(String),
+}
+
+/// The smallest `memory_max`: the kernel's page.
+pub const MIN_MEMORY_MAX: u64 = 4096;
+/// The largest `memory_max`: 1 PiB.
+pub const MAX_MEMORY_MAX: u64 = 1 << 50;
+
+/// Bytes from a [`Size`], within [`MIN_MEMORY_MAX`]..=[`MAX_MEMORY_MAX`].
+pub fn parse_size(size: &Size) -> Result<u64, String> {
+    let bytes = match size {
+        Size::Bytes(n) => u64::try_from(*n).map_err(|_| format!("{n} is negative"))?,
+        Size::Text(text) => {
+            let t = text.trim();
+            let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+            let (digits, unit) = t.split_at(split);
+            let n: u64 = digits
+                .parse()
+                .map_err(|_| format!("`{text}` is not a size such as 512M or 2G"))?;
+            let shift = match unit.trim().to_ascii_uppercase().as_str() {
+                "" | "B" => 0,
+                "K" | "KB" | "KIB" => 10,
+                "M" | "MB" | "MIB" => 20,
+                "G" | "GB" | "GIB" => 30,
+                "T" | "TB" | "TIB" => 40,
+                _ => return Err(format!("`{text}`: unknown unit (use K, M, G or T)")),
+            };
+            n.checked_mul(1 << shift)
+                .ok_or_else(|| format!("`{text}` is more than 1P"))?
+        }
+    };
+    if bytes < MIN_MEMORY_MAX {
+        return Err(format!(
+            "{bytes} bytes is less than {MIN_MEMORY_MAX} (one page)"
+        ));
+    }
+    if bytes > MAX_MEMORY_MAX {
+        return Err(format!("{bytes} bytes is more than 1P"));
+    }
+    Ok(bytes)
 }
 
 /// A command: an argv array, or one line of shell (only with `shell = true`).
@@ -296,6 +350,19 @@ impl JobDefinition {
                 positive(Some(t), Duration::ZERO)
             }),
         );
+        let memory_max = v.field(
+            "memory_max",
+            self.memory_max.as_ref().map(parse_size).transpose(),
+        );
+        let cpu_weight = v.field(
+            "cpu_weight",
+            self.cpu_weight
+                .map(|w| match w {
+                    1..=10_000 => Ok(w as u32),
+                    _ => Err(format!("{w} is not within 1 to 10000")),
+                })
+                .transpose(),
+        );
         if let (Some(Some(warn)), Some(Some(max))) = (&warn_after, &maxtime) {
             if warn >= max {
                 v.push(
@@ -362,6 +429,10 @@ impl JobDefinition {
                 notify: notify?,
                 warn_after: warn_after?,
                 min_duration: min_duration?,
+                limits: RunLimits {
+                    memory_max: memory_max?,
+                    cpu_weight: cpu_weight?,
+                },
             })
         };
         spec().ok_or_else(|| InvalidJob::internal(self.label(position)))
@@ -522,6 +593,17 @@ pub struct JobSpec {
     pub notify: Option<Vec<Rule>>,
     pub warn_after: Option<Duration>,
     pub min_duration: Option<Duration>,
+    /// Limits of the run's cgroup.
+    pub limits: RunLimits,
+}
+
+/// What a run's cgroup is limited to, where the host can apply it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunLimits {
+    /// Bytes (`memory.max`).
+    pub memory_max: Option<u64>,
+    /// 1 to 10000 (`cpu.weight`).
+    pub cpu_weight: Option<u32>,
 }
 
 /// The resources a job reads and writes, and how it locks them (migrations/0004).

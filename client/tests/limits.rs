@@ -261,3 +261,37 @@ fn intervals_convert_without_wrapping() {
     })
     .is_err());
 }
+
+/// `memory_max` takes bytes or a size with a binary unit, from a page to 1 PiB; `cpu_weight`
+/// takes the kernel's 1 to 10000.
+#[test]
+fn run_limits_have_ranges() {
+    let spec = check("memory_max = \"512M\"\ncpu_weight = 50\n").expect("valid limits");
+    assert_eq!(spec.limits.memory_max, Some(512 << 20));
+    assert_eq!(spec.limits.cpu_weight, Some(50));
+    let spec = check("memory_max = 1048576\n").expect("bytes");
+    assert_eq!(spec.limits.memory_max, Some(1 << 20));
+    assert_eq!(
+        check("memory_max = \"2GiB\"\n")
+            .expect("GiB")
+            .limits
+            .memory_max,
+        Some(2 << 30)
+    );
+    assert_names("memory_max = \"12X\"\n", "memory_max", "unknown unit");
+    assert_names("memory_max = \"lots\"\n", "memory_max", "not a size");
+    assert_names("memory_max = 100\n", "memory_max", "less than 4096");
+    assert_names("memory_max = -1\n", "memory_max", "negative");
+    assert_names("memory_max = \"2048T\"\n", "memory_max", "more than 1P");
+    assert_names(
+        "memory_max = \"99999999999999999999G\"\n",
+        "memory_max",
+        "not a size",
+    );
+    assert_names("cpu_weight = 0\n", "cpu_weight", "not within 1 to 10000");
+    assert_names(
+        "cpu_weight = 10001\n",
+        "cpu_weight",
+        "not within 1 to 10000",
+    );
+}

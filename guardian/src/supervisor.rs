@@ -55,6 +55,9 @@ pub struct Claimed {
     /// The job declares inputs or outputs: the run locks them before it starts.
     pub takes_locks: bool,
     pub lock_wait: PgInterval,
+    /// Limits of the run's cgroup (bytes; 1 to 10000).
+    pub memory_max: Option<i64>,
+    pub cpu_weight: Option<i32>,
 }
 
 /// What a supervisor can be told while its run goes on.
@@ -207,8 +210,12 @@ pub async fn supervise(
             mut child,
             protocol,
             cgroup,
+            notes,
         }) => {
             let pid = child.id().unwrap_or(0);
+            for note in notes {
+                log.sisyphus(&["sisyphus", "warning"], &note).await;
+            }
             let procs = Processes { pid, cgroup };
             log.sisyphus(
                 &["sisyphus", "init"],
@@ -323,6 +330,8 @@ struct Started {
     child: tokio::process::Child,
     protocol: OwnedFd,
     cgroup: Option<RunCgroup>,
+    /// Said in the run's log once it started (limits that could not be applied).
+    notes: Vec<String>,
 }
 
 /// The processes of one run: its process group, and its cgroup where the host has them (which
@@ -396,6 +405,7 @@ fn start(run: &Claimed, ctx: &Context) -> Result<Started, String> {
     } else {
         run.command.clone()
     };
+    let notes = apply_limits(run, ctx.cgroups.as_ref(), cgroup.as_ref(), &ctx.host);
     let mut env = process::job_environment(&ctx.pass_env, user.as_ref(), &run.env.0);
     env.insert("SISYPHUS_RUN_ID".into(), run.id.to_string());
     env.insert(
@@ -434,6 +444,7 @@ fn start(run: &Claimed, ctx: &Context) -> Result<Started, String> {
             child,
             protocol,
             cgroup,
+            notes,
         }),
         Err(e) => {
             if let Some(cg) = cgroup {
@@ -442,6 +453,49 @@ fn start(run: &Claimed, ctx: &Context) -> Result<Started, String> {
             Err(e)
         }
     }
+}
+
+/// Sets the run's `memory_max` and `cpu_weight` on its cgroup, before the process starts; returns
+/// what could not be applied, for the run's log (the run goes on without it, as under systemd).
+fn apply_limits(
+    run: &Claimed,
+    cgroups: Option<&Cgroups>,
+    cgroup: Option<&RunCgroup>,
+    host: &str,
+) -> Vec<String> {
+    let limits = [
+        (
+            "memory_max",
+            "memory",
+            "memory.max",
+            run.memory_max.map(|b| b.to_string()),
+        ),
+        (
+            "cpu_weight",
+            "cpu",
+            "cpu.weight",
+            run.cpu_weight.map(|w| w.to_string()),
+        ),
+    ];
+    let mut notes = Vec::new();
+    for (key, controller, file, value) in limits {
+        let Some(value) = value else { continue };
+        let applied = match (cgroups, cgroup) {
+            (Some(cgs), Some(cg)) if cgs.has_controller(controller) => cg
+                .limit(file, &value)
+                .map_err(|e| format!("{key} = {value} not applied: writing {file}: {e}")),
+            (Some(_), Some(_)) => Err(format!(
+                "{key} = {value} not applied: the {controller} controller is not delegated to {host}'s cgroup"
+            )),
+            _ => Err(format!(
+                "{key} = {value} not applied: {host} holds runs by process groups (no writable cgroup v2)"
+            )),
+        };
+        if let Err(note) = applied {
+            notes.push(note);
+        }
+    }
+    notes
 }
 
 /// Runs the event loop of a started process until it has ended and its output is read.

@@ -618,3 +618,56 @@ async fn sigterm_stops_a_guardian_whose_stderr_is_not_read() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// `memory_max` and `cpu_weight` reach the run's cgroup where the host delegates the memory and
+/// cpu controllers; elsewhere the run goes on and its log says what was not applied and why.
+#[tokio::test]
+async fn run_limits_apply_where_the_controllers_are_delegated() {
+    let db = TestDb::new().await;
+    let _g = Daemon::guardian(&db.url, "g1", &[]);
+    let cgroups = isolation(&db, "g1").await == "cgroup";
+    let mount = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.contains(" - cgroup2 "))
+        .and_then(|l| l.split_whitespace().nth(4).map(String::from))
+        .unwrap_or_default();
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(String::from))
+        .unwrap_or_default();
+    let available =
+        std::fs::read_to_string(format!("{mount}{own}/cgroup.controllers")).unwrap_or_default();
+    let delegated = |c: &str| cgroups && available.split_whitespace().any(|x| x == c);
+    let script = format!(
+        "p=$(sed -n 's/^0:://p' /proc/self/cgroup); \
+         echo memory $(cat {mount}$p/memory.max 2>/dev/null || echo none); \
+         echo cpu $(cat {mount}$p/cpu.weight 2>/dev/null || echo none)"
+    );
+    let def = JobDefinition {
+        memory_max: Some(sisyphus_client::spec::Size::Text("64M".into())),
+        cpu_weight: Some(42),
+        ..shell("limited", &script)
+    };
+    let run = run_now(&db, def).await;
+    let (status, _, error, _) = ended(&db, run, Duration::from_secs(20)).await;
+    assert_eq!(status, "successful", "{error:?}");
+    let texts: Vec<String> = lines(&db, run).await.into_iter().map(|l| l.3).collect();
+    for (key, controller, seen, value) in [
+        ("memory_max", "memory", "memory", "67108864"),
+        ("cpu_weight", "cpu", "cpu", "42"),
+    ] {
+        if delegated(controller) {
+            assert!(texts.contains(&format!("{seen} {value}")), "{texts:?}");
+        } else {
+            println!("{key}: the {controller} controller is not delegated here; checking the note");
+            assert!(
+                texts
+                    .iter()
+                    .any(|t| t.starts_with(&format!("{key} = ")) && t.contains("not applied")),
+                "{texts:?}"
+            );
+        }
+    }
+}

@@ -16,7 +16,8 @@ use crate::notifications::Rule;
 use crate::resources::Template;
 use crate::schedule::{CronExpr, Schedule};
 use crate::spec::{
-    FieldProblem, InvalidJob, JobSpec, LogSettings, ResourceSpec, MAX_COUNT, MAX_DURATION,
+    FieldProblem, InvalidJob, JobSpec, LogSettings, ResourceSpec, RunLimits, MAX_COUNT,
+    MAX_DURATION,
 };
 
 const COLUMNS: &str = include_str!("../../../sql/jobs/columns.sql");
@@ -70,6 +71,8 @@ pub struct JobRow {
     pub notify: Option<Json<Vec<Rule>>>,
     pub warn_after: Option<PgInterval>,
     pub min_duration: Option<PgInterval>,
+    pub memory_max: Option<i64>,
+    pub cpu_weight: Option<i32>,
 }
 
 /// A stored row that no longer reads as a valid definition (changed by hand in SQL).
@@ -176,6 +179,16 @@ impl JobRow {
                 .as_ref()
                 .map(|i| self.duration("min_duration", i))
                 .transpose()?,
+            limits: RunLimits {
+                memory_max: self
+                    .memory_max
+                    .map(|b| u64::try_from(b).map_err(|e| self.corrupt("memory_max", e)))
+                    .transpose()?,
+                cpu_weight: self
+                    .cpu_weight
+                    .map(|w| u32::try_from(w).map_err(|e| self.corrupt("cpu_weight", e)))
+                    .transpose()?,
+            },
         })
     }
 
@@ -289,6 +302,8 @@ pub async fn upsert(
     let max_health_age = spec.max_health_age.map(|d| c.interval("max_health_age", d));
     let warn_after = spec.warn_after.map(|d| c.interval("warn_after", d));
     let min_duration = spec.min_duration.map(|d| c.interval("min_duration", d));
+    let memory_max = spec.limits.memory_max.map(|b| c.bytes("memory_max", b));
+    let cpu_weight = spec.limits.cpu_weight.map(|w| c.count("cpu_weight", w));
     if !c.problems.is_empty() {
         return Err(Error::Invalid(vec![InvalidJob {
             job: spec.job.to_string(),
@@ -334,6 +349,8 @@ pub async fn upsert(
         .bind(spec.notify.as_ref().map(Json))
         .bind(warn_after)
         .bind(min_duration)
+        .bind(memory_max)
+        .bind(cpu_weight)
         .fetch_one(conn)
         .await
         .map_err(|e| refused_value(&spec.job, e))
@@ -358,6 +375,16 @@ impl Checked {
         converted.unwrap_or_else(|problem| {
             self.problems.push(FieldProblem { field, problem });
             PgInterval::default()
+        })
+    }
+
+    fn bytes(&mut self, field: &'static str, n: u64) -> i64 {
+        i64::try_from(n).unwrap_or_else(|_| {
+            self.problems.push(FieldProblem {
+                field,
+                problem: format!("{n} bytes is more than a bigint holds"),
+            });
+            0
         })
     }
 
@@ -411,6 +438,8 @@ const COLUMN_KEYS: &[(&str, &str)] = &[
     ("notify", "notify"),
     ("warn_after", "warn_after"),
     ("min_duration", "min_duration"),
+    ("memory_max", "memory_max"),
+    ("cpu_weight", "cpu_weight"),
 ];
 
 /// The key a column or constraint of `jobs` belongs to: `jobs_retries_check` → `retries`.

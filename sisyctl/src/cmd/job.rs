@@ -222,6 +222,11 @@ fn show(
         ("max age", opt(spec.max_health_age.map(d))),
         ("warn after", opt(spec.warn_after.map(d))),
         ("min duration", opt(spec.min_duration.map(d))),
+        (
+            "memory max",
+            opt(spec.limits.memory_max.map(|b| format!("{b} bytes"))),
+        ),
+        ("cpu weight", opt(spec.limits.cpu_weight)),
         ("notify", notify_rules(spec.notify.as_deref())),
         ("durations", duration_history(durations)),
     ];
@@ -296,6 +301,8 @@ fn definition_json(spec: &JobSpec) -> serde_json::Value {
         "max_health_age": spec.max_health_age.map(d),
         "warn_after": spec.warn_after.map(d),
         "min_duration": spec.min_duration.map(d),
+        "memory_max": spec.limits.memory_max,
+        "cpu_weight": spec.limits.cpu_weight,
         "notify": spec.notify,
     })
 }
