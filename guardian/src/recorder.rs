@@ -212,7 +212,8 @@ impl Writer {
         tracing::warn!("the database refused a batch ({first}); finding the run it is about");
         let parts = batch.by_run();
         // Slices of `parts` still to write, the next one last.
-        let mut todo: Vec<std::ops::Range<usize>> = vec![0..parts.len()];
+        let mut todo: Vec<std::ops::Range<usize>> = Vec::new();
+        todo.push(0..parts.len());
         let mut known: Option<sqlx::Error> = Some(first);
         while let Some(range) = todo.pop() {
             let group = &parts[range.clone()];
@@ -342,7 +343,8 @@ impl Writer {
         lines: &[LogRow],
     ) -> Result<Option<String>, sqlx::Error> {
         let mut reason: Option<String> = None;
-        let mut todo: Vec<std::ops::Range<usize>> = vec![0..lines.len()];
+        let mut todo: Vec<std::ops::Range<usize>> = Vec::new();
+        todo.push(0..lines.len());
         while let Some(range) = todo.pop() {
             if range.is_empty() {
                 continue;
