@@ -25,7 +25,8 @@ pub async fn isolation(lines: usize, runs: usize) -> anyhow::Result<()> {
 fn sample_lines(n: usize) -> Vec<Vec<u8>> {
     (0..n)
         .map(|i| {
-            let mut l = format!("{i:08} INFO fetched page {} of ü-feed in 12 ms", i % 97).into_bytes();
+            let mut l =
+                format!("{i:08} INFO fetched page {} of ü-feed in 12 ms", i % 97).into_bytes();
             if i % 1000 == 0 {
                 l.push(0);
             }
