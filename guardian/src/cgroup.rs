@@ -204,11 +204,12 @@ impl RunCgroup {
         }
         // A frozen cgroup's killed processes leave only once thawed.
         let _ = self.freeze(false);
-        for _ in 0..200 {
+        // An exited process may leave its cgroup a moment after it was reaped: retry briefly.
+        for _ in 0..2000 {
             match std::fs::remove_dir(&self.dir) {
                 Ok(()) => return,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
             }
         }
         tracing::warn!("cannot remove the run cgroup {}", self.dir.display());
