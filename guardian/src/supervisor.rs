@@ -360,18 +360,24 @@ impl Processes {
         }
     }
 
+    /// SIGSTOP to the group (what ll.sisyphus' users know: the processes show as stopped, and
+    /// get SIGCONT on resume), and a freeze of the cgroup, which also holds what left the group.
     fn suspend(&self) {
-        match &self.cgroup {
-            Some(cg) if cg.freeze(true).is_ok() => {}
-            _ => process::signal_group(self.pid, Signal::SIGSTOP),
+        process::signal_group(self.pid, Signal::SIGSTOP);
+        if let Some(cg) = &self.cgroup {
+            if let Err(e) = cg.freeze(true) {
+                tracing::warn!("cannot freeze a run's cgroup: {e}");
+            }
         }
     }
 
     fn resume(&self) {
-        match &self.cgroup {
-            Some(cg) if cg.freeze(false).is_ok() => {}
-            _ => process::signal_group(self.pid, Signal::SIGCONT),
+        if let Some(cg) = &self.cgroup {
+            if let Err(e) = cg.freeze(false) {
+                tracing::warn!("cannot thaw a run's cgroup: {e}");
+            }
         }
+        process::signal_group(self.pid, Signal::SIGCONT);
     }
 
     /// After the main process ended: kills what it left behind and says how many (None when the
