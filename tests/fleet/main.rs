@@ -8,6 +8,7 @@
 
 mod net;
 mod partition;
+mod poison;
 mod storm;
 mod witness;
 
@@ -24,7 +25,7 @@ use crate::net::Host;
 
 type Test = fn(&mut Fleet);
 
-const TESTS: [(&str, Test); 4] = [
+const TESTS: [(&str, Test); 5] = [
     ("partition::a_cut_guardian_fences_and_rejoins", |f| {
         block_on(partition::a_cut_guardian_fences_and_rejoins(f))
     }),
@@ -37,6 +38,10 @@ const TESTS: [(&str, Test); 4] = [
     ("storm::scheduler_failed_over_mid_storm", |f| {
         block_on(storm::run(f, storm::Trouble::SchedulerFailover))
     }),
+    (
+        "poison::poison_jobs_beside_good_ones_with_guardians_killed",
+        |f| block_on(poison::run(f)),
+    ),
 ];
 
 /// Checks of the checkers, runnable anywhere.

@@ -39,6 +39,9 @@ pub struct Host {
     link: String,
     /// The machine's address as this host sees it (where PostgreSQL listens).
     pub gateway: String,
+    /// Programs enter the network namespace alone, keeping the machine's mounts (see
+    /// [`Host::keeping_mounts`]).
+    keep_mounts: bool,
 }
 
 impl Host {
@@ -52,6 +55,7 @@ impl Host {
             namespace: format!("sisy{tag}"),
             link: format!("sv{tag}m"),
             gateway: format!("10.77.{n}.1"),
+            keep_mounts: false,
         };
         let inside = format!("sv{tag}h");
         let ns = host.namespace.as_str();
@@ -86,8 +90,23 @@ impl Host {
         ip(&["link", "set", &self.link, "up"]);
     }
 
+    /// The same host whose programs enter its network namespace alone (`nsenter --net`):
+    /// `ip netns exec` also gives them a mount namespace with a fresh /sys, where the machine's
+    /// cgroup v2 mount is gone, so a guardian started that way cannot give runs cgroups.
+    pub fn keeping_mounts(mut self) -> Host {
+        self.keep_mounts = true;
+        self
+    }
+
     /// A command that runs `program` inside this host's namespace.
     pub fn command(&self, program: &Path) -> Command {
+        if self.keep_mounts {
+            let mut cmd = Command::new("nsenter");
+            cmd.arg(format!("--net=/run/netns/{}", self.namespace))
+                .arg("--")
+                .arg(program);
+            return cmd;
+        }
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.namespace]).arg(program);
         cmd
