@@ -251,6 +251,12 @@ impl Guardian {
                 .map_err(Error::Config)?,
             false => None,
         };
+        if config.cgroups && cgroups.is_none() {
+            tracing::warn!(
+                "no writable cgroup v2 directory found; runs are held by process groups alone \
+                 (a process that calls setsid can outlive its run)"
+            );
+        }
         // Give up on an unreachable database after 3 s: outcomes and lines go to the spool then.
         let pool = db::pool_with_timeout(
             &config.database_url,

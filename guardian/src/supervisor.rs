@@ -362,13 +362,38 @@ impl Processes {
 
     /// SIGSTOP to the group (what ll.sisyphus' users know: the processes show as stopped, and
     /// get SIGCONT on resume), and a freeze of the cgroup, which also holds what left the group.
-    fn suspend(&self) {
+    async fn suspend(&self) {
         process::signal_group(self.pid, Signal::SIGSTOP);
         if let Some(cg) = &self.cgroup {
+            // A signal acts when its process next runs: freezing at once would freeze the group
+            // before it stops, and the stop would wait until the thaw. So the group stops first
+            // (up to 100 ms), then everything in the cgroup is frozen.
+            let deadline = Instant::now() + Duration::from_millis(100);
+            while !self.group_stopped(cg) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
             if let Err(e) = cg.freeze(true) {
                 tracing::warn!("cannot freeze a run's cgroup: {e}");
             }
         }
+    }
+
+    /// Whether every process of the run's group in the cgroup shows as stopped.
+    fn group_stopped(&self, cg: &RunCgroup) -> bool {
+        cg.pids().into_iter().all(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // After the command name: state, ppid, pgrp.
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().take(3).collect())
+                .unwrap_or_default();
+            match fields.as_slice() {
+                [state, _, pgrp] => {
+                    pgrp != &self.pid.to_string() || matches!(*state, "T" | "t" | "Z")
+                }
+                _ => true,
+            }
+        })
     }
 
     fn resume(&self) {
@@ -603,7 +628,7 @@ async fn handle_control(
 ) {
     match c {
         Control::Suspend if !clock.suspended() => {
-            procs.suspend();
+            procs.suspend().await;
             clock.pause();
             let _ = sqlx::query(SET_SUSPENDED)
                 .bind(run.id)
