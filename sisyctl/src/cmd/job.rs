@@ -154,7 +154,7 @@ fn show(
     durations: &[std::time::Duration],
 ) -> std::io::Result<()> {
     let d = |x: std::time::Duration| sisyphus_client::schedule::format_duration(x);
-    let lines = [
+    let mut lines = vec![
         ("job", spec.job.to_string()),
         (
             "command",
@@ -199,6 +199,26 @@ fn show(
             ),
         ),
         ("on inputs", spec.resources.on_inputs.to_string()),
+    ];
+    lines.extend(status_fields(status));
+    lines.extend([
+        ("max age", opt(spec.max_health_age.map(d))),
+        ("warn after", opt(spec.warn_after.map(d))),
+        ("min duration", opt(spec.min_duration.map(d))),
+        (
+            "memory max",
+            opt(spec.limits.memory_max.map(|b| format!("{b} bytes"))),
+        ),
+        ("cpu weight", opt(spec.limits.cpu_weight)),
+        ("notify", notify_rules(spec.notify.as_deref())),
+        ("durations", duration_history(durations)),
+    ]);
+    output::fields(&lines)
+}
+
+/// What `job show` says of a job's state, whether its definition reads or not.
+fn status_fields(status: &sisyphus_client::JobStatus) -> [(&'static str, String); 6] {
+    [
         ("next due", time(status.next_due)),
         ("active runs", status.active_runs.to_string()),
         (
@@ -219,18 +239,7 @@ fn show(
                 Some(why) => format!("no: {why}"),
             },
         ),
-        ("max age", opt(spec.max_health_age.map(d))),
-        ("warn after", opt(spec.warn_after.map(d))),
-        ("min duration", opt(spec.min_duration.map(d))),
-        (
-            "memory max",
-            opt(spec.limits.memory_max.map(|b| format!("{b} bytes"))),
-        ),
-        ("cpu weight", opt(spec.limits.cpu_weight)),
-        ("notify", notify_rules(spec.notify.as_deref())),
-        ("durations", duration_history(durations)),
-    ];
-    output::fields(&lines)
+    ]
 }
 
 /// `-`, or the scheduler's error and when it was recorded.
@@ -243,33 +252,14 @@ fn scheduler_error(status: &sisyphus_client::JobStatus) -> String {
 
 /// A job whose stored definition does not read back: its status, and what is wrong.
 fn show_unreadable(why: &str, status: &sisyphus_client::JobStatus) -> std::io::Result<()> {
-    let lines = [
+    let mut lines = vec![
         ("job", format!("{}/{}", status.project, status.name)),
         ("definition", format!("unreadable: {why}")),
         ("schedule", status.schedule.clone()),
         ("timezone", status.timezone.clone()),
         ("paused", status.paused.to_string()),
-        ("next due", time(status.next_due)),
-        ("active runs", status.active_runs.to_string()),
-        (
-            "last run",
-            format!(
-                "{} {} {}",
-                opt(status.last_run_id),
-                opt(status.last_status.as_ref()),
-                time(status.last_finished_at)
-            ),
-        ),
-        ("health", status.health.clone()),
-        ("sched error", scheduler_error(status)),
-        (
-            "healthy",
-            match &status.health_reason {
-                None => "yes".to_string(),
-                Some(why) => format!("no: {why}"),
-            },
-        ),
     ];
+    lines.extend(status_fields(status));
     output::fields(&lines)
 }
 
