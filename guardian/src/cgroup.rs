@@ -64,9 +64,12 @@ impl Cgroups {
             };
         }
         reap_dead_bases(&root, host);
+        // Named by the guardian's pid and its start time, so that a reused pid is not taken for
+        // the guardian that is gone.
+        let me = std::process::id() as i32;
         let base = root.join(format!(
-            "sisyphus-{host}-{}-{}",
-            std::process::id(),
+            "sisyphus-{host}-{me}.{}-{}",
+            start_time(me).unwrap_or(0),
             BASES.fetch_add(1, Ordering::SeqCst)
         ));
         if let Err(e) = std::fs::create_dir(&base) {
@@ -136,13 +139,22 @@ impl RunCgroup {
         Ok(OwnedFd::from(file))
     }
 
-    /// The processes in it now.
+    /// The processes in it now, also in cgroups the job made below it.
     pub fn pids(&self) -> Vec<i32> {
-        std::fs::read_to_string(self.dir.join("cgroup.procs"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect()
+        let mut pids = Vec::new();
+        for dir in subtree(&self.dir) {
+            let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+        }
+        pids
+    }
+
+    /// Whether any process is left in it or below it (`cgroup.events`).
+    pub fn populated(&self) -> bool {
+        std::fs::read_to_string(self.dir.join("cgroup.events"))
+            .map(|e| e.lines().any(|l| l.trim() == "populated 1"))
+            // Without cgroup.events (it is there since cgroup v2 began): count.
+            .unwrap_or_else(|_| !self.pids().is_empty())
     }
 
     /// A signal to every process in it.
@@ -152,8 +164,8 @@ impl RunCgroup {
         }
     }
 
-    /// SIGKILL to everything in it, at once (`cgroup.kill`, Linux 5.14), or one by one where the
-    /// kernel has no `cgroup.kill`.
+    /// SIGKILL to everything in it and below it, at once (`cgroup.kill`, Linux 5.14), or one by
+    /// one where the kernel has no `cgroup.kill`.
     pub fn kill(&self) {
         if write(&self.dir.join("cgroup.kill"), "1").is_err() {
             // Older kernels: until nothing is left, as processes may fork meanwhile.
@@ -186,7 +198,7 @@ impl RunCgroup {
     pub fn wait_empty(&self, limit: Duration) -> bool {
         let deadline = std::time::Instant::now() + limit;
         loop {
-            if self.pids().is_empty() {
+            if !self.populated() {
                 return true;
             }
             if std::time::Instant::now() >= deadline {
@@ -196,23 +208,35 @@ impl RunCgroup {
         }
     }
 
-    /// Kills what is left, waits for it to be gone and removes the cgroup.
+    /// Kills what is left, waits for it to be gone and removes the cgroup (the job's own
+    /// cgroups below it first, deepest first).
     pub fn remove(self) {
-        if !self.pids().is_empty() {
+        // A frozen cgroup's killed processes leave only once thawed.
+        let _ = self.freeze(false);
+        if self.populated() {
             self.kill();
             self.wait_empty(Duration::from_secs(2));
         }
-        // A frozen cgroup's killed processes leave only once thawed.
-        let _ = self.freeze(false);
-        // An exited process may leave its cgroup a moment after it was reaped: retry briefly.
-        for _ in 0..2000 {
-            match std::fs::remove_dir(&self.dir) {
-                Ok(()) => return,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+        let mut dirs = subtree(&self.dir);
+        dirs.reverse();
+        for dir in dirs {
+            // An exited process may leave its cgroup a moment after it was reaped: retry briefly.
+            let mut removed = false;
+            for _ in 0..2000 {
+                match std::fs::remove_dir(&dir) {
+                    Ok(()) => removed = true,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => removed = true,
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                }
+                if removed {
+                    break;
+                }
+            }
+            if !removed {
+                tracing::warn!("cannot remove the run cgroup {}", dir.display());
+                return;
             }
         }
-        tracing::warn!("cannot remove the run cgroup {}", self.dir.display());
     }
 }
 
@@ -231,6 +255,32 @@ fn write(path: &Path, value: &str) -> std::io::Result<()> {
         .write(true)
         .open(path)?
         .write_all(value.as_bytes())
+}
+
+/// `dir` and every directory below it, parents before children.
+fn subtree(dir: &Path) -> Vec<PathBuf> {
+    let mut all = vec![dir.to_path_buf()];
+    let mut i = 0;
+    while i < all.len() {
+        let children: Vec<PathBuf> = std::fs::read_dir(&all[i])
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect();
+        all.extend(children);
+        i += 1;
+    }
+    all
+}
+
+/// A process's start time (clock ticks since boot, `/proc/PID/stat` field 22).
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    // After the command: state is field 3, so field 22 is the 20th here.
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// The guardian's own cgroup v2 directory: the cgroup2 mount joined with the `0::` path.
@@ -271,23 +321,25 @@ fn reap_dead_bases(root: &Path, host: &str) {
         let Some(rest) = name.strip_prefix(&prefix) else {
             continue;
         };
-        // `<pid>-<n>`: a base whose guardian is alive is not ours to touch.
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+        // `<pid>.<start time>-<n>`: a base whose guardian is alive is not ours to touch.
+        let parts: Vec<&str> = rest.split('-').collect();
+        let [who, _n] = parts.as_slice() else {
             continue;
         };
-        if rest.split('-').count() != 2 || pid_alive(pid) {
+        let Some((pid, started)) = who
+            .split_once('.')
+            .and_then(|(p, t)| Some((p.parse::<i32>().ok()?, t.parse::<u64>().ok()?)))
+        else {
+            continue;
+        };
+        if start_time(pid) == Some(started) {
             continue;
         }
         let base = entry.path();
         let mut left = 0;
-        for run in std::fs::read_dir(&base).into_iter().flatten().flatten() {
-            if run.path().is_dir() {
-                let cg = RunCgroup { dir: run.path() };
-                left += cg.pids().len();
-                cg.remove();
-            }
-        }
-        let _ = std::fs::remove_dir(&base);
+        let cg = RunCgroup { dir: base.clone() };
+        left += cg.pids().len();
+        cg.remove();
         if left > 0 {
             tracing::warn!(
                 "killed {left} process(es) that runs of an earlier life of this guardian left in {}",
@@ -295,12 +347,4 @@ fn reap_dead_bases(root: &Path, host: &str) {
             );
         }
     }
-}
-
-fn pid_alive(pid: i32) -> bool {
-    // EPERM means it exists but is not ours.
-    !matches!(
-        nix::sys::signal::kill(Pid::from_raw(pid), None),
-        Err(nix::errno::Errno::ESRCH)
-    )
 }

@@ -75,7 +75,9 @@ pub async fn run(
                     tracing::info!("lease renewed again; claiming resumes");
                 }
                 if !spool.is_empty() {
-                    let n = spool.replay(&pool, &metrics).await;
+                    let n = spool
+                        .replay(&pool, &metrics, Some(config.heartbeat / 2))
+                        .await;
                     tracing::info!("wrote {n} spooled entries");
                 }
             }

@@ -92,7 +92,8 @@ pub struct Config {
     /// Variables of the guardian's environment that jobs get too (beside PATH, HOME, USER,
     /// LOGNAME, LANG, TZ).
     pub pass_env: Vec<String>,
-    /// A group that may read the local log files and the spool too (else their owner alone).
+    /// A group that may read the local log files too (else their owner alone; the spool is
+    /// always its owner's alone).
     pub log_group: Option<u32>,
 }
 
@@ -160,6 +161,12 @@ impl Config {
             return bad(
                 "heartbeat",
                 format!("{:?} is shorter than 100ms", self.heartbeat),
+            );
+        }
+        if self.heartbeat > Duration::from_secs(24 * 3600) {
+            return bad(
+                "heartbeat",
+                format!("{:?} is longer than a day", self.heartbeat),
             );
         }
         if self.lease < self.heartbeat * 3 {
@@ -288,7 +295,7 @@ impl Guardian {
             return Err(Error::NameTaken(config.name.clone()));
         }
         let metrics = Arc::<metrics::Metrics>::default();
-        let replayed = spool.replay(&pool, &metrics).await;
+        let replayed = spool.replay(&pool, &metrics, None).await;
         if replayed > 0 {
             tracing::info!("wrote {replayed} spooled entries from before the restart");
         }

@@ -136,23 +136,27 @@ enum Item {
     Outcome(Outcome),
 }
 
-/// Whether an error is about the data (the database refuses this entry, and will refuse it again)
-/// rather than about the database being away (connection, shutdown, resources, serialisation):
-/// only the former is isolated; the latter goes to the spool whole.
+/// Whether an error is about the data — the database refuses this entry, and will refuse it again
+/// whoever sends it: SQLSTATE class 22 (data exception: a NUL, a value out of range) or 23
+/// (integrity: a foreign key to a run that is gone, a check) — rather than about the database
+/// being away or this guardian's access (connection, login, privileges, read-only standby,
+/// shutdown, timeouts…). Only a refusal is narrowed down; everything else goes to the spool whole,
+/// so a rotated password or a failover never costs a line.
 pub fn is_refusal(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
-            // 08 connection, 40 rollback (serialisation, deadlock), 53 resources, 57 operator
-            // intervention (shutdown), 58 system error, XX internal: all transient.
-            !matches!(
-                code.get(..2).unwrap_or(""),
-                "08" | "40" | "53" | "57" | "58" | "XX" | ""
-            )
+            matches!(code.get(..2), Some("22" | "23"))
         }
-        sqlx::Error::Encode(_) | sqlx::Error::TypeNotFound { .. } => true,
+        sqlx::Error::Encode(_) => true,
         _ => false,
     }
+}
+
+/// A foreign key violation: in `run_logs` and `runs`, the run itself is gone (deleted by
+/// retention or `job rm`), so every line of it is refused alike.
+fn run_is_gone(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("23503"))
 }
 
 /// The one place lines, pids and outcomes are written: by the recorder and by spool replay.
@@ -267,7 +271,7 @@ impl Writer {
         let mut why: Option<String> = None;
         match self.write_lines_isolated(&part.lines).await {
             Ok(None) => {}
-            Ok(Some(reason)) => why = Some(reason),
+            Ok(Some(reason)) => why = Some(self.damaged.remove(&run).unwrap_or(reason)),
             Err(e) => {
                 tracing::warn!("database away while isolating run {run}: {e}");
                 self.spool_batch(&part);
@@ -298,6 +302,14 @@ impl Writer {
             }
         }
         true
+    }
+
+    /// The outcome as it must be recorded: a failure when lines of its run were refused.
+    pub fn with_damage(&mut self, mut outcome: Outcome) -> Outcome {
+        if let Some(why) = self.damaged.remove(&outcome.run) {
+            unrecordable(&mut outcome, &why);
+        }
+        outcome
     }
 
     /// Writes one outcome; if it is refused, writes it as an explained failure; if that is refused
@@ -339,7 +351,7 @@ impl Writer {
     /// a `sisyphus` line with the same number saying why (or, if even that is refused, left out).
     /// Returns the reason when some line was refused; an error when the database went away.
     pub async fn write_lines_isolated(
-        &self,
+        &mut self,
         lines: &[LogRow],
     ) -> Result<Option<String>, sqlx::Error> {
         let mut reason: Option<String> = None;
@@ -353,8 +365,19 @@ impl Writer {
                 Ok(mut conn) => logs::insert(&mut conn, &lines[range.clone()]).await,
                 Err(e) => Err(e),
             };
+            let one_run = lines[range.clone()]
+                .iter()
+                .all(|l| l.run_id == lines[range.start].run_id);
             match result {
                 Ok(()) => {}
+                Err(e) if run_is_gone(&e) && one_run => {
+                    // The run no longer exists: its lines have nowhere to go, and no line saying
+                    // so would either. One refusal for all of them, not one per line.
+                    let run = lines[range.start].run_id;
+                    self.metrics.unrecordable.add(range.len() as u64);
+                    tracing::error!(run = %run, "dropped {} line(s) of a run that no longer exists: {e}", range.len());
+                    reason.get_or_insert_with(|| e.to_string());
+                }
                 Err(e) if is_refusal(&e) && range.len() > 1 => {
                     let mid = range.start + range.len() / 2;
                     todo.push(mid..range.end);
@@ -362,6 +385,9 @@ impl Writer {
                 }
                 Err(e) if is_refusal(&e) => {
                     let bad = &lines[range.start];
+                    self.damaged
+                        .entry(bad.run_id)
+                        .or_insert_with(|| e.to_string());
                     self.metrics.unrecordable.inc();
                     tracing::error!(run = %bad.run_id, seq = bad.seq, "the database refused a log line: {e}");
                     let marker = LogRow {

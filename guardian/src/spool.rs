@@ -89,12 +89,17 @@ const QUARANTINE: &str = "quarantine";
 
 impl Spool {
     /// Opens (creating) the spool directory, readable by its owner alone.
+    /// A directory that exists already keeps its mode (a `--spool-dir /var/spool` is not made
+    /// private); the spool's own files are 0600 in any case.
     pub fn open(dir: &Path) -> std::io::Result<Spool> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        if !dir.is_dir() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+            // The umask may have taken bits away; the mode is exact.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
         Ok(Spool {
             dir: dir.to_path_buf(),
         })
@@ -178,7 +183,16 @@ impl Spool {
     /// (it is still away). An entry the database refuses never blocks the rest: lines it refuses
     /// are replaced by a line saying so, an outcome it refuses is recorded as an explained
     /// failure, and what it refuses even so is quarantined. Returns how many entries were written.
-    pub async fn replay(&self, pool: &PgPool, metrics: &Arc<Metrics>) -> usize {
+    ///
+    /// With `budget`, replay stops once that much time has passed (the heartbeat replays within
+    /// half its interval, so a long spool never delays the renewal of leases); the rest waits.
+    pub async fn replay(
+        &self,
+        pool: &PgPool,
+        metrics: &Arc<Metrics>,
+        budget: Option<std::time::Duration>,
+    ) -> usize {
+        let deadline = budget.map(|b| std::time::Instant::now() + b);
         let mut writer = Writer::new(pool.clone(), self.clone(), metrics.clone());
         let mut done = 0;
         for file in self.files() {
@@ -192,6 +206,14 @@ impl Spool {
                     continue;
                 }
             };
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                // The rest waits for the next heartbeat: leases must be renewed meanwhile.
+                break;
+            }
+            let entry = match entry {
+                Entry::Outcome(o) => Entry::Outcome(writer.with_damage(o)),
+                logs => logs,
+            };
             let written = match pool.acquire().await {
                 Ok(mut conn) => match &entry {
                     Entry::Logs(rows) => logs::insert(&mut conn, rows).await,
@@ -202,6 +224,7 @@ impl Spool {
             let settled = match written {
                 Ok(()) => true,
                 Err(e) if is_refusal(&e) => match entry {
+                    // A run some of whose lines were refused fails when its outcome is replayed.
                     Entry::Logs(rows) => writer.write_lines_isolated(&rows).await.is_ok(),
                     Entry::Outcome(o) => {
                         // Written (as a failure or to the quarantine), or spooled anew.

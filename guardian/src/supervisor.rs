@@ -421,14 +421,6 @@ impl Processes {
 /// Builds the launch and starts the process.
 fn start(run: &Claimed, ctx: &Context) -> Result<Started, String> {
     let user = ctx.users.resolve(run.run_as.as_deref(), &ctx.host)?;
-    let cgroup = match &ctx.cgroups {
-        Some(cgroups) => Some(
-            cgroups
-                .create(run.id.0)
-                .map_err(|e| format!("cannot create the run's cgroup: {e}"))?,
-        ),
-        None => None,
-    };
     let argv = if run.shell {
         let mut a = vec!["/bin/sh".to_string(), "-c".to_string()];
         a.extend(run.command.iter().cloned());
@@ -436,7 +428,6 @@ fn start(run: &Claimed, ctx: &Context) -> Result<Started, String> {
     } else {
         run.command.clone()
     };
-    let notes = apply_limits(run, ctx.cgroups.as_ref(), cgroup.as_ref(), &ctx.host);
     let mut env = process::job_environment(&ctx.pass_env, user.as_ref(), &run.env.0);
     env.insert("SISYPHUS_RUN_ID".into(), run.id.to_string());
     env.insert(
@@ -451,13 +442,23 @@ fn start(run: &Claimed, ctx: &Context) -> Result<Started, String> {
     );
     let (protocol, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| format!("cannot create the job protocol pipe: {e}"))?;
-    let procs_file = match &cgroup {
-        Some(cg) => Some(
-            cg.procs_file()
-                .map_err(|e| format!("cannot open the run's cgroup: {e}"))?,
-        ),
-        None => None,
+    // The cgroup last, so that no error above leaves one behind.
+    let (cgroup, procs_file) = match &ctx.cgroups {
+        Some(cgroups) => {
+            let cg = cgroups
+                .create(run.id.0)
+                .map_err(|e| format!("cannot create the run's cgroup: {e}"))?;
+            match cg.procs_file() {
+                Ok(file) => (Some(cg), Some(file)),
+                Err(e) => {
+                    cg.remove();
+                    return Err(format!("cannot open the run's cgroup: {e}"));
+                }
+            }
+        }
+        None => (None, None),
     };
+    let notes = apply_limits(run, ctx.cgroups.as_ref(), cgroup.as_ref(), &ctx.host);
     let launch = Launch {
         argv,
         env,

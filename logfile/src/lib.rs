@@ -392,10 +392,18 @@ pub fn apply_retention(dir: &Path, settings: &LogSettings, now: SystemTime) {
 /// Compresses `path` to `path.<ext>` (keeping its modification time) and removes `path`.
 pub fn compress(path: &Path, mode: Compression) -> std::io::Result<PathBuf> {
     let target = PathBuf::from(format!("{}.{}", path.display(), mode.extension()));
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let mut input = File::open(path)?;
-    let output = File::create(&target)?;
-    // The compressed file is as private as the original.
-    output.set_permissions(input.metadata()?.permissions())?;
+    let meta = input.metadata()?;
+    // The compressed file is as private as the original from its first byte: its mode, its group.
+    let output = File::options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(meta.mode() & 0o777)
+        .open(&target)?;
+    output.set_permissions(meta.permissions())?;
+    let _ = std::os::unix::fs::chown(&target, None, Some(meta.gid()));
     let output = BufWriter::new(output);
     let mut output: Box<dyn Write> = match mode {
         Compression::Gzip => Box::new(flate2::write::GzEncoder::new(

@@ -10,7 +10,6 @@ use std::time::Duration;
 use anyhow::Context;
 
 mod dev;
-mod stderr;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -84,12 +83,16 @@ enum Command {
 /// The `sisyphus` binary's main.
 #[tokio::main]
 pub async fn main() -> anyhow::Result<()> {
+    // Log lines are written to stderr by a thread of their own, and dropped when it falls far
+    // behind: a stderr that nobody reads any more (a full pipe) never blocks a daemon, its
+    // shutdown on SIGTERM included. The guard flushes what is queued when main returns.
+    let (stderr, _flush) = tracing_appender::non_blocking(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
         )
-        .with_writer(|| stderr::Stderr)
+        .with_writer(stderr)
         .init();
     let cli = Cli::parse();
     let shutdown = shutdown_on_signals();

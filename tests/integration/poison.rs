@@ -286,7 +286,7 @@ async fn a_poisoned_spool_entry_does_not_block_the_rest() {
         finished_at: chrono::Utc::now(),
     });
     let metrics = std::sync::Arc::<sisyphus_guardian::metrics::Metrics>::default();
-    let written = spool.replay(&db.pool, &metrics).await;
+    let written = spool.replay(&db.pool, &metrics, None).await;
     assert_eq!(
         written, 3,
         "the orphan lines, the good line and the outcome"
@@ -424,6 +424,13 @@ async fn setsid_escapees_are_killed_with_their_run() {
         pidfile("left").display()
     );
     let left = run_now(&db, shell("left", &script)).await;
+    // 3. The escapee hides in a cgroup of its own below the run's (a job as root may make one).
+    let script = format!(
+        "d=$(awk '$9 == \"cgroup2\" {{print $5}}' /proc/self/mountinfo)$(sed -n 's/^0:://p' /proc/self/cgroup)/hide; \
+         mkdir $d && ( setsid sh -c 'echo $$ > '$d'/cgroup.procs; echo $$ > {}; exec sleep 900' & ); sleep 0.5; echo started",
+        pidfile("hidden").display()
+    );
+    let hidden = run_now(&db, shell("hidden", &script)).await;
     let pid_of = |n: &'static str| {
         let path = pidfile(n);
         async move {
@@ -439,12 +446,18 @@ async fn setsid_escapees_are_killed_with_their_run() {
     };
     let escapee_timeout = pid_of("timeout").await;
     let escapee_left = pid_of("left").await;
+    let escapee_hidden = pid_of("hidden").await;
     let (st, _, _, _) = ended(&db, timed_out, Duration::from_secs(20)).await;
     assert_eq!(st, "timeout");
     let (st, _, _, _) = ended(&db, left, Duration::from_secs(20)).await;
     assert_eq!(st, "successful");
+    let (st, _, err, _) = ended(&db, hidden, Duration::from_secs(20)).await;
+    assert_eq!(st, "successful", "{err:?}");
     let start = Instant::now();
-    while !(process_gone(escapee_timeout) && process_gone(escapee_left)) {
+    while !(process_gone(escapee_timeout)
+        && process_gone(escapee_left)
+        && process_gone(escapee_hidden))
+    {
         assert!(
             start.elapsed() < Duration::from_secs(5),
             "an escapee outlived its run"
@@ -452,6 +465,11 @@ async fn setsid_escapees_are_killed_with_their_run() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let texts: Vec<String> = lines(&db, left).await.into_iter().map(|l| l.3).collect();
+    assert!(
+        texts.iter().any(|t| t == "1 process left behind, killed"),
+        "{texts:?}"
+    );
+    let texts: Vec<String> = lines(&db, hidden).await.into_iter().map(|l| l.3).collect();
     assert!(
         texts.iter().any(|t| t == "1 process left behind, killed"),
         "{texts:?}"
