@@ -41,6 +41,8 @@ pub use tick::{tick, TickReport};
 
 const QUEUE_DEPTH: &str = include_str!("../../sql/scheduler/queue_depth.sql");
 const OUTBOX_BACKLOG: &str = include_str!("../../sql/dispatcher/backlog.sql");
+const TRY_LEAD: &str = include_str!("../../sql/scheduler/try_lead.sql");
+const STOP_LEADING: &str = include_str!("../../sql/scheduler/stop_leading.sql");
 
 /// The advisory lock key that elects the leader ("SISYPHUS" in ASCII).
 pub const LEADER_LOCK: i64 = 0x5349_5359_5048_5553;
@@ -211,7 +213,7 @@ impl Scheduler {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => {
-                    let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(LEADER_LOCK).execute(&mut *conn).await;
+                    let _ = sqlx::query(STOP_LEADING).bind(LEADER_LOCK).execute(&mut *conn).await;
                     return Ok(());
                 }
                 woken = listener.recv() => {
@@ -232,7 +234,7 @@ impl Scheduler {
         shutdown: &CancellationToken,
     ) -> Result<bool, sisyphus_client::Error> {
         loop {
-            let won: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            let won: bool = sqlx::query_scalar(TRY_LEAD)
                 .bind(LEADER_LOCK)
                 .fetch_one(&mut *conn)
                 .await?;
