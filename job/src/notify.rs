@@ -15,7 +15,7 @@
 
 use chrono::{DateTime, Utc};
 use sisyphus_notify::channel::{Email, Mattermost, Sentry, Tls};
-use sisyphus_notify::{Channel, Event, Line, Notification, RunInfo, Secret, Senders};
+use sisyphus_notify::{Channel, Event, Line, Notification, RunInfo, Senders};
 use sisyphus_protocol::Status;
 
 use crate::context::Notice;
@@ -152,7 +152,7 @@ fn email_channel(o: &Options) -> Option<Channel> {
         host: o.smtphost.clone()?,
         port: o.smtpport,
         user: o.smtpuser.clone(),
-        password: o.smtppassword.clone().map(Secret::new),
+        password: o.smtppassword.clone(),
         // ll.sisyphus speaks plain SMTP to its --smtphost (a local relay, usually).
         tls: Tls::None,
         from: o.fromemail.clone()?,
@@ -164,13 +164,13 @@ fn mattermost_channel(o: &Options) -> Option<Channel> {
     Some(Channel::Mattermost(Mattermost {
         url: o.mattermost_url.clone()?,
         channel_id: o.mattermost_channel.clone()?,
-        token: Secret::new(o.mattermost_token.clone()?),
+        token: o.mattermost_token.clone()?,
     }))
 }
 
 fn sentry_channel(o: &Options) -> Option<Channel> {
     Some(Channel::Sentry(Sentry {
-        dsn: Secret::new(o.sentry_dsn.clone()?),
+        dsn: o.sentry_dsn.clone()?,
         environment: o.sentry_environment.clone(),
         release: o.sentry_release.clone(),
     }))

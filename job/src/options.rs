@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sisyphus_logfile::Compression;
+use sisyphus_notify::Secret;
 
 /// When the next run starts in repeat mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,11 +65,13 @@ pub struct Options {
     pub smtphost: Option<String>,
     pub smtpport: u16,
     pub smtpuser: Option<String>,
-    pub smtppassword: Option<String>,
+    /// Prints `***` in `Debug`: an `Options` may be logged.
+    pub smtppassword: Option<Secret>,
     pub mattermost_url: Option<String>,
     pub mattermost_channel: Option<String>,
-    pub mattermost_token: Option<String>,
-    pub sentry_dsn: Option<String>,
+    pub mattermost_token: Option<Secret>,
+    /// The DSN holds Sentry's key.
+    pub sentry_dsn: Option<Secret>,
     pub sentry_environment: Option<String>,
     pub sentry_release: Option<String>,
     pub sentry_debug: bool,
@@ -191,11 +194,11 @@ impl Options {
             "smtphost" => self.smtphost = Some(v.to_string()),
             "smtpport" => self.smtpport = number(v)?,
             "smtpuser" => self.smtpuser = Some(v.to_string()),
-            "smtppassword" => self.smtppassword = Some(v.to_string()),
+            "smtppassword" => self.smtppassword = Some(Secret::new(v)),
             "mattermost_url" => self.mattermost_url = Some(url(v)?),
             "mattermost_channel" => self.mattermost_channel = Some(v.to_string()),
-            "mattermost_token" => self.mattermost_token = Some(v.to_string()),
-            "sentry_dsn" => self.sentry_dsn = Some(sentry_dsn(v)?),
+            "mattermost_token" => self.mattermost_token = Some(Secret::new(v)),
+            "sentry_dsn" => self.sentry_dsn = Some(Secret::new(sentry_dsn(v)?)),
             "sentry_environment" => self.sentry_environment = Some(v.to_string()),
             "sentry_release" => self.sentry_release = Some(v.to_string()),
             "sentry_debug" => self.sentry_debug = flag(v)?,
@@ -239,11 +242,11 @@ impl Options {
             ));
         }
         let mm = [
-            &self.mattermost_url,
-            &self.mattermost_channel,
-            &self.mattermost_token,
+            self.mattermost_url.is_some(),
+            self.mattermost_channel.is_some(),
+            self.mattermost_token.is_some(),
         ];
-        if mm.iter().any(|o| o.is_some()) && !mm.iter().all(|o| o.is_some()) {
+        if mm.iter().any(|set| *set) && !mm.iter().all(|set| *set) {
             return Err(OptionError::new(
                 "mattermost_url",
                 "Mattermost needs all of --mattermost_url, --mattermost_channel and --mattermost_token",
@@ -456,7 +459,8 @@ mod tests {
         assert_eq!(o.compressmode, Compression::Xz);
         assert_eq!((o.maxemailerrors, o.smtpport), (3, 2525));
         assert_eq!(o.basedir, Some(PathBuf::from("/tmp/x")));
-        assert_eq!(o.smtppassword.as_deref(), Some("secret"));
+        assert_eq!(o.smtppassword.as_ref().map(Secret::expose), Some("secret"));
+        assert!(!format!("{o:?}").contains("secret"), "a password in Debug");
         assert_eq!(o.sentry_environment.as_deref(), Some("prod"));
         let o = apply(&["--nextrun", "2026-12-01T10:00:00Z"]).expect("instant");
         assert!(matches!(o.nextrun, Some(NextRun::At(_))));
