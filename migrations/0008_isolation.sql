@@ -1,5 +1,5 @@
 -- Failure isolation (issue 13): one job's bad values never stop scheduling for the others
--- (invariant 15).
+-- (invariant `bad-job-isolated`).
 --
 -- A job whose planning or whose runs' bookkeeping fails (an absurd interval stored behind
 -- validation's back, a value that overflows a timestamp, a row that does not read back) is

@@ -126,7 +126,7 @@ macro_rules! text_enum {
 }
 
 text_enum!(
-    /// Where a run is in its life (DESIGN.md, "Run lifecycle"). Mirrors `sisyphus.run_status`.
+    /// Where a run is in its life (ARCHITECTURE.md, "Run lifecycle" in the bird's-eye view). Mirrors `sisyphus.run_status`.
     RunStatus, "run status" {
         /// Materialised, waiting for a guardian to claim it.
         Pending = "pending",

@@ -2,7 +2,7 @@
 //!
 //! "Parse, don't validate": a [`JobDefinition`] is plain data with the keys of a jobs file;
 //! [`JobDefinition::validate`] is the only way to a [`JobSpec`], and the client writes only
-//! `JobSpec`s. A bad definition therefore never reaches the database (invariant 6), and the error
+//! `JobSpec`s. A bad definition therefore never reaches the database (invariant `refused-before-written`), and the error
 //! names every field that is wrong and why.
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
--- Pending runs whose TTL has passed become `missed` (invariant 3: a run never starts after its
+-- Pending runs whose TTL has passed become `missed` (invariant `no-late-start`: a run never starts after its
 -- deadline; guardians also refuse to claim them). Served by the partial index
 -- `runs_pending_expiry`. $1: now, $2: batch.
 WITH expired AS (

@@ -1,5 +1,5 @@
 -- Materialises planned slots as runs, all in one statement. A slot that exists already (another
--- scheduler got there first) is skipped by the unique index `runs_one_per_slot` — invariant 1.
+-- scheduler got there first) is skipped by the unique index `runs_one_per_slot` — invariant `one-run-per-slot`.
 -- Missed slots are written as finished `missed` runs so that history shows the gap.
 INSERT INTO sisyphus.runs (job_id, slot, scheduled_for, expires_at, target_host, status,
                            finished_at, error, created_by)

@@ -1,4 +1,4 @@
-//! Failure isolation (issue 13, invariant 15): one job's bad values never stop scheduling for the
+//! Failure isolation (issue 13, invariant `bad-job-isolated`): one job's bad values never stop scheduling for the
 //! others. Jobs are made poisonous behind validation's back (direct SQL) beside a canary; the
 //! real `tick` runs against a real database with the clock pinned, as in `scheduler.rs`.
 

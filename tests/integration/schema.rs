@@ -1,4 +1,4 @@
-//! The schema: migrations, the status enum, the schema-version checks, invariant 1's index.
+//! The schema: migrations, the status enum, the schema-version checks, invariant `one-run-per-slot`'s index.
 
 use sisyphus_client::{JobDefinition, RunStatus};
 

@@ -1,4 +1,4 @@
-//! Invariant 6: a bad definition is refused before anything is written, with a message that
+//! Invariant `refused-before-written`: a bad definition is refused before anything is written, with a message that
 //! names the field and the problem — through `sisyctl apply` and through the Rust client alike.
 
 use std::time::Duration;

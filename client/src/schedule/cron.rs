@@ -1,6 +1,6 @@
 //! Cron expressions: parsing and "next fire time" in a time zone.
 //!
-//! Two shapes are accepted (see DESIGN.md, "Schedules"):
+//! Two shapes are accepted (see ARCHITECTURE.md, "Cron semantics"):
 //! - 5 fields, crontab's: `minute hour day-of-month month day-of-week`;
 //! - 6 fields, Sisy's/croniter's: the same with `second` **last**.
 //!
@@ -18,7 +18,7 @@
 //! - a local time that happens twice (fall back) fires once, at its first occurrence.
 //!
 //! Why hand-written: the `cron` crate reads seconds first and has no `L` on its own terms, and
-//! neither it nor `croner` names the offending field in its errors, which invariant 6 asks for.
+//! neither it nor `croner` names the offending field in its errors, which invariant `refused-before-written` asks for.
 
 use std::fmt;
 
