@@ -11,11 +11,11 @@
 //!   - `catchup = none`: pending only if no later than `late_after` (a takeover's hiccup, not an
 //!     outage), else missed.
 //!
-//! Every slot not run becomes a `missed` run, so history shows the gap (invariant 3).
+//! Every slot not run becomes a `missed` run, so history shows the gap (invariant `no-late-start`).
 //!
 //! Time arithmetic is checked: a job whose stored values put a slot, a due time or a deadline
 //! out of the range of timestamps gets a [`PlanError`] (the tick marks it and goes on), never a
-//! panic (invariant 15).
+//! panic (invariant `bad-job-isolated`).
 
 use std::time::Duration;
 
@@ -242,4 +242,346 @@ fn chrono_duration(d: Duration) -> chrono::Duration {
 
 fn human(d: Duration) -> String {
     sisyphus_client::schedule::format_duration(d)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The planner with a pinned clock: `now` is an argument, so every rule is checked at chosen
+    //! instants with no database and no waiting.
+
+    use super::*;
+    use chrono::TimeZone;
+    use sqlx::postgres::types::PgInterval;
+    use sqlx::types::{Json, JsonValue};
+
+    fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 23, h, m, s).unwrap()
+    }
+
+    fn interval(d: Duration) -> PgInterval {
+        PgInterval {
+            months: 0,
+            days: 0,
+            microseconds: d.as_micros() as i64,
+        }
+    }
+
+    const MINUTE: Duration = Duration::from_secs(60);
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// A job that fires every minute, next due at 12:00, with a TTL of an hour, no jitter.
+    fn job(catchup: &str) -> JobRow {
+        JobRow {
+            id: JobId(7),
+            project: "p".into(),
+            name: "every-minute".into(),
+            command: vec!["true".into()],
+            shell: false,
+            env: Json(Default::default()),
+            workdir: None,
+            cron: Some(vec!["* * * * *".into()]),
+            every: None,
+            at: None,
+            timezone: "UTC".into(),
+            starts_at: None,
+            ends_at: None,
+            iterations: None,
+            ttl: interval(HOUR),
+            catchup: catchup.into(),
+            jitter: interval(Duration::ZERO),
+            maxtime: None,
+            retries: 0,
+            retry_backoff: interval(Duration::from_secs(10)),
+            concurrency: 1,
+            target_all: false,
+            target_pool: None,
+            paused: false,
+            userdata: JsonValue::Null,
+            next_slot: Some(at(12, 0, 0)),
+            fired: 0,
+            run_as: None,
+            keep_logs: None,
+            compress_logs: None,
+            compress_mode: "gzip".into(),
+            inputs: vec![],
+            outputs: vec![],
+            lock_lease: interval(5 * MINUTE),
+            lock_wait: interval(15 * MINUTE),
+            outputs_expire: None,
+            on_inputs: false,
+            max_health_age: None,
+            notify: None,
+            warn_after: None,
+            min_duration: None,
+            memory_max: None,
+            cpu_weight: None,
+        }
+    }
+
+    fn run(job: &JobRow, now: DateTime<Utc>) -> Plan {
+        plan(job, now, &[], &PlanSettings::default()).expect("plans")
+    }
+
+    fn statuses(p: &Plan) -> Vec<RunStatus> {
+        p.runs.iter().map(|r| r.status).collect()
+    }
+
+    fn slots(p: &Plan) -> Vec<DateTime<Utc>> {
+        p.runs.iter().map(|r| r.slot).collect()
+    }
+
+    /// Every minute from 12:00 to 12:10, the slots passed by 12:10:30.
+    fn passed() -> Vec<DateTime<Utc>> {
+        (0..=10).map(|m| at(12, m, 0)).collect()
+    }
+
+    #[test]
+    fn a_slot_inside_the_look_ahead_is_pending_on_time_and_the_schedule_moves_on() {
+        let p = run(&job("all"), at(11, 59, 57));
+        assert_eq!(slots(&p), [at(12, 0, 0)]);
+        let r = &p.runs[0];
+        assert_eq!(r.status, RunStatus::Pending);
+        assert_eq!(
+            (r.scheduled_for, r.expires_at),
+            (at(12, 0, 0), at(13, 0, 0))
+        );
+        assert_eq!((p.next_slot, p.fired), (Some(at(12, 1, 0)), 1));
+        // Further than the look-ahead (5 s): nothing yet, the schedule stays.
+        let p = run(&job("all"), at(11, 59, 54));
+        assert!(p.runs.is_empty());
+        assert_eq!((p.next_slot, p.fired), (Some(at(12, 0, 0)), 0));
+    }
+
+    #[test]
+    fn catchup_all_runs_every_passed_slot_inside_its_ttl() {
+        let p = run(&job("all"), at(12, 10, 30));
+        assert_eq!(slots(&p), passed());
+        assert!(statuses(&p).iter().all(|s| *s == RunStatus::Pending));
+        assert!(p
+            .runs
+            .iter()
+            .all(|r| r.expires_at == r.slot + chrono::Duration::hours(1)));
+        assert_eq!((p.next_slot, p.fired), (Some(at(12, 11, 0)), 11));
+    }
+
+    #[test]
+    fn catchup_latest_runs_only_the_newest_passed_slot_and_records_the_others_missed() {
+        let p = run(&job("latest"), at(12, 10, 30));
+        assert_eq!(slots(&p), passed());
+        let (last, older) = p.runs.split_last().unwrap();
+        assert_eq!(last.status, RunStatus::Pending);
+        assert_eq!(last.slot, at(12, 10, 0));
+        for r in older {
+            assert_eq!(r.status, RunStatus::Missed, "{r:?}");
+            assert!(r.error.as_deref().unwrap().contains("`latest`"), "{r:?}");
+        }
+        assert_eq!((p.next_slot, p.fired), (Some(at(12, 11, 0)), 1));
+    }
+
+    #[test]
+    fn catchup_none_misses_passed_slots_but_forgives_a_few_seconds() {
+        let p = run(&job("none"), at(12, 10, 30));
+        assert_eq!(slots(&p), passed());
+        assert!(statuses(&p).iter().all(|s| *s == RunStatus::Missed));
+        assert!(p.runs[0].error.as_deref().unwrap().contains("`none`"));
+        assert_eq!((p.next_slot, p.fired), (Some(at(12, 11, 0)), 0));
+        // 12:10 is 3 s late at 12:10:03, inside `late_after` (5 s): a takeover's hiccup.
+        let p = run(&job("none"), at(12, 10, 3));
+        let (last, older) = p.runs.split_last().unwrap();
+        assert_eq!(
+            (last.slot, last.status),
+            (at(12, 10, 0), RunStatus::Pending)
+        );
+        assert!(older.iter().all(|r| r.status == RunStatus::Missed));
+        assert_eq!(p.fired, 1);
+    }
+
+    #[test]
+    fn slots_past_their_ttl_are_missed_whatever_the_catchup() {
+        for catchup in ["all", "latest", "none"] {
+            let mut j = job(catchup);
+            j.ttl = interval(5 * MINUTE);
+            let p = run(&j, at(12, 10, 30));
+            assert_eq!(slots(&p), passed(), "{catchup}");
+            // 12:00–12:05 are due + 5 min ≤ 12:10:30: past their TTL.
+            for r in &p.runs[..6] {
+                assert_eq!(r.status, RunStatus::Missed, "{catchup} {r:?}");
+                assert!(
+                    r.error.as_deref().unwrap().contains("TTL"),
+                    "{catchup} {r:?}"
+                );
+                assert_eq!(r.expires_at, r.slot + chrono::Duration::minutes(5));
+            }
+            // The rest is inside its TTL: pending under `all`, per policy otherwise.
+            let inside = p.runs[6..]
+                .iter()
+                .filter(|r| r.status == RunStatus::Pending);
+            let expected = match catchup {
+                "all" => 5,
+                "latest" => 1,
+                _ => 0,
+            };
+            assert_eq!(inside.count(), expected, "{catchup}");
+        }
+    }
+
+    #[test]
+    fn jitter_is_a_stable_offset_below_the_jitter() {
+        let jitter = Duration::from_secs(30);
+        let mut j = job("all");
+        j.jitter = interval(jitter);
+        // Two ticks at different instants, two slots each: one offset for the job.
+        let p = run(&j, at(12, 1, 4));
+        let q = run(&j, at(12, 1, 5));
+        let offsets: Vec<chrono::Duration> = p
+            .runs
+            .iter()
+            .chain(&q.runs)
+            .map(|r| r.scheduled_for - r.slot)
+            .collect();
+        assert!(!offsets.is_empty());
+        assert!(offsets.iter().all(|o| *o == offsets[0]), "{offsets:?}");
+        let offset = offsets[0];
+        assert!(offset >= chrono::Duration::zero());
+        assert!(
+            offset < chrono::Duration::from_std(jitter).unwrap(),
+            "{offset}"
+        );
+        assert_eq!(
+            offset,
+            chrono::Duration::from_std(jitter_offset("p", "every-minute", Some(jitter))).unwrap()
+        );
+        // The deadline counts from the jittered time.
+        for r in &p.runs {
+            assert_eq!(r.expires_at, r.scheduled_for + chrono::Duration::hours(1));
+        }
+        // Jobs are spread: names give different offsets.
+        let spread: std::collections::BTreeSet<Duration> = (0..10)
+            .map(|i| jitter_offset("p", &format!("job-{i}"), Some(jitter)))
+            .collect();
+        assert!(spread.len() > 5, "{spread:?}");
+    }
+
+    #[test]
+    fn catchup_counts_from_the_jittered_time() {
+        let mut j = job("none");
+        j.jitter = interval(Duration::from_secs(30));
+        let offset = jitter_offset("p", "every-minute", Some(Duration::from_secs(30)));
+        let offset = chrono::Duration::from_std(offset).unwrap();
+        assert!(
+            offset > chrono::Duration::seconds(6),
+            "pick a name with a larger offset"
+        );
+        // 6 s after the slot but before its jittered time: not late at all.
+        let p = run(&j, at(12, 0, 6));
+        assert_eq!(p.runs[0].status, RunStatus::Pending);
+        assert_eq!(p.runs[0].scheduled_for, at(12, 0, 0) + offset);
+        // 6 s after the jittered time: late beyond `late_after`, missed.
+        let p = run(&j, at(12, 0, 6) + offset);
+        assert_eq!(p.runs[0].status, RunStatus::Missed);
+    }
+
+    #[test]
+    fn iterations_stop_the_schedule_after_n_runs() {
+        let mut j = job("all");
+        j.iterations = Some(3);
+        let p = run(&j, at(12, 10, 30));
+        assert_eq!(slots(&p), passed()[..3]);
+        assert!(statuses(&p).iter().all(|s| *s == RunStatus::Pending));
+        assert_eq!((p.next_slot, p.fired), (None, 3));
+        // Two fired in earlier ticks: one left.
+        j.fired = 2;
+        let p = run(&j, at(12, 10, 30));
+        assert_eq!(slots(&p), [at(12, 0, 0)]);
+        assert_eq!((p.next_slot, p.fired), (None, 3));
+        // All fired: nothing, and the schedule ends.
+        j.fired = 3;
+        let p = run(&j, at(12, 10, 30));
+        assert!(p.runs.is_empty());
+        assert_eq!(p.next_slot, None);
+    }
+
+    #[test]
+    fn missed_slots_do_not_use_up_iterations() {
+        let mut j = job("latest");
+        j.iterations = Some(2);
+        let p = run(&j, at(12, 10, 30));
+        assert_eq!(p.runs.len(), 11);
+        assert_eq!((p.next_slot, p.fired), (Some(at(12, 11, 0)), 1));
+        let p = run(&Plan::advance(&j, &p), at(12, 11, 1));
+        assert_eq!(slots(&p), [at(12, 11, 0)]);
+        assert_eq!(statuses(&p), [RunStatus::Pending]);
+        assert_eq!(p.fired, 2);
+        // The second run was the last: the next tick ends the schedule without a third.
+        let p = run(&Plan::advance(&j, &p), at(12, 12, 1));
+        assert!(p.runs.is_empty(), "{p:?}");
+        assert_eq!((p.next_slot, p.fired), (None, 2));
+    }
+
+    #[test]
+    fn a_backlog_is_worked_off_in_batches() {
+        let settings = PlanSettings {
+            max_slots_per_job: 4,
+            ..PlanSettings::default()
+        };
+        let p = plan(&job("all"), at(12, 10, 30), &[], &settings).unwrap();
+        assert_eq!(slots(&p), passed()[..4]);
+        assert_eq!(p.next_slot, Some(at(12, 4, 0)));
+    }
+
+    #[test]
+    fn an_all_job_fans_out_to_its_pool_and_records_a_miss_without_hosts() {
+        let mut j = job("all");
+        j.target_all = true;
+        j.target_pool = Some("etl".into());
+        let host = |name: &str, pools: &[&str]| Host {
+            name: name.into(),
+            pools: pools.iter().map(|p| p.to_string()).collect(),
+        };
+        let hosts = [
+            host("a", &["etl"]),
+            host("b", &["web"]),
+            host("c", &["etl", "web"]),
+        ];
+        let p = plan(&j, at(11, 59, 58), &hosts, &PlanSettings::default()).unwrap();
+        let targets: Vec<_> = p.runs.iter().map(|r| r.target_host.as_deref()).collect();
+        assert_eq!(targets, [Some("a"), Some("c")]);
+        assert_eq!(p.fired, 1);
+        let p = plan(&j, at(11, 59, 58), &hosts[1..2], &PlanSettings::default()).unwrap();
+        assert_eq!(statuses(&p), [RunStatus::Missed]);
+        assert_eq!(p.runs[0].target_host, None);
+        assert!(p.runs[0].error.as_deref().unwrap().contains("no live host"));
+        assert_eq!(p.fired, 0);
+    }
+
+    #[test]
+    fn absurd_stored_values_are_errors_not_panics() {
+        // Past validation's 100 years: the row does not read back.
+        let mut j = job("all");
+        j.ttl = PgInterval {
+            months: 0,
+            days: 0,
+            microseconds: i64::MAX,
+        };
+        let e = plan(&j, at(12, 10, 30), &[], &PlanSettings::default()).unwrap_err();
+        assert!(matches!(e, PlanError::Corrupt(_)), "{e}");
+        assert!(e.to_string().contains("`ttl`"), "{e}");
+        // A valid TTL from a slot near the end of chrono's time: the deadline overflows.
+        let mut j = job("all");
+        j.ttl = interval(Duration::from_secs(99 * 365 * 86_400));
+        let end = Utc.with_ymd_and_hms(262_100, 1, 1, 0, 0, 0).unwrap();
+        j.next_slot = Some(end);
+        let e = plan(&j, end, &[], &PlanSettings::default()).unwrap_err();
+        assert!(matches!(e, PlanError::OutOfRange { .. }), "{e}");
+    }
+
+    impl Plan {
+        /// The job as the tick leaves it after writing this plan.
+        fn advance(job: &JobRow, plan: &Plan) -> JobRow {
+            let mut j = job.clone();
+            j.next_slot = plan.next_slot;
+            j.fired = plan.fired;
+            j
+        }
+    }
 }

@@ -13,10 +13,17 @@ use sqlx::{Connection, PgConnection, Postgres, Transaction};
 use crate::data::{data_jobs, trigger_one};
 use crate::plan::{plan, Host, PlanSettings, PlannedRun};
 
-const JOB_COLUMNS: &str = include_str!("../../sql/jobs/columns.sql");
-const DUE_JOBS: &str = include_str!("../../sql/scheduler/due_jobs.sql");
+const DUE_JOBS: &str = concat!(
+    include_str!("../../sql/jobs/columns.sql"),
+    include_str!("../../sql/scheduler/due_jobs.sql")
+);
 const DUE_JOB_IDS: &str = include_str!("../../sql/scheduler/due_job_ids.sql");
-const JOB_BY_ID: &str = include_str!("../../sql/scheduler/job_by_id.sql");
+const JOB_BY_ID: &str = concat!(
+    include_str!("../../sql/jobs/columns.sql"),
+    include_str!("../../sql/scheduler/job_by_id.sql")
+);
+const CLOCK: &str = include_str!("../../sql/scheduler/clock.sql");
+const NOTIFY_RUNS: &str = include_str!("../../sql/scheduler/notify_runs.sql");
 const INSERT_RUNS: &str = include_str!("../../sql/scheduler/insert_runs.sql");
 const ADVANCE_JOBS: &str = include_str!("../../sql/scheduler/advance_jobs.sql");
 const EXPIRE_PENDING: &str = include_str!("../../sql/scheduler/expire_pending.sql");
@@ -57,7 +64,7 @@ pub struct TickReport {
     /// scheduler error and left alone.
     pub corrupt: usize,
     /// Jobs marked with a scheduler error by this tick, for any reason (`corrupt` included):
-    /// the tick went on for every other job (invariant 15).
+    /// the tick went on for every other job (invariant `bad-job-isolated`).
     pub isolated: usize,
     /// Whether the batch limit was reached (more due jobs are waiting).
     pub full: bool,
@@ -129,11 +136,7 @@ pub async fn tick(
     let mut tx = conn.begin().await?;
     let now: DateTime<Utc> = match now {
         Some(t) => t,
-        None => {
-            sqlx::query_scalar("SELECT clock_timestamp()")
-                .fetch_one(&mut *tx)
-                .await?
-        }
+        None => sqlx::query_scalar(CLOCK).fetch_one(&mut *tx).await?,
     };
     let lookahead = chrono::Duration::from_std(settings.lookahead).unwrap_or_default();
     let horizon = now.checked_add_signed(lookahead).unwrap_or(now);
@@ -253,9 +256,7 @@ pub async fn tick(
 
     report.isolated = mark(&mut tx, &failures).await?;
     if report.pending > 0 {
-        sqlx::query("SELECT pg_notify('sisyphus_runs', '')")
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(NOTIFY_RUNS).execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(report)
@@ -293,7 +294,7 @@ async fn due_jobs(
     retry_marked_before: DateTime<Utc>,
     failures: &mut Vec<Failure>,
 ) -> sqlx::Result<Vec<JobRow>> {
-    let all = sqlx::query_as(&format!("{JOB_COLUMNS}{DUE_JOBS}"))
+    let all = sqlx::query_as(DUE_JOBS)
         .bind(horizon)
         .bind(JOBS_PER_TICK)
         .bind(retry_marked_before)
@@ -314,7 +315,7 @@ async fn due_jobs(
         .await?;
     let mut rows = Vec::with_capacity(ids.len());
     for id in ids {
-        let row = sqlx::query_as::<_, JobRow>(&format!("{JOB_COLUMNS}{JOB_BY_ID}"))
+        let row = sqlx::query_as::<_, JobRow>(JOB_BY_ID)
             .bind(id)
             .fetch_optional(&mut *conn)
             .await;

@@ -1,0 +1,2 @@
+-- The database's clock: the scheduler's `now` when the caller does not pin one.
+SELECT clock_timestamp()
