@@ -6,7 +6,12 @@
 //! - [`Guardian`] (this file): registration, the claim loop, control dispatch, shutdown.
 //! - `lease`: the heartbeat, which also renews the leases of this host's runs, and self-fencing:
 //!   a guardian that cannot renew kills its runs before their lease can expire.
-//! - `supervisor`: one run — start, output, maxtime, control, outcome.
+//! - `supervisor`: one run — locks, start, then a `Supervision`: output, maxtime, control.
+//! - `start`: what a run starts with (user, command line, environment, protocol pipe, cgroup
+//!   and limits), and the signals its processes get.
+//! - `users`: which users runs may run as on this host.
+//! - `run_log`: one run's log lines — numbered, capped, to the recorder and the local file.
+//! - `outcome`: how a run ended — classification, and the one way outcomes are written.
 //! - `process`: spawning in a new session that dies with the guardian; signals to the group; the
 //!   job's clean environment.
 //! - `cgroup`: a cgroup v2 per run where the host has one writable: kill, freeze, leftovers.
@@ -23,11 +28,15 @@
 pub mod cgroup;
 pub mod lease;
 pub mod metrics;
+pub mod outcome;
 pub mod output;
 pub mod process;
 pub mod recorder;
+mod run_log;
 pub mod spool;
-pub mod supervisor;
+mod start;
+mod supervisor;
+mod users;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -42,11 +51,15 @@ use sqlx::PgPool;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-pub use supervisor::{Control, Executor, LogCap, UserPolicy};
+pub use run_log::LogCap;
+pub use supervisor::{Control, Executor};
+pub use users::UserPolicy;
 
+use crate::outcome::Outcome;
 use crate::recorder::Recorder;
-use crate::spool::{Outcome, Spool};
+use crate::spool::Spool;
 use crate::supervisor::{Claimed, Context};
 
 const REGISTER: &str = include_str!("../../sql/guardian/register.sql");
@@ -327,14 +340,15 @@ impl Guardian {
 
     /// Claims and supervises runs until `shutdown`; then stops claiming, lets running runs finish
     /// for up to `drain_timeout`, interrupts the rest, and returns when every outcome is recorded
-    /// or spooled.
+    /// or spooled and every task it started has ended.
     pub async fn run(self, shutdown: CancellationToken) {
-        let (recorder, recorder_task) =
-            Recorder::start(self.pool.clone(), self.spool.clone(), self.metrics.clone());
+        let tasks = TaskTracker::new();
+        let (recorder, recording) =
+            Recorder::new(self.pool.clone(), self.spool.clone(), self.metrics.clone());
+        tasks.spawn(recording);
         let ctx = Arc::new(Context {
             pool: self.pool.clone(),
             recorder,
-            spool: self.spool.clone(),
             host: self.config.name.clone(),
             log_dir: self.config.log_dir.clone(),
             grace: self.config.grace,
@@ -347,6 +361,7 @@ impl Guardian {
             log_access: sisyphus_logfile::Access {
                 group: self.config.log_group,
             },
+            tasks: tasks.clone(),
         });
         let active: Active = Arc::default();
         let stop_metrics = CancellationToken::new();
@@ -358,7 +373,7 @@ impl Guardian {
             ..lease::State::default()
         });
         let stop_lease = CancellationToken::new();
-        let lease_task = tokio::spawn(lease::run(
+        tasks.spawn(lease::run(
             self.pool.clone(),
             self.config.clone(),
             self.instance.clone(),
@@ -373,9 +388,10 @@ impl Guardian {
         self.drain(&active, &mut runs).await;
         stop_lease.cancel();
         stop_metrics.cancel();
-        let _ = lease_task.await;
+        // The recorder ends with the last `Recorder`: its last batch is written before this.
         drop(ctx);
-        let _ = recorder_task.await;
+        tasks.close();
+        tasks.wait().await;
         let _ = sqlx::query(DEREGISTER)
             .bind(&self.config.name)
             .bind(&self.instance)
@@ -504,7 +520,10 @@ impl Guardian {
             map.insert(run.id, tx);
         }
         tracing::debug!(run = %run.id, job = %format!("{}/{}", run.project, run.name), "starting");
-        runs.spawn(supervisor::supervise(run, ctx.clone(), rx));
+        runs.spawn(
+            ctx.tasks
+                .track_future(supervisor::supervise(run, ctx.clone(), rx)),
+        );
     }
 
     /// Hands control requests waiting in the database to the runs' supervisors.

@@ -148,8 +148,3 @@ fn new_session_dying_with_parent(
 pub fn signal_group(pid: u32, signal: Signal) {
     let _ = killpg(Pid::from_raw(pid as i32), signal);
 }
-
-/// Whether any process of the group is left.
-pub fn group_alive(pid: u32) -> bool {
-    killpg(Pid::from_raw(pid as i32), None).is_ok()
-}

@@ -11,6 +11,7 @@
 //! alone a recorded, explained failure ("could not record output: …").
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use sisyphus_client::db::logs::{self, LogRow, Stream};
@@ -19,7 +20,8 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Metrics;
-use crate::spool::{write_outcomes, Outcome, Spool};
+use crate::outcome::{write_outcomes, Outcome};
+use crate::spool::Spool;
 
 const SET_PIDS: &str = include_str!("../../sql/guardian/set_pids.sql");
 
@@ -40,12 +42,14 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Starts the recorder task. It ends when every `Recorder` is dropped, after a last batch.
-    pub fn start(
+    /// The recorder and the task that writes what it is sent, for the caller to spawn (the
+    /// guardian on its task tracker). The task ends when every `Recorder` is dropped, after a
+    /// last batch.
+    pub fn new(
         pool: PgPool,
         spool: Spool,
         metrics: Arc<Metrics>,
-    ) -> (Recorder, tokio::task::JoinHandle<()>) {
+    ) -> (Recorder, impl Future<Output = ()> + Send + 'static) {
         // Bounded: a run that prints faster than the database takes it is slowed down (its pipe
         // fills and it blocks), instead of growing our memory.
         let (tx, rx) = mpsc::channel(2 * BATCH);
@@ -55,7 +59,7 @@ impl Recorder {
             metrics,
             damaged: HashMap::new(),
         };
-        (Recorder { tx }, tokio::spawn(run(writer, rx)))
+        (Recorder { tx }, run(writer, rx))
     }
 
     pub async fn line(&self, row: LogRow) {

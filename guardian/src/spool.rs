@@ -12,63 +12,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use sisyphus_client::db::logs::{self, LogRow};
-use sisyphus_client::RunId;
-use sisyphus_protocol::text::clean_opt;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 
 use crate::metrics::Metrics;
+use crate::outcome::{write_outcomes, Outcome};
 use crate::recorder::{is_refusal, Writer};
-
-const FINISH_MANY: &str = include_str!("../../sql/guardian/finish_many.sql");
-
-/// How a run ended, as the guardian records it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Outcome {
-    pub run: RunId,
-    pub status: sisyphus_client::RunStatus,
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
-    pub summary: Option<String>,
-    pub error: Option<String>,
-    pub finished_at: DateTime<Utc>,
-}
-
-/// Records outcomes in one statement (compare-and-set each, retries as `finish_run` does). An
-/// outcome whose run had already ended otherwise (e.g. the scheduler declared it lost) changes
-/// nothing and is logged. The one way outcomes are written: by the recorder and by spool replay.
-pub async fn write_outcomes(conn: &mut PgConnection, outcomes: &[Outcome]) -> sqlx::Result<()> {
-    if outcomes.is_empty() {
-        return Ok(());
-    }
-    // Summaries and errors come from the child's output: storable text only (as lines are).
-    let mut o = outcomes.to_vec();
-    for x in &mut o {
-        clean_opt(&mut x.summary);
-        clean_opt(&mut x.error);
-    }
-    let applied: Vec<(i64, bool)> = sqlx::query_as(FINISH_MANY)
-        .bind(o.iter().map(|x| x.run.0).collect::<Vec<_>>())
-        .bind(o.iter().map(|x| x.status.as_str()).collect::<Vec<_>>())
-        .bind(o.iter().map(|x| x.exit_code).collect::<Vec<_>>())
-        .bind(o.iter().map(|x| x.signal).collect::<Vec<_>>())
-        .bind(o.iter().map(|x| x.summary.clone()).collect::<Vec<_>>())
-        .bind(o.iter().map(|x| x.error.clone()).collect::<Vec<_>>())
-        .bind(o.iter().map(|x| x.finished_at).collect::<Vec<_>>())
-        .fetch_all(conn)
-        .await?;
-    for (run, recorded) in applied {
-        if !recorded {
-            tracing::warn!(
-                run,
-                "outcome not recorded: the run had already ended otherwise"
-            );
-        }
-    }
-    Ok(())
-}
 
 #[derive(Serialize, Deserialize)]
 enum Entry {

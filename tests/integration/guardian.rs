@@ -807,8 +807,9 @@ async fn a_blocked_backlog_neither_starves_other_jobs_nor_spins_the_guardian() {
 /// messages wait, so they always share a batch.
 #[tokio::test]
 async fn a_pid_and_an_outcome_in_one_batch_are_both_recorded() {
+    use sisyphus_guardian::outcome::Outcome;
     use sisyphus_guardian::recorder::Recorder;
-    use sisyphus_guardian::spool::{Outcome, Spool};
+    use sisyphus_guardian::spool::Spool;
     let db = TestDb::new().await;
     let run = crate::harness::run_now(&db, JobDefinition::new("G", "quick", ["true"])).await;
     sqlx::query(
@@ -820,7 +821,8 @@ async fn a_pid_and_an_outcome_in_one_batch_are_both_recorded() {
     .await
     .expect("claim by hand");
     let spool = Spool::open(&crate::harness::temp_dir("recorder-spool")).expect("spool");
-    let (recorder, task) = Recorder::start(db.pool.clone(), spool, std::sync::Arc::default());
+    let (recorder, recording) = Recorder::new(db.pool.clone(), spool, std::sync::Arc::default());
+    let task = tokio::spawn(recording);
     recorder.started(sisyphus_client::RunId(run), 4242).await;
     recorder
         .finished(Outcome {

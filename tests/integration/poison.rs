@@ -147,8 +147,9 @@ async fn nul_and_random_output_harm_no_other_run() {
 /// every other run's lines, pid and outcome are recorded, and nothing is spooled.
 #[tokio::test]
 async fn a_refused_batch_is_narrowed_to_the_run_it_is_about() {
+    use sisyphus_guardian::outcome::Outcome;
     use sisyphus_guardian::recorder::Recorder;
-    use sisyphus_guardian::spool::{Outcome, Spool};
+    use sisyphus_guardian::spool::Spool;
     let db = TestDb::new().await;
     let mut good = Vec::new();
     for i in 0..12 {
@@ -171,7 +172,8 @@ async fn a_refused_batch_is_narrowed_to_the_run_it_is_about() {
     let spool_dir = crate::harness::temp_dir("refused-spool");
     let spool = Spool::open(&spool_dir).expect("spool");
     let metrics = std::sync::Arc::<sisyphus_guardian::metrics::Metrics>::default();
-    let (recorder, task) = Recorder::start(db.pool.clone(), spool, metrics.clone());
+    let (recorder, recording) = Recorder::new(db.pool.clone(), spool, metrics.clone());
+    let task = tokio::spawn(recording);
     let line = |run: i64, seq: i32, text: &str| LogRow {
         run_id: RunId(run),
         seq,
@@ -243,7 +245,8 @@ async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: impl Ite
 /// set aside (quarantined or replaced by a line saying why); what comes after them is written.
 #[tokio::test]
 async fn a_poisoned_spool_entry_does_not_block_the_rest() {
-    use sisyphus_guardian::spool::{Outcome, Spool};
+    use sisyphus_guardian::outcome::Outcome;
+    use sisyphus_guardian::spool::Spool;
     let db = TestDb::new().await;
     let run = run_now(&db, argv("after", &["true"])).await;
     sqlx::query(

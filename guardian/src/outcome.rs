@@ -1,0 +1,232 @@
+//! How a run ended: the [`Outcome`] the guardian records, how it is decided ([`classify`]: the
+//! exit status, why the guardian ended the run itself, and what a job written with the SDK
+//! reported), and [`write_outcomes`], the one way outcomes are written — by the recorder and by
+//! spool replay alike.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+use sisyphus_client::{RunId, RunStatus};
+use sisyphus_protocol::text::clean_opt;
+use sqlx::PgConnection;
+
+const FINISH_MANY: &str = include_str!("../../sql/guardian/finish_many.sql");
+
+/// How a run ended, as the guardian records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub run: RunId,
+    pub status: RunStatus,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub summary: Option<String>,
+    pub error: Option<String>,
+    pub finished_at: DateTime<Utc>,
+}
+
+impl Outcome {
+    /// A run that could not start: `failed`, with the reason as its error.
+    pub(crate) fn not_started(run: RunId, error: String) -> Outcome {
+        Outcome {
+            run,
+            status: RunStatus::Failed,
+            exit_code: None,
+            signal: None,
+            summary: None,
+            error: Some(error),
+            finished_at: Utc::now(),
+        }
+    }
+
+    /// A run that control ended while it waited for its resource locks.
+    pub(crate) fn ended_before_start(run: RunId, status: RunStatus) -> Outcome {
+        Outcome {
+            run,
+            status,
+            exit_code: None,
+            signal: None,
+            summary: None,
+            error: Some("ended while waiting for resource locks".into()),
+            finished_at: Utc::now(),
+        }
+    }
+
+    /// What `Executor::Noop` records at once: `uneventful`, exit code 0.
+    pub(crate) fn noop(run: RunId) -> Outcome {
+        Outcome {
+            run,
+            status: RunStatus::Uneventful,
+            exit_code: Some(0),
+            signal: None,
+            summary: None,
+            error: None,
+            finished_at: Utc::now(),
+        }
+    }
+}
+
+/// Why the guardian ended a run itself (the first reason wins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reason {
+    Timeout,
+    Terminated,
+    Interrupted,
+    Fenced,
+}
+
+/// What a run's output showed, as far as its outcome is concerned.
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    /// The child wrote anything on stdout or stderr.
+    pub any_output: bool,
+    /// The last non-blank stdout line (a success's summary), cut to 1000 bytes.
+    pub last_stdout: Option<String>,
+    /// The last non-blank stderr line (a failure's error), cut to 1000 bytes.
+    pub last_stderr: Option<String>,
+    /// What a job written with the SDK reported as its result.
+    pub sdk_result: Option<(sisyphus_protocol::Status, Option<String>)>,
+}
+
+/// The run's outcome from how it ended (`exit`), why the guardian ended it (`reason`) and what
+/// its output showed.
+pub(crate) fn classify(
+    run: RunId,
+    exit: Option<ExitStatus>,
+    reason: Option<Reason>,
+    maxtime: Option<Duration>,
+    seen: &Seen,
+) -> Outcome {
+    let code = exit.and_then(|e| e.code());
+    let signal = exit.and_then(|e| e.signal());
+    let (status, error) = match (reason, code, signal) {
+        (Some(Reason::Timeout), _, _) => (
+            RunStatus::Timeout,
+            Some(format!(
+                "ran longer than maxtime {}",
+                format_maxtime(maxtime)
+            )),
+        ),
+        (Some(Reason::Terminated), _, _) => (
+            RunStatus::Terminated,
+            Some("terminated on request".to_string()),
+        ),
+        (Some(Reason::Interrupted), _, _) => (
+            RunStatus::Interrupted,
+            Some("interrupted: the guardian shut down".to_string()),
+        ),
+        (Some(Reason::Fenced), _, _) => (
+            RunStatus::Lost,
+            Some("killed by its guardian, which could not renew its lease".to_string()),
+        ),
+        (None, Some(0), _) if seen.any_output => (RunStatus::Successful, None),
+        (None, Some(0), _) => (RunStatus::Uneventful, None),
+        (None, Some(c), _) => (
+            RunStatus::Failed,
+            Some(match &seen.last_stderr {
+                Some(line) => format!("exit code {c}: {line}"),
+                None => format!("exit code {c}"),
+            }),
+        ),
+        (None, None, Some(s)) if s == Signal::SIGINT as i32 => (
+            RunStatus::Interrupted,
+            Some("interrupted (SIGINT)".to_string()),
+        ),
+        (None, None, Some(s)) => (
+            RunStatus::Failed,
+            Some(format!("killed by signal {s} ({})", signal_name(s))),
+        ),
+        (None, None, None) => (
+            RunStatus::Failed,
+            Some("ended without an exit status".to_string()),
+        ),
+    };
+    let mut summary = if status == RunStatus::Successful {
+        seen.last_stdout.clone()
+    } else {
+        None
+    };
+    // A job written with the SDK says itself how it went; its exit status still counts when it
+    // failed, was killed or timed out.
+    let (mut status, mut error) = (status, error);
+    if let (None, Some((reported, text))) = (reason, &seen.sdk_result) {
+        if code == Some(0) || *reported == sisyphus_protocol::Status::Failed {
+            status = sdk_status(*reported);
+            (summary, error) = match status {
+                RunStatus::Successful => (text.clone(), None),
+                RunStatus::Uneventful => (None, None),
+                _ => (None, text.clone().or(error)),
+            };
+        }
+    }
+    Outcome {
+        run,
+        status,
+        exit_code: code,
+        signal,
+        summary,
+        error,
+        finished_at: Utc::now(),
+    }
+}
+
+/// The run status a job's SDK result stands for.
+pub(crate) fn sdk_status(status: sisyphus_protocol::Status) -> RunStatus {
+    use sisyphus_protocol::Status;
+    match status {
+        Status::Successful => RunStatus::Successful,
+        Status::Uneventful => RunStatus::Uneventful,
+        Status::Failed => RunStatus::Failed,
+        Status::Interrupted => RunStatus::Interrupted,
+        Status::Timeout => RunStatus::Timeout,
+    }
+}
+
+/// A maxtime as the run's log and error say it (`-` for none).
+pub(crate) fn format_maxtime(d: Option<Duration>) -> String {
+    d.map_or_else(
+        || "-".to_string(),
+        sisyphus_client::schedule::format_duration,
+    )
+}
+
+fn signal_name(s: i32) -> &'static str {
+    Signal::try_from(s).map(|s| s.as_str()).unwrap_or("?")
+}
+
+/// Records outcomes in one statement (compare-and-set each, retries as `finish_run` does). An
+/// outcome whose run had already ended otherwise (e.g. the scheduler declared it lost) changes
+/// nothing and is logged. The one way outcomes are written: by the recorder and by spool replay.
+pub async fn write_outcomes(conn: &mut PgConnection, outcomes: &[Outcome]) -> sqlx::Result<()> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    // Summaries and errors come from the child's output: storable text only (as lines are).
+    let mut o = outcomes.to_vec();
+    for x in &mut o {
+        clean_opt(&mut x.summary);
+        clean_opt(&mut x.error);
+    }
+    let applied: Vec<(i64, bool)> = sqlx::query_as(FINISH_MANY)
+        .bind(o.iter().map(|x| x.run.0).collect::<Vec<_>>())
+        .bind(o.iter().map(|x| x.status.as_str()).collect::<Vec<_>>())
+        .bind(o.iter().map(|x| x.exit_code).collect::<Vec<_>>())
+        .bind(o.iter().map(|x| x.signal).collect::<Vec<_>>())
+        .bind(o.iter().map(|x| x.summary.clone()).collect::<Vec<_>>())
+        .bind(o.iter().map(|x| x.error.clone()).collect::<Vec<_>>())
+        .bind(o.iter().map(|x| x.finished_at).collect::<Vec<_>>())
+        .fetch_all(conn)
+        .await?;
+    for (run, recorded) in applied {
+        if !recorded {
+            tracing::warn!(
+                run,
+                "outcome not recorded: the run had already ended otherwise"
+            );
+        }
+    }
+    Ok(())
+}
