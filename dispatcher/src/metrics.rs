@@ -1,19 +1,44 @@
-//! The dispatcher's metrics, served as Prometheus text on `--metrics ADDR`: notifications by
-//! result, and the outbox backlog (pending rows, counted through the partial index at each
-//! scrape).
+//! The dispatcher's metrics, served as OpenMetrics text on `--metrics ADDR`: notifications by
+//! result, passes, and the outbox backlog (pending rows, counted through the partial index at
+//! each scrape).
 
 use sisyphus_client::notifications::OutboxState;
-use sisyphus_metrics::{Counter, Exposition};
+use sisyphus_metrics::{Counter, LabelledCounter, Registry};
 
 use crate::outbox::Pass;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    delivered: Counter,
-    skipped: Counter,
-    retried: Counter,
-    failed: Counter,
+    registry: Registry,
+    notifications: LabelledCounter,
     passes: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let notifications = LabelledCounter::default();
+        // Every result is shown from the start, at 0 until it happens.
+        for result in ["delivered", "skipped", "retry", "failed"] {
+            let _ = notifications.get_or_create(&[("result", result)]);
+        }
+        let passes = Counter::default();
+        let mut registry = Registry::default();
+        registry.register(
+            "sisyphus_notifications",
+            "Delivery attempts by result",
+            notifications.clone(),
+        );
+        registry.register(
+            "sisyphus_dispatcher_passes",
+            "Transactions that took notifications",
+            passes.clone(),
+        );
+        Metrics {
+            registry,
+            notifications,
+            passes,
+        }
+    }
 }
 
 impl Metrics {
@@ -22,41 +47,28 @@ impl Metrics {
             self.passes.inc();
         }
         for s in &pass.settled {
-            match s.state {
-                OutboxState::Delivered => self.delivered.inc(),
-                OutboxState::Skipped => self.skipped.inc(),
-                OutboxState::Pending => self.retried.inc(),
-                OutboxState::Failed => self.failed.inc(),
-            }
+            let result = match s.state {
+                OutboxState::Delivered => "delivered",
+                OutboxState::Skipped => "skipped",
+                OutboxState::Pending => "retry",
+                OutboxState::Failed => "failed",
+            };
+            self.notifications
+                .get_or_create(&[("result", result)])
+                .inc();
         }
     }
 
-    /// The exposition; `backlog` is the number of pending notifications, if it could be counted.
+    /// The exposition; `backlog` is the number of pending notifications, left out if it could
+    /// not be counted.
     pub fn render(&self, backlog: Option<i64>) -> String {
-        let mut e = Exposition::default();
-        e.labelled_counter(
-            "sisyphus_notifications_total",
-            "Delivery attempts by result.",
-            "result",
-            &[
-                ("delivered", self.delivered.get()),
-                ("skipped", self.skipped.get()),
-                ("retry", self.retried.get()),
-                ("failed", self.failed.get()),
-            ],
-        )
-        .counter(
-            "sisyphus_dispatcher_passes_total",
-            "Transactions that took notifications.",
-            self.passes.get(),
-        );
-        if let Some(b) = backlog {
-            e.gauge(
+        sisyphus_metrics::encode(
+            &self.registry,
+            &[(
                 "sisyphus_outbox_backlog",
-                "Notifications waiting for delivery.",
-                b,
-            );
-        }
-        e.finish()
+                "Notifications waiting for delivery",
+                backlog,
+            )],
+        )
     }
 }

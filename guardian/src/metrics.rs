@@ -1,17 +1,19 @@
-//! The guardian's metrics, served as Prometheus text on `--metrics ADDR` (`sisyphus-metrics`):
+//! The guardian's metrics, served as OpenMetrics text on `--metrics ADDR` (`sisyphus-metrics`):
 //! runs ended by status, run duration, start latency (due → started), claim batch size, lease
-//! renewals and failures, runs in flight.
+//! renewals and failures, refused lines and outcomes, quarantined spool entries, runs in flight.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use sisyphus_client::RunStatus;
-use sisyphus_metrics::{Counter, Exposition, Histogram, COUNTS, SECONDS};
+use sisyphus_metrics::{
+    histogram, Counter, Gauge, Histogram, LabelledCounter, Registry, Unit, COUNTS, SECONDS,
+};
 
 #[derive(Debug)]
 pub struct Metrics {
-    ended: Mutex<BTreeMap<&'static str, u64>>,
+    registry: Registry,
+    ended: LabelledCounter,
+    in_flight: Gauge,
     duration: Histogram,
     start_latency: Histogram,
     claim_batch: Histogram,
@@ -25,16 +27,67 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics {
-            ended: Mutex::default(),
-            duration: Histogram::new(SECONDS),
-            start_latency: Histogram::new(SECONDS),
-            claim_batch: Histogram::new(COUNTS),
+        let m = Metrics {
+            registry: Registry::default(),
+            ended: LabelledCounter::default(),
+            in_flight: Gauge::default(),
+            duration: histogram(SECONDS),
+            start_latency: histogram(SECONDS),
+            claim_batch: histogram(COUNTS),
             renewals: Counter::default(),
             renewal_failures: Counter::default(),
             unrecordable: Counter::default(),
             quarantined: Counter::default(),
-        }
+        };
+        let mut r = Registry::default();
+        r.register(
+            "sisyphus_guardian_runs",
+            "Runs this guardian supervised to their end, by status",
+            m.ended.clone(),
+        );
+        r.register(
+            "sisyphus_guardian_runs_in_flight",
+            "Runs being supervised now",
+            m.in_flight.clone(),
+        );
+        r.register_with_unit(
+            "sisyphus_guardian_run_duration",
+            "From start to outcome",
+            Unit::Seconds,
+            m.duration.clone(),
+        );
+        r.register_with_unit(
+            "sisyphus_guardian_start_latency",
+            "From a run's due time to its supervision starting",
+            Unit::Seconds,
+            m.start_latency.clone(),
+        );
+        r.register(
+            "sisyphus_guardian_claim_batch_size",
+            "Runs per non-empty claim",
+            m.claim_batch.clone(),
+        );
+        r.register(
+            "sisyphus_guardian_lease_renewals",
+            "Heartbeats that renewed this host's leases",
+            m.renewals.clone(),
+        );
+        r.register(
+            "sisyphus_guardian_lease_renewal_failures",
+            "Heartbeats that failed or timed out",
+            m.renewal_failures.clone(),
+        );
+        r.register(
+            "sisyphus_guardian_unrecordable",
+            "Log lines and outcomes the database refused, recorded as an explained failure instead",
+            m.unrecordable.clone(),
+        );
+        r.register(
+            "sisyphus_guardian_spool_quarantined",
+            "Spool entries the database refuses for good, moved aside into the spool's quarantine",
+            m.quarantined.clone(),
+        );
+        Metrics { registry: r, ..m }
     }
 }
 
@@ -46,9 +99,9 @@ impl Metrics {
 
     /// A run ended with `status` after running this long.
     pub fn ended(&self, status: RunStatus, ran: Duration) {
-        if let Ok(mut m) = self.ended.lock() {
-            *m.entry(status.as_str()).or_default() += 1;
-        }
+        self.ended
+            .get_or_create(&[("status", status.as_str())])
+            .inc();
         self.duration.observe(ran.as_secs_f64());
     }
 
@@ -61,58 +114,8 @@ impl Metrics {
 
     /// The exposition, with `in_flight` runs being supervised now.
     pub fn render(&self, in_flight: usize) -> String {
-        let ended: Vec<(&str, u64)> = self
-            .ended
-            .lock()
-            .map(|m| m.iter().map(|(k, v)| (*k, *v)).collect())
-            .unwrap_or_default();
-        let mut e = Exposition::default();
-        e.labelled_counter(
-            "sisyphus_guardian_runs_total",
-            "Runs this guardian supervised to their end, by status.",
-            "status",
-            &ended,
-        )
-        .gauge(
-            "sisyphus_guardian_runs_in_flight",
-            "Runs being supervised now.",
-            in_flight as i64,
-        )
-        .histogram(
-            "sisyphus_guardian_run_duration_seconds",
-            "From start to outcome.",
-            &self.duration,
-        )
-        .histogram(
-            "sisyphus_guardian_start_latency_seconds",
-            "From a run's due time to its supervision starting.",
-            &self.start_latency,
-        )
-        .histogram(
-            "sisyphus_guardian_claim_batch_size",
-            "Runs per non-empty claim.",
-            &self.claim_batch,
-        )
-        .counter(
-            "sisyphus_guardian_lease_renewals_total",
-            "Heartbeats that renewed this host's leases.",
-            self.renewals.get(),
-        )
-        .counter(
-            "sisyphus_guardian_lease_renewal_failures_total",
-            "Heartbeats that failed or timed out.",
-            self.renewal_failures.get(),
-        )
-        .counter(
-            "sisyphus_guardian_unrecordable_total",
-            "Log lines and outcomes the database refused, recorded as an explained failure instead.",
-            self.unrecordable.get(),
-        )
-        .counter(
-            "sisyphus_guardian_spool_quarantined_total",
-            "Spool entries the database refuses for good, moved aside into the spool's quarantine.",
-            self.quarantined.get(),
-        );
-        e.finish()
+        self.in_flight
+            .set(i64::try_from(in_flight).unwrap_or(i64::MAX));
+        sisyphus_metrics::encode(&self.registry, &[])
     }
 }

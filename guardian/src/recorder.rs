@@ -378,7 +378,7 @@ impl Writer {
                     // The run no longer exists: its lines have nowhere to go, and no line saying
                     // so would either. One refusal for all of them, not one per line.
                     let run = lines[range.start].run_id;
-                    self.metrics.unrecordable.add(range.len() as u64);
+                    self.metrics.unrecordable.inc_by(range.len() as u64);
                     tracing::error!(run = %run, "dropped {} line(s) of a run that no longer exists: {e}", range.len());
                     reason.get_or_insert_with(|| e.to_string());
                 }

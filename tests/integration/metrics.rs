@@ -1,5 +1,5 @@
 //! The Prometheus endpoints of the guardian and the scheduler, scraped over HTTP and parsed as
-//! Prometheus' text format (0.0.4).
+//! OpenMetrics text (1.0.0), the format Prometheus asks for first.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -25,16 +25,22 @@ pub fn scrape(port: u16) -> Option<String> {
     let (head, body) = response.split_once("\r\n\r\n")?;
     assert!(head.starts_with("HTTP/1.0 200"), "{head}");
     assert!(
-        head.contains("Content-Type: text/plain; version=0.0.4"),
+        head.to_ascii_lowercase().contains(
+            "\r\ncontent-type: application/openmetrics-text; version=1.0.0; charset=utf-8"
+        ),
         "{head}"
     );
     Some(body.to_string())
 }
 
-/// Parses the text format strictly enough to catch a malformed exposition: every sample belongs
-/// to a family declared by `# TYPE` (with `# HELP`), names and labels are well formed, values
-/// are numbers, and histogram buckets are cumulative up to `+Inf` = `_count`.
+/// Parses OpenMetrics text strictly enough to catch a malformed exposition: every sample belongs
+/// to a family declared by `# TYPE` (with `# HELP`, and `# UNIT` only where the name ends with
+/// it), a counter's samples end in `_total`, names and labels are well formed, values are
+/// numbers, histogram buckets are cumulative up to `+Inf` = `_count`, and `# EOF` ends it.
 pub fn parse(text: &str) -> BTreeMap<String, f64> {
+    let text = text
+        .strip_suffix("# EOF\n")
+        .unwrap_or_else(|| panic!("no `# EOF` at the end:\n{text}"));
     let mut types: BTreeMap<String, String> = BTreeMap::new();
     let mut helped = std::collections::BTreeSet::new();
     let mut samples = BTreeMap::new();
@@ -54,7 +60,7 @@ pub fn parse(text: &str) -> BTreeMap<String, f64> {
             let mut parts = rest.split_whitespace();
             let (name, kind) = (parts.next().expect("name"), parts.next().expect("type"));
             assert!(
-                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                ["counter", "gauge", "histogram", "summary", "unknown"].contains(&kind),
                 "{line}"
             );
             assert!(
@@ -62,6 +68,14 @@ pub fn parse(text: &str) -> BTreeMap<String, f64> {
                 "TYPE before HELP or without it: {line}"
             );
             types.insert(name.to_string(), kind.to_string());
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# UNIT ") {
+            let (name, unit) = rest.split_once(' ').expect("UNIT name unit");
+            assert!(
+                types.contains_key(name) && name.ends_with(&format!("_{unit}")),
+                "UNIT before TYPE, or the name does not end with the unit: {line}"
+            );
             continue;
         }
         assert!(
@@ -89,16 +103,25 @@ pub fn parse(text: &str) -> BTreeMap<String, f64> {
                 }
             }
         }
-        let family = ["_bucket", "_sum", "_count"]
+        let suffixes = [
+            ("_bucket", "histogram"),
+            ("_sum", "histogram"),
+            ("_count", "histogram"),
+            ("_total", "counter"),
+        ];
+        let family = suffixes
             .iter()
-            .find_map(|s| {
+            .find_map(|(s, kind)| {
                 name.strip_suffix(s)
-                    .filter(|f| types.get(*f).is_some_and(|t| t == "histogram"))
+                    .filter(|f| types.get(*f).is_some_and(|t| t == kind))
             })
             .unwrap_or(name);
+        let kind = types
+            .get(family)
+            .unwrap_or_else(|| panic!("sample of an undeclared family: {line:?}"));
         assert!(
-            types.contains_key(family),
-            "sample of an undeclared family: {line:?}"
+            kind != "counter" || name.ends_with("_total"),
+            "a counter's sample without _total: {line:?}"
         );
         samples.insert(series.to_string(), value);
     }
