@@ -5,7 +5,7 @@
 //! lease, measured from when the last successful beat was *sent* (so never later than the
 //! database's own clock for it), the guardian kills all its runs and stops claiming: the lease
 //! then expires with nothing of ours still running, and the scheduler's `lost` plus the retry
-//! elsewhere can never overlap us (invariant 2). When beats succeed again, claiming resumes.
+//! elsewhere can never overlap us (invariant `fleet-wide-concurrency`). When beats succeed again, claiming resumes.
 //! The spool is written whenever a beat succeeds.
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,6 +1,6 @@
 //! The local spool: outcomes and log lines that could not be written because the database was
 //! unreachable wait here, on disk, and are written when it is back — also after a restart of the
-//! guardian (invariant 5: no outcome is lost).
+//! guardian (invariant `no-lost-outcome`).
 //!
 //! One file per batch, named by a sequence of time so that replay keeps the order in which things
 //! happened: a run's log lines before its outcome. Replaying is idempotent: log lines are keyed by

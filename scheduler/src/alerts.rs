@@ -2,7 +2,7 @@
 //! after their job's `warn_after` raise `slow`; every [`OVERDUE_EVERY`], jobs without a good run
 //! for longer than their `max_health_age` raise `missed` (the dead-man's switch). That check
 //! reads every job with a `max_health_age`, so it does not run each tick: the tick's cost stays
-//! with due jobs and active runs (invariant 8). The marks and the outbox rows commit together,
+//! with due jobs and active runs (invariant `tick-cost-by-due-jobs`). The marks and the outbox rows commit together,
 //! so each alert is raised once.
 
 use sqlx::PgConnection;
