@@ -230,3 +230,114 @@ pub async fn write_outcomes(conn: &mut PgConnection, outcomes: &[Outcome]) -> sq
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sisyphus_protocol::Status;
+
+    fn exited(code: i32) -> Option<ExitStatus> {
+        Some(ExitStatus::from_raw(code << 8))
+    }
+
+    fn killed(signal: Signal) -> Option<ExitStatus> {
+        Some(ExitStatus::from_raw(signal as i32))
+    }
+
+    fn seen(stdout: Option<&str>, stderr: Option<&str>) -> Seen {
+        Seen {
+            any_output: stdout.is_some() || stderr.is_some(),
+            last_stdout: stdout.map(String::from),
+            last_stderr: stderr.map(String::from),
+            sdk_result: None,
+        }
+    }
+
+    fn of(exit: Option<ExitStatus>, reason: Option<Reason>, seen: &Seen) -> Outcome {
+        classify(RunId(1), exit, reason, Some(Duration::from_secs(60)), seen)
+    }
+
+    #[test]
+    fn exit_zero_is_successful_with_output_and_uneventful_without() {
+        let o = of(exited(0), None, &seen(Some("done"), None));
+        assert_eq!(o.status, RunStatus::Successful);
+        assert_eq!(o.summary.as_deref(), Some("done"));
+        let o = of(exited(0), None, &Seen::default());
+        assert_eq!(
+            (o.status, o.summary, o.error),
+            (RunStatus::Uneventful, None, None)
+        );
+    }
+
+    #[test]
+    fn a_failure_says_its_exit_code_and_last_stderr_line() {
+        let o = of(exited(3), None, &seen(Some("out"), Some("boom")));
+        assert_eq!(o.status, RunStatus::Failed);
+        assert_eq!(o.exit_code, Some(3));
+        assert_eq!(o.error.as_deref(), Some("exit code 3: boom"));
+        assert_eq!(o.summary, None);
+    }
+
+    #[test]
+    fn signals_fail_the_run_except_sigint() {
+        let o = of(killed(Signal::SIGKILL), None, &Seen::default());
+        assert_eq!(o.status, RunStatus::Failed);
+        assert_eq!(o.error.as_deref(), Some("killed by signal 9 (SIGKILL)"));
+        let o = of(killed(Signal::SIGINT), None, &Seen::default());
+        assert_eq!(o.status, RunStatus::Interrupted);
+    }
+
+    #[test]
+    fn the_guardians_reason_wins_over_the_exit_status() {
+        let cases = [
+            (
+                Reason::Timeout,
+                RunStatus::Timeout,
+                "ran longer than maxtime 1m",
+            ),
+            (
+                Reason::Terminated,
+                RunStatus::Terminated,
+                "terminated on request",
+            ),
+            (
+                Reason::Interrupted,
+                RunStatus::Interrupted,
+                "interrupted: the guardian shut down",
+            ),
+            (
+                Reason::Fenced,
+                RunStatus::Lost,
+                "killed by its guardian, which could not renew its lease",
+            ),
+        ];
+        for (reason, status, error) in cases {
+            let o = of(exited(0), Some(reason), &seen(Some("done"), None));
+            assert_eq!(o.status, status);
+            assert_eq!(o.error.as_deref(), Some(error));
+        }
+    }
+
+    #[test]
+    fn an_sdk_result_counts_unless_the_exit_status_says_worse() {
+        let mut s = seen(Some("last line"), None);
+        s.sdk_result = Some((Status::Uneventful, Some("nothing new".into())));
+        let o = of(exited(0), None, &s);
+        assert_eq!((o.status, o.summary), (RunStatus::Uneventful, None));
+        s.sdk_result = Some((Status::Successful, Some("42 rows".into())));
+        let o = of(exited(0), None, &s);
+        assert_eq!(o.summary.as_deref(), Some("42 rows"));
+        // Reported success, but the process failed: the exit status counts.
+        let o = of(exited(1), None, &s);
+        assert_eq!(o.status, RunStatus::Failed);
+        s.sdk_result = Some((Status::Failed, Some("no input".into())));
+        let o = of(exited(1), None, &s);
+        assert_eq!(
+            (o.status, o.error.as_deref()),
+            (RunStatus::Failed, Some("no input"))
+        );
+        // The guardian ended it: the SDK's word does not count.
+        let o = of(exited(0), Some(Reason::Terminated), &s);
+        assert_eq!(o.status, RunStatus::Terminated);
+    }
+}
