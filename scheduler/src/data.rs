@@ -7,9 +7,14 @@
 //! - Plain inputs: when every input was written after the job's last successful run began, a run
 //!   is created whose slot is the newest input's write time — once per fresh set of writes.
 //!
-//! A per-job watermark (`inputs_seen_at`, the newest write looked at) keeps each tick to the
-//! resources written since. Writing outputs notifies the scheduler (`release_lock`), so a
-//! downstream job starts within a tick of its inputs.
+//! Which jobs to look at is one statement (`sql/scheduler/data_jobs.sql`): the jobs whose inputs
+//! match a resource written since the scheduler last looked (a global watermark and a GIN index
+//! of the inputs' folded names, `migrations/0010_data_triggers.sql`), the jobs queued for a full
+//! look (new, changed, resumed) and marked jobs whose hold-back passed — so a tick's cost grows
+//! with what was written, not with the jobs defined (invariant `tick-cost-by-due-jobs`). Only those get the per-job
+//! work below. A per-job watermark (`inputs_seen_at`, the newest write looked at) keeps that
+//! work to the resources written since. Writing outputs notifies the scheduler
+//! (`release_lock`), so a downstream job starts within a tick of its inputs.
 
 use std::collections::BTreeSet;
 
@@ -25,8 +30,10 @@ const FRESH_FIXED: &str = include_str!("../../sql/scheduler/fresh_fixed.sql");
 const INSERT_DATA_RUNS: &str = include_str!("../../sql/scheduler/insert_data_runs.sql");
 const CLEAR_ERROR: &str = include_str!("../../sql/scheduler/clear_error.sql");
 const SET_INPUTS_SEEN: &str = include_str!("../../sql/scheduler/set_inputs_seen.sql");
+const QUEUE_FULL_LOOK: &str = include_str!("../../sql/scheduler/queue_full_look.sql");
 
-/// Written resources looked at per job and tick at most; more wait for the next tick.
+/// Written resources looked at per job and tick at most; more wait for the next tick (the job
+/// is queued for it: what is left may be older than the global watermark).
 const NAMES_PER_TICK: i64 = 10_000;
 
 /// A data-triggered job as the tick sees it.
@@ -40,8 +47,10 @@ pub struct DataJob {
     marked: bool,
 }
 
-/// The data-triggered jobs, less those marked with a scheduler error after
-/// `retry_marked_before` (held back, see `migrations/0008_isolation.sql`).
+/// The data-triggered jobs that may have new inputs (see the module's documentation), less those
+/// marked with a scheduler error after `retry_marked_before` (held back, see
+/// `migrations/0008_isolation.sql`). Moves the global watermark and empties the queue of full
+/// looks, so it runs once per tick, outside the savepoints of the per-job work.
 pub async fn data_jobs(
     conn: &mut PgConnection,
     retry_marked_before: DateTime<Utc>,
@@ -82,7 +91,7 @@ pub async fn trigger_one(
         return Ok(0);
     };
     let slots = if templates.iter().all(Template::is_fixed) {
-        fresh_fixed(conn, job.id, now).await?
+        fresh_fixed(conn, job, now).await?
     } else {
         slots_from_names(conn, job, &templates).await?
     };
@@ -107,17 +116,37 @@ pub async fn trigger_one(
     Ok(created)
 }
 
+/// The fresh slot of a job whose inputs are plain names, if any; moves the watermark on.
 async fn fresh_fixed(
     conn: &mut PgConnection,
-    job: JobId,
+    job: &DataJob,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<DateTime<Utc>>> {
-    let slot: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(FRESH_FIXED)
-        .bind(job)
-        .bind(now)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(slot.flatten().into_iter().collect())
+    let (newest, slot): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
+        sqlx::query_as(FRESH_FIXED)
+            .bind(job.id)
+            .bind(now)
+            .fetch_one(&mut *conn)
+            .await?;
+    see(conn, job, newest).await?;
+    Ok(slot.into_iter().collect())
+}
+
+/// Moves a job's watermark to the newest write looked at — only when it moves: the update
+/// notifies `sisyphus_jobs`, which wakes this scheduler.
+async fn see(
+    conn: &mut PgConnection,
+    job: &DataJob,
+    newest: Option<DateTime<Utc>>,
+) -> sqlx::Result<()> {
+    if newest > job.inputs_seen_at {
+        sqlx::query(SET_INPUTS_SEEN)
+            .bind(job.id)
+            .bind(newest)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The slots named by resources written since the job's watermark; moves the watermark on.
@@ -141,12 +170,10 @@ async fn slots_from_names(
         .filter_map(|local| tz.from_local_datetime(&local).earliest())
         .map(|t| t.with_timezone(&Utc))
         .collect();
-    let newest = written.iter().map(|(_, at)| *at).max();
-    if newest > job.inputs_seen_at {
-        // Only when it moves: the update notifies `sisyphus_jobs`, which wakes this scheduler.
-        sqlx::query(SET_INPUTS_SEEN)
+    see(conn, job, written.iter().map(|(_, at)| *at).max()).await?;
+    if written.len() as i64 >= NAMES_PER_TICK {
+        sqlx::query(QUEUE_FULL_LOOK)
             .bind(job.id)
-            .bind(newest)
             .execute(&mut *conn)
             .await?;
     }

@@ -652,3 +652,76 @@ async fn lineage_names_fold_digit_runs_as_jobspy_does() {
         assert_eq!(got, folded, "{name}");
     }
 }
+
+/// The data trigger finds jobs by what was written (sql/scheduler/data_jobs.sql): a job defined
+/// after its inputs were written, and one paused while they were written, still run once
+/// looked at; a job whose inputs were not written is not looked at at all.
+#[tokio::test]
+async fn data_triggers_find_late_defined_and_resumed_jobs_and_skip_idle_ones() {
+    let owned = TestDb::new().await;
+    let db = &owned;
+    let consumer = |name: &str, input: &str| JobDefinition {
+        inputs: Some(vec![input.into()]),
+        on_inputs: Some(true),
+        ..job(name, &["true"])
+    };
+    let tick = || async move {
+        let mut conn = db.pool.acquire().await.expect("conn");
+        sisyphus_scheduler::tick(
+            &mut conn,
+            None,
+            &sisyphus_scheduler::PlanSettings::default(),
+            "test",
+        )
+        .await
+        .expect("tick")
+    };
+    let runs = |name: &'static str| async move {
+        db.count(&format!(
+            "runs r JOIN sisyphus.jobs j ON j.id = r.job_id WHERE j.name = '{name}' AND r.trigger = 'data'"
+        ))
+        .await
+    };
+    db.client
+        .apply(
+            &[
+                consumer("paused", "early.{date}"),
+                consumer("idle", "never.{date}"),
+            ],
+            false,
+        )
+        .await
+        .expect("apply");
+    assert_eq!(tick().await.data, 0);
+    sqlx::query("UPDATE sisyphus.jobs SET paused = true WHERE name = 'paused'")
+        .execute(&db.pool)
+        .await
+        .expect("pause");
+    seed(&db, &["early.2026-11-20"]).await;
+    assert_eq!(tick().await.data, 0, "a paused job ran");
+    // Written before this job existed, and more than the watermark's minute of slack ago.
+    sqlx::query("UPDATE sisyphus.resources SET written_at = written_at - interval '1 hour'")
+        .execute(&db.pool)
+        .await
+        .expect("age");
+    assert_eq!(tick().await.data, 0);
+    db.client
+        .apply(&[consumer("late", "early.{date}")], false)
+        .await
+        .expect("apply late");
+    sqlx::query("UPDATE sisyphus.jobs SET paused = false WHERE name = 'paused'")
+        .execute(&db.pool)
+        .await
+        .expect("resume");
+    assert_eq!(tick().await.data, 2);
+    assert_eq!((runs("late").await, runs("paused").await), (1, 1));
+    // Nothing new: nobody is looked at, the idle job's watermark never moved.
+    let seen: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT inputs_seen_at FROM sisyphus.jobs WHERE name = 'idle'")
+            .fetch_one(&db.pool)
+            .await
+            .expect("idle");
+    assert_eq!(seen, None);
+    assert_eq!(tick().await.data, 0);
+    assert_eq!(runs("idle").await, 0);
+}
