@@ -11,4 +11,4 @@ WITH gone AS (
     RETURNING 1)
 SELECT sisyphus.ensure_log_partitions((now() AT TIME ZONE 'UTC')::date - 1, 5) AS created_partitions,
        p.dropped_partitions, p.deleted_runs, (SELECT count(*) FROM gone) AS deleted_notifications
-  FROM sisyphus.prune($1, $2, $3) p
+  FROM sisyphus.prune($1::interval, $2::interval, $3::integer) p

@@ -3,7 +3,7 @@
 -- unique index `runs_one_per_slot`: one run per fresh set of inputs.
 -- $1 job, $2 candidate slots, $3 now, $4 created_by.
 INSERT INTO sisyphus.runs (job_id, slot, scheduled_for, expires_at, trigger, created_by)
-SELECT j.id, s.slot, $3, $3 + j.ttl, 'data', $4
+SELECT j.id, s.slot, $3::timestamptz, $3::timestamptz + j.ttl, 'data', $4::text
   FROM sisyphus.jobs j
  CROSS JOIN unnest($2::timestamptz[]) AS s(slot)
  WHERE j.id = $1
@@ -12,5 +12,5 @@ SELECT j.id, s.slot, $3, $3 + j.ttl, 'data', $4
           FROM unnest(j.inputs) AS t(template)
           LEFT JOIN sisyphus.resources r
                  ON r.name = sisyphus.resource_name(t.template, s.slot, j.timezone)
-         WHERE r.name IS NULL OR r.expires_at <= $3)
+         WHERE r.name IS NULL OR r.expires_at <= $3::timestamptz)
 ON CONFLICT DO NOTHING

@@ -5,8 +5,8 @@ INSERT INTO sisyphus.runs (job_id, slot, scheduled_for, expires_at, target_host,
                            finished_at, error, created_by)
 SELECT t.job_id, t.slot, t.scheduled_for, t.expires_at, t.target_host,
        t.status::sisyphus.run_status,
-       CASE WHEN t.status = 'missed' THEN $8 END,
-       t.error, $9
+       CASE WHEN t.status = 'missed' THEN $8::timestamptz END,
+       t.error, $9::text
   FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[],
               $5::text[], $6::text[], $7::text[])
        AS t(job_id, slot, scheduled_for, expires_at, target_host, status, error)

@@ -157,3 +157,57 @@ async fn the_same_slot_cannot_be_materialised_twice() {
         .await;
     assert!(dup.is_err(), "a second run for the same host was accepted");
 }
+
+/// Every statement in `sql/` is parsed and planned against the migrated schema (PostgreSQL's
+/// Parse and Describe, as sqlx does before a statement first runs): a column, table, function or
+/// type that a migration renamed or dropped fails here, in CI, not in production. Files that
+/// start with `WHERE`/`ORDER`/`AND` are tails of `sql/jobs/columns.sql`, the way the code joins
+/// them (`concat!`/`format!`), and are checked joined.
+#[tokio::test]
+async fn every_statement_in_sql_prepares_against_the_migrated_schema() {
+    use sqlx::Executor;
+    let db = TestDb::new().await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql");
+    let columns = std::fs::read_to_string(root.join("jobs/columns.sql")).expect("columns.sql");
+    let mut files = Vec::new();
+    for dir in std::fs::read_dir(&root).expect("sql/").flatten() {
+        for file in std::fs::read_dir(dir.path())
+            .expect("a sql/ folder")
+            .flatten()
+        {
+            if file.path().extension().is_some_and(|x| x == "sql") {
+                files.push(file.path());
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() > 50, "only {} statements found", files.len());
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let mut broken = Vec::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path).expect("read a statement");
+        let first = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with("--"))
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        let is_tail = ["WHERE", "ORDER", "AND"]
+            .iter()
+            .any(|k| first.starts_with(k));
+        let statement = if is_tail {
+            format!("{columns}{text}")
+        } else {
+            text
+        };
+        if let Err(e) = conn.prepare(statement.as_str()).await {
+            broken.push(format!("{}: {e}", path.display()));
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "statements that no longer fit the schema:\n{}",
+        broken.join("\n")
+    );
+    println!("{} statements prepared", files.len());
+}
