@@ -60,6 +60,23 @@ impl Config {
             metrics: None,
         }
     }
+
+    /// Refuses settings that cannot work, naming the flag.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.poll < Duration::from_millis(10) || self.poll > Duration::from_secs(3600) {
+            return Err(Error::Config(format!(
+                "--poll: {:?} is not within 10ms to 1h",
+                self.poll
+            )));
+        }
+        if !(1..=10_000).contains(&self.batch) {
+            return Err(Error::Config(format!(
+                "batch: {} is not within 1 to 10000",
+                self.batch
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Errors that stop a dispatcher from starting.
@@ -71,6 +88,9 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error("{0}")]
     Senders(String),
+    /// A setting that cannot work, with the flag named.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// A running dispatcher's parts.
@@ -84,6 +104,7 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// Connects and checks the schema.
     pub async fn start(config: Config) -> Result<Dispatcher, Error> {
+        config.validate()?;
         let pool = db::pool(&config.database_url, "sisyphus dispatcher", 2).await?;
         db::check_schema(&pool).await?;
         let senders = Senders::new(config.settings.send_timeout).map_err(Error::Senders)?;

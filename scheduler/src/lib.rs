@@ -76,6 +76,62 @@ impl Config {
             metrics: None,
         }
     }
+
+    /// Refuses settings that cannot work, naming the flag: zero or absurd intervals (a busy loop
+    /// or a scheduler that never ticks), a look-ahead past what a run's TTL could bear, retention
+    /// shorter than the partitions it drops.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |flag: &str, why: String| Err(Error::Config(format!("--{flag}: {why}")));
+        let within = |d: Duration, min: Duration, max: Duration| d >= min && d <= max;
+        let (ms, h, day) = (
+            Duration::from_millis(1),
+            Duration::from_secs(3600),
+            Duration::from_secs(86_400),
+        );
+        if !within(self.interval, 10 * ms, h) {
+            return bad(
+                "interval",
+                format!("{:?} is not within 10ms to 1h", self.interval),
+            );
+        }
+        if !within(self.standby_poll, 10 * ms, h) {
+            return bad(
+                "standby-poll",
+                format!("{:?} is not within 10ms to 1h", self.standby_poll),
+            );
+        }
+        if self.plan.lookahead > h {
+            return bad(
+                "lookahead",
+                format!("{:?} is longer than an hour", self.plan.lookahead),
+            );
+        }
+        if !within(self.retention.keep_logs, day, 100 * 365 * day) {
+            return bad(
+                "keep-logs",
+                format!(
+                    "{:?} is not within 1 day (logs go a day's partition at a time) to 100 years",
+                    self.retention.keep_logs
+                ),
+            );
+        }
+        if !within(self.retention.keep_runs, h, 100 * 365 * day) {
+            return bad(
+                "keep-runs",
+                format!(
+                    "{:?} is not within 1h to 100 years",
+                    self.retention.keep_runs
+                ),
+            );
+        }
+        if self.name.is_empty() || self.name.len() > 200 || self.name.contains('\0') {
+            return bad(
+                "name",
+                "must be 1 to 200 characters without NUL".to_string(),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// `scheduler@HOST:PID`.
@@ -92,6 +148,9 @@ pub fn default_name() -> String {
 pub enum Error {
     #[error(transparent)]
     Client(#[from] sisyphus_client::Error),
+    /// A setting that cannot work, with the flag named.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// The scheduler service.
@@ -103,6 +162,7 @@ pub struct Scheduler {
 impl Scheduler {
     /// Checks the configuration and the schema.
     pub async fn new(config: Config) -> Result<Scheduler, Error> {
+        config.validate()?;
         let pool = db::pool(&config.database_url, "sisyphus scheduler", 1).await?;
         db::check_schema(&pool).await?;
         pool.close().await;

@@ -121,7 +121,11 @@ pub async fn main() -> anyhow::Result<()> {
                 sisyphus_dispatcher::Config::new(database_url(cli.database_url)?, settings);
             config.poll = poll;
             config.metrics = metrics;
-            let dispatcher = sisyphus_dispatcher::Dispatcher::start(config).await?;
+            let dispatcher = match sisyphus_dispatcher::Dispatcher::start(config).await {
+                Ok(d) => d,
+                Err(sisyphus_dispatcher::Error::Config(why)) => refuse("dispatcher", &why),
+                Err(e) => return Err(e.into()),
+            };
             dispatcher.run(shutdown).await;
             Ok(())
         }
@@ -129,11 +133,7 @@ pub async fn main() -> anyhow::Result<()> {
             let config = args.into_config(database_url(cli.database_url)?)?;
             let guardian = match sisyphus_guardian::Guardian::start(config).await {
                 Ok(g) => g,
-                Err(sisyphus_guardian::Error::Config(why)) => {
-                    // A bad flag is the caller's to fix: exit 2, as for any usage error.
-                    eprintln!("sisyphus guardian: {why}");
-                    std::process::exit(2);
-                }
+                Err(sisyphus_guardian::Error::Config(why)) => refuse("guardian", &why),
                 Err(e) => return Err(e.into()),
             };
             guardian.run(shutdown).await;
@@ -157,7 +157,11 @@ pub async fn main() -> anyhow::Result<()> {
             config.retention.keep_logs = keep_logs;
             config.retention.keep_runs = keep_runs;
             config.metrics = metrics;
-            let scheduler = sisyphus_scheduler::Scheduler::new(config).await?;
+            let scheduler = match sisyphus_scheduler::Scheduler::new(config).await {
+                Ok(s) => s,
+                Err(sisyphus_scheduler::Error::Config(why)) => refuse("scheduler", &why),
+                Err(e) => return Err(e.into()),
+            };
             scheduler.run(shutdown).await;
             Ok(())
         }
@@ -275,6 +279,13 @@ fn group_id(group: &str) -> anyhow::Result<u32> {
         Ok(None) => anyhow::bail!("--log-group: no group `{group}` on this host"),
         Err(e) => anyhow::bail!("--log-group: cannot look up `{group}`: {e}"),
     }
+}
+
+/// A setting that cannot work is the caller's to fix: said with the flag named, exit 2, as for
+/// any usage error.
+fn refuse(daemon: &str, why: &str) -> ! {
+    eprintln!("sisyphus {daemon}: {why}");
+    std::process::exit(2)
 }
 
 fn database_url(url: Option<String>) -> anyhow::Result<String> {

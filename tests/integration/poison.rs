@@ -692,3 +692,32 @@ async fn run_limits_apply_where_the_controllers_are_delegated() {
         }
     }
 }
+
+/// The scheduler's and the dispatcher's settings are checked at start too, naming the flag.
+#[tokio::test]
+async fn scheduler_and_dispatcher_flags_are_checked_at_start() {
+    let db = TestDb::new().await;
+    let config = crate::harness::temp_dir("dispatcher-flags").join("notify.toml");
+    std::fs::write(&config, "").expect("an empty channels file");
+    let config = config.display().to_string();
+    let cases: [(Vec<&str>, &str); 5] = [
+        (vec!["scheduler", "--interval", "0s"], "--interval"),
+        (vec!["scheduler", "--lookahead", "2h"], "--lookahead"),
+        (vec!["scheduler", "--keep-logs", "1h"], "--keep-logs"),
+        (vec!["scheduler", "--keep-runs", "1s"], "--keep-runs"),
+        (
+            vec!["dispatcher", "--config", &config, "--poll", "0s"],
+            "--poll",
+        ),
+    ];
+    for (args, named) in cases {
+        let out = std::process::Command::new(bin("sisyphus"))
+            .args(&args)
+            .env("SISYPHUS_DATABASE_URL", &db.url)
+            .output()
+            .expect("run sisyphus");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(named), "{args:?} should name {named}: {err}");
+    }
+}
