@@ -697,7 +697,7 @@ async fn data_triggers_find_late_defined_and_resumed_jobs_and_skip_idle_ones() {
         .execute(&db.pool)
         .await
         .expect("pause");
-    seed(&db, &["early.2026-11-20"]).await;
+    seed(db, &["early.2026-11-20"]).await;
     assert_eq!(tick().await.data, 0, "a paused job ran");
     // Written before this job existed, and more than the watermark's minute of slack ago.
     sqlx::query("UPDATE sisyphus.resources SET written_at = written_at - interval '1 hour'")
