@@ -2,6 +2,8 @@
 //! baseline in the same run (these machines are shared and noisy), and reported as a ratio.
 //!
 //! - `scheduler` — tick cost with 1,000 due jobs among 10,000 and among 1,000,000 defined jobs.
+//! - `data-triggers` — tick cost with 10 data-triggered jobs fed each tick among 1,000 and
+//!   among 100,000 idle data-triggered jobs.
 //! - `throughput` — `/bin/true` runs completed end to end per second with 1 and 4 guardians,
 //!   against spawning and reaping `/bin/true` at the same concurrency from a plain loop; and the
 //!   database path alone (no-op executor) against raw single-statement round trips, with
@@ -23,6 +25,7 @@
 //! <bench>` (`footprint` starts the `sisyphus` binary built next to it, `sdk` the SDK's
 //! `testjob` example).
 
+mod data_triggers;
 mod drain;
 mod footprint;
 mod health;
@@ -130,6 +133,18 @@ enum Bench {
         #[arg(long, default_value_t = 300)]
         runs: usize,
     },
+    /// Tick cost with idle data-triggered jobs among the defined ones.
+    DataTriggers {
+        /// Idle `on_inputs` job counts to compare (the first is the reference).
+        #[arg(long, value_delimiter = ',', default_value = "1000,100000")]
+        idle: Vec<i64>,
+        /// Data-triggered jobs whose inputs are written before each tick.
+        #[arg(long, default_value_t = 10)]
+        active: i64,
+        /// Measured ticks per size.
+        #[arg(long, default_value_t = 60)]
+        ticks: usize,
+    },
     /// Every bench with its defaults.
     All,
 }
@@ -164,6 +179,11 @@ async fn main() -> anyhow::Result<()> {
             notifications,
         } => notify::notify(&cluster, runs, notifications).await,
         Bench::Isolation { lines, runs } => isolation::isolation(lines, runs).await,
+        Bench::DataTriggers {
+            idle,
+            active,
+            ticks,
+        } => data_triggers::data_triggers(&cluster, &idle, active, ticks).await,
         Bench::All => all(&cluster).await,
     }
 }
@@ -171,6 +191,8 @@ async fn main() -> anyhow::Result<()> {
 /// Every table, with the defaults, separated by blank lines.
 async fn all(cluster: &pgembed::Cluster) -> anyhow::Result<()> {
     scheduler(cluster, &[10_000, 1_000_000], 1000, 60).await?;
+    println!();
+    data_triggers::data_triggers(cluster, &[1_000, 100_000], 10, 60).await?;
     println!();
     drain::throughput(cluster, 3000, 8).await?;
     println!();

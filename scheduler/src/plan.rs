@@ -255,7 +255,9 @@ mod tests {
     use sqlx::types::{Json, JsonValue};
 
     fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 23, h, m, s).unwrap()
+        Utc.with_ymd_and_hms(2026, 11, 23, h, m, s)
+            .single()
+            .expect("in range")
     }
 
     fn interval(d: Duration) -> PgInterval {
@@ -368,12 +370,15 @@ mod tests {
     fn catchup_latest_runs_only_the_newest_passed_slot_and_records_the_others_missed() {
         let p = run(&job("latest"), at(12, 10, 30));
         assert_eq!(slots(&p), passed());
-        let (last, older) = p.runs.split_last().unwrap();
+        let (last, older) = p.runs.split_last().expect("runs");
         assert_eq!(last.status, RunStatus::Pending);
         assert_eq!(last.slot, at(12, 10, 0));
         for r in older {
             assert_eq!(r.status, RunStatus::Missed, "{r:?}");
-            assert!(r.error.as_deref().unwrap().contains("`latest`"), "{r:?}");
+            assert!(
+                r.error.as_deref().expect("a reason").contains("`latest`"),
+                "{r:?}"
+            );
         }
         assert_eq!((p.next_slot, p.fired), (Some(at(12, 11, 0)), 1));
     }
@@ -383,11 +388,15 @@ mod tests {
         let p = run(&job("none"), at(12, 10, 30));
         assert_eq!(slots(&p), passed());
         assert!(statuses(&p).iter().all(|s| *s == RunStatus::Missed));
-        assert!(p.runs[0].error.as_deref().unwrap().contains("`none`"));
+        assert!(p.runs[0]
+            .error
+            .as_deref()
+            .expect("a reason")
+            .contains("`none`"));
         assert_eq!((p.next_slot, p.fired), (Some(at(12, 11, 0)), 0));
         // 12:10 is 3 s late at 12:10:03, inside `late_after` (5 s): a takeover's hiccup.
         let p = run(&job("none"), at(12, 10, 3));
-        let (last, older) = p.runs.split_last().unwrap();
+        let (last, older) = p.runs.split_last().expect("runs");
         assert_eq!(
             (last.slot, last.status),
             (at(12, 10, 0), RunStatus::Pending)
@@ -407,7 +416,7 @@ mod tests {
             for r in &p.runs[..6] {
                 assert_eq!(r.status, RunStatus::Missed, "{catchup} {r:?}");
                 assert!(
-                    r.error.as_deref().unwrap().contains("TTL"),
+                    r.error.as_deref().expect("a reason").contains("TTL"),
                     "{catchup} {r:?}"
                 );
                 assert_eq!(r.expires_at, r.slot + chrono::Duration::minutes(5));
@@ -444,12 +453,13 @@ mod tests {
         let offset = offsets[0];
         assert!(offset >= chrono::Duration::zero());
         assert!(
-            offset < chrono::Duration::from_std(jitter).unwrap(),
+            offset < chrono::Duration::from_std(jitter).expect("in range"),
             "{offset}"
         );
         assert_eq!(
             offset,
-            chrono::Duration::from_std(jitter_offset("p", "every-minute", Some(jitter))).unwrap()
+            chrono::Duration::from_std(jitter_offset("p", "every-minute", Some(jitter)))
+                .expect("in range")
         );
         // The deadline counts from the jittered time.
         for r in &p.runs {
@@ -467,7 +477,7 @@ mod tests {
         let mut j = job("none");
         j.jitter = interval(Duration::from_secs(30));
         let offset = jitter_offset("p", "every-minute", Some(Duration::from_secs(30)));
-        let offset = chrono::Duration::from_std(offset).unwrap();
+        let offset = chrono::Duration::from_std(offset).expect("in range");
         assert!(
             offset > chrono::Duration::seconds(6),
             "pick a name with a larger offset"
@@ -524,7 +534,7 @@ mod tests {
             max_slots_per_job: 4,
             ..PlanSettings::default()
         };
-        let p = plan(&job("all"), at(12, 10, 30), &[], &settings).unwrap();
+        let p = plan(&job("all"), at(12, 10, 30), &[], &settings).expect("in range");
         assert_eq!(slots(&p), passed()[..4]);
         assert_eq!(p.next_slot, Some(at(12, 4, 0)));
     }
@@ -543,14 +553,18 @@ mod tests {
             host("b", &["web"]),
             host("c", &["etl", "web"]),
         ];
-        let p = plan(&j, at(11, 59, 58), &hosts, &PlanSettings::default()).unwrap();
+        let p = plan(&j, at(11, 59, 58), &hosts, &PlanSettings::default()).expect("in range");
         let targets: Vec<_> = p.runs.iter().map(|r| r.target_host.as_deref()).collect();
         assert_eq!(targets, [Some("a"), Some("c")]);
         assert_eq!(p.fired, 1);
-        let p = plan(&j, at(11, 59, 58), &hosts[1..2], &PlanSettings::default()).unwrap();
+        let p = plan(&j, at(11, 59, 58), &hosts[1..2], &PlanSettings::default()).expect("in range");
         assert_eq!(statuses(&p), [RunStatus::Missed]);
         assert_eq!(p.runs[0].target_host, None);
-        assert!(p.runs[0].error.as_deref().unwrap().contains("no live host"));
+        assert!(p.runs[0]
+            .error
+            .as_deref()
+            .expect("a reason")
+            .contains("no live host"));
         assert_eq!(p.fired, 0);
     }
 
@@ -563,15 +577,18 @@ mod tests {
             days: 0,
             microseconds: i64::MAX,
         };
-        let e = plan(&j, at(12, 10, 30), &[], &PlanSettings::default()).unwrap_err();
+        let e = plan(&j, at(12, 10, 30), &[], &PlanSettings::default()).expect_err("refused");
         assert!(matches!(e, PlanError::Corrupt(_)), "{e}");
         assert!(e.to_string().contains("`ttl`"), "{e}");
         // A valid TTL from a slot near the end of chrono's time: the deadline overflows.
         let mut j = job("all");
         j.ttl = interval(Duration::from_secs(99 * 365 * 86_400));
-        let end = Utc.with_ymd_and_hms(262_100, 1, 1, 0, 0, 0).unwrap();
+        let end = Utc
+            .with_ymd_and_hms(262_100, 1, 1, 0, 0, 0)
+            .single()
+            .expect("in range");
         j.next_slot = Some(end);
-        let e = plan(&j, end, &[], &PlanSettings::default()).unwrap_err();
+        let e = plan(&j, end, &[], &PlanSettings::default()).expect_err("refused");
         assert!(matches!(e, PlanError::OutOfRange { .. }), "{e}");
     }
 

@@ -24,6 +24,7 @@ const JOB_BY_ID: &str = concat!(
 );
 const CLOCK: &str = include_str!("../../sql/scheduler/clock.sql");
 const NOTIFY_RUNS: &str = include_str!("../../sql/scheduler/notify_runs.sql");
+const NO_JIT: &str = include_str!("../../sql/scheduler/no_jit.sql");
 const INSERT_RUNS: &str = include_str!("../../sql/scheduler/insert_runs.sql");
 const ADVANCE_JOBS: &str = include_str!("../../sql/scheduler/advance_jobs.sql");
 const EXPIRE_PENDING: &str = include_str!("../../sql/scheduler/expire_pending.sql");
@@ -134,6 +135,7 @@ pub async fn tick(
     created_by: &str,
 ) -> sqlx::Result<TickReport> {
     let mut tx = conn.begin().await?;
+    sqlx::query(NO_JIT).execute(&mut *tx).await?;
     let now: DateTime<Utc> = match now {
         Some(t) => t,
         None => sqlx::query_scalar(CLOCK).fetch_one(&mut *tx).await?,

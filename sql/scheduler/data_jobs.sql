@@ -39,7 +39,8 @@ WITH state AS (
 )
 SELECT j.id, j.inputs, j.timezone, j.inputs_seen_at, j.scheduler_error IS NOT NULL AS marked
   FROM sisyphus.jobs j
-  JOIN candidates c ON c.id = j.id
- WHERE j.on_inputs AND NOT j.paused
+ -- By primary key, candidate by candidate, whatever the planner guesses of the queue's size.
+ WHERE j.id = ANY (ARRAY(SELECT id FROM candidates))
+   AND j.on_inputs AND NOT j.paused
    AND (j.scheduler_error_at IS NULL OR j.scheduler_error_at <= $1)
  ORDER BY j.id
