@@ -336,6 +336,32 @@ async fn due_jobs(
     Ok(rows)
 }
 
+/// Runs an expiry statement (`sql` with $1 now, $2 `arg`) in a savepoint, with the deferred
+/// triggers of what it ended; the savepoint is released on success and rolled back on a data
+/// error (the inner result), a connection error ends the tick (the outer one).
+async fn expire_in_savepoint(
+    tx: &mut PgConnection,
+    sql: &str,
+    now: DateTime<Utc>,
+    arg: i64,
+) -> sqlx::Result<Result<u64, sqlx::Error>> {
+    let mut sp = Connection::begin(&mut *tx).await?;
+    let done = async {
+        let n = sqlx::query(sql)
+            .bind(now)
+            .bind(arg)
+            .execute(&mut *sp)
+            .await?
+            .rows_affected();
+        if n > 0 {
+            fire_deferred(&mut sp).await?;
+        }
+        Ok(n)
+    }
+    .await;
+    settle(sp, done).await
+}
+
 /// An expiry step: `bulk` ($1 now, $2 batch) inside a savepoint; when it fails, the runs it
 /// would take (`ids`: id and job) are expired one by one with `one` ($1 now, $2 run), each in
 /// its own savepoint. Returns how many runs were expired.
@@ -348,21 +374,8 @@ async fn expire(
     what: &str,
     failures: &mut Vec<Failure>,
 ) -> sqlx::Result<u64> {
-    let mut sp = Connection::begin(&mut *tx).await?;
-    let done = async {
-        let n = sqlx::query(bulk)
-            .bind(now)
-            .bind(EXPIRES_PER_TICK)
-            .execute(&mut *sp)
-            .await?
-            .rows_affected();
-        if n > 0 {
-            fire_deferred(&mut sp).await?;
-        }
-        Ok(n)
-    }
-    .await;
-    let e = match settle(sp, done).await? {
+    let bulk_result = expire_in_savepoint(tx, bulk, now, EXPIRES_PER_TICK).await?;
+    let e = match bulk_result {
         Ok(n) => return Ok(n),
         Err(e) => e,
     };
@@ -374,21 +387,7 @@ async fn expire(
         .await?;
     let mut expired = 0;
     for (run, job) in runs {
-        let mut sp = Connection::begin(&mut *tx).await?;
-        let done = async {
-            let n = sqlx::query(one)
-                .bind(now)
-                .bind(run)
-                .execute(&mut *sp)
-                .await?
-                .rows_affected();
-            if n > 0 {
-                fire_deferred(&mut sp).await?;
-            }
-            Ok(n)
-        }
-        .await;
-        match settle(sp, done).await? {
+        match expire_in_savepoint(tx, one, now, run).await? {
             Ok(n) => expired += n,
             Err(e) => failures.push(Failure {
                 job,
