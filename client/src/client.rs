@@ -112,12 +112,45 @@ pub enum ControlAction {
 }
 
 impl ControlAction {
+    /// Every action, in the order of the check on `runs.requested`.
+    pub const ALL: [ControlAction; 3] = [
+        ControlAction::Terminate,
+        ControlAction::Suspend,
+        ControlAction::Resume,
+    ];
+
+    /// As stored in `runs.requested`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ControlAction::Terminate => "terminate",
+            ControlAction::Suspend => "suspend",
+            ControlAction::Resume => "resume",
+        }
+    }
+
     fn function(self) -> &'static str {
         match self {
             ControlAction::Terminate => "SELECT sisyphus.terminate($1)",
             ControlAction::Suspend => "SELECT sisyphus.suspend($1)",
             ControlAction::Resume => "SELECT sisyphus.resume($1)",
         }
+    }
+}
+
+impl std::str::FromStr for ControlAction {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        ControlAction::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not a control action (terminate, suspend, resume)"))
+    }
+}
+
+impl TryFrom<String> for ControlAction {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, Self::Error> {
+        s.parse()
     }
 }
 

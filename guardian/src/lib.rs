@@ -537,13 +537,10 @@ impl Guardian {
             Err(_) => return,
         };
         for (run, request) in requests {
-            let control = match request.as_str() {
-                "terminate" => Control::Terminate,
-                "suspend" => Control::Suspend,
-                "resume" => Control::Resume,
-                _ => continue,
-            };
-            send(active, run, control).await;
+            match request.parse::<sisyphus_client::ControlAction>() {
+                Ok(action) => send(active, run, Control::from(action)).await,
+                Err(e) => tracing::warn!(run = %run, "ignoring a control request: {e}"),
+            }
         }
     }
 

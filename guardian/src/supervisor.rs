@@ -86,6 +86,17 @@ pub enum Control {
     Fence,
 }
 
+impl From<sisyphus_client::ControlAction> for Control {
+    fn from(action: sisyphus_client::ControlAction) -> Control {
+        use sisyphus_client::ControlAction;
+        match action {
+            ControlAction::Terminate => Control::Terminate,
+            ControlAction::Suspend => Control::Suspend,
+            ControlAction::Resume => Control::Resume,
+        }
+    }
+}
+
 /// Everything supervisors share.
 pub struct Context {
     pub pool: PgPool,

@@ -211,3 +211,23 @@ async fn every_statement_in_sql_prepares_against_the_migrated_schema() {
     );
     println!("{} statements prepared", files.len());
 }
+
+/// The control actions `runs.requested` may hold are exactly `ControlAction`'s.
+#[tokio::test]
+async fn control_actions_match_the_requested_check() {
+    let db = TestDb::new().await;
+    let check: String = sqlx::query_scalar(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint
+          WHERE conrelid = 'sisyphus.runs'::regclass AND pg_get_constraintdef(oid) LIKE '%requested%'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("the check on runs.requested");
+    let labels: Vec<&str> = check.split('\'').skip(1).step_by(2).collect();
+    let ours: Vec<&str> = sisyphus_client::ControlAction::ALL
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
+    assert_eq!(labels, ours, "{check}");
+    assert!("kill".parse::<sisyphus_client::ControlAction>().is_err());
+}
