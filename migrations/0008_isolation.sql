@@ -298,3 +298,8 @@ BEGIN
         overdue := overdue + 1;
     END LOOP;
 END $$;
+
+-- Who may call what (issue 13): marking a job is the scheduler's and finish_run's business, not
+-- a person's. Until the roles of the access-control issue exist, only the schema's owner (which
+-- every daemon logs in as today) may call it.
+REVOKE EXECUTE ON FUNCTION sisyphus.mark_scheduler_error(bigint, text) FROM PUBLIC;

@@ -73,3 +73,11 @@ CREATE TRIGGER jobs_data_trigger_changed AFTER UPDATE ON sisyphus.jobs
                OR NEW.timezone IS DISTINCT FROM OLD.timezone
                OR (OLD.scheduler_error IS NOT NULL AND NEW.scheduler_error IS NULL)))
     EXECUTE FUNCTION sisyphus.queue_data_trigger();
+
+-- The watermark and the queue are the scheduler's own state: no login but the schema's owner
+-- reads or writes them directly (row-level security with no policy; the owner is exempt). The
+-- trigger that queues a job runs as the owner, so whoever may change a job may queue it.
+ALTER TABLE sisyphus.data_trigger_state ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sisyphus.data_trigger_queue ENABLE ROW LEVEL SECURITY;
+ALTER FUNCTION sisyphus.queue_data_trigger() SECURITY DEFINER SET search_path = pg_catalog, sisyphus;
+REVOKE EXECUTE ON FUNCTION sisyphus.queue_data_trigger() FROM PUBLIC;

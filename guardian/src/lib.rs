@@ -357,7 +357,7 @@ impl Guardian {
             executor: self.config.executor,
             metrics: self.metrics.clone(),
             cgroups: self.cgroups.clone(),
-            pass_env: self.config.pass_env.clone(),
+            base_env: process::base_environment(&self.config.pass_env),
             log_access: sisyphus_logfile::Access {
                 group: self.config.log_group,
             },

@@ -73,35 +73,38 @@ pub fn spawn(launch: &Launch) -> Result<Child, StartError> {
     })
 }
 
-/// The environment a job starts with: the few variables every program expects (PATH, LANG, TZ,
-/// and HOME, USER, LOGNAME of the user it runs as), the variables the guardian was told to pass
-/// (`--pass-env`), then the job's own `env`, then the run's variables (added by the caller).
-/// Nothing else of the guardian's environment: a `PGPASSWORD` stays with the guardian.
-pub fn job_environment(
-    pass: &[String],
-    user: Option<&User>,
-    job: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
+/// What jobs get of the guardian's own environment, read once at start: the few variables every
+/// program expects (PATH, LANG, TZ, HOME, USER, LOGNAME) and those the guardian was told to pass
+/// (`--pass-env`). Nothing else: a `PGPASSWORD` stays with the guardian.
+pub fn base_environment(pass: &[String]) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     let own = |k: &str| std::env::var(k).ok();
     env.insert(
         "PATH".to_string(),
         own("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".to_string()),
     );
-    for key in ["LANG", "TZ", "HOME", "USER", "LOGNAME"] {
+    let keys = ["LANG", "TZ", "HOME", "USER", "LOGNAME"].into_iter();
+    for key in keys.chain(pass.iter().map(String::as_str)) {
         if let Some(v) = own(key) {
             env.insert(key.to_string(), v);
         }
     }
+    env
+}
+
+/// The environment a job starts with: the guardian's [`base_environment`], HOME, USER and
+/// LOGNAME of the user it runs as, then the job's own `env` (the run's variables are added by
+/// the caller).
+pub fn job_environment(
+    base: &BTreeMap<String, String>,
+    user: Option<&User>,
+    job: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut env = base.clone();
     if let Some(user) = user {
         env.insert("HOME".into(), user.dir.to_string_lossy().into_owned());
         env.insert("USER".into(), user.name.clone());
         env.insert("LOGNAME".into(), user.name.clone());
-    }
-    for key in pass {
-        if let Some(v) = own(key) {
-            env.insert(key.clone(), v);
-        }
     }
     env.extend(job.iter().map(|(k, v)| (k.clone(), v.clone())));
     env

@@ -110,8 +110,8 @@ pub struct Context {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Where runs get their own cgroup; None: process groups alone.
     pub cgroups: Option<Cgroups>,
-    /// Variables of the guardian's environment passed on to jobs (`--pass-env`).
-    pub pass_env: Vec<String>,
+    /// What jobs get of the guardian's environment (`process::base_environment`).
+    pub base_env: std::collections::BTreeMap<String, String>,
     /// Who may read the local log files.
     pub log_access: Access,
     /// Where the tasks a run needs (its output readers) are spawned: the guardian waits for all

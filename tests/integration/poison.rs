@@ -48,6 +48,16 @@ async fn runs_of(db: &TestDb, name: &str) -> Vec<(i32, String)> {
     .expect("runs")
 }
 
+/// Where cgroup v2 is mounted here ("" when it is not).
+fn cgroup2_mount() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.contains(" - cgroup2 "))
+        .and_then(|l| l.split_whitespace().nth(4).map(String::from))
+        .unwrap_or_default()
+}
+
 async fn isolation(db: &TestDb, host: &str) -> String {
     wait_for(
         "the guardian to register",
@@ -519,12 +529,7 @@ async fn suspend_freezes_escapees_too() {
         "the escapee is in the run's cgroup: {path}"
     );
     let events = |path: &str| {
-        let root = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .find(|l| l.contains(" - cgroup2 "))
-            .and_then(|l| l.split_whitespace().nth(4).map(String::from))
-            .unwrap_or_default();
+        let root = cgroup2_mount();
         std::fs::read_to_string(format!("{root}{path}/cgroup.events")).unwrap_or_default()
     };
     wait_for("the cgroup to freeze", Duration::from_secs(10), || {
@@ -647,12 +652,7 @@ async fn run_limits_apply_where_the_controllers_are_delegated() {
     let db = TestDb::new().await;
     let _g = Daemon::guardian(&db.url, "g1", &[]);
     let cgroups = isolation(&db, "g1").await == "cgroup";
-    let mount = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.contains(" - cgroup2 "))
-        .and_then(|l| l.split_whitespace().nth(4).map(String::from))
-        .unwrap_or_default();
+    let mount = cgroup2_mount();
     let own = std::fs::read_to_string("/proc/self/cgroup")
         .unwrap_or_default()
         .lines()
