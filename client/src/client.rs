@@ -8,13 +8,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
+use sisyphus_db::{PgConnection, PgPool};
 
 use crate::db::resources::ResourceRow;
-use crate::db::{self, jobs, runs, runs::RunFilter};
-use crate::error::{Error, Result};
+use crate::db::{self, hosts, jobs, notifications, runs, runs::RunFilter};
+use crate::{Error, Result};
 use crate::lock::{wait_for, LockRequest, ResourceLock, Waited};
 use crate::model::{JobId, JobRef, Run, RunId};
+use crate::views::{Host, JobHealth, JobStatus};
+use sisyphus_model::ControlAction;
 use crate::notifications::{OutboxEntry, OutboxState, ProjectDefaults};
 use crate::resources::Template;
 use crate::schedule::Schedule;
@@ -41,117 +43,6 @@ pub enum Change {
 pub struct Applied {
     pub job: String,
     pub change: Change,
-}
-
-/// Whether a job is healthy; `reason` says why not.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct JobHealth {
-    pub job: JobRef,
-    pub reason: Option<String>,
-}
-
-/// A job's state, from the `sisyphus.job_status` view.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
-pub struct JobStatus {
-    pub id: JobId,
-    pub project: String,
-    pub name: String,
-    pub schedule: String,
-    pub timezone: String,
-    pub paused: bool,
-    pub next_due: Option<DateTime<Utc>>,
-    pub active_runs: i64,
-    pub last_run_id: Option<RunId>,
-    pub last_status: Option<String>,
-    pub last_finished_at: Option<DateTime<Utc>>,
-    pub last_summary: Option<String>,
-    pub health: String,
-    /// Never run, last run not good, or last good run too old: see `sisyphus.health_reason`.
-    pub healthy: bool,
-    pub health_reason: Option<String>,
-    /// Why the scheduler left this job alone, and since when (`migrations/0008_isolation.sql`).
-    pub scheduler_error: Option<String>,
-    pub scheduler_error_at: Option<DateTime<Utc>>,
-}
-
-const STATUS: &str = include_str!("../../sql/jobs/status.sql");
-const HEALTH: &str = include_str!("../../sql/jobs/health.sql");
-const DURATIONS: &str = include_str!("../../sql/jobs/durations.sql");
-const HOSTS: &str = include_str!("../../sql/hosts/list.sql");
-const SET_PROJECT: &str = include_str!("../../sql/notifications/set_project.sql");
-const NOTIFICATIONS: &str = include_str!("../../sql/notifications/list.sql");
-const RETRY_NOTIFICATIONS: &str = include_str!("../../sql/notifications/retry.sql");
-
-/// A registered guardian.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
-pub struct Host {
-    pub name: String,
-    pub pools: Vec<String>,
-    pub capacity: i32,
-    pub draining: bool,
-    pub pid: Option<i32>,
-    pub version: Option<String>,
-    pub started_at: DateTime<Utc>,
-    pub last_heartbeat: DateTime<Utc>,
-    /// Seconds since the last heartbeat.
-    pub heartbeat_age: f64,
-    /// Heartbeat younger than 30 s.
-    pub live: bool,
-    /// Runs running or suspended there.
-    pub running: i64,
-    /// How the host holds its runs' processes: `cgroup` or `process-group`.
-    pub isolation: String,
-}
-
-/// A remote control action on a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ControlAction {
-    Terminate,
-    Suspend,
-    Resume,
-}
-
-impl ControlAction {
-    /// Every action, in the order of the check on `runs.requested`.
-    pub const ALL: [ControlAction; 3] = [
-        ControlAction::Terminate,
-        ControlAction::Suspend,
-        ControlAction::Resume,
-    ];
-
-    /// As stored in `runs.requested`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ControlAction::Terminate => "terminate",
-            ControlAction::Suspend => "suspend",
-            ControlAction::Resume => "resume",
-        }
-    }
-
-    fn function(self) -> &'static str {
-        match self {
-            ControlAction::Terminate => "SELECT sisyphus.terminate($1)",
-            ControlAction::Suspend => "SELECT sisyphus.suspend($1)",
-            ControlAction::Resume => "SELECT sisyphus.resume($1)",
-        }
-    }
-}
-
-impl std::str::FromStr for ControlAction {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        ControlAction::ALL
-            .into_iter()
-            .find(|a| a.as_str() == s)
-            .ok_or_else(|| format!("`{s}` is not a control action (terminate, suspend, resume)"))
-    }
-}
-
-impl TryFrom<String> for ControlAction {
-    type Error = String;
-    fn try_from(s: String) -> std::result::Result<Self, Self::Error> {
-        s.parse()
-    }
 }
 
 impl Client {
@@ -203,15 +94,9 @@ impl Client {
     ) -> Result<Vec<Applied>> {
         let mut tx = self.pool.begin().await?;
         for d in defaults {
-            sqlx::query(SET_PROJECT)
-                .bind(&d.project)
-                .bind(sqlx::types::Json(&d.notify))
-                .execute(&mut *tx)
-                .await?;
+            notifications::set_project(&mut tx, d).await?;
         }
-        let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
-            .fetch_one(&mut *tx)
-            .await?;
+        let now = jobs::now(&mut *tx).await?;
         let projects: Vec<String> = specs
             .iter()
             .map(|s| s.job.project.clone())
@@ -234,7 +119,7 @@ impl Client {
         if prune {
             let listed: BTreeSet<&JobRef> = specs.iter().map(|s| &s.job).collect();
             for job in existing.keys().filter(|j| !listed.contains(j)) {
-                remove(&mut tx, job).await?;
+                jobs::remove(&mut *tx, job).await?;
                 report.push(Applied {
                     job: job.to_string(),
                     change: Change::Removed,
@@ -256,73 +141,40 @@ impl Client {
             Some(j) => Some(self.job_id(j).await?),
             None => None,
         };
-        Ok(sqlx::query_as(NOTIFICATIONS)
-            .bind(state.map(OutboxState::as_str))
-            .bind(job_id)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?)
+        notifications::list(&self.pool, state, job_id, limit).await
     }
 
     /// Sends failed notifications again; returns the ids taken back (failed ones only).
     pub async fn retry_notifications(&self, ids: &[i64]) -> Result<Vec<i64>> {
-        Ok(sqlx::query_scalar(RETRY_NOTIFICATIONS)
-            .bind(ids)
-            .fetch_all(&self.pool)
-            .await?)
+        notifications::retry(&self.pool, ids).await
     }
 
     /// Every job's state (or one project's).
     pub async fn jobs(&self, project: Option<&str>) -> Result<Vec<JobStatus>> {
-        Ok(sqlx::query_as(STATUS)
-            .bind(project)
-            .bind(None::<String>)
-            .fetch_all(&self.pool)
-            .await?)
+        jobs::status(&self.pool, project, None).await
     }
 
     /// One job's state.
     pub async fn job_status(&self, job: &JobRef) -> Result<JobStatus> {
-        let row: Option<JobStatus> = sqlx::query_as(STATUS)
-            .bind(&job.project)
-            .bind(&job.name)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.ok_or_else(|| Error::NoSuchJob(job.clone()))
+        jobs::status(&self.pool, Some(&job.project), Some(&job.name))
+            .await?
+            .pop()
+            .ok_or_else(|| Error::NoSuchJob(job.clone()))
     }
 
     /// Whether one job (or every job) is healthy, and why not: never run, last run failed, or
     /// last good run older than the job's `max_health_age` (`sisyphus.health_reason`).
     pub async fn health(&self, job: Option<&JobRef>) -> Result<Vec<JobHealth>> {
-        let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(HEALTH)
-            .bind(job.map(|j| &j.project))
-            .bind(job.map(|j| &j.name))
-            .fetch_all(&self.pool)
-            .await?;
-        if let (Some(j), true) = (job, rows.is_empty()) {
+        let found = jobs::health(&self.pool, job).await?;
+        if let (Some(j), true) = (job, found.is_empty()) {
             return Err(Error::NoSuchJob(j.clone()));
         }
-        Ok(rows
-            .into_iter()
-            .map(|(project, name, reason)| JobHealth {
-                job: JobRef::new(project, name),
-                reason,
-            })
-            .collect())
+        Ok(found)
     }
 
     /// A job's last `count` run durations (start to finish), newest first.
     pub async fn durations(&self, job: &JobRef, count: i64) -> Result<Vec<std::time::Duration>> {
-        let secs: Vec<f64> = sqlx::query_scalar(DURATIONS)
-            .bind(&job.project)
-            .bind(&job.name)
-            .bind(count)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(secs
-            .into_iter()
-            .map(|s| std::time::Duration::from_secs_f64(s.max(0.0)))
-            .collect())
+        jobs::durations(&self.pool, job, count).await
     }
 
     /// One job's stored definition.
@@ -365,31 +217,23 @@ impl Client {
 
     /// Runs a job now, outside its schedule. Returns the new runs (one per host for `all` jobs).
     pub async fn run_now(&self, job: &JobRef) -> Result<Vec<RunId>> {
-        let ids: Vec<RunId> = sqlx::query_scalar("SELECT sisyphus.run_now($1, $2)")
-            .bind(&job.project)
-            .bind(&job.name)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(ids)
+        jobs::run_now(&self.pool, job).await
     }
 
     /// Pauses a job. Returns false if it was paused already.
     pub async fn pause(&self, job: &JobRef) -> Result<bool> {
-        self.call_bool("SELECT sisyphus.pause_job($1, $2)", job)
-            .await
+        jobs::set_paused(&self.pool, job, true).await
     }
 
     /// Resumes a paused job. Returns false if it was not paused.
     pub async fn resume(&self, job: &JobRef) -> Result<bool> {
-        self.call_bool("SELECT sisyphus.resume_job($1, $2)", job)
-            .await
+        jobs::set_paused(&self.pool, job, false).await
     }
 
     /// Removes a job and its history. Refused while a run of it is active. Returns the number of
     /// runs removed with it.
     pub async fn remove(&self, job: &JobRef) -> Result<i32> {
-        let mut conn = self.pool.acquire().await?;
-        remove(&mut conn, job).await
+        jobs::remove(&self.pool, job).await
     }
 
     /// Runs, newest first. A filter naming a job that does not exist is an error
@@ -410,10 +254,8 @@ impl Client {
     /// Asks for a run to be terminated, suspended or resumed. Returns `cancelled` (a pending run,
     /// ended at once) or `requested` (its guardian carries it out within a second).
     pub async fn control(&self, run: RunId, action: ControlAction) -> Result<String> {
-        Ok(sqlx::query_scalar(action.function())
-            .bind(run)
-            .fetch_one(&self.pool)
-            .await?)
+        let mut conn = self.pool.acquire().await?;
+        runs::control(&mut conn, run, action).await
     }
 
     /// One run.
@@ -442,7 +284,7 @@ impl Client {
         limit: u32,
     ) -> Result<Vec<db::logs::LogRow>> {
         let mut conn = self.pool.acquire().await?;
-        Ok(db::logs::list(&mut conn, run, after_seq, tag, i64::from(limit)).await?)
+        db::logs::list(&mut conn, run, after_seq, tag, i64::from(limit)).await
     }
 
     /// Where a run's last `n` lines (with `tag`, if given) begin: the `seq` to read after, or
@@ -454,30 +296,17 @@ impl Client {
         n: u32,
     ) -> Result<Option<i32>> {
         let mut conn = self.pool.acquire().await?;
-        Ok(db::logs::tail_start(&mut conn, run, tag, n).await?)
+        db::logs::tail_start(&mut conn, run, tag, n).await
     }
 
     /// Registered guardians.
     pub async fn hosts(&self) -> Result<Vec<Host>> {
-        Ok(sqlx::query_as(HOSTS).fetch_all(&self.pool).await?)
+        hosts::list(&self.pool).await
     }
 
     /// Stops (or, with `drain = false`, restarts) new claims on a host.
     pub async fn drain(&self, host: &str, drain: bool) -> Result<()> {
-        sqlx::query("SELECT sisyphus.drain_host($1, $2)")
-            .bind(host)
-            .bind(drain)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn call_bool(&self, sql: &str, job: &JobRef) -> Result<bool> {
-        Ok(sqlx::query_scalar(sql)
-            .bind(&job.project)
-            .bind(&job.name)
-            .fetch_one(&self.pool)
-            .await?)
+        hosts::drain(&self.pool, host, drain).await
     }
 }
 
@@ -514,7 +343,7 @@ impl Client {
 
     /// Resources whose names start with `prefix`, with writer, age and current locks.
     pub async fn resources(&self, prefix: &str) -> Result<Vec<ResourceRow>> {
-        Ok(db::resources::list(&self.pool, prefix).await?)
+        db::resources::list(&self.pool, prefix).await
     }
 
     /// The lineage graph (all of it, or the edges one job wrote) as Graphviz DOT.
@@ -536,28 +365,10 @@ impl Client {
     }
 }
 
-impl RunFilter {
-    /// The runs of one job.
-    pub fn for_job(job: &JobRef) -> RunFilter {
-        RunFilter {
-            project: Some(job.project.clone()),
-            name: Some(job.name.clone()),
-            ..RunFilter::default()
-        }
-    }
-}
-
-async fn remove(conn: &mut sqlx::PgConnection, job: &JobRef) -> Result<i32> {
-    Ok(sqlx::query_scalar("SELECT sisyphus.remove_job($1, $2)")
-        .bind(&job.project)
-        .bind(&job.name)
-        .fetch_one(conn)
-        .await?)
-}
 
 /// Writes one checked definition against what is stored, and says what changed.
 async fn apply_one(
-    conn: &mut sqlx::PgConnection,
+    conn: &mut PgConnection,
     spec: &JobSpec,
     existing: Option<&jobs::JobRow>,
     now: DateTime<Utc>,
@@ -565,7 +376,7 @@ async fn apply_one(
     let Some(row) = existing else {
         jobs::upsert(conn, spec, jobs::first_slot(spec, now, 0)).await?;
         if spec.paused {
-            set_paused(conn, &spec.job, true).await?;
+            jobs::set_paused(&mut *conn, &spec.job, true).await?;
         }
         return Ok(Change::Created);
     };
@@ -576,17 +387,14 @@ async fn apply_one(
     let timing_changed = old.as_ref().is_none_or(|o| !same_timing(o, spec));
     let next_slot = if timing_changed {
         jobs::take_back_future_runs(conn, row.id).await?;
-        let fired = sqlx::query_scalar("SELECT fired FROM sisyphus.jobs WHERE id = $1")
-            .bind(row.id)
-            .fetch_one(&mut *conn)
-            .await?;
+        let fired = jobs::fired(&mut *conn, row.id).await?;
         jobs::first_slot(spec, now, fired)
     } else {
         row.next_slot
     };
     jobs::upsert(conn, spec, next_slot).await?;
     if spec.paused != row.paused {
-        set_paused(conn, &spec.job, spec.paused).await?;
+        jobs::set_paused(&mut *conn, &spec.job, spec.paused).await?;
     }
     Ok(Change::Updated)
 }
@@ -605,18 +413,4 @@ fn same_timing(a: &JobSpec, b: &JobSpec) -> bool {
         && a.jitter == b.jitter
         && a.iterations == b.iterations
         && a.target == b.target
-}
-
-async fn set_paused(conn: &mut sqlx::PgConnection, job: &JobRef, paused: bool) -> Result<()> {
-    let sql = if paused {
-        "SELECT sisyphus.pause_job($1, $2)"
-    } else {
-        "SELECT sisyphus.resume_job($1, $2)"
-    };
-    sqlx::query(sql)
-        .bind(&job.project)
-        .bind(&job.name)
-        .execute(conn)
-        .await?;
-    Ok(())
 }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 use crate::notifications::{check_rules, ProjectDefaults, RuleDefinition};
 use crate::spec::{check_project, InvalidJob, JobDefinition, JobSpec};
 

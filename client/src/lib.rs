@@ -1,16 +1,15 @@
-//! The Sisyphus client library: the typed model, validation of job definitions, schedules, the
-//! database seam, and the actions people take (apply, pause, run now, list runs…).
+//! The Sisyphus client library: the actions people take (apply, pause, run now, control, list
+//! runs…) as one API over the database layer (`sisyphus-db`) and the model (`sisyphus-model`),
+//! both re-exported here so a service needs only this crate.
 //!
 //! # Layout
 //!
-//! - [`model`]: ids, run statuses, targets, catch-up policies, runs — plain types every part shares.
-//! - [`schedule`]: cron expressions, intervals and one-shot times; next fire times in a time zone.
-//! - [`spec`]: job definitions as written ([`JobDefinition`]) and as checked ([`JobSpec`]).
-//! - [`jobsfile`]: jobs files (TOML) for `sisyctl apply`.
-//! - [`resources`]: resource name templates and the lineage graph; [`lock`]: reader/writer
-//!   locks on resources for any service ([`ResourceLock`]).
-//! - [`db`]: connecting, migrating, schema checks, and one module per table over `sql/*.sql`.
 //! - [`Client`]: the API `sisyctl` is a thin shell over, and that services use directly.
+//! - [`jobsfile`]: jobs files (TOML) for `sisyctl apply`.
+//! - [`lock`]: reader/writer locks on resources for any service ([`ResourceLock`]).
+//! - Re-exported from `sisyphus-model`: [`model`] (ids, statuses, runs), [`schedule`], [`spec`]
+//!   (definitions as written and as checked), [`resources`], [`notifications`], [`views`].
+//! - Re-exported: [`db`], the only crate that runs SQL.
 //!
 //! # Example
 //!
@@ -35,20 +34,23 @@
 //! ```
 
 pub mod client;
-pub mod db;
-pub mod error;
 pub mod jobsfile;
 pub mod lock;
-pub mod model;
-pub mod notifications;
-pub mod resources;
-pub mod schedule;
-pub mod spec;
 
-pub use client::{Applied, Change, Client, ControlAction, Host, JobHealth, JobStatus};
+/// The model, under the paths it had when it lived here.
+pub use sisyphus_model::{notifications, resources, schedule, spec, status, views};
+/// The model's run types (`sisyphus_client::model::RunStatus`).
+pub use sisyphus_model::run as model;
+/// The database layer the client is built on.
+pub use sisyphus_db as db;
+
+pub use client::{Applied, Change, Client};
 pub use db::runs::RunFilter;
-pub use error::{Error, Result};
+pub use db::{Error, Result};
 pub use lock::{LockRequest, ResourceLock};
-pub use model::{Catchup, JobId, JobRef, Run, RunId, RunStatus, RunTrigger, Target};
+pub use sisyphus_model::views::{Host, JobHealth, JobStatus};
+pub use sisyphus_model::{
+    Catchup, ControlAction, JobId, JobRef, Run, RunId, RunStatus, RunTrigger, Target,
+};
 pub use schedule::{CronError, CronExpr, Schedule};
 pub use spec::{InvalidJob, JobDefinition, JobSpec, ResourceSpec};

@@ -27,11 +27,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::PgPool;
+use sisyphus_db::PgPool;
 use tokio::task::JoinHandle;
 
 use crate::db::resources::{self, Attempt};
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 use crate::resources::Template;
 
 /// What a service wants to lock.
@@ -126,6 +126,9 @@ impl LockRequest {
     }
 }
 
+/// SQLSTATE `deadlock_detected`: two holders' attempts crossed; the next try sorts it out.
+const DEADLOCK: &str = "40P01";
+
 /// How a wait for locks ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Waited {
@@ -136,10 +139,10 @@ pub enum Waited {
 
 /// Tries `attempt` until it is granted, refused for good, or `wait` has passed, sleeping 20 ms
 /// at first and up to 500 ms between tries. Nothing is held between tries.
-pub async fn wait_for<F, Fut>(wait: Duration, mut attempt: F) -> sqlx::Result<Waited>
+pub async fn wait_for<F, Fut>(wait: Duration, mut attempt: F) -> Result<Waited>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = sqlx::Result<Attempt>>,
+    Fut: Future<Output = Result<Attempt>>,
 {
     let deadline = tokio::time::Instant::now() + wait;
     let mut pause = Duration::from_millis(20);
@@ -148,10 +151,10 @@ where
             Ok(a) => a,
             // Chosen as a deadlock victim by the database (a lock change crossing a batch of
             // ended runs): nothing was taken; try again like a busy name.
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("40P01") => Attempt {
+            Err(e) if e.sqlstate().as_deref() == Some(DEADLOCK) => Attempt {
                 granted: false,
                 waitable: true,
-                reason: Some(e.message().to_string()),
+                reason: Some(e.to_string()),
             },
             Err(e) => return Err(e),
         };

@@ -7,26 +7,31 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sqlx::postgres::types::PgInterval;
 use sqlx::types::Json;
-use sqlx::{PgConnection, Postgres};
+use sqlx::{PgConnection, PgExecutor, Postgres};
 
 use super::interval;
 use crate::error::{Error, Result};
-use crate::model::{Catchup, JobId, JobRef, Target};
-use crate::notifications::Rule;
-use crate::resources::Template;
-use crate::schedule::{CronExpr, Schedule};
-use crate::spec::{
+use sisyphus_model::views::{JobHealth, JobStatus};
+use sisyphus_model::{Catchup, JobId, JobRef, RunId, Target};
+use sisyphus_model::notifications::Rule;
+use sisyphus_model::resources::Template;
+use sisyphus_model::schedule::{CronExpr, Schedule};
+use sisyphus_model::spec::{
     FieldProblem, InvalidJob, JobSpec, LogSettings, ResourceSpec, RunLimits, MAX_COUNT,
     MAX_DURATION,
 };
 
-const COLUMNS: &str = include_str!("../../../sql/jobs/columns.sql");
-const BY_PROJECT: &str = include_str!("../../../sql/jobs/by_project.sql");
-const UPSERT: &str = include_str!("../../../sql/jobs/upsert.sql");
+const UPSERT: &str = include_str!("../../sql/jobs/upsert.sql");
+const TAKE_BACK: &str = include_str!("../../sql/jobs/take_back_future_runs.sql");
+const BY_PROJECT_COLUMNS: &str = concat!(
+    include_str!("../../sql/jobs/columns.sql"),
+    include_str!("../../sql/jobs/by_project.sql")
+);
 
 /// A stored job: its definition columns and the scheduler's state.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct JobRow {
+    #[sqlx(try_from = "i64")]
     pub id: JobId,
     pub project: String,
     pub name: String,
@@ -237,16 +242,17 @@ pub async fn by_project(
     conn: &mut PgConnection,
     projects: &[String],
     name: Option<&str>,
-) -> sqlx::Result<Vec<JobRow>> {
-    sqlx::query_as::<Postgres, JobRow>(&format!("{COLUMNS}{BY_PROJECT}"))
+) -> crate::Result<Vec<JobRow>> {
+    sqlx::query_as::<Postgres, JobRow>(BY_PROJECT_COLUMNS)
         .bind(projects)
         .bind(name)
         .fetch_all(conn)
         .await
+        .map_err(crate::Error::from)
 }
 
 /// One job by name.
-pub async fn find(conn: &mut PgConnection, job: &JobRef) -> sqlx::Result<Option<JobRow>> {
+pub async fn find(conn: &mut PgConnection, job: &JobRef) -> crate::Result<Option<JobRow>> {
     Ok(
         by_project(conn, std::slice::from_ref(&job.project), Some(&job.name))
             .await?
@@ -310,7 +316,7 @@ pub async fn upsert(
             problems: c.problems,
         }]));
     }
-    sqlx::query_scalar(UPSERT)
+    sqlx::query_scalar::<_, i64>(UPSERT)
         .bind(&spec.job.project)
         .bind(&spec.job.name)
         .bind(&spec.command)
@@ -353,6 +359,7 @@ pub async fn upsert(
         .bind(cpu_weight)
         .fetch_one(conn)
         .await
+        .map(JobId)
         .map_err(|e| refused_value(&spec.job, e))
 }
 
@@ -501,11 +508,12 @@ fn names(list: &[Template]) -> Vec<String> {
 pub async fn take_back_future_runs(
     conn: &mut PgConnection,
     job: JobId,
-) -> sqlx::Result<Option<DateTime<Utc>>> {
-    sqlx::query_scalar("SELECT sisyphus.take_back_future_runs($1)")
-        .bind(job)
+) -> crate::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar(TAKE_BACK)
+        .bind(job.0)
         .fetch_one(conn)
         .await
+        .map_err(crate::Error::from)
 }
 
 /// The first slot a job (re)defined at `now` should materialise: the schedule's first slot at or
@@ -526,4 +534,102 @@ pub fn first_slot(spec: &JobSpec, now: DateTime<Utc>, fired: i32) -> Option<Date
         Some(end) if slot > end => None,
         _ => Some(slot),
     }
+}
+
+const STATUS: &str = include_str!("../../sql/jobs/status.sql");
+const HEALTH: &str = include_str!("../../sql/jobs/health.sql");
+const DURATIONS: &str = include_str!("../../sql/jobs/durations.sql");
+const RUN_NOW: &str = include_str!("../../sql/jobs/run_now.sql");
+const PAUSE: &str = include_str!("../../sql/jobs/pause.sql");
+const RESUME: &str = include_str!("../../sql/jobs/resume.sql");
+const REMOVE: &str = include_str!("../../sql/jobs/remove.sql");
+const FIRED: &str = include_str!("../../sql/jobs/fired.sql");
+const NOW: &str = include_str!("../../sql/schema/now.sql");
+
+/// Jobs' states from `sisyphus.job_status`: every job, one project's, or one job.
+pub async fn status<'e>(
+    db: impl PgExecutor<'e>,
+    project: Option<&str>,
+    name: Option<&str>,
+) -> crate::Result<Vec<JobStatus>> {
+    sqlx::query(STATUS)
+        .bind(project)
+        .bind(name)
+        .try_map(crate::decode::job_status)
+        .fetch_all(db)
+        .await
+        .map_err(crate::Error::from)
+}
+
+/// Whether one job (or every job) is healthy, and why not.
+pub async fn health<'e>(db: impl PgExecutor<'e>, job: Option<&JobRef>) -> crate::Result<Vec<JobHealth>> {
+    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(HEALTH)
+        .bind(job.map(|j| &j.project))
+        .bind(job.map(|j| &j.name))
+        .fetch_all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(project, name, reason)| JobHealth {
+            job: JobRef::new(project, name),
+            reason,
+        })
+        .collect())
+}
+
+/// A job's last `count` run durations (start to finish), newest first.
+pub async fn durations<'e>(db: impl PgExecutor<'e>, job: &JobRef, count: i64) -> crate::Result<Vec<Duration>> {
+    let secs: Vec<f64> = sqlx::query_scalar(DURATIONS)
+        .bind(&job.project)
+        .bind(&job.name)
+        .bind(count)
+        .fetch_all(db)
+        .await?;
+    Ok(secs
+        .into_iter()
+        .map(|s| Duration::from_secs_f64(s.max(0.0)))
+        .collect())
+}
+
+/// Runs a job now, outside its schedule: the new runs (one per live host for `all` jobs).
+pub async fn run_now<'e>(db: impl PgExecutor<'e>, job: &JobRef) -> crate::Result<Vec<RunId>> {
+    let ids: Vec<i64> = sqlx::query_scalar(RUN_NOW)
+        .bind(&job.project)
+        .bind(&job.name)
+        .fetch_all(db)
+        .await?;
+    Ok(ids.into_iter().map(RunId).collect())
+}
+
+/// Pauses (`paused`) or resumes a job. Returns false when it was in that state already.
+pub async fn set_paused<'e>(db: impl PgExecutor<'e>, job: &JobRef, paused: bool) -> crate::Result<bool> {
+    sqlx::query_scalar(if paused { PAUSE } else { RESUME })
+        .bind(&job.project)
+        .bind(&job.name)
+        .fetch_one(db)
+        .await
+        .map_err(crate::Error::from)
+}
+
+/// Removes a job and its history; refused while a run of it is active. Returns the number of
+/// runs removed with it.
+pub async fn remove<'e>(db: impl PgExecutor<'e>, job: &JobRef) -> crate::Result<i32> {
+    sqlx::query_scalar(REMOVE)
+        .bind(&job.project)
+        .bind(&job.name)
+        .fetch_one(db)
+        .await
+        .map_err(crate::Error::from)
+}
+
+/// How many slots a job has materialised so far.
+pub async fn fired<'e>(db: impl PgExecutor<'e>, job: JobId) -> crate::Result<i32> {
+    sqlx::query_scalar(FIRED).bind(job.0).fetch_one(db).await
+        .map_err(crate::Error::from)
+}
+
+/// The transaction's time.
+pub async fn now<'e>(db: impl PgExecutor<'e>) -> crate::Result<DateTime<Utc>> {
+    sqlx::query_scalar(NOW).fetch_one(db).await
+        .map_err(crate::Error::from)
 }

@@ -1,19 +1,36 @@
-//! The database seam: connecting, migrating, checking the schema version, and one module per
-//! table. The SQL itself lives in `.sql` files under `sql/` (queries) and `migrations/` (schema,
-//! views, functions); this module only binds parameters and maps rows.
+//! The database layer: the only crate that runs SQL (ARCHITECTURE.md, invariant
+//! *one-code-path*). Connecting, migrating, checking the schema version, and one module per
+//! table or per daemon with one typed function per statement.
+//!
+//! The SQL itself lives in `.sql` files under `sql/` (statements) and `migrations/` (schema,
+//! views, functions); this crate only binds parameters and decodes rows into the types of
+//! `sisyphus-model`, never into strings. Every statement of `sql/` is prepared against a freshly
+//! migrated database by `tests/integration/schema.rs` before it can ship.
 
+pub mod bench;
+mod decode;
+pub mod dispatcher;
+pub mod error;
+pub mod guardian;
+pub mod hosts;
 pub mod jobs;
 pub mod logs;
 pub mod resources;
+pub mod notifications;
 pub mod runs;
+pub mod scheduler;
 
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::Connection as _;
 
-use crate::error::{Error, Result};
+pub use error::{Error, Result};
+/// What the other crates hold and pass: a pool, one connection, a transaction.
+pub use sqlx::{PgConnection, PgPool};
+/// A transaction on a pooled connection.
+pub type Transaction = sqlx::Transaction<'static, sqlx::Postgres>;
 
 /// The schema migrations, embedded. Every part and every test migrates through this one value.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
@@ -81,7 +98,7 @@ async fn connect_within(
             address: address(),
             cause: format!(
                 "no answer within {}",
-                crate::schedule::format_duration(timeout)
+                sisyphus_model::schedule::format_duration(timeout)
             ),
         }),
         Ok(Err(sqlx::Error::Io(e))) => Err(Error::Unreachable {
@@ -110,10 +127,10 @@ pub async fn migrate(url: &str) -> Result<(i64, i64)> {
 pub async fn migrate_with_timeout(url: &str, timeout: Duration) -> Result<(i64, i64)> {
     let mut conn = connect_within(url, &options(url, "sisyctl migrate")?, timeout).await?;
     let before = schema_version(&mut conn).await?.unwrap_or(0);
-    sqlx::query("CREATE SCHEMA IF NOT EXISTS sisyphus")
+    sqlx::query(include_str!("../../sql/schema/create.sql"))
         .execute(&mut conn)
         .await?;
-    sqlx::query("SET search_path TO sisyphus")
+    sqlx::query(include_str!("../../sql/schema/search_path.sql"))
         .execute(&mut conn)
         .await?;
     MIGRATOR.run(&mut conn).await?;
@@ -136,14 +153,14 @@ pub async fn check_schema(pool: &PgPool) -> Result<()> {
 
 async fn schema_version(conn: &mut PgConnection) -> Result<Option<i64>> {
     let exists: bool =
-        sqlx::query_scalar("SELECT to_regclass('sisyphus._sqlx_migrations') IS NOT NULL")
+        sqlx::query_scalar(include_str!("../../sql/schema/migrated.sql"))
             .fetch_one(&mut *conn)
             .await?;
     if !exists {
         return Ok(None);
     }
     let version: Option<i64> =
-        sqlx::query_scalar("SELECT max(version) FROM sisyphus._sqlx_migrations WHERE success")
+        sqlx::query_scalar(include_str!("../../sql/schema/version.sql"))
             .fetch_one(&mut *conn)
             .await?;
     Ok(version)
@@ -168,7 +185,7 @@ pub mod interval {
 
     use sqlx::postgres::types::PgInterval;
 
-    use crate::spec::MAX_DURATION;
+    use sisyphus_model::spec::MAX_DURATION;
 
     const MICROS_PER_DAY: i64 = 86_400_000_000;
 

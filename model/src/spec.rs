@@ -13,7 +13,7 @@ use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::model::{Catchup, JobRef, Target};
+use crate::run::{Catchup, JobRef, Target};
 use crate::notifications::{check_rules, Rule, RuleDefinition};
 use crate::resources::Template;
 use crate::schedule::{format_duration, CronExpr, Schedule};

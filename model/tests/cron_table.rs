@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use sisyphus_client::{CronExpr, Schedule};
+use sisyphus_model::{CronExpr, Schedule};
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)

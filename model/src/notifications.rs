@@ -6,10 +6,10 @@
 //! `project_defaults.notify`); the database turns events into outbox rows by them
 //! (migrations/0007_notifications.sql).
 
-pub use crate::model::OutboxState;
+pub use crate::run::OutboxState;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-pub use sisyphus_notify::Event;
+pub use crate::event::Event;
 
 /// The most log lines a notification carries.
 pub const MAX_LINES: u32 = 1000;
@@ -116,15 +116,14 @@ pub struct ProjectDefaults {
 }
 
 /// One outbox row, as `sisyctl notifications` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OutboxEntry {
     pub id: i64,
     pub created_at: DateTime<Utc>,
     pub job: Option<String>,
     pub run_id: Option<i64>,
-    pub event: String,
+    pub event: Event,
     pub channel: String,
-    #[sqlx(try_from = "String")]
     pub state: OutboxState,
     pub attempts: i32,
     pub last_error: Option<String>,

@@ -1,9 +1,9 @@
-//! The typed model every part shares: ids, run statuses, targets, catch-up policies, runs.
+//! Ids, run statuses and triggers, targets, catch-up policies, runs.
 //!
 //! Enums here mirror PostgreSQL enums of the same name in `migrations/`; a test in `tests/`
 //! compares their labels so the two cannot drift apart. They cross the wire as text
-//! (`status::text` out, `$1::sisyphus.run_status` in), which keeps sqlx free of custom type
-//! lookups.
+//! (`status::text` out, `$1::sisyphus.run_status` in): `sisyphus-db` decodes them with
+//! [`FromStr`], so this crate needs no database library.
 
 use std::fmt;
 use std::str::FromStr;
@@ -14,14 +14,19 @@ use serde::{Deserialize, Serialize};
 macro_rules! typed_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type)]
-        #[sqlx(transparent)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
         pub struct $name(pub i64);
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 self.0.fmt(f)
+            }
+        }
+
+        impl From<i64> for $name {
+            fn from(id: i64) -> Self {
+                $name(id)
             }
         }
 
@@ -77,13 +82,14 @@ impl FromStr for JobRef {
     }
 }
 
+/// An enum whose values are the labels of a PostgreSQL enum (or of a checked text column):
+/// `as_str`, `Display`, `FromStr` with an error that lists the labels, and serde by label.
 macro_rules! text_enum {
     ($(#[$doc:meta])* $name:ident, $what:literal { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "lowercase")]
         pub enum $name {
-            $($(#[$vdoc])* $variant),+
+            $($(#[$vdoc])* #[serde(rename = $text)] $variant),+
         }
 
         impl $name {
@@ -96,8 +102,8 @@ macro_rules! text_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
@@ -124,6 +130,8 @@ macro_rules! text_enum {
         }
     };
 }
+
+pub(crate) use text_enum;
 
 text_enum!(
     /// Where a run is in its life (ARCHITECTURE.md, "Run lifecycle" in the bird's-eye view). Mirrors `sisyphus.run_status`.
@@ -246,12 +254,11 @@ impl FromStr for Target {
 
 /// One run, as `sisyctl runs --json` and the client return it. The field names are the column
 /// names, so scripts read the same words in SQL and in JSON.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     pub id: RunId,
     /// `PROJECT/NAME`.
     pub job: String,
-    #[sqlx(try_from = "String")]
     pub status: RunStatus,
     pub summary: Option<String>,
     pub attempt: i32,
@@ -261,7 +268,6 @@ pub struct Run {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub slot: DateTime<Utc>,
-    #[sqlx(try_from = "String")]
     pub trigger: RunTrigger,
     pub target_host: Option<String>,
     pub error: Option<String>,

@@ -219,7 +219,7 @@ impl std::fmt::Display for Template {
 }
 
 /// One input→output edge of the lineage history.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Edge {
     /// `''` for an output written without inputs.
     pub source: String,

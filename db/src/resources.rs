@@ -8,11 +8,16 @@ use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
 use super::interval;
-use crate::model::{JobId, RunId};
-use crate::resources::Edge;
+use sisyphus_model::{JobId, RunId};
+use sisyphus_model::resources::Edge;
 
-const LIST: &str = include_str!("../../../sql/resources/list.sql");
-const EDGES: &str = include_str!("../../../sql/resources/edges.sql");
+const LIST: &str = include_str!("../../sql/resources/list.sql");
+const EDGES: &str = include_str!("../../sql/resources/edges.sql");
+const REQUEST: &str = include_str!("../../sql/resources/request.sql");
+const TRY_LOCK: &str = include_str!("../../sql/resources/try_lock.sql");
+const LOCK_RUN: &str = include_str!("../../sql/resources/lock_run.sql");
+const REFRESH: &str = include_str!("../../sql/resources/refresh.sql");
+const RELEASE: &str = include_str!("../../sql/resources/release.sql");
 
 /// One lock attempt's answer.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -32,8 +37,8 @@ pub async fn request<'e>(
     outputs: &[String],
     lease: Duration,
     outputs_expire: Option<Duration>,
-) -> sqlx::Result<()> {
-    sqlx::query("SELECT sisyphus.request_lock($1, $2, $3, $4, $5, $6)")
+) -> crate::Result<()> {
+    sqlx::query(REQUEST)
         .bind(holder)
         .bind(owner)
         .bind(inputs)
@@ -46,11 +51,12 @@ pub async fn request<'e>(
 }
 
 /// One attempt to take every lock the holder wants, all or none.
-pub async fn try_lock<'e>(db: impl PgExecutor<'e>, holder: &str) -> sqlx::Result<Attempt> {
-    sqlx::query_as("SELECT * FROM sisyphus.try_lock($1)")
+pub async fn try_lock<'e>(db: impl PgExecutor<'e>, holder: &str) -> crate::Result<Attempt> {
+    sqlx::query_as(TRY_LOCK)
         .bind(holder)
         .fetch_one(db)
         .await
+        .map_err(crate::Error::from)
 }
 
 /// One attempt at a run's locks: its job's templates at its slot, plus `inputs` and `outputs`
@@ -60,21 +66,23 @@ pub async fn lock_run<'e>(
     run: RunId,
     inputs: &[String],
     outputs: &[String],
-) -> sqlx::Result<Attempt> {
-    sqlx::query_as("SELECT * FROM sisyphus.lock_run_resources($1, $2, $3)")
-        .bind(run)
+) -> crate::Result<Attempt> {
+    sqlx::query_as(LOCK_RUN)
+        .bind(run.0)
         .bind(inputs)
         .bind(outputs)
         .fetch_one(db)
         .await
+        .map_err(crate::Error::from)
 }
 
 /// Extends the holder's leases; false when one lapsed and was taken over (or it holds nothing).
-pub async fn refresh<'e>(db: impl PgExecutor<'e>, holder: &str) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT sisyphus.refresh_lock($1)")
+pub async fn refresh<'e>(db: impl PgExecutor<'e>, holder: &str) -> crate::Result<bool> {
+    sqlx::query_scalar(REFRESH)
         .bind(holder)
         .fetch_one(db)
         .await
+        .map_err(crate::Error::from)
 }
 
 /// Ends a holder; with `write`, writes its outputs. Returns how many outputs were written and,
@@ -83,12 +91,13 @@ pub async fn release<'e>(
     db: impl PgExecutor<'e>,
     holder: &str,
     write: bool,
-) -> sqlx::Result<(i32, Option<String>)> {
-    sqlx::query_as("SELECT written, reason FROM sisyphus.release_lock($1, $2)")
+) -> crate::Result<(i32, Option<String>)> {
+    sqlx::query_as(RELEASE)
         .bind(holder)
         .bind(write)
         .fetch_one(db)
         .await
+        .map_err(crate::Error::from)
 }
 
 /// A resource as `sisyphus.resource_status` shows it.
@@ -99,7 +108,7 @@ pub struct ResourceRow {
     pub written_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
     pub writer: Option<String>,
-    pub writer_run: Option<RunId>,
+    pub writer_run: Option<i64>,
     pub version: Option<i64>,
     /// Written and not expired: usable as an input.
     pub available: bool,
@@ -108,11 +117,17 @@ pub struct ResourceRow {
 }
 
 /// Resources whose names start with `prefix`.
-pub async fn list<'e>(db: impl PgExecutor<'e>, prefix: &str) -> sqlx::Result<Vec<ResourceRow>> {
+pub async fn list<'e>(db: impl PgExecutor<'e>, prefix: &str) -> crate::Result<Vec<ResourceRow>> {
     sqlx::query_as(LIST).bind(prefix).fetch_all(db).await
+        .map_err(crate::Error::from)
 }
 
 /// Lineage edges, all or those one job wrote.
-pub async fn edges<'e>(db: impl PgExecutor<'e>, job: Option<JobId>) -> sqlx::Result<Vec<Edge>> {
-    sqlx::query_as(EDGES).bind(job).fetch_all(db).await
+pub async fn edges<'e>(db: impl PgExecutor<'e>, job: Option<JobId>) -> crate::Result<Vec<Edge>> {
+    sqlx::query(EDGES)
+        .bind(job.map(|j| j.0))
+        .try_map(crate::decode::edge)
+        .fetch_all(db)
+        .await
+        .map_err(crate::Error::from)
 }

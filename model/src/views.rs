@@ -1,0 +1,137 @@
+//! What people read about jobs, hosts and logs: the rows of `sisyphus.job_status`, the hosts
+//! list and log lines, with their enums typed. `sisyphus-db` decodes them; `sisyctl`, the Rust
+//! client and the web dashboard show them.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::run::{JobId, JobRef, RunId, RunStatus};
+
+crate::run::text_enum!(
+    /// A job's state in one word (the `health` column of `sisyphus.job_status`).
+    Health, "job health" {
+        Paused = "paused",
+        /// The scheduler left the job alone (see `scheduler_error`).
+        SchedulerError = "scheduler-error",
+        NeverRun = "never-run",
+        /// The last finished run was good.
+        Ok = "ok",
+        /// The last run's slot passed before it could start.
+        Missed = "missed",
+        Failing = "failing",
+    }
+);
+
+crate::run::text_enum!(
+    /// How a guardian holds its runs' processes (`hosts.isolation`, migrations/0009).
+    Isolation, "isolation" {
+        /// A cgroup per run: killing it kills everything, `setsid` or not.
+        Cgroup = "cgroup",
+        /// A process group per run (no writable cgroup v2 on the host).
+        ProcessGroup = "process-group",
+    }
+);
+
+/// A job's state, from the `sisyphus.job_status` view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobStatus {
+    pub id: JobId,
+    pub project: String,
+    pub name: String,
+    pub schedule: String,
+    pub timezone: String,
+    pub paused: bool,
+    pub next_due: Option<DateTime<Utc>>,
+    pub active_runs: i64,
+    pub last_run_id: Option<RunId>,
+    pub last_status: Option<RunStatus>,
+    pub last_finished_at: Option<DateTime<Utc>>,
+    pub last_summary: Option<String>,
+    pub health: Health,
+    /// Never run, last run not good, or last good run too old: see `sisyphus.health_reason`.
+    pub healthy: bool,
+    pub health_reason: Option<String>,
+    /// Why the scheduler left this job alone, and since when (`migrations/0008_isolation.sql`).
+    pub scheduler_error: Option<String>,
+    pub scheduler_error_at: Option<DateTime<Utc>>,
+}
+
+/// Whether a job is healthy; `reason` says why not.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobHealth {
+    pub job: JobRef,
+    pub reason: Option<String>,
+}
+
+/// A registered guardian.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Host {
+    pub name: String,
+    pub pools: Vec<String>,
+    pub capacity: i32,
+    pub draining: bool,
+    pub pid: Option<i32>,
+    pub version: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub last_heartbeat: DateTime<Utc>,
+    /// Seconds since the last heartbeat.
+    pub heartbeat_age: f64,
+    /// Heartbeat younger than 30 s.
+    pub live: bool,
+    /// Runs running or suspended there.
+    pub running: i64,
+    pub isolation: Isolation,
+}
+
+/// Where a line came from. Mirrors `sisyphus.log_stream`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+    /// Structured records from a job written with the job SDK.
+    Sdk,
+    /// Lines Sisyphus itself writes about the run.
+    Sisyphus,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+            Stream::Sdk => "sdk",
+            Stream::Sisyphus => "sisyphus",
+        }
+    }
+}
+
+impl FromStr for Stream {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "stdout" => Ok(Stream::Stdout),
+            "stderr" => Ok(Stream::Stderr),
+            "sdk" => Ok(Stream::Sdk),
+            "sisyphus" => Ok(Stream::Sisyphus),
+            _ => Err(format!("`{s}` is not a log stream")),
+        }
+    }
+}
+
+/// One stored log line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRow {
+    pub run_id: RunId,
+    /// 1, 2, 3… within the run.
+    pub seq: i32,
+    pub at: DateTime<Utc>,
+    pub stream: Stream,
+    pub tags: Vec<String>,
+    /// The task path (job SDK), e.g. `[3/226] module sys`.
+    pub task: Option<String>,
+    pub text: String,
+}
+

@@ -1,0 +1,2 @@
+-- One attempt to take every lock holder $1 wants, all or none.
+SELECT granted, waitable, reason FROM sisyphus.try_lock($1)

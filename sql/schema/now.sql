@@ -1,0 +1,2 @@
+-- The transaction's time: the one clock a whole apply reads.
+SELECT now()

@@ -1,0 +1,2 @@
+-- Migrations create their objects in schema `sisyphus`.
+SET search_path TO sisyphus
