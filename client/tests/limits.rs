@@ -4,10 +4,8 @@
 
 use std::time::Duration;
 
-use sisyphus_client::db::interval;
 use sisyphus_client::spec::{MAX_COUNT, MAX_DURATION};
 use sisyphus_client::{jobsfile, Error, JobSpec};
-use sqlx::postgres::types::PgInterval;
 
 /// Every duration key, with what a job needs beside it to be valid otherwise.
 const DURATION_KEYS: &[(&str, &str)] = &[
@@ -225,41 +223,6 @@ fn non_finite_seconds_are_refused() {
         }
     }
     assert_names("jitter = -0.5", "jitter", "negative");
-}
-
-#[test]
-fn intervals_convert_without_wrapping() {
-    let i = interval::try_from_duration(MAX_DURATION).expect("100 years fits");
-    assert_eq!(i.microseconds, 3_155_760_000_000_000);
-    assert_eq!(interval::to_duration(&i), Ok(MAX_DURATION));
-    assert!(interval::try_from_duration(Duration::from_secs(18_446_744_073_712)).is_err());
-    assert!(interval::try_from_duration(Duration::MAX).is_err());
-    // Daemons' own settings saturate instead of turning negative.
-    assert_eq!(
-        interval::from_duration(Duration::MAX).microseconds,
-        i64::MAX
-    );
-    let read = |days: i32, microseconds: i64| {
-        interval::to_duration(&PgInterval {
-            months: 0,
-            days,
-            microseconds,
-        })
-    };
-    assert_eq!(read(1, 1), Ok(Duration::from_micros(86_400_000_001)));
-    // Written by hand in SQL: errors, never a panic or a wrapped value.
-    assert!(read(i32::MAX, i64::MAX).is_err());
-    assert!(read(i32::MIN, 0).is_err());
-    assert!(read(0, -1).expect_err("negative").contains("negative"));
-    assert!(read(36_526, 0)
-        .expect_err("too long")
-        .contains("longer than 100 years"));
-    assert!(interval::to_duration(&PgInterval {
-        months: 1,
-        days: 0,
-        microseconds: 0
-    })
-    .is_err());
 }
 
 /// `memory_max` takes bytes or a size with a binary unit, from a page to 1 PiB; `cpu_weight`

@@ -117,7 +117,7 @@ fn notification(options: &Options, o: &Outcome, lines: Vec<Line>) -> Notificatio
         at: o.finished,
         run: Some(RunInfo {
             id: None,
-            status: o.status.as_str().to_string(),
+            status: o.status.into(),
             attempt: None,
             trigger: None,
             host: nix::unistd::gethostname()

@@ -238,13 +238,7 @@ fn run_once<J: Job>(job: &mut J, options: &Options, base: &Path, n: u32) -> Stat
     if !report.written {
         write_result(&ctx, &report);
     }
-    let ending = match report.status {
-        Status::Successful => Ending::Successful,
-        Status::Uneventful => Ending::Uneventful,
-        Status::Failed => Ending::Failed,
-        Status::Interrupted => Ending::Interrupted,
-        Status::Timeout => Ending::Timeout,
-    };
+    let ending = Ending::from(sisyphus_model::RunStatus::from(report.status));
     let outcome = crate::notify::Outcome {
         status: report.status,
         text: report.text.as_deref(),

@@ -4,12 +4,12 @@
 //!
 //! A payload holds facts about a run only: never a channel's address or secret.
 
-use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use sisyphus_model::Event;
+use sisyphus_model::RunStatus;
 
 /// The tags that route a log line to notification channels (ll.sisyphus'): each names its
 /// kind of channel, `external` routes to all of them.
@@ -65,7 +65,7 @@ pub struct RunInfo {
     /// None for a standalone job SDK run (it has no run in the database).
     #[serde(default)]
     pub id: Option<i64>,
-    pub status: String,
+    pub status: RunStatus,
     #[serde(default)]
     pub attempt: Option<i32>,
     #[serde(default)]

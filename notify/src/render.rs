@@ -37,7 +37,7 @@ fn facts(n: &Notification) -> Vec<(&'static str, String)> {
                 .unwrap_or_default();
             rows.push(("Run", format!("{id}{attempt}")));
         }
-        rows.push(("Status", r.status.clone()));
+        rows.push(("Status", r.status.to_string()));
         if let Some(h) = &r.host {
             rows.push(("Host", h.clone()));
         }
@@ -259,7 +259,7 @@ fn sentry_event(
         if let Some(id) = r.id {
             all_tags.insert("sisyphus.run".to_string(), id.to_string());
         }
-        all_tags.insert("sisyphus.status".to_string(), r.status.clone());
+        all_tags.insert("sisyphus.status".to_string(), r.status.to_string());
     }
     let breadcrumbs: Vec<Breadcrumb> = task
         .into_iter()
@@ -306,7 +306,7 @@ mod tests {
             at,
             run: Some(RunInfo {
                 id: Some(9),
-                status: "failed".into(),
+                status: sisyphus_model::RunStatus::Failed,
                 attempt: Some(1),
                 trigger: None,
                 host: Some("h1".into()),

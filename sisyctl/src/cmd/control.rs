@@ -46,7 +46,7 @@ pub async fn hosts(client: &Client, json: bool) -> Result<(), Failure> {
                 }
                 .to_string(),
                 opt(h.pid),
-                h.isolation.clone(),
+                h.isolation.to_string(),
                 time(Some(h.started_at)),
             ]
         })

@@ -113,7 +113,7 @@ async fn ls(client: &Client, project: Option<&str>, json: bool) -> Result<(), Fa
                 if j.scheduler_error.is_some() {
                     format!("{}!", j.health)
                 } else {
-                    j.health.clone()
+                    j.health.to_string()
                 },
             ]
         })
@@ -230,7 +230,7 @@ fn status_fields(status: &sisyphus_client::JobStatus) -> [(&'static str, String)
                 time(status.last_finished_at)
             ),
         ),
-        ("health", status.health.clone()),
+        ("health", status.health.to_string()),
         ("sched error", scheduler_error(status)),
         (
             "healthy",

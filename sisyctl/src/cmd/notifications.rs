@@ -34,7 +34,7 @@ pub async fn list(
                 output::time(Some(n.created_at)),
                 output::opt(n.job.clone()),
                 output::opt(n.run_id),
-                n.event.clone(),
+                n.event.to_string(),
                 n.channel.clone(),
                 n.state.to_string(),
                 n.attempts.to_string(),
