@@ -1,1 +1,335 @@
-//! The guardian's statements (sql/guardian/).
+//! The guardian's statements (`sql/guardian/`): registering a host and giving its name back,
+//! claiming runs and waiting for the next one, control requests, the heartbeat that renews the
+//! leases, and recording pids, suspensions and outcomes; and the guardian's LISTEN connection.
+//!
+//! Runs are claimed through `sisyphus.claim_runs` and ended through `sisyphus.finish_run`
+//! (migrations/0003): the rules live in SQL, these functions only bind and decode.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::types::PgInterval;
+use sqlx::postgres::{PgListener, PgRow};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgExecutor, Row};
+
+use sisyphus_model::spec::LogSettings;
+use sisyphus_model::views::Isolation;
+use sisyphus_model::{ControlAction, RunId, RunStatus};
+
+use crate::{decode, interval, jobs};
+
+const REGISTER: &str = include_str!("../../sql/guardian/register.sql");
+const ORPHANS: &str = include_str!("../../sql/guardian/orphans.sql");
+const DEREGISTER: &str = include_str!("../../sql/guardian/deregister.sql");
+const CLAIM: &str = include_str!("../../sql/guardian/claim.sql");
+const NEXT_DUE: &str = include_str!("../../sql/guardian/next_due.sql");
+const REQUESTS: &str = include_str!("../../sql/guardian/requests.sql");
+const HEARTBEAT: &str = include_str!("../../sql/guardian/heartbeat.sql");
+const SET_SUSPENDED: &str = include_str!("../../sql/guardian/set_suspended.sql");
+const SET_PIDS: &str = include_str!("../../sql/guardian/set_pids.sql");
+const FINISH_MANY: &str = include_str!("../../sql/guardian/finish_many.sql");
+
+/// Notified when runs become claimable (new runs, a freed concurrency slot).
+const RUNS_CHANNEL: &str = "sisyphus_runs";
+/// Notified when a control request waits for a run (`sisyphus.terminate` and the others).
+const CONTROL_CHANNEL: &str = "sisyphus_control";
+
+/// What a guardian registers under its host name.
+#[derive(Debug, Clone)]
+pub struct Registration<'a> {
+    pub name: &'a str,
+    pub pools: &'a [String],
+    pub capacity: i32,
+    pub pid: i32,
+    pub version: &'a str,
+    /// This life of the guardian: a restart is a new instance.
+    pub instance: &'a str,
+    /// The liveness window: a holder of the name whose heartbeat is older may be replaced.
+    pub lease: Duration,
+    pub isolation: Isolation,
+}
+
+/// Registers a guardian under its host name, unless another live guardian holds the name.
+/// Returns the host's `draining` flag when registered, `None` when the name is taken.
+pub async fn register<'e>(
+    db: impl PgExecutor<'e>,
+    host: &Registration<'_>,
+) -> crate::Result<Option<bool>> {
+    sqlx::query_scalar(REGISTER)
+        .bind(host.name)
+        .bind(host.pools)
+        .bind(host.capacity)
+        .bind(host.pid)
+        .bind(host.version)
+        .bind(host.instance)
+        .bind(interval::from_duration(host.lease))
+        .bind(host.isolation.as_str())
+        .fetch_optional(db)
+        .await
+        .map_err(crate::Error::from)
+}
+
+/// Marks the runs `host` still shows as active `lost`: they belong to an earlier life of its
+/// guardian, and their processes died with it. Returns how many there were.
+pub async fn mark_orphans_lost<'e>(db: impl PgExecutor<'e>, host: &str) -> crate::Result<u64> {
+    let done = sqlx::query(ORPHANS).bind(host).execute(db).await?;
+    Ok(done.rows_affected())
+}
+
+/// Gives the host name back (a guardian stopping cleanly): a new guardian may take it at once.
+pub async fn deregister<'e>(
+    db: impl PgExecutor<'e>,
+    host: &str,
+    instance: &str,
+) -> crate::Result<()> {
+    sqlx::query(DEREGISTER)
+        .bind(host)
+        .bind(instance)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// A claimed run with what is needed to start it.
+///
+/// Stored values that do not read (intervals in months, an unknown compression, changed by hand
+/// in SQL) do not fail the claim: such a maxtime is none, such a lock wait is zero, and such log
+/// settings are the defaults (the files are kept).
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: RunId,
+    pub attempt: i32,
+    pub scheduled_for: DateTime<Utc>,
+    pub project: String,
+    pub name: String,
+    pub command: Vec<String>,
+    pub shell: bool,
+    pub env: BTreeMap<String, String>,
+    pub workdir: Option<String>,
+    pub maxtime: Option<Duration>,
+    pub run_as: Option<String>,
+    pub userdata: serde_json::Value,
+    /// Retention and compression of the run's local log file.
+    pub logs: LogSettings,
+    /// The job declares inputs or outputs: the run locks them before it starts.
+    pub takes_locks: bool,
+    /// How long the run may wait for its resource locks.
+    pub lock_wait: Duration,
+    /// Limits of the run's cgroup (bytes; 1 to 10000).
+    pub memory_max: Option<i64>,
+    pub cpu_weight: Option<i32>,
+}
+
+/// Claims up to `limit` due runs for `host` (serving `pools`), each with a lease of `lease`.
+pub async fn claim<'e>(
+    db: impl PgExecutor<'e>,
+    host: &str,
+    pools: &[String],
+    limit: i32,
+    lease: Duration,
+) -> crate::Result<Vec<Claimed>> {
+    sqlx::query(CLAIM)
+        .bind(host)
+        .bind(pools)
+        .bind(limit)
+        .bind(interval::from_duration(lease))
+        .try_map(claimed)
+        .fetch_all(db)
+        .await
+        .map_err(crate::Error::from)
+}
+
+/// A row of `sql/guardian/claim.sql`.
+fn claimed(row: PgRow) -> sqlx::Result<Claimed> {
+    let maxtime: Option<PgInterval> = row.try_get("maxtime")?;
+    let lock_wait: PgInterval = row.try_get("lock_wait")?;
+    let keep: Option<PgInterval> = row.try_get("keep_logs")?;
+    let compress: Option<PgInterval> = row.try_get("compress_logs")?;
+    let mode: String = row.try_get("compress_mode")?;
+    Ok(Claimed {
+        id: decode::run_id(&row, "id")?,
+        attempt: row.try_get("attempt")?,
+        scheduled_for: row.try_get("scheduled_for")?,
+        project: row.try_get("project")?,
+        name: row.try_get("name")?,
+        command: row.try_get("command")?,
+        shell: row.try_get("shell")?,
+        env: row.try_get::<Json<BTreeMap<String, String>>, _>("env")?.0,
+        workdir: row.try_get("workdir")?,
+        maxtime: maxtime.and_then(|m| interval::to_duration(&m).ok()),
+        run_as: row.try_get("run_as")?,
+        userdata: row.try_get("userdata")?,
+        logs: jobs::log_settings(keep.as_ref(), compress.as_ref(), &mode).unwrap_or_default(),
+        takes_locks: row.try_get("takes_locks")?,
+        lock_wait: interval::to_duration(&lock_wait).unwrap_or_default(),
+        memory_max: row.try_get("memory_max")?,
+        cpu_weight: row.try_get("cpu_weight")?,
+    })
+}
+
+/// When the next pending run `host` could take falls due, if that is in the future.
+pub async fn next_due<'e>(
+    db: impl PgExecutor<'e>,
+    host: &str,
+    pools: &[String],
+) -> crate::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar(NEXT_DUE)
+        .bind(host)
+        .bind(pools)
+        .fetch_one(db)
+        .await
+        .map_err(crate::Error::from)
+}
+
+/// A control request waiting for one of the host's runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub run: RunId,
+    /// The action, or why the stored label is not one (one bad request does not hide the others).
+    pub action: Result<ControlAction, String>,
+}
+
+/// The control requests waiting for `host`'s active runs.
+pub async fn requests<'e>(db: impl PgExecutor<'e>, host: &str) -> crate::Result<Vec<Request>> {
+    sqlx::query(REQUESTS)
+        .bind(host)
+        .try_map(|row: PgRow| {
+            let label: String = row.try_get("requested")?;
+            Ok(Request {
+                run: decode::run_id(&row, "id")?,
+                action: label.parse(),
+            })
+        })
+        .fetch_all(db)
+        .await
+        .map_err(crate::Error::from)
+}
+
+/// What one heartbeat found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Beat {
+    /// The host is still registered to this instance (false: another guardian took it over).
+    pub ours: bool,
+    /// An operator drained the host: no new claims.
+    pub draining: bool,
+    /// How many of the supervised runs' leases were renewed.
+    pub leases: i64,
+}
+
+/// One beat: refreshes `host`'s heartbeat, and renews the leases (and resource locks) of the
+/// runs this instance supervises — only those — by `lease`.
+pub async fn heartbeat<'e>(
+    db: impl PgExecutor<'e>,
+    host: &str,
+    instance: &str,
+    lease: Duration,
+    supervised: &[RunId],
+) -> crate::Result<Beat> {
+    let (ours, draining, leases) = sqlx::query_as::<_, (bool, bool, i64)>(HEARTBEAT)
+        .bind(host)
+        .bind(instance)
+        .bind(interval::from_duration(lease))
+        .bind(supervised.iter().map(|r| r.0).collect::<Vec<_>>())
+        .fetch_one(db)
+        .await?;
+    Ok(Beat {
+        ours,
+        draining,
+        leases,
+    })
+}
+
+/// Records that a run's processes were stopped (`suspended`) or continued (`running`), and
+/// clears the request carried out (only that one: a newer request survives).
+pub async fn set_suspended<'e>(
+    db: impl PgExecutor<'e>,
+    run: RunId,
+    suspended: bool,
+) -> crate::Result<()> {
+    sqlx::query(SET_SUSPENDED)
+        .bind(run.0)
+        .bind(suspended)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Records the pids of started runs, in one statement.
+pub async fn set_pids(conn: &mut PgConnection, pids: &[(RunId, i32)]) -> crate::Result<()> {
+    sqlx::query(SET_PIDS)
+        .bind(pids.iter().map(|(r, _)| r.0).collect::<Vec<_>>())
+        .bind(pids.iter().map(|(_, p)| *p).collect::<Vec<_>>())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// How a run ended, as `finish_many` records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finish<'a> {
+    pub run: RunId,
+    pub status: RunStatus,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub summary: Option<&'a str>,
+    pub error: Option<&'a str>,
+    pub finished_at: DateTime<Utc>,
+}
+
+/// Records outcomes in one statement through `sisyphus.finish_run` (compare-and-set each,
+/// retries as it does). Returns, per outcome, whether it was recorded: false when the run had
+/// already ended otherwise.
+pub async fn finish_many(
+    conn: &mut PgConnection,
+    outcomes: &[Finish<'_>],
+) -> crate::Result<Vec<(RunId, bool)>> {
+    let o = outcomes;
+    let applied: Vec<(i64, bool)> = sqlx::query_as(FINISH_MANY)
+        .bind(o.iter().map(|x| x.run.0).collect::<Vec<_>>())
+        .bind(o.iter().map(|x| x.status.as_str()).collect::<Vec<_>>())
+        .bind(o.iter().map(|x| x.exit_code).collect::<Vec<_>>())
+        .bind(o.iter().map(|x| x.signal).collect::<Vec<_>>())
+        .bind(o.iter().map(|x| x.summary).collect::<Vec<_>>())
+        .bind(o.iter().map(|x| x.error).collect::<Vec<_>>())
+        .bind(o.iter().map(|x| x.finished_at).collect::<Vec<_>>())
+        .fetch_all(conn)
+        .await?;
+    Ok(applied
+        .into_iter()
+        .map(|(run, recorded)| (RunId(run), recorded))
+        .collect())
+}
+
+/// What a notification to the guardian means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// Runs may be claimable.
+    Runs,
+    /// A control request waits.
+    Control,
+}
+
+/// A connection of its own that LISTENs for the guardian's notifications.
+pub struct Listener(PgListener);
+
+/// Connects to `url` and listens on the guardian's channels (`sisyphus_runs`,
+/// `sisyphus_control`).
+pub async fn listen(url: &str) -> crate::Result<Listener> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen_all([RUNS_CHANNEL, CONTROL_CHANNEL]).await?;
+    Ok(Listener(listener))
+}
+
+impl Listener {
+    /// The next notification; an error when the connection was lost (the listener reconnects
+    /// on the next call, and notifications meanwhile are lost).
+    pub async fn recv(&mut self) -> crate::Result<Notice> {
+        let note = self.0.recv().await?;
+        Ok(match note.channel() {
+            CONTROL_CHANNEL => Notice::Control,
+            _ => Notice::Runs,
+        })
+    }
+}

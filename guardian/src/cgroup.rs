@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
+use sisyphus_model::views::Isolation;
 
 /// Where this guardian makes its runs' cgroups.
 #[derive(Debug, Clone)]
@@ -34,11 +35,11 @@ pub struct Cgroups {
 static BASES: AtomicU64 = AtomicU64::new(0);
 
 /// How processes of runs are held on this host, for `sisyctl hosts`.
-pub fn isolation(cgroups: Option<&Cgroups>) -> &'static str {
+pub fn isolation(cgroups: Option<&Cgroups>) -> Isolation {
     if cgroups.is_some() {
-        "cgroup"
+        Isolation::Cgroup
     } else {
-        "process-group"
+        Isolation::ProcessGroup
     }
 }
 

@@ -11,15 +11,14 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use sisyphus_client::db::interval;
-use sqlx::PgPool;
+use sisyphus_db::guardian::{heartbeat, Beat};
+use sisyphus_db::PgPool;
+use sisyphus_model::RunId;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::spool::Spool;
 use crate::{Active, Config, Control};
-
-const HEARTBEAT: &str = include_str!("../../sql/guardian/heartbeat.sql");
 
 /// What the heartbeat tells the claim loop.
 #[derive(Debug, Default)]
@@ -52,22 +51,21 @@ pub async fn run(
     let mut last_renewal = Instant::now();
     loop {
         let sent = Instant::now();
-        let supervised: Vec<i64> = active
+        let supervised: Vec<RunId> = active
             .lock()
-            .map(|m| m.keys().map(|r| r.0).collect())
+            .map(|m| m.keys().copied().collect())
             .unwrap_or_default();
         let beat = tokio::time::timeout(
             config.heartbeat,
-            sqlx::query_as::<_, (bool, bool, i64)>(HEARTBEAT)
-                .bind(&config.name)
-                .bind(&instance)
-                .bind(interval::from_duration(config.lease))
-                .bind(supervised)
-                .fetch_one(&pool),
+            heartbeat(&pool, &config.name, &instance, config.lease, &supervised),
         )
         .await;
         match beat {
-            Ok(Ok((true, draining, _))) => {
+            Ok(Ok(Beat {
+                ours: true,
+                draining,
+                ..
+            })) => {
                 metrics.renewals.inc();
                 last_renewal = sent;
                 state.draining.store(draining, Ordering::SeqCst);
@@ -81,7 +79,7 @@ pub async fn run(
                     tracing::info!("wrote {n} spooled entries");
                 }
             }
-            Ok(Ok((false, _, _))) => {
+            Ok(Ok(Beat { ours: false, .. })) => {
                 tracing::error!(
                     "host `{}` was taken over by another guardian; fencing",
                     config.name

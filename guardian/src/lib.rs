@@ -44,10 +44,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sisyphus_client::db::{self, interval};
-use sisyphus_client::RunId;
-use sqlx::postgres::PgListener;
-use sqlx::PgPool;
+use sisyphus_db::guardian::{self as queries, Claimed, Listener, Notice, Registration};
+use sisyphus_db::PgPool;
+use sisyphus_model::RunId;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -60,14 +59,7 @@ pub use users::UserPolicy;
 use crate::outcome::Outcome;
 use crate::recorder::Recorder;
 use crate::spool::Spool;
-use crate::supervisor::{Claimed, Context};
-
-const REGISTER: &str = include_str!("../../sql/guardian/register.sql");
-const CLAIM: &str = include_str!("../../sql/guardian/claim.sql");
-const NEXT_DUE: &str = include_str!("../../sql/guardian/next_due.sql");
-const REQUESTS: &str = include_str!("../../sql/guardian/requests.sql");
-const ORPHANS: &str = include_str!("../../sql/guardian/orphans.sql");
-const DEREGISTER: &str = include_str!("../../sql/guardian/deregister.sql");
+use crate::supervisor::Context;
 
 /// How a guardian runs.
 #[derive(Debug, Clone)]
@@ -144,7 +136,7 @@ impl Config {
     /// jobs could not name, a log directory that cannot be written.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |flag: &str, why: String| Err(Error::Config(format!("--{flag}: {why}")));
-        if !sisyphus_client::spec::is_simple_name(&self.name) {
+        if !sisyphus_model::spec::is_simple_name(&self.name) {
             return bad(
                 "name",
                 format!(
@@ -156,7 +148,7 @@ impl Config {
         if let Some(p) = self
             .pools
             .iter()
-            .find(|p| !sisyphus_client::spec::is_simple_name(p))
+            .find(|p| !sisyphus_model::spec::is_simple_name(p))
         {
             return bad(
                 "pools",
@@ -235,14 +227,13 @@ fn writable_dir(access: sisyphus_logfile::Access, dir: &std::path::Path) -> std:
 /// What stops a guardian from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Connecting, the schema check, registering: anything the database layer failed with.
     #[error(transparent)]
     Client(#[from] sisyphus_client::Error),
     #[error("a live guardian is already registered as host `{0}`; choose another --name, or wait until its heartbeat is older than the lease")]
     NameTaken(String),
     #[error("spool directory {0}: {1}")]
     Spool(PathBuf, std::io::Error),
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
     #[error("{0}")]
     Config(String),
 }
@@ -278,14 +269,14 @@ impl Guardian {
             );
         }
         // Give up on an unreachable database after 3 s: outcomes and lines go to the spool then.
-        let pool = db::pool_with_timeout(
+        let pool = sisyphus_db::pool_with_timeout(
             &config.database_url,
             "sisyphus guardian",
             (config.capacity as u32).clamp(2, 8) + 3,
             Duration::from_secs(3),
         )
         .await?;
-        db::check_schema(&pool).await?;
+        sisyphus_db::check_schema(&pool).await?;
         let spool = Spool::open(&config.spool_dir)
             .map_err(|e| Error::Spool(config.spool_dir.clone(), e))?;
         let instance = format!(
@@ -293,18 +284,17 @@ impl Guardian {
             std::process::id(),
             Utc::now().timestamp_nanos_opt().unwrap_or(0)
         );
-        let registered: Option<bool> = sqlx::query_scalar(REGISTER)
-            .bind(&config.name)
-            .bind(&config.pools)
-            .bind(config.capacity as i32)
-            .bind(std::process::id() as i32)
-            .bind(env!("CARGO_PKG_VERSION"))
-            .bind(&instance)
-            .bind(interval::from_duration(config.lease))
-            .bind(cgroup::isolation(cgroups.as_ref()))
-            .fetch_optional(&pool)
-            .await?;
-        if registered.is_none() {
+        let registration = Registration {
+            name: &config.name,
+            pools: &config.pools,
+            capacity: config.capacity as i32,
+            pid: std::process::id() as i32,
+            version: env!("CARGO_PKG_VERSION"),
+            instance: &instance,
+            lease: config.lease,
+            isolation: cgroup::isolation(cgroups.as_ref()),
+        };
+        if queries::register(&pool, &registration).await?.is_none() {
             return Err(Error::NameTaken(config.name.clone()));
         }
         let metrics = Arc::<metrics::Metrics>::default();
@@ -312,11 +302,7 @@ impl Guardian {
         if replayed > 0 {
             tracing::info!("wrote {replayed} spooled entries from before the restart");
         }
-        let orphans = sqlx::query(ORPHANS)
-            .bind(&config.name)
-            .execute(&pool)
-            .await?
-            .rows_affected();
+        let orphans = queries::mark_orphans_lost(&pool, &config.name).await?;
         if orphans > 0 {
             tracing::warn!("{orphans} run(s) of an earlier life of this guardian marked lost");
         }
@@ -324,7 +310,7 @@ impl Guardian {
             host = %config.name,
             pools = ?config.pools,
             capacity = config.capacity,
-            isolation = cgroup::isolation(cgroups.as_ref()),
+            isolation = cgroup::isolation(cgroups.as_ref()).as_str(),
             cgroups = ?cgroups.as_ref().map(|c| c.base().display().to_string()),
             "guardian registered"
         );
@@ -392,11 +378,7 @@ impl Guardian {
         drop(ctx);
         tasks.close();
         tasks.wait().await;
-        let _ = sqlx::query(DEREGISTER)
-            .bind(&self.config.name)
-            .bind(&self.instance)
-            .execute(&self.pool)
-            .await;
+        let _ = queries::deregister(&self.pool, &self.config.name, &self.instance).await;
         if let Some(cgroups) = &self.cgroups {
             cgroups.remove();
         }
@@ -444,7 +426,7 @@ impl Guardian {
                     }
                 }
                 note = recv(&mut listener) => {
-                    if note.as_deref() == Some("control") {
+                    if note == Some(Notice::Control) {
                         self.dispatch_requests(active).await;
                     }
                 }
@@ -476,33 +458,27 @@ impl Guardian {
         }
     }
 
-    async fn listen(&self) -> Option<PgListener> {
-        let mut listener = PgListener::connect(&self.config.database_url).await.ok()?;
-        listener
-            .listen_all(["sisyphus_runs", "sisyphus_control"])
-            .await
-            .ok()?;
-        Some(listener)
+    async fn listen(&self) -> Option<Listener> {
+        queries::listen(&self.config.database_url).await.ok()
     }
 
-    async fn claim(&self, free: usize) -> sqlx::Result<Vec<Claimed>> {
+    async fn claim(&self, free: usize) -> sisyphus_db::Result<Vec<Claimed>> {
         if free == 0 {
             return Ok(Vec::new());
         }
-        sqlx::query_as(CLAIM)
-            .bind(&self.config.name)
-            .bind(&self.config.pools)
-            .bind(free as i32)
-            .bind(interval::from_duration(self.config.lease))
-            .fetch_all(&self.pool)
-            .await
+        let config = &self.config;
+        queries::claim(
+            &self.pool,
+            &config.name,
+            &config.pools,
+            free as i32,
+            config.lease,
+        )
+        .await
     }
 
     async fn next_due(&self) -> Option<DateTime<Utc>> {
-        sqlx::query_scalar(NEXT_DUE)
-            .bind(&self.config.name)
-            .bind(&self.config.pools)
-            .fetch_one(&self.pool)
+        queries::next_due(&self.pool, &self.config.name, &self.config.pools)
             .await
             .ok()
             .flatten()
@@ -528,16 +504,12 @@ impl Guardian {
 
     /// Hands control requests waiting in the database to the runs' supervisors.
     async fn dispatch_requests(&self, active: &Active) {
-        let requests: Vec<(RunId, String)> = match sqlx::query_as(REQUESTS)
-            .bind(&self.config.name)
-            .fetch_all(&self.pool)
-            .await
-        {
-            Ok(r) => r,
-            Err(_) => return,
+        let Ok(requests) = queries::requests(&self.pool, &self.config.name).await else {
+            return;
         };
-        for (run, request) in requests {
-            match request.parse::<sisyphus_client::ControlAction>() {
+        for request in requests {
+            let run = request.run;
+            match request.action {
                 Ok(action) => send(active, run, Control::from(action)).await,
                 Err(e) => tracing::warn!(run = %run, "ignoring a control request: {e}"),
             }
@@ -598,15 +570,14 @@ fn wait_until(next_due: Option<DateTime<Utc>>, poll: Duration) -> Duration {
     until.min(poll)
 }
 
-/// The next notification's meaning: `runs`, `control`, or None when the listener is gone (then
-/// this waits forever and polling takes over).
-async fn recv(listener: &mut Option<PgListener>) -> Option<String> {
+/// The next notification's meaning, or None when the listener is gone (then this waits forever
+/// and polling takes over).
+async fn recv(listener: &mut Option<Listener>) -> Option<Notice> {
     let Some(l) = listener else {
         return std::future::pending().await;
     };
     match l.recv().await {
-        Ok(n) if n.channel() == "sisyphus_control" => Some("control".to_string()),
-        Ok(_) => Some("runs".to_string()),
+        Ok(notice) => Some(notice),
         Err(_) => {
             tokio::time::sleep(Duration::from_millis(500)).await;
             None

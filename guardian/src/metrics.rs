@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use sisyphus_client::RunStatus;
 use sisyphus_metrics::{
     histogram, Counter, Gauge, Histogram, LabelledCounter, Registry, Unit, COUNTS, SECONDS,
 };
+use sisyphus_model::RunStatus;
 
 #[derive(Debug)]
 pub struct Metrics {

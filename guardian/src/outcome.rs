@@ -10,11 +10,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
-use sisyphus_client::{RunId, RunStatus};
+use sisyphus_db::guardian::{finish_many, Finish};
+use sisyphus_db::PgConnection;
+use sisyphus_model::{RunId, RunStatus};
 use sisyphus_protocol::text::clean_opt;
-use sqlx::PgConnection;
-
-const FINISH_MANY: &str = include_str!("../../sql/guardian/finish_many.sql");
 
 /// How a run ended, as the guardian records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,7 +153,7 @@ pub(crate) fn classify(
     let (mut status, mut error) = (status, error);
     if let (None, Some((reported, text))) = (reason, &seen.sdk_result) {
         if code == Some(0) || *reported == sisyphus_protocol::Status::Failed {
-            status = sdk_status(*reported);
+            status = RunStatus::from(*reported);
             (summary, error) = match status {
                 RunStatus::Successful => (text.clone(), None),
                 RunStatus::Uneventful => (None, None),
@@ -173,23 +172,11 @@ pub(crate) fn classify(
     }
 }
 
-/// The run status a job's SDK result stands for.
-pub(crate) fn sdk_status(status: sisyphus_protocol::Status) -> RunStatus {
-    use sisyphus_protocol::Status;
-    match status {
-        Status::Successful => RunStatus::Successful,
-        Status::Uneventful => RunStatus::Uneventful,
-        Status::Failed => RunStatus::Failed,
-        Status::Interrupted => RunStatus::Interrupted,
-        Status::Timeout => RunStatus::Timeout,
-    }
-}
-
 /// A maxtime as the run's log and error say it (`-` for none).
 pub(crate) fn format_maxtime(d: Option<Duration>) -> String {
     d.map_or_else(
         || "-".to_string(),
-        sisyphus_client::schedule::format_duration,
+        sisyphus_model::schedule::format_duration,
     )
 }
 
@@ -200,7 +187,10 @@ fn signal_name(s: i32) -> &'static str {
 /// Records outcomes in one statement (compare-and-set each, retries as `finish_run` does). An
 /// outcome whose run had already ended otherwise (e.g. the scheduler declared it lost) changes
 /// nothing and is logged. The one way outcomes are written: by the recorder and by spool replay.
-pub async fn write_outcomes(conn: &mut PgConnection, outcomes: &[Outcome]) -> sqlx::Result<()> {
+pub async fn write_outcomes(
+    conn: &mut PgConnection,
+    outcomes: &[Outcome],
+) -> sisyphus_db::Result<()> {
     if outcomes.is_empty() {
         return Ok(());
     }
@@ -210,25 +200,31 @@ pub async fn write_outcomes(conn: &mut PgConnection, outcomes: &[Outcome]) -> sq
         clean_opt(&mut x.summary);
         clean_opt(&mut x.error);
     }
-    let applied: Vec<(i64, bool)> = sqlx::query_as(FINISH_MANY)
-        .bind(o.iter().map(|x| x.run.0).collect::<Vec<_>>())
-        .bind(o.iter().map(|x| x.status.as_str()).collect::<Vec<_>>())
-        .bind(o.iter().map(|x| x.exit_code).collect::<Vec<_>>())
-        .bind(o.iter().map(|x| x.signal).collect::<Vec<_>>())
-        .bind(o.iter().map(|x| x.summary.clone()).collect::<Vec<_>>())
-        .bind(o.iter().map(|x| x.error.clone()).collect::<Vec<_>>())
-        .bind(o.iter().map(|x| x.finished_at).collect::<Vec<_>>())
-        .fetch_all(conn)
-        .await?;
-    for (run, recorded) in applied {
+    let finishes: Vec<Finish<'_>> = o.iter().map(Outcome::finish).collect();
+    for (run, recorded) in finish_many(conn, &finishes).await? {
         if !recorded {
             tracing::warn!(
-                run,
+                run = run.0,
                 "outcome not recorded: the run had already ended otherwise"
             );
         }
     }
     Ok(())
+}
+
+impl Outcome {
+    /// The outcome as the database layer records it.
+    fn finish(&self) -> Finish<'_> {
+        Finish {
+            run: self.run,
+            status: self.status,
+            exit_code: self.exit_code,
+            signal: self.signal,
+            summary: self.summary.as_deref(),
+            error: self.error.as_deref(),
+            finished_at: self.finished_at,
+        }
+    }
 }
 
 #[cfg(test)]

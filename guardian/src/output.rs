@@ -7,7 +7,7 @@
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 
-use sisyphus_client::db::logs::Stream;
+use sisyphus_model::views::Stream;
 
 /// The longest line kept as one line.
 pub const MAX_LINE: usize = 64 * 1024;

@@ -14,16 +14,15 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use sisyphus_client::db::logs::{self, LogRow, Stream};
-use sisyphus_client::{RunId, RunStatus};
-use sqlx::PgPool;
+use sisyphus_db::guardian::set_pids;
+use sisyphus_db::{logs, PgPool};
+use sisyphus_model::views::{LogRow, Stream};
+use sisyphus_model::{RunId, RunStatus};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Metrics;
 use crate::outcome::{write_outcomes, Outcome};
 use crate::spool::Spool;
-
-const SET_PIDS: &str = include_str!("../../sql/guardian/set_pids.sql");
 
 /// Messages per batch at most.
 const BATCH: usize = 5000;
@@ -146,21 +145,15 @@ enum Item {
 /// being away or this guardian's access (connection, login, privileges, read-only standby,
 /// shutdown, timeouts…). Only a refusal is narrowed down; everything else goes to the spool whole,
 /// so a rotated password or a failover never costs a line.
-pub fn is_refusal(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(db) => {
-            let code = db.code().unwrap_or_default();
-            matches!(code.get(..2), Some("22" | "23"))
-        }
-        sqlx::Error::Encode(_) => true,
-        _ => false,
-    }
+pub fn is_refusal(e: &sisyphus_db::Error) -> bool {
+    let code = e.sqlstate().unwrap_or_default();
+    matches!(code.get(..2), Some("22" | "23")) || e.is_encode()
 }
 
 /// A foreign key violation: in `run_logs` and `runs`, the run itself is gone (deleted by
 /// retention or `job rm`), so every line of it is refused alike.
-fn run_is_gone(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("23503"))
+fn run_is_gone(e: &sisyphus_db::Error) -> bool {
+    e.sqlstate().as_deref() == Some("23503")
 }
 
 /// The one place lines, pids and outcomes are written: by the recorder and by spool replay.
@@ -216,13 +209,13 @@ impl Writer {
 
     /// A refused batch, written in halves by run until each refused run stands alone; the rest is
     /// written as usual. Returns false when the database went away meanwhile (the rest spooled).
-    async fn write_isolated(&mut self, batch: Batch, first: sqlx::Error) -> bool {
+    async fn write_isolated(&mut self, batch: Batch, first: sisyphus_db::Error) -> bool {
         tracing::warn!("the database refused a batch ({first}); finding the run it is about");
         let parts = batch.by_run();
         // Slices of `parts` still to write, the next one last.
         let mut todo: Vec<std::ops::Range<usize>> = Vec::new();
         todo.push(0..parts.len());
-        let mut known: Option<sqlx::Error> = Some(first);
+        let mut known: Option<sisyphus_db::Error> = Some(first);
         while let Some(range) = todo.pop() {
             let group = &parts[range.clone()];
             let result = match known.take() {
@@ -264,7 +257,7 @@ impl Writer {
     /// One run's part that the database refused: its lines one half at a time (a refused line is
     /// replaced by a line saying so), its pid, and its outcome — turned into an explained failure.
     /// Returns false when the database went away (the part is spooled).
-    async fn write_alone(&mut self, part: Batch, refusal: &sqlx::Error) -> bool {
+    async fn write_alone(&mut self, part: Batch, refusal: &sisyphus_db::Error) -> bool {
         let run = part
             .lines
             .first()
@@ -318,7 +311,11 @@ impl Writer {
 
     /// Writes one outcome; if it is refused, writes it as an explained failure; if that is refused
     /// too, puts it in quarantine. Returns false when the database is away (it is spooled).
-    pub async fn write_outcome_alone(&mut self, outcome: Outcome, refusal: &sqlx::Error) -> bool {
+    pub async fn write_outcome_alone(
+        &mut self,
+        outcome: Outcome,
+        refusal: &sisyphus_db::Error,
+    ) -> bool {
         let mut outcome = outcome;
         for round in 0..2 {
             let one = Batch {
@@ -357,7 +354,7 @@ impl Writer {
     pub async fn write_lines_isolated(
         &mut self,
         lines: &[LogRow],
-    ) -> Result<Option<String>, sqlx::Error> {
+    ) -> sisyphus_db::Result<Option<String>> {
         let mut reason: Option<String> = None;
         let mut todo: Vec<std::ops::Range<usize>> = Vec::new();
         todo.push(0..lines.len());
@@ -367,7 +364,7 @@ impl Writer {
             }
             let result = match self.pool.acquire().await {
                 Ok(mut conn) => logs::insert(&mut conn, &lines[range.clone()]).await,
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             };
             let one_run = lines[range.clone()]
                 .iter()
@@ -459,19 +456,15 @@ async fn run(mut writer: Writer, mut rx: mpsc::Receiver<Msg>) {
 }
 
 /// One transaction: lines, pids, outcomes (outcomes last: a run's pid and lines come first).
-async fn try_write(pool: &PgPool, batch: &Batch) -> sqlx::Result<()> {
+async fn try_write(pool: &PgPool, batch: &Batch) -> sisyphus_db::Result<()> {
     let mut tx = pool.begin().await?;
     logs::insert(&mut tx, &batch.lines).await?;
     // Every started run's pid is recorded, also when its outcome is in this same batch (a quick
     // run under load): the pid is part of the run's record. One statement for the batch.
-    let pids = &batch.pids;
-    if !pids.is_empty() {
-        sqlx::query(SET_PIDS)
-            .bind(pids.iter().map(|(r, _)| r.0).collect::<Vec<_>>())
-            .bind(pids.iter().map(|(_, p)| *p).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await?;
+    if !batch.pids.is_empty() {
+        set_pids(&mut tx, &batch.pids).await?;
     }
     write_outcomes(&mut tx, &batch.outcomes).await?;
-    tx.commit().await
+    tx.commit().await?;
+    Ok(())
 }

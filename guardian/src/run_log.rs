@@ -5,10 +5,10 @@
 //! for the outcome is kept aside ([`Seen`]).
 
 use chrono::Utc;
-use sisyphus_client::db::logs::{LogRow, Stream};
-use sisyphus_client::spec::LogSettings;
-use sisyphus_client::{RunId, RunStatus};
 use sisyphus_logfile::{Ending, RunLog};
+use sisyphus_model::spec::LogSettings;
+use sisyphus_model::views::{LogRow, Stream};
+use sisyphus_model::{RunId, RunStatus};
 use sisyphus_protocol::Record;
 
 use crate::outcome::{Outcome, Seen};
@@ -134,7 +134,7 @@ impl RunLogger {
     /// with its `last_*` link and retention.
     pub async fn finish(mut self, outcome: &Outcome, settings: LogSettings) {
         self.result(outcome).await;
-        let ending = file_ending(outcome.status);
+        let ending = Ending::from(outcome.status);
         let file = self.file;
         let _ = tokio::task::spawn_blocking(move || file.finish(ending, &settings)).await;
     }
@@ -220,19 +220,6 @@ fn cut(text: &str, max: usize) -> String {
         end -= 1;
     }
     text[..end].to_string()
-}
-
-/// Which `last_*` link a run's local log file gets (ll.sisyphus has no `lost` or `terminated`:
-/// they count as failed and interrupted).
-fn file_ending(status: RunStatus) -> Ending {
-    match status {
-        RunStatus::Successful => Ending::Successful,
-        RunStatus::Uneventful => Ending::Uneventful,
-        RunStatus::Failed | RunStatus::Lost => Ending::Failed,
-        RunStatus::Interrupted | RunStatus::Terminated => Ending::Interrupted,
-        RunStatus::Timeout => Ending::Timeout,
-        _ => Ending::Other,
-    }
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use sisyphus_client::db::logs::{self, LogRow};
-use sqlx::PgPool;
+use sisyphus_db::{logs, PgPool};
+use sisyphus_model::views::LogRow;
 
 use crate::metrics::Metrics;
 use crate::outcome::{write_outcomes, Outcome};
@@ -170,7 +170,7 @@ impl Spool {
                     Entry::Logs(rows) => logs::insert(&mut conn, rows).await,
                     Entry::Outcome(o) => write_outcomes(&mut conn, std::slice::from_ref(o)).await,
                 },
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             };
             let settled = match written {
                 Ok(()) => true,

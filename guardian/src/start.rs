@@ -82,7 +82,7 @@ fn command_line(run: &Claimed) -> Vec<String> {
 
 /// The job's clean environment (`process::job_environment`) and the run's own variables.
 fn environment(run: &Claimed, ctx: &Context, user: Option<&User>) -> BTreeMap<String, String> {
-    let mut env = process::job_environment(&ctx.base_env, user, &run.env.0);
+    let mut env = process::job_environment(&ctx.base_env, user, &run.env);
     env.insert("SISYPHUS_RUN_ID".into(), run.id.to_string());
     env.insert(
         "SISYPHUS_JOB".into(),

@@ -7,7 +7,6 @@
 //! decides the outcome (`outcome`) once the process has ended and its output is read. The outcome
 //! goes to the recorder — which spools it when the database is away.
 
-use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -16,15 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sisyphus_client::db::logs::Stream;
-use sisyphus_client::db::{interval, jobs, resources};
 use sisyphus_client::lock::{self, Waited};
-use sisyphus_client::spec::LogSettings;
-use sisyphus_client::{RunId, RunStatus};
+use sisyphus_db::guardian::set_suspended;
+use sisyphus_db::resources;
+use sisyphus_db::PgPool;
 use sisyphus_logfile::{Access, RunLog};
-use sqlx::postgres::types::PgInterval;
-use sqlx::types::Json;
-use sqlx::PgPool;
+use sisyphus_model::views::Stream;
+use sisyphus_model::{ControlAction, RunId, RunStatus};
 use tokio::io::AsyncRead;
 use tokio::process::Child;
 use tokio::sync::mpsc;
@@ -39,37 +36,12 @@ use crate::run_log::{LogCap, RunLogger};
 use crate::start::{start, Processes, Started};
 use crate::users::UserPolicy;
 
-const SET_SUSPENDED: &str = include_str!("../../sql/guardian/set_suspended.sql");
-
 /// How long output is still read after the main process ended: a grandchild that escaped the
 /// group may hold the pipes open.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 
-/// A claimed run with what is needed to start it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Claimed {
-    pub id: RunId,
-    pub attempt: i32,
-    pub scheduled_for: DateTime<Utc>,
-    pub project: String,
-    pub name: String,
-    pub command: Vec<String>,
-    pub shell: bool,
-    pub env: Json<BTreeMap<String, String>>,
-    pub workdir: Option<String>,
-    pub maxtime: Option<PgInterval>,
-    pub run_as: Option<String>,
-    pub userdata: serde_json::Value,
-    pub keep_logs: Option<PgInterval>,
-    pub compress_logs: Option<PgInterval>,
-    pub compress_mode: String,
-    /// The job declares inputs or outputs: the run locks them before it starts.
-    pub takes_locks: bool,
-    pub lock_wait: PgInterval,
-    /// Limits of the run's cgroup (bytes; 1 to 10000).
-    pub memory_max: Option<i64>,
-    pub cpu_weight: Option<i32>,
-}
+/// A claimed run with what is needed to start it (`sisyphus_db::guardian::claim`).
+pub use sisyphus_db::guardian::Claimed;
 
 /// What a supervisor can be told while its run goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,9 +58,8 @@ pub enum Control {
     Fence,
 }
 
-impl From<sisyphus_client::ControlAction> for Control {
-    fn from(action: sisyphus_client::ControlAction) -> Control {
-        use sisyphus_client::ControlAction;
+impl From<ControlAction> for Control {
+    fn from(action: ControlAction) -> Control {
         match action {
             ControlAction::Terminate => Control::Terminate,
             ControlAction::Suspend => Control::Suspend,
@@ -150,7 +121,7 @@ pub async fn supervise(
         Ok(started) => Supervision::run(&run, &ctx, &mut log, started, control).await,
         Err(outcome) => outcome,
     };
-    log.finish(&outcome, log_settings(&run)).await;
+    log.finish(&outcome, run.logs.clone()).await;
     ctx.recorder.finished(outcome.clone()).await;
     ctx.metrics.ended(outcome.status, ran.elapsed());
     outcome
@@ -212,9 +183,8 @@ async fn take_locks(
     log: &mut RunLogger,
     control: &mut mpsc::Receiver<Control>,
 ) -> Result<(), Refusal> {
-    let wait = interval::to_duration(&run.lock_wait).unwrap_or_default();
     let attempt = || resources::lock_run(&ctx.pool, run.id, &[], &[]);
-    let waiting = lock::wait_for(wait, attempt);
+    let waiting = lock::wait_for(run.lock_wait, attempt);
     tokio::pin!(waiting);
     loop {
         tokio::select! {
@@ -240,23 +210,6 @@ async fn take_locks(
 
 fn describe(run: &Claimed) -> String {
     format!("{}/{} run {}", run.project, run.name, run.id)
-}
-
-/// The run's log retention; a value that does not read (changed by hand in SQL) keeps the files.
-fn log_settings(run: &Claimed) -> LogSettings {
-    jobs::log_settings(
-        run.keep_logs.as_ref(),
-        run.compress_logs.as_ref(),
-        &run.compress_mode,
-    )
-    .unwrap_or_default()
-}
-
-/// The run's maxtime; a value that does not read (changed by hand in SQL) is none.
-fn maxtime(run: &Claimed) -> Option<Duration> {
-    run.maxtime
-        .as_ref()
-        .and_then(|m| interval::to_duration(m).ok())
 }
 
 /// One started run under supervision: its processes, its log, the maxtime clock, and why the
@@ -307,7 +260,7 @@ impl<'a> Supervision<'a> {
             ctx,
             procs,
             log,
-            clock: Clock::new(maxtime(run)),
+            clock: Clock::new(run.maxtime),
             reason: None,
             kill_at: None,
         };
@@ -464,17 +417,6 @@ impl<'a> Supervision<'a> {
         self.procs.terminate();
         self.kill_at = Some(Instant::now() + self.ctx.grace);
     }
-}
-
-/// Records that a run's processes were stopped (`suspended`) or continued (`running`); clears
-/// the request carried out.
-async fn set_suspended(pool: &PgPool, run: RunId, suspended: bool) -> sqlx::Result<()> {
-    sqlx::query(SET_SUSPENDED)
-        .bind(run)
-        .bind(suspended)
-        .execute(pool)
-        .await
-        .map(drop)
 }
 
 /// Reads the run's protocol pipe, stdout and stderr, each in a task of its own; returns where
