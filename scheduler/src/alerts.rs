@@ -5,17 +5,13 @@
 //! with due jobs and active runs (invariant `tick-cost-by-due-jobs`). The marks and the outbox rows commit together,
 //! so each alert is raised once.
 
-use sqlx::PgConnection;
-
-const RAISE_ALERTS: &str = include_str!("../../sql/scheduler/raise_alerts.sql");
+use sisyphus_db::scheduler as db;
+use sisyphus_db::{PgConnection, Result};
 
 /// How often the dead-man's switch is checked.
 pub const OVERDUE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Raises the due alerts, overdue jobs only when `overdue`; returns (slow runs, overdue jobs).
-pub async fn raise_alerts(conn: &mut PgConnection, overdue: bool) -> sqlx::Result<(i32, i32)> {
-    sqlx::query_as(RAISE_ALERTS)
-        .bind(overdue)
-        .fetch_one(conn)
-        .await
+pub async fn raise_alerts(conn: &mut PgConnection, overdue: bool) -> Result<(i32, i32)> {
+    db::raise_alerts(conn, overdue).await
 }

@@ -20,32 +20,15 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use sisyphus_client::resources::Template;
-use sisyphus_client::JobId;
-use sqlx::PgConnection;
+use sisyphus_db::scheduler as db;
+use sisyphus_db::{PgConnection, Result};
+use sisyphus_model::resources::Template;
 
-const DATA_JOBS: &str = include_str!("../../sql/scheduler/data_jobs.sql");
-const WRITTEN_LIKE: &str = include_str!("../../sql/scheduler/written_like.sql");
-const FRESH_FIXED: &str = include_str!("../../sql/scheduler/fresh_fixed.sql");
-const INSERT_DATA_RUNS: &str = include_str!("../../sql/scheduler/insert_data_runs.sql");
-const CLEAR_ERROR: &str = include_str!("../../sql/scheduler/clear_error.sql");
-const SET_INPUTS_SEEN: &str = include_str!("../../sql/scheduler/set_inputs_seen.sql");
-const QUEUE_FULL_LOOK: &str = include_str!("../../sql/scheduler/queue_full_look.sql");
+pub use sisyphus_db::scheduler::DataJob;
 
 /// Written resources looked at per job and tick at most; more wait for the next tick (the job
 /// is queued for it: what is left may be older than the global watermark).
 const NAMES_PER_TICK: i64 = 10_000;
-
-/// A data-triggered job as the tick sees it.
-#[derive(sqlx::FromRow)]
-pub struct DataJob {
-    pub id: JobId,
-    inputs: Vec<String>,
-    timezone: String,
-    inputs_seen_at: Option<DateTime<Utc>>,
-    /// Marked with a scheduler error: the mark goes when its runs are handled without one.
-    marked: bool,
-}
 
 /// The data-triggered jobs that may have new inputs (see the module's documentation), less those
 /// marked with a scheduler error after `retry_marked_before` (held back, see
@@ -54,11 +37,8 @@ pub struct DataJob {
 pub async fn data_jobs(
     conn: &mut PgConnection,
     retry_marked_before: DateTime<Utc>,
-) -> sqlx::Result<Vec<DataJob>> {
-    sqlx::query_as(DATA_JOBS)
-        .bind(retry_marked_before)
-        .fetch_all(conn)
-        .await
+) -> Result<Vec<DataJob>> {
+    db::data_jobs(conn, retry_marked_before).await
 }
 
 /// Creates the data-triggered runs that became due; returns how many.
@@ -66,7 +46,7 @@ pub async fn trigger_data_jobs(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
     created_by: &str,
-) -> sqlx::Result<u64> {
+) -> Result<u64> {
     let mut created = 0;
     for job in data_jobs(conn, now).await? {
         created += trigger_one(conn, &job, now, created_by).await?;
@@ -80,7 +60,7 @@ pub async fn trigger_one(
     job: &DataJob,
     now: DateTime<Utc>,
     created_by: &str,
-) -> sqlx::Result<u64> {
+) -> Result<u64> {
     let Ok(templates) = job
         .inputs
         .iter()
@@ -98,20 +78,10 @@ pub async fn trigger_one(
     let created = if slots.is_empty() {
         0
     } else {
-        sqlx::query(INSERT_DATA_RUNS)
-            .bind(job.id)
-            .bind(slots)
-            .bind(now)
-            .bind(created_by)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected()
+        db::insert_data_runs(&mut *conn, job.id, &slots, now, created_by).await?
     };
     if job.marked {
-        sqlx::query(CLEAR_ERROR)
-            .bind(job.id)
-            .execute(&mut *conn)
-            .await?;
+        db::clear_error(&mut *conn, job.id).await?;
     }
     Ok(created)
 }
@@ -121,32 +91,21 @@ async fn fresh_fixed(
     conn: &mut PgConnection,
     job: &DataJob,
     now: DateTime<Utc>,
-) -> sqlx::Result<Vec<DateTime<Utc>>> {
-    let (newest, slot): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
-        sqlx::query_as(FRESH_FIXED)
-            .bind(job.id)
-            .bind(now)
-            .fetch_one(&mut *conn)
-            .await?;
-    see(conn, job, newest).await?;
-    Ok(slot.into_iter().collect())
+) -> Result<Vec<DateTime<Utc>>> {
+    let fresh = db::fresh_fixed(&mut *conn, job.id, now).await?;
+    see(conn, job, fresh.newest).await?;
+    Ok(fresh.slot.into_iter().collect())
 }
 
 /// Moves a job's watermark to the newest write looked at — only when it moves: the update
 /// notifies `sisyphus_jobs`, which wakes this scheduler.
-async fn see(
-    conn: &mut PgConnection,
-    job: &DataJob,
-    newest: Option<DateTime<Utc>>,
-) -> sqlx::Result<()> {
-    if newest > job.inputs_seen_at {
-        sqlx::query(SET_INPUTS_SEEN)
-            .bind(job.id)
-            .bind(newest)
-            .execute(&mut *conn)
-            .await?;
+async fn see(conn: &mut PgConnection, job: &DataJob, newest: Option<DateTime<Utc>>) -> Result<()> {
+    match newest {
+        Some(newest) if Some(newest) > job.inputs_seen_at => {
+            db::set_inputs_seen(conn, job.id, newest).await
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// The slots named by resources written since the job's watermark; moves the watermark on.
@@ -154,28 +113,21 @@ async fn slots_from_names(
     conn: &mut PgConnection,
     job: &DataJob,
     templates: &[Template],
-) -> sqlx::Result<Vec<DateTime<Utc>>> {
+) -> Result<Vec<DateTime<Utc>>> {
     let dated: Vec<&Template> = templates.iter().filter(|t| !t.is_fixed()).collect();
     let patterns: Vec<String> = dated.iter().map(|t| t.like_pattern()).collect();
-    let written: Vec<(String, DateTime<Utc>)> = sqlx::query_as(WRITTEN_LIKE)
-        .bind(&patterns)
-        .bind(job.inputs_seen_at)
-        .bind(NAMES_PER_TICK)
-        .fetch_all(&mut *conn)
-        .await?;
+    let written =
+        db::written_like(&mut *conn, &patterns, job.inputs_seen_at, NAMES_PER_TICK).await?;
     let tz: Tz = job.timezone.parse().unwrap_or(Tz::UTC);
     let slots: BTreeSet<DateTime<Utc>> = written
         .iter()
-        .flat_map(|(name, _)| dated.iter().filter_map(|t| t.slot_of(name)))
+        .flat_map(|w| dated.iter().filter_map(|t| t.slot_of(&w.name)))
         .filter_map(|local| tz.from_local_datetime(&local).earliest())
         .map(|t| t.with_timezone(&Utc))
         .collect();
-    see(conn, job, written.iter().map(|(_, at)| *at).max()).await?;
+    see(conn, job, written.iter().map(|w| w.written_at).max()).await?;
     if written.len() as i64 >= NAMES_PER_TICK {
-        sqlx::query(QUEUE_FULL_LOOK)
-            .bind(job.id)
-            .execute(&mut *conn)
-            .await?;
+        db::queue_full_look(&mut *conn, job.id).await?;
     }
     Ok(slots.into_iter().collect())
 }

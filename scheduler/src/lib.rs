@@ -18,6 +18,9 @@
 //! - [`retention`]: the leader's housekeeping about once a minute — daily log partitions ahead
 //!   of time, old partitions dropped, old finished runs deleted.
 //!
+//! Every statement the scheduler runs is a function of `sisyphus_db::scheduler` (the SQL in
+//! `sql/scheduler/`); this crate holds no SQL and the planner none of the database.
+//!
 //! The scheduler never depends on the guardian or the dispatcher; they meet only in rows.
 
 pub mod alerts;
@@ -29,20 +32,14 @@ pub mod tick;
 
 use std::time::Duration;
 
-use sisyphus_client::db;
-use sqlx::postgres::PgListener;
-use sqlx::{ConnectOptions, PgConnection};
+use sisyphus_db::scheduler as db;
+use sisyphus_db::PgConnection;
 use tokio_util::sync::CancellationToken;
 
 pub use alerts::raise_alerts;
 pub use plan::PlanSettings;
 pub use retention::{housekeep, Housekeeping, Retention};
 pub use tick::{tick, TickReport};
-
-const QUEUE_DEPTH: &str = include_str!("../../sql/scheduler/queue_depth.sql");
-const OUTBOX_BACKLOG: &str = include_str!("../../sql/dispatcher/backlog.sql");
-const TRY_LEAD: &str = include_str!("../../sql/scheduler/try_lead.sql");
-const STOP_LEADING: &str = include_str!("../../sql/scheduler/stop_leading.sql");
 
 /// The advisory lock key that elects the leader ("SISYPHUS" in ASCII).
 pub const LEADER_LOCK: i64 = 0x5349_5359_5048_5553;
@@ -146,8 +143,9 @@ pub fn default_name() -> String {
 /// What ends a scheduler for good (anything else it retries).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The database refused, or could not be reached.
     #[error(transparent)]
-    Client(#[from] sisyphus_client::Error),
+    Db(#[from] sisyphus_db::Error),
     /// A setting that cannot work, with the flag named.
     #[error("{0}")]
     Config(String),
@@ -163,8 +161,8 @@ impl Scheduler {
     /// Checks the configuration and the schema.
     pub async fn new(config: Config) -> Result<Scheduler, Error> {
         config.validate()?;
-        let pool = db::pool(&config.database_url, "sisyphus scheduler", 1).await?;
-        db::check_schema(&pool).await?;
+        let pool = sisyphus_db::pool(&config.database_url, "sisyphus scheduler", 1).await?;
+        sisyphus_db::check_schema(&pool).await?;
         pool.close().await;
         Ok(Scheduler {
             config,
@@ -195,8 +193,8 @@ impl Scheduler {
 
     /// Serves the metrics until `shutdown`; the queue depth is counted at each scrape.
     async fn serve_metrics(&self, addr: std::net::SocketAddr, shutdown: &CancellationToken) {
-        let pool = match db::pool(&self.config.database_url, "sisyphus scheduler metrics", 1).await
-        {
+        let url = &self.config.database_url;
+        let pool = match sisyphus_db::pool(url, "sisyphus scheduler metrics", 1).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!("metrics: cannot connect: {e}");
@@ -207,12 +205,8 @@ impl Scheduler {
         let render = move || {
             let (pool, metrics) = (pool.clone(), metrics.clone());
             async move {
-                let depth: Option<i64> =
-                    sqlx::query_scalar(QUEUE_DEPTH).fetch_one(&pool).await.ok();
-                let backlog: Option<i64> = sqlx::query_scalar(OUTBOX_BACKLOG)
-                    .fetch_one(&pool)
-                    .await
-                    .ok();
+                let depth = db::queue_depth(&pool).await.ok();
+                let backlog = sisyphus_db::dispatcher::backlog(&pool).await.ok();
                 metrics.render(depth, backlog)
             }
         };
@@ -222,12 +216,8 @@ impl Scheduler {
         }
     }
 
-    async fn lead_when_possible(
-        &self,
-        shutdown: &CancellationToken,
-    ) -> Result<(), sisyphus_client::Error> {
-        let options = db::options(&self.config.database_url, "sisyphus scheduler")?;
-        let mut conn = options.connect().await?;
+    async fn lead_when_possible(&self, shutdown: &CancellationToken) -> sisyphus_db::Result<()> {
+        let mut conn = db::connect(&self.config.database_url, "sisyphus scheduler").await?;
         if !self.wait_for_leadership(&mut conn, shutdown).await? {
             return Ok(());
         }
@@ -243,9 +233,8 @@ impl Scheduler {
         &self,
         conn: &mut PgConnection,
         shutdown: &CancellationToken,
-    ) -> Result<(), sisyphus_client::Error> {
-        let mut listener = PgListener::connect(&self.config.database_url).await?;
-        listener.listen("sisyphus_jobs").await?;
+    ) -> sisyphus_db::Result<()> {
+        let mut listener = db::listen_jobs(&self.config.database_url).await?;
         let mut last_housekeeping: Option<std::time::Instant> = None;
         let mut last_overdue_check: Option<std::time::Instant> = None;
         loop {
@@ -273,7 +262,7 @@ impl Scheduler {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => {
-                    let _ = sqlx::query(STOP_LEADING).bind(LEADER_LOCK).execute(&mut *conn).await;
+                    let _ = db::stop_leading(&mut *conn, LEADER_LOCK).await;
                     return Ok(());
                 }
                 woken = listener.recv() => {
@@ -292,13 +281,9 @@ impl Scheduler {
         &self,
         conn: &mut PgConnection,
         shutdown: &CancellationToken,
-    ) -> Result<bool, sisyphus_client::Error> {
+    ) -> sisyphus_db::Result<bool> {
         loop {
-            let won: bool = sqlx::query_scalar(TRY_LEAD)
-                .bind(LEADER_LOCK)
-                .fetch_one(&mut *conn)
-                .await?;
-            if won {
+            if db::try_lead(&mut *conn, LEADER_LOCK).await? {
                 return Ok(true);
             }
             tokio::select! {

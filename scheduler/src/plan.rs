@@ -20,9 +20,13 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sisyphus_client::db::jobs::{CorruptJob, JobRow};
-use sisyphus_client::schedule::{jitter_offset, Schedule};
-use sisyphus_client::{Catchup, JobId, JobRef, RunStatus};
+use sisyphus_db::jobs::{CorruptJob, JobRow};
+use sisyphus_model::schedule::{format_duration, jitter_offset, Schedule};
+use sisyphus_model::{Catchup, JobId, JobRef, RunStatus, Target};
+
+/// The planner's input and output types: live hosts come from, and planned runs go to, the
+/// database through the tick (`sisyphus_db::scheduler`); the planner only reads and builds them.
+pub use sisyphus_db::scheduler::{LiveHost as Host, PlannedRun};
 
 /// Knobs of the planner.
 #[derive(Debug, Clone)]
@@ -43,25 +47,6 @@ impl Default for PlanSettings {
             max_slots_per_job: 1000,
         }
     }
-}
-
-/// A live host that takes new runs.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Host {
-    pub name: String,
-    pub pools: Vec<String>,
-}
-
-/// A run to insert.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlannedRun {
-    pub job: JobId,
-    pub slot: DateTime<Utc>,
-    pub scheduled_for: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub target_host: Option<String>,
-    pub status: RunStatus,
-    pub error: Option<String>,
 }
 
 /// What one job gets in one tick.
@@ -191,7 +176,7 @@ pub fn plan(
 }
 
 /// The hosts an `all` job fans out to (`None` in the list: any host, for an `any` job).
-fn targets(target: &sisyphus_client::Target, hosts: &[Host]) -> Vec<Option<String>> {
+fn targets(target: &Target, hosts: &[Host]) -> Vec<Option<String>> {
     if !target.all {
         return vec![None];
     }
@@ -241,7 +226,7 @@ fn chrono_duration(d: Duration) -> chrono::Duration {
 }
 
 fn human(d: Duration) -> String {
-    sisyphus_client::schedule::format_duration(d)
+    format_duration(d)
 }
 
 #[cfg(test)]
@@ -251,21 +236,12 @@ mod tests {
 
     use super::*;
     use chrono::TimeZone;
-    use sqlx::postgres::types::PgInterval;
-    use sqlx::types::{Json, JsonValue};
+    use sisyphus_db::interval;
 
     fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 23, h, m, s)
             .single()
             .expect("in range")
-    }
-
-    fn interval(d: Duration) -> PgInterval {
-        PgInterval {
-            months: 0,
-            days: 0,
-            microseconds: d.as_micros() as i64,
-        }
     }
 
     const MINUTE: Duration = Duration::from_secs(60);
@@ -279,7 +255,7 @@ mod tests {
             name: "every-minute".into(),
             command: vec!["true".into()],
             shell: false,
-            env: Json(Default::default()),
+            env: Default::default(),
             workdir: None,
             cron: Some(vec!["* * * * *".into()]),
             every: None,
@@ -288,17 +264,17 @@ mod tests {
             starts_at: None,
             ends_at: None,
             iterations: None,
-            ttl: interval(HOUR),
+            ttl: interval::from_duration(HOUR),
             catchup: catchup.into(),
-            jitter: interval(Duration::ZERO),
+            jitter: interval::from_duration(Duration::ZERO),
             maxtime: None,
             retries: 0,
-            retry_backoff: interval(Duration::from_secs(10)),
+            retry_backoff: interval::from_duration(Duration::from_secs(10)),
             concurrency: 1,
             target_all: false,
             target_pool: None,
             paused: false,
-            userdata: JsonValue::Null,
+            userdata: Default::default(),
             next_slot: Some(at(12, 0, 0)),
             fired: 0,
             run_as: None,
@@ -307,8 +283,8 @@ mod tests {
             compress_mode: "gzip".into(),
             inputs: vec![],
             outputs: vec![],
-            lock_lease: interval(5 * MINUTE),
-            lock_wait: interval(15 * MINUTE),
+            lock_lease: interval::from_duration(5 * MINUTE),
+            lock_wait: interval::from_duration(15 * MINUTE),
             outputs_expire: None,
             on_inputs: false,
             max_health_age: None,
@@ -409,7 +385,7 @@ mod tests {
     fn slots_past_their_ttl_are_missed_whatever_the_catchup() {
         for catchup in ["all", "latest", "none"] {
             let mut j = job(catchup);
-            j.ttl = interval(5 * MINUTE);
+            j.ttl = interval::from_duration(5 * MINUTE);
             let p = run(&j, at(12, 10, 30));
             assert_eq!(slots(&p), passed(), "{catchup}");
             // 12:00–12:05 are due + 5 min ≤ 12:10:30: past their TTL.
@@ -438,7 +414,7 @@ mod tests {
     fn jitter_is_a_stable_offset_below_the_jitter() {
         let jitter = Duration::from_secs(30);
         let mut j = job("all");
-        j.jitter = interval(jitter);
+        j.jitter = interval::from_duration(jitter);
         // Two ticks at different instants, two slots each: one offset for the job.
         let p = run(&j, at(12, 1, 4));
         let q = run(&j, at(12, 1, 5));
@@ -475,7 +451,7 @@ mod tests {
     #[test]
     fn catchup_counts_from_the_jittered_time() {
         let mut j = job("none");
-        j.jitter = interval(Duration::from_secs(30));
+        j.jitter = interval::from_duration(Duration::from_secs(30));
         let offset = jitter_offset("p", "every-minute", Some(Duration::from_secs(30)));
         let offset = chrono::Duration::from_std(offset).expect("in range");
         assert!(
@@ -572,17 +548,13 @@ mod tests {
     fn absurd_stored_values_are_errors_not_panics() {
         // Past validation's 100 years: the row does not read back.
         let mut j = job("all");
-        j.ttl = PgInterval {
-            months: 0,
-            days: 0,
-            microseconds: i64::MAX,
-        };
+        j.ttl = interval::from_duration(Duration::MAX);
         let e = plan(&j, at(12, 10, 30), &[], &PlanSettings::default()).expect_err("refused");
         assert!(matches!(e, PlanError::Corrupt(_)), "{e}");
         assert!(e.to_string().contains("`ttl`"), "{e}");
         // A valid TTL from a slot near the end of chrono's time: the deadline overflows.
         let mut j = job("all");
-        j.ttl = interval(Duration::from_secs(99 * 365 * 86_400));
+        j.ttl = interval::from_duration(Duration::from_secs(99 * 365 * 86_400));
         let end = Utc
             .with_ymd_and_hms(262_100, 1, 1, 0, 0, 0)
             .single()

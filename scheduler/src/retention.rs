@@ -6,10 +6,10 @@
 
 use std::time::Duration;
 
-use sisyphus_client::db::interval;
-use sqlx::PgConnection;
+use sisyphus_db::scheduler as db;
+use sisyphus_db::{PgConnection, Result};
 
-const HOUSEKEEPING: &str = include_str!("../../sql/scheduler/housekeeping.sql");
+pub use sisyphus_db::scheduler::Housekeeping;
 
 /// Most runs deleted in one housekeeping pass; the rest wait for the next.
 const RUNS_PER_PASS: i32 = 10_000;
@@ -36,25 +36,13 @@ impl Default for Retention {
     }
 }
 
-/// What one pass did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, sqlx::FromRow)]
-pub struct Housekeeping {
-    pub created_partitions: i32,
-    pub dropped_partitions: i32,
-    pub deleted_runs: i64,
-    /// Delivered, skipped or failed notifications older than the run retention.
-    pub deleted_notifications: i64,
-}
-
 /// One housekeeping pass.
-pub async fn housekeep(
-    conn: &mut PgConnection,
-    retention: &Retention,
-) -> sqlx::Result<Housekeeping> {
-    sqlx::query_as(HOUSEKEEPING)
-        .bind(interval::from_duration(retention.keep_logs))
-        .bind(interval::from_duration(retention.keep_runs))
-        .bind(RUNS_PER_PASS)
-        .fetch_one(conn)
-        .await
+pub async fn housekeep(conn: &mut PgConnection, retention: &Retention) -> Result<Housekeeping> {
+    db::housekeeping(
+        conn,
+        retention.keep_logs,
+        retention.keep_runs,
+        RUNS_PER_PASS,
+    )
+    .await
 }

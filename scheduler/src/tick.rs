@@ -6,37 +6,13 @@
 //! write. Duplicates are impossible anyway: the unique index `runs_one_per_slot` rejects them.
 
 use chrono::{DateTime, Utc};
-use sisyphus_client::db::jobs::JobRow;
-use sisyphus_client::JobId;
-use sqlx::{Connection, PgConnection, Postgres, Transaction};
+use sisyphus_db::jobs::JobRow;
+use sisyphus_db::scheduler::{self as db, begin, reason, Advance, Tx};
+use sisyphus_db::{Error, PgConnection, Result};
+use sisyphus_model::{JobId, RunId, RunStatus};
 
 use crate::data::{data_jobs, trigger_one};
 use crate::plan::{plan, Host, PlanSettings, PlannedRun};
-
-const DUE_JOBS: &str = concat!(
-    include_str!("../../sql/jobs/columns.sql"),
-    include_str!("../../sql/scheduler/due_jobs.sql")
-);
-const DUE_JOB_IDS: &str = include_str!("../../sql/scheduler/due_job_ids.sql");
-const JOB_BY_ID: &str = concat!(
-    include_str!("../../sql/jobs/columns.sql"),
-    include_str!("../../sql/scheduler/job_by_id.sql")
-);
-const CLOCK: &str = include_str!("../../sql/scheduler/clock.sql");
-const NOTIFY_RUNS: &str = include_str!("../../sql/scheduler/notify_runs.sql");
-const NO_JIT: &str = include_str!("../../sql/scheduler/no_jit.sql");
-const INSERT_RUNS: &str = include_str!("../../sql/scheduler/insert_runs.sql");
-const ADVANCE_JOBS: &str = include_str!("../../sql/scheduler/advance_jobs.sql");
-const EXPIRE_PENDING: &str = include_str!("../../sql/scheduler/expire_pending.sql");
-const EXPIRED_PENDING_IDS: &str = include_str!("../../sql/scheduler/expired_pending_ids.sql");
-const EXPIRE_ONE_PENDING: &str = include_str!("../../sql/scheduler/expire_one_pending.sql");
-const LIVE_HOSTS: &str = include_str!("../../sql/scheduler/live_hosts.sql");
-const EXPIRE_LEASES: &str = include_str!("../../sql/scheduler/expire_leases.sql");
-const LOST_RUN_IDS: &str = include_str!("../../sql/scheduler/lost_run_ids.sql");
-const EXPIRE_ONE_LEASE: &str = include_str!("../../sql/scheduler/expire_one_lease.sql");
-const MARK_ERRORS: &str = include_str!("../../sql/scheduler/mark_errors.sql");
-const FIRE_DEFERRED: &str = include_str!("../../sql/scheduler/fire_deferred.sql");
-const DEFER_AGAIN: &str = include_str!("../../sql/scheduler/defer_again.sql");
 
 /// Due jobs handled per tick at most; more wait for the next tick (which follows at once).
 pub const JOBS_PER_TICK: i64 = 1000;
@@ -76,16 +52,13 @@ pub struct TickReport {
 /// SQL: data exceptions (class 22: out of range, overflow), integrity violations (23), errors
 /// raised by PL/pgSQL (P0), SQL routine and trigger protocol errors (2F, 39), and rows that do
 /// not decode.
-pub fn isolable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
-            ["22", "23", "P0", "2F", "39"]
-                .iter()
-                .any(|class| c.starts_with(class))
-        }),
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => true,
-        _ => false,
-    }
+pub fn isolable(e: &Error) -> bool {
+    let isolable_class = |code: String| {
+        ["22", "23", "P0", "2F", "39"]
+            .iter()
+            .any(|class| code.starts_with(class))
+    };
+    e.sqlstate().is_some_and(isolable_class) || e.is_decode()
 }
 
 /// A job's failure in one step of the tick, to be recorded as its scheduler error.
@@ -97,10 +70,7 @@ struct Failure {
 /// Ends a step run inside a savepoint: released when it worked, rolled back when it failed with
 /// an isolable error (returned as `Ok(Err(_))`, the transaction still usable); any other error
 /// ends the tick.
-async fn settle<T>(
-    savepoint: Transaction<'_, Postgres>,
-    result: sqlx::Result<T>,
-) -> sqlx::Result<Result<T, sqlx::Error>> {
+async fn settle<T>(savepoint: Tx<'_>, result: Result<T>) -> Result<Result<T>> {
     match result {
         Ok(v) => {
             savepoint.commit().await?;
@@ -116,10 +86,9 @@ async fn settle<T>(
 
 /// Fires the deferred triggers of the runs a step ended inside the step (see
 /// `sql/scheduler/fire_deferred.sql`).
-async fn fire_deferred(conn: &mut PgConnection) -> sqlx::Result<()> {
-    sqlx::query(FIRE_DEFERRED).execute(&mut *conn).await?;
-    sqlx::query(DEFER_AGAIN).execute(&mut *conn).await?;
-    Ok(())
+async fn fire_deferred(conn: &mut PgConnection) -> Result<()> {
+    db::fire_deferred(&mut *conn).await?;
+    db::defer_again(&mut *conn).await
 }
 
 /// Runs one tick at `now` (`None`: the database's clock) on the leader's connection.
@@ -133,12 +102,12 @@ pub async fn tick(
     now: Option<DateTime<Utc>>,
     settings: &PlanSettings,
     created_by: &str,
-) -> sqlx::Result<TickReport> {
-    let mut tx = conn.begin().await?;
-    sqlx::query(NO_JIT).execute(&mut *tx).await?;
+) -> Result<TickReport> {
+    let mut tx = begin(conn).await?;
+    db::no_jit(&mut *tx).await?;
     let now: DateTime<Utc> = match now {
         Some(t) => t,
-        None => sqlx::query_scalar(CLOCK).fetch_one(&mut *tx).await?,
+        None => db::clock(&mut *tx).await?,
     };
     let lookahead = chrono::Duration::from_std(settings.lookahead).unwrap_or_default();
     let horizon = now.checked_add_signed(lookahead).unwrap_or(now);
@@ -152,7 +121,7 @@ pub async fn tick(
         ..Default::default()
     };
     let hosts: Vec<Host> = if due.iter().any(|j| j.target_all) {
-        sqlx::query_as(LIVE_HOSTS).fetch_all(&mut *tx).await?
+        db::live_hosts(&mut *tx).await?
     } else {
         Vec::new()
     };
@@ -174,19 +143,22 @@ pub async fn tick(
     report.corrupt = failures.len();
 
     // Slots become runs and schedules move on: in bulk, or job by job.
-    let mut sp = Connection::begin(&mut *tx).await?;
+    let mut sp = begin(&mut tx).await?;
     let bulk = write_plans(&mut sp, &planned, now, created_by).await;
     if let Err(e) = settle(sp, bulk).await? {
-        tracing::warn!("materialising slots failed ({e}); redoing it job by job");
+        tracing::warn!(
+            "materialising slots failed ({}); redoing it job by job",
+            reason(&e)
+        );
         let mut kept = Vec::new();
         for p in planned {
-            let mut sp = Connection::begin(&mut *tx).await?;
+            let mut sp = begin(&mut tx).await?;
             let one = write_plans(&mut sp, std::slice::from_ref(&p), now, created_by).await;
             match settle(sp, one).await? {
                 Ok(()) => kept.push(p),
                 Err(e) => failures.push(Failure {
                     job: p.job,
-                    error: format!("cannot materialise its slots: {e}"),
+                    error: format!("cannot materialise its slots: {}", reason(&e)),
                 }),
             }
         }
@@ -194,7 +166,7 @@ pub async fn tick(
     }
     for p in &planned {
         for r in &p.runs {
-            if r.status == sisyphus_client::RunStatus::Pending {
+            if r.status == RunStatus::Pending {
                 report.pending += 1;
             } else {
                 report.missed += 1;
@@ -204,7 +176,7 @@ pub async fn tick(
 
     // Data-triggered runs: in bulk, or job by job.
     let data = data_jobs(&mut tx, retry_marked_before).await?;
-    let mut sp = Connection::begin(&mut *tx).await?;
+    let mut sp = begin(&mut tx).await?;
     let bulk = async {
         let mut created = 0;
         for job in &data {
@@ -216,16 +188,19 @@ pub async fn tick(
     report.data = match settle(sp, bulk).await? {
         Ok(n) => n,
         Err(e) => {
-            tracing::warn!("data triggers failed ({e}); redoing them job by job");
+            tracing::warn!(
+                "data triggers failed ({}); redoing them job by job",
+                reason(&e)
+            );
             let mut created = 0;
             for job in &data {
-                let mut sp = Connection::begin(&mut *tx).await?;
+                let mut sp = begin(&mut tx).await?;
                 let one = trigger_one(&mut sp, job, now, created_by).await;
                 match settle(sp, one).await? {
                     Ok(n) => created += n,
                     Err(e) => failures.push(Failure {
                         job: job.id,
-                        error: format!("cannot create its data-triggered runs: {e}"),
+                        error: format!("cannot create its data-triggered runs: {}", reason(&e)),
                     }),
                 }
             }
@@ -235,30 +210,12 @@ pub async fn tick(
     report.pending += report.data;
 
     // Pending runs past their TTL, then runs whose lease ran out: in bulk, or run by run.
-    report.expired = expire(
-        &mut tx,
-        now,
-        EXPIRE_PENDING,
-        EXPIRED_PENDING_IDS,
-        EXPIRE_ONE_PENDING,
-        "cannot mark run {} missed",
-        &mut failures,
-    )
-    .await?;
-    report.lost = expire(
-        &mut tx,
-        now,
-        EXPIRE_LEASES,
-        LOST_RUN_IDS,
-        EXPIRE_ONE_LEASE,
-        "cannot mark run {} lost",
-        &mut failures,
-    )
-    .await?;
+    report.expired = expire(&mut tx, now, Expiry::Pending, &mut failures).await?;
+    report.lost = expire(&mut tx, now, Expiry::Lease, &mut failures).await?;
 
     report.isolated = mark(&mut tx, &failures).await?;
     if report.pending > 0 {
-        sqlx::query(NOTIFY_RUNS).execute(&mut *tx).await?;
+        db::notify_runs(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(report)
@@ -272,19 +229,29 @@ struct JobPlan {
     runs: Vec<PlannedRun>,
 }
 
+/// Inserts the plans' runs and moves their jobs' schedules on.
 async fn write_plans(
     conn: &mut PgConnection,
     plans: &[JobPlan],
     now: DateTime<Utc>,
     created_by: &str,
-) -> sqlx::Result<()> {
+) -> Result<()> {
     let runs: Vec<PlannedRun> = plans.iter().flat_map(|p| p.runs.iter().cloned()).collect();
-    insert_runs(&mut *conn, &runs, now, created_by).await?;
-    let mut advance = Advance::default();
-    for p in plans {
-        advance.push(p.job, p.next_slot, p.fired);
+    if !runs.is_empty() {
+        db::insert_runs(&mut *conn, &runs, now, created_by).await?;
     }
-    advance.write(conn).await
+    let advance: Vec<Advance> = plans
+        .iter()
+        .map(|p| Advance {
+            job: p.job,
+            next_slot: p.next_slot,
+            fired: p.fired,
+        })
+        .collect();
+    if !advance.is_empty() {
+        db::advance_jobs(conn, &advance).await?;
+    }
+    Ok(())
 }
 
 /// The due jobs, locked. A row that does not read back (a value changed by hand that the Rust
@@ -295,64 +262,93 @@ async fn due_jobs(
     horizon: DateTime<Utc>,
     retry_marked_before: DateTime<Utc>,
     failures: &mut Vec<Failure>,
-) -> sqlx::Result<Vec<JobRow>> {
-    let all = sqlx::query_as(DUE_JOBS)
-        .bind(horizon)
-        .bind(JOBS_PER_TICK)
-        .bind(retry_marked_before)
-        .fetch_all(&mut *conn)
-        .await;
-    match all {
+) -> Result<Vec<JobRow>> {
+    match db::due_jobs(&mut *conn, horizon, JOBS_PER_TICK, retry_marked_before).await {
         Ok(rows) => return Ok(rows),
-        Err(e @ (sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_))) => {
-            tracing::warn!("a due job does not read back ({e}); reading them one by one");
+        Err(e) if e.is_decode() => {
+            tracing::warn!(
+                "a due job does not read back ({}); reading them one by one",
+                reason(&e)
+            );
         }
         Err(e) => return Err(e),
     }
-    let ids: Vec<JobId> = sqlx::query_scalar(DUE_JOB_IDS)
-        .bind(horizon)
-        .bind(JOBS_PER_TICK)
-        .bind(retry_marked_before)
-        .fetch_all(&mut *conn)
-        .await?;
+    let ids = db::due_job_ids(&mut *conn, horizon, JOBS_PER_TICK, retry_marked_before).await?;
     let mut rows = Vec::with_capacity(ids.len());
     for id in ids {
-        let row = sqlx::query_as::<_, JobRow>(JOB_BY_ID)
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await;
-        match row {
+        match db::job_by_id(&mut *conn, id).await {
             Ok(Some(row)) => rows.push(row),
             Ok(None) => {}
-            Err(e @ (sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_))) => {
-                failures.push(Failure {
-                    job: id,
-                    error: format!("its stored definition does not read back: {e}"),
-                })
-            }
+            Err(e) if e.is_decode() => failures.push(Failure {
+                job: id,
+                error: format!("its stored definition does not read back: {}", reason(&e)),
+            }),
             Err(e) => return Err(e),
         }
     }
     Ok(rows)
 }
 
-/// Runs an expiry statement (`sql` with $1 now, $2 `arg`) in a savepoint, with the deferred
-/// triggers of what it ended; the savepoint is released on success and rolled back on a data
-/// error (the inner result), a connection error ends the tick (the outer one).
+/// The two expiry steps: pending runs whose TTL passed become `missed`, active runs whose
+/// guardian's lease ran out become `lost`.
+#[derive(Debug, Clone, Copy)]
+enum Expiry {
+    Pending,
+    Lease,
+}
+
+/// The runs one expiry statement takes: a batch of the oldest, or one run.
+#[derive(Debug, Clone, Copy)]
+enum Take {
+    Batch,
+    Run(RunId),
+}
+
+impl Expiry {
+    /// Expires the runs `take` names at `now`; how many.
+    async fn run(self, conn: &mut PgConnection, now: DateTime<Utc>, take: Take) -> Result<u64> {
+        match (self, take) {
+            (Expiry::Pending, Take::Batch) => db::expire_pending(conn, now, EXPIRES_PER_TICK).await,
+            (Expiry::Pending, Take::Run(run)) => db::expire_one_pending(conn, now, run).await,
+            (Expiry::Lease, Take::Batch) => db::expire_leases(conn, now, EXPIRES_PER_TICK).await,
+            (Expiry::Lease, Take::Run(run)) => db::expire_one_lease(conn, now, run).await,
+        }
+    }
+
+    /// The runs the batch would take, with their jobs.
+    async fn candidates(
+        self,
+        conn: &mut PgConnection,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(RunId, JobId)>> {
+        match self {
+            Expiry::Pending => db::expired_pending_ids(conn, now, EXPIRES_PER_TICK).await,
+            Expiry::Lease => db::lost_run_ids(conn, now, EXPIRES_PER_TICK).await,
+        }
+    }
+
+    /// The scheduler error of a run that could not be expired.
+    fn failure(self, run: RunId, e: &Error) -> String {
+        let ending = match self {
+            Expiry::Pending => "missed",
+            Expiry::Lease => "lost",
+        };
+        format!("cannot mark run {run} {ending}: {}", reason(e))
+    }
+}
+
+/// Runs an expiry statement in a savepoint, with the deferred triggers of what it ended; the
+/// savepoint is released on success and rolled back on a data error (the inner result), a
+/// connection error ends the tick (the outer one).
 async fn expire_in_savepoint(
     tx: &mut PgConnection,
-    sql: &str,
+    expiry: Expiry,
     now: DateTime<Utc>,
-    arg: i64,
-) -> sqlx::Result<Result<u64, sqlx::Error>> {
-    let mut sp = Connection::begin(&mut *tx).await?;
+    take: Take,
+) -> Result<Result<u64>> {
+    let mut sp = begin(tx).await?;
     let done = async {
-        let n = sqlx::query(sql)
-            .bind(now)
-            .bind(arg)
-            .execute(&mut *sp)
-            .await?
-            .rows_affected();
+        let n = expiry.run(&mut sp, now, take).await?;
         if n > 0 {
             fire_deferred(&mut sp).await?;
         }
@@ -362,36 +358,30 @@ async fn expire_in_savepoint(
     settle(sp, done).await
 }
 
-/// An expiry step: `bulk` ($1 now, $2 batch) inside a savepoint; when it fails, the runs it
-/// would take (`ids`: id and job) are expired one by one with `one` ($1 now, $2 run), each in
-/// its own savepoint. Returns how many runs were expired.
+/// An expiry step: in bulk inside a savepoint; when that fails, the runs it would take are
+/// expired one by one, each in its own savepoint. Returns how many runs were expired.
 async fn expire(
     tx: &mut PgConnection,
     now: DateTime<Utc>,
-    bulk: &str,
-    ids: &str,
-    one: &str,
-    what: &str,
+    expiry: Expiry,
     failures: &mut Vec<Failure>,
-) -> sqlx::Result<u64> {
-    let bulk_result = expire_in_savepoint(tx, bulk, now, EXPIRES_PER_TICK).await?;
-    let e = match bulk_result {
+) -> Result<u64> {
+    let e = match expire_in_savepoint(tx, expiry, now, Take::Batch).await? {
         Ok(n) => return Ok(n),
         Err(e) => e,
     };
-    tracing::warn!("expiring runs failed ({e}); redoing it run by run");
-    let runs: Vec<(i64, JobId)> = sqlx::query_as(ids)
-        .bind(now)
-        .bind(EXPIRES_PER_TICK)
-        .fetch_all(&mut *tx)
-        .await?;
+    tracing::warn!(
+        "expiring runs failed ({}); redoing it run by run",
+        reason(&e)
+    );
+    let runs = expiry.candidates(&mut *tx, now).await?;
     let mut expired = 0;
     for (run, job) in runs {
-        match expire_in_savepoint(tx, one, now, run).await? {
+        match expire_in_savepoint(tx, expiry, now, Take::Run(run)).await? {
             Ok(n) => expired += n,
             Err(e) => failures.push(Failure {
                 job,
-                error: format!("{}: {e}", what.replace("{}", &run.to_string())),
+                error: expiry.failure(run, &e),
             }),
         }
     }
@@ -401,17 +391,12 @@ async fn expire(
 /// Records the failures as their jobs' scheduler errors; returns how many jobs were marked.
 /// A job newly marked is logged as an error (and notifies); one marked already, tried again
 /// after [`HOLD_BACK`], only at debug level.
-async fn mark(conn: &mut PgConnection, failures: &[Failure]) -> sqlx::Result<usize> {
+async fn mark(conn: &mut PgConnection, failures: &[Failure]) -> Result<usize> {
     if failures.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<i64> = failures.iter().map(|f| f.job.0).collect();
-    let errors: Vec<&str> = failures.iter().map(|f| f.error.as_str()).collect();
-    let newly: i64 = sqlx::query_scalar(MARK_ERRORS)
-        .bind(&ids)
-        .bind(&errors)
-        .fetch_one(&mut *conn)
-        .await?;
+    let marks: Vec<(JobId, &str)> = failures.iter().map(|f| (f.job, f.error.as_str())).collect();
+    let newly = db::mark_errors(conn, &marks).await?;
     for f in failures {
         if newly > 0 {
             tracing::error!(job = %f.job, "scheduler error, job left alone: {}", f.error);
@@ -420,62 +405,4 @@ async fn mark(conn: &mut PgConnection, failures: &[Failure]) -> sqlx::Result<usi
         }
     }
     Ok(failures.len())
-}
-
-async fn insert_runs(
-    conn: &mut PgConnection,
-    runs: &[PlannedRun],
-    now: DateTime<Utc>,
-    created_by: &str,
-) -> sqlx::Result<()> {
-    if runs.is_empty() {
-        return Ok(());
-    }
-    let column = |f: fn(&PlannedRun) -> _| runs.iter().map(f).collect::<Vec<_>>();
-    let jobs: Vec<i64> = runs.iter().map(|r| r.job.0).collect();
-    let statuses: Vec<&str> = runs.iter().map(|r| r.status.as_str()).collect();
-    let errors: Vec<Option<String>> = runs.iter().map(|r| r.error.clone()).collect();
-    let hosts: Vec<Option<String>> = runs.iter().map(|r| r.target_host.clone()).collect();
-    sqlx::query(INSERT_RUNS)
-        .bind(jobs)
-        .bind(column(|r| r.slot))
-        .bind(column(|r| r.scheduled_for))
-        .bind(column(|r| r.expires_at))
-        .bind(hosts)
-        .bind(statuses)
-        .bind(errors)
-        .bind(now)
-        .bind(created_by)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// The jobs' new scheduler state, written in one statement.
-#[derive(Default)]
-struct Advance {
-    ids: Vec<i64>,
-    next_slots: Vec<Option<DateTime<Utc>>>,
-    fired: Vec<i32>,
-}
-
-impl Advance {
-    fn push(&mut self, job: JobId, next_slot: Option<DateTime<Utc>>, fired: i32) {
-        self.ids.push(job.0);
-        self.next_slots.push(next_slot);
-        self.fired.push(fired);
-    }
-
-    async fn write(self, conn: &mut PgConnection) -> sqlx::Result<()> {
-        if self.ids.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(ADVANCE_JOBS)
-            .bind(self.ids)
-            .bind(self.next_slots)
-            .bind(self.fired)
-            .execute(conn)
-            .await?;
-        Ok(())
-    }
 }
