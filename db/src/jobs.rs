@@ -17,7 +17,7 @@ use sisyphus_model::notifications::Rule;
 use sisyphus_model::resources::Template;
 use sisyphus_model::schedule::{CronExpr, Schedule};
 use sisyphus_model::spec::{
-    FieldProblem, InvalidJob, JobSpec, LogSettings, ResourceSpec, RunLimits, MAX_COUNT,
+    FieldProblem, InvalidJob, JobSpec, LogSettings, ResourceSpec, RunLimits, SpecFields, MAX_COUNT,
     MAX_DURATION,
 };
 
@@ -138,7 +138,7 @@ impl JobRow {
             &self.compress_mode,
         )
         .map_err(|(column, problem)| self.corrupt(column, problem))?;
-        Ok(JobSpec {
+        let fields = SpecFields {
             job: self.job_ref(),
             command: self.command.clone(),
             shell: self.shell,
@@ -194,6 +194,15 @@ impl JobRow {
                     .map(|w| u32::try_from(w).map_err(|e| self.corrupt("cpu_weight", e)))
                     .transpose()?,
             },
+        };
+        // A value changed by hand past what validation allows reads back as corrupt, naming
+        // the first key the validator names (keys and columns share their names).
+        JobSpec::from_fields(fields).map_err(|invalid| {
+            let first = invalid.problems.into_iter().next();
+            match first {
+                Some(p) => self.corrupt(p.field, p.problem),
+                None => self.corrupt("(all)", "does not validate"),
+            }
         })
     }
 

@@ -393,8 +393,8 @@ impl JobDefinition {
             });
         }
         // Every checked field is Some here: a None was recorded as a problem above.
-        let spec = || {
-            Some(JobSpec {
+        let fields = || {
+            Some(SpecFields {
                 job: JobRef {
                     project: project?,
                     name: name?,
@@ -435,7 +435,12 @@ impl JobDefinition {
                 },
             })
         };
-        spec().ok_or_else(|| InvalidJob::internal(self.label(position)))
+        let fields = fields().ok_or_else(|| InvalidJob::internal(self.label(position)))?;
+        // The typed checks again, so that both ways to a `JobSpec` pass the same ones.
+        JobSpec::from_fields(fields).map_err(|e| InvalidJob {
+            job: self.label(position),
+            ..e
+        })
     }
 
     fn resources(&self, v: &mut Validator) -> Option<ResourceSpec> {
@@ -560,9 +565,17 @@ impl JobDefinition {
     }
 }
 
-/// A checked job definition. Only [`JobDefinition::validate`] makes one.
+/// A checked job definition. Only the validator makes one: [`JobDefinition::validate`] from a
+/// definition as written, or [`JobSpec::from_fields`] from typed fields (a stored row read back),
+/// which applies the same checks to the values. Its fields are read through `Deref`
+/// (`spec.concurrency`) and cannot be changed afterwards.
 #[derive(Debug, Clone, PartialEq)]
-pub struct JobSpec {
+pub struct JobSpec(SpecFields);
+
+/// The fields of a job definition, typed. Read them through a [`JobSpec`]; build one only to hand
+/// it to [`JobSpec::from_fields`], which checks it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecFields {
     pub job: JobRef,
     pub command: Vec<String>,
     pub shell: bool,
@@ -595,6 +608,134 @@ pub struct JobSpec {
     pub min_duration: Option<Duration>,
     /// Limits of the run's cgroup.
     pub limits: RunLimits,
+}
+
+impl std::ops::Deref for JobSpec {
+    type Target = SpecFields;
+    fn deref(&self) -> &SpecFields {
+        &self.0
+    }
+}
+
+impl JobSpec {
+    /// Checks typed fields as validation checks a written definition: names, command,
+    /// environment, paths, counts and durations in range, the window, the data trigger's target
+    /// and the run limits. Every problem is reported, each naming its key.
+    pub fn from_fields(fields: SpecFields) -> Result<JobSpec, InvalidJob> {
+        let problems = check_fields(&fields);
+        if problems.is_empty() {
+            Ok(JobSpec(fields))
+        } else {
+            Err(InvalidJob {
+                job: fields.job.to_string(),
+                problems,
+            })
+        }
+    }
+
+    /// The fields, to change some and check them again with [`from_fields`](Self::from_fields).
+    pub fn into_fields(self) -> SpecFields {
+        self.0
+    }
+}
+
+/// The checks of [`JobSpec::from_fields`]; the problems found (none: valid).
+fn check_fields(f: &SpecFields) -> Vec<FieldProblem> {
+    let mut v = Validator {
+        problems: Vec::new(),
+    };
+    v.field("project", check_project(&f.job.project));
+    v.field("name", check_name(&f.job.name));
+    let command = if f.shell {
+        f.command
+            .first()
+            .map(|line| Command::Line(line.clone()))
+            .filter(|_| f.command.len() == 1)
+    } else {
+        Some(Command::Argv(f.command.clone()))
+    };
+    v.field("command", check_command(command.as_ref(), f.shell));
+    v.field("env", check_env(f.env.clone()));
+    v.field("workdir", check_workdir(f.workdir.as_deref()));
+    v.field("run_as", check_user(f.run_as.as_deref()));
+    v.field("userdata", check_userdata(Some(f.userdata.clone())));
+    if let (Some(s), Some(e)) = (f.start, f.end) {
+        if e <= s {
+            v.push(
+                "end",
+                format!("{} is not after start {}", e.to_rfc3339(), s.to_rfc3339()),
+            );
+        }
+    }
+    let counts = [
+        ("iterations", f.iterations, 1),
+        ("retries", Some(f.retries), 0),
+        ("concurrency", Some(f.concurrency), 1),
+        ("cpu_weight", f.limits.cpu_weight, 1),
+    ];
+    for (field, value, min) in counts {
+        v.field(field, opt_count(value.map(i64::from), min));
+    }
+    if f.limits.cpu_weight.is_some_and(|w| w > 10_000) {
+        v.push("cpu_weight", "is more than 10000".to_string());
+    }
+    if let Some(bytes) = f.limits.memory_max {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        v.field("memory_max", parse_size(&Size::Bytes(bytes)));
+    }
+    let positive = [
+        ("ttl", Some(f.ttl)),
+        ("maxtime", f.maxtime),
+        ("lock_lease", Some(f.resources.lease)),
+    ];
+    for (field, d) in positive {
+        if d.is_some_and(|d| d.is_zero()) {
+            v.push(field, "must be more than zero".to_string());
+        }
+    }
+    let durations = [
+        ("ttl", Some(f.ttl)),
+        ("jitter", Some(f.jitter)),
+        ("maxtime", f.maxtime),
+        ("retry_backoff", Some(f.retry_backoff)),
+        ("keep_logs", f.logs.keep),
+        ("compress_logs", f.logs.compress_after),
+        ("lock_lease", Some(f.resources.lease)),
+        ("lock_wait", Some(f.resources.wait)),
+        ("outputs_expire", f.resources.outputs_expire),
+        ("max_health_age", f.max_health_age),
+        ("warn_after", f.warn_after),
+        ("min_duration", f.min_duration),
+    ];
+    for (field, d) in durations {
+        if let Some(d) = d.filter(|d| *d > MAX_DURATION) {
+            v.push(
+                field,
+                format!(
+                    "{}s is longer than {}, the longest duration allowed",
+                    d.as_secs(),
+                    format_duration(MAX_DURATION)
+                ),
+            );
+        }
+    }
+    if let Some(pool) = &f.target.pool {
+        if !is_simple_name(pool) {
+            v.push(
+                "target",
+                format!("pool `{pool}` must be letters, digits, `_`, `-` or `.`, and not empty"),
+            );
+        }
+    }
+    if f.resources.on_inputs && f.target.all {
+        v.push(
+            "on_inputs",
+            "a data-triggered job runs once per fresh set of inputs, so its target must be `any` \
+             (not `all`)"
+                .to_string(),
+        );
+    }
+    v.problems
 }
 
 /// What a run's cgroup is limited to, where the host can apply it.

@@ -81,7 +81,7 @@ async fn removing_a_job_with_an_active_run_is_refused() {
         .await
         .expect("run");
     sqlx::query("UPDATE sisyphus.runs SET status = 'running', started_at = now() WHERE id = $1")
-        .bind(ids[0])
+        .bind(ids[0].0)
         .execute(&db.pool)
         .await
         .expect("claim");

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use sisyphus_client::spec::Text;
-use sisyphus_client::{Error, JobDefinition, JobSpec};
+use sisyphus_client::spec::SpecFields;
+use sisyphus_client::{Error, JobDefinition, JobRef, JobSpec};
 
 use crate::harness::{jobs_file, stderr, TestDb};
 
@@ -382,33 +383,36 @@ async fn project_sections_are_named_like_projects() {
     assert_eq!(db.count("project_defaults").await, 0);
 }
 
-/// The schema's checks stay as the last line, and what they refuse comes back as the same field
-/// error as validation's: a `JobSpec` is plain data, so one can be changed after validation.
+/// A `JobSpec` cannot be changed after validation: changed fields go back through
+/// `JobSpec::from_fields`, which refuses what validation refuses, naming the key. A stored row
+/// changed by hand past those checks reads back as corrupt, naming its column, and the schema's
+/// own checks stay as the last line for SQL.
 #[tokio::test]
-async fn values_the_database_refuses_are_field_errors() {
+async fn typed_fields_meet_the_same_checks_as_written_ones() {
     let db = TestDb::new().await;
     let valid = JobDefinition::new("ACME", "j", ["true"])
         .validate()
-        .expect("valid");
-    let cases: Vec<(JobSpec, &str, &str)> = vec![
+        .expect("valid")
+        .into_fields();
+    let cases: Vec<(SpecFields, &str, &str)> = vec![
         (
-            JobSpec {
+            SpecFields {
                 concurrency: 0,
                 ..valid.clone()
             },
             "concurrency",
-            "jobs_concurrency_check",
+            "less than 1",
         ),
         (
-            JobSpec {
+            SpecFields {
                 iterations: Some(0),
                 ..valid.clone()
             },
             "iterations",
-            "jobs_iterations_check",
+            "less than 1",
         ),
         (
-            JobSpec {
+            SpecFields {
                 retries: u32::MAX,
                 ..valid.clone()
             },
@@ -416,34 +420,52 @@ async fn values_the_database_refuses_are_field_errors() {
             "more than 2147483647",
         ),
         (
-            JobSpec {
+            SpecFields {
                 maxtime: Some(Duration::from_secs(18_446_744_073_712)),
                 ..valid.clone()
             },
             "maxtime",
-            "longer than 100 years",
+            "longest duration allowed",
         ),
         (
-            JobSpec {
+            SpecFields {
                 ttl: Duration::MAX,
                 ..valid.clone()
             },
             "ttl",
-            "longer than 100 years",
+            "longest duration allowed",
+        ),
+        (
+            SpecFields {
+                command: Vec::new(),
+                ..valid.clone()
+            },
+            "command",
+            "empty",
         ),
     ];
-    for (spec, field, words) in cases {
-        let err = db
-            .client
-            .apply_specs(&[spec], false)
-            .await
-            .expect_err("refused");
-        let Error::Invalid(jobs) = &err else {
-            panic!("{field}: not a field error: {err}")
-        };
-        assert!(jobs[0].names(field), "{field}: {err}");
+    for (fields, field, words) in cases {
+        let err = JobSpec::from_fields(fields).expect_err("refused");
+        assert!(err.names(field), "{field}: {err}");
         assert!(err.to_string().contains(words), "{field}: {err}");
-        assert_eq!(jobs[0].job, "ACME/j");
-        assert_eq!(db.count("jobs").await, 0, "{field}: something was written");
+        assert_eq!(err.job, "ACME/j");
     }
+
+    let spec = JobSpec::from_fields(valid).expect("unchanged fields pass");
+    db.client.apply_specs(&[spec], false).await.expect("applied");
+    sqlx::query("UPDATE sisyphus.jobs SET ttl = interval '200 years'")
+        .execute(&db.pool)
+        .await
+        .expect("the schema allows a long ttl");
+    let err = db
+        .client
+        .job_spec(&JobRef::new("ACME", "j"))
+        .await
+        .expect_err("corrupt");
+    assert!(err.to_string().contains("column `ttl`"), "{err}");
+    let refused = sqlx::query("UPDATE sisyphus.jobs SET concurrency = 0")
+        .execute(&db.pool)
+        .await
+        .expect_err("the schema's check refuses it");
+    assert!(refused.to_string().contains("jobs_concurrency_check"), "{refused}");
 }
