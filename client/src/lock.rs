@@ -211,7 +211,7 @@ impl ResourceLock {
             }
             Err(e) => {
                 let _ = resources::release(pool, &holder, false).await;
-                return Err(e.into());
+                return Err(e);
             }
         }
         let lost = Arc::new(AtomicBool::new(false));
