@@ -7,7 +7,8 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sqlx::{Connection, PgConnection};
+use sisyphus_client::db::bench::Table;
+use sisyphus_client::db::{self, PgConnection};
 
 use crate::{fresh_database, ms, stats};
 
@@ -29,29 +30,18 @@ pub(crate) async fn data_triggers(
     let mut reference: Option<Duration> = None;
     for &n in sizes {
         let url = fresh_database(cluster, &format!("bench_data_{n}")).await?;
-        let mut conn = PgConnection::connect(&url).await?;
+        let mut conn = db::bench::connect(&url).await?;
         define(&mut conn, n, active).await?;
-        let base: DateTime<Utc> = sqlx::query_scalar("SELECT date_trunc('day', now())")
-            .fetch_one(&mut conn)
-            .await?;
+        let base: DateTime<Utc> = db::bench::today(&mut conn).await?;
         let settings = sisyphus_scheduler::PlanSettings::default();
         let mut tick_times = Vec::with_capacity(ticks);
         let mut round_trips = Vec::with_capacity(ticks);
         for round in 0..(ticks + 5) {
             // A new day's inputs for every active job: each names a new slot.
             let day = base + chrono::Duration::days(round as i64);
-            sqlx::query(
-                "INSERT INTO sisyphus.resources (name, written_at, writer)
-                 SELECT 'active.' || k || '.events.' || to_char($1 AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
-                        clock_timestamp(), 'bench'
-                   FROM generate_series(1, $2) k",
-            )
-            .bind(day)
-            .bind(active)
-            .execute(&mut conn)
-            .await?;
+            db::bench::write_day_inputs(&mut conn, day, active).await?;
             let start = Instant::now();
-            sqlx::query("SELECT 1").execute(&mut conn).await?;
+            db::bench::select_one(&mut conn).await?;
             let rt = start.elapsed();
             let start = Instant::now();
             let report = sisyphus_scheduler::tick(&mut conn, None, &settings, "bench").await?;
@@ -89,37 +79,12 @@ pub(crate) async fn data_triggers(
 /// an hour ago; then VACUUM ANALYZE as production would. The jobs are taken off the queue of
 /// full looks, as after their first tick: this measures the ticks after it.
 async fn define(conn: &mut PgConnection, n: i64, active: i64) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO sisyphus.jobs (project, name, command, on_inputs, inputs)
-         SELECT 'Bench', 'idle' || i, '{true}'::text[], true,
-                ARRAY[CASE WHEN i % 2 = 0 THEN 'idle.' || i || '.events.{date}'
-                           ELSE 'idle.' || i || '.plain' END]
-           FROM generate_series(1, $1) i
-         UNION ALL
-         SELECT 'Bench', 'active' || k, '{true}'::text[], true, ARRAY['active.' || k || '.events.{date}']
-           FROM generate_series(1, $2) k",
-    )
-    .bind(n)
-    .bind(active)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO sisyphus.resources (name, written_at, writer)
-         SELECT 'other.' || i, now() - interval '1 hour', 'bench' FROM generate_series(1, $1) i",
-    )
-    .bind(n)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("DELETE FROM sisyphus.data_trigger_queue")
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("UPDATE sisyphus.data_trigger_state SET seen_until = now()")
-        .execute(&mut *conn)
-        .await?;
-    for table in ["jobs", "resources"] {
-        sqlx::query(&format!("VACUUM ANALYZE sisyphus.{table}"))
-            .execute(&mut *conn)
-            .await?;
+    db::bench::define_data_jobs(conn, n, active).await?;
+    db::bench::write_other_resources(conn, n).await?;
+    db::bench::clear_full_look_queue(conn).await?;
+    db::bench::mark_inputs_seen(conn).await?;
+    for table in [Table::Jobs, Table::Resources] {
+        db::bench::vacuum_analyze(&mut *conn, table).await?;
     }
     Ok(())
 }

@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use sisyphus_client::{Client, JobDefinition};
+use sisyphus_client::db::{self, PgPool};
+use sisyphus_client::{Client, JobDefinition, RunId};
 use std::path::PathBuf;
 
 use sisyphus_guardian::{Config, Executor, Guardian};
-use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use crate::fresh_database;
@@ -43,17 +43,8 @@ pub async fn drain(
         .apply(&[bench_job("true", &["/bin/true"])], false)
         .await?;
     let pool = client.pool().clone();
-    sqlx::query(
-        "INSERT INTO sisyphus.runs (job_id, slot, scheduled_for, expires_at, trigger)
-         SELECT j.id, now() + make_interval(secs => i / 1e6), now(), now() + interval '1 day', 'manual'
-           FROM sisyphus.jobs j, generate_series(1, $1) i",
-    )
-    .bind(runs)
-    .execute(&pool)
-    .await?;
-    sqlx::query("VACUUM ANALYZE sisyphus.runs")
-        .execute(&pool)
-        .await?;
+    db::bench::insert_pending_runs(&pool, runs).await?;
+    db::bench::vacuum_analyze(&pool, db::bench::Table::Runs).await?;
     let xacts_before = xacts(&pool).await?;
     let started = Instant::now();
     let running = Guardians::start(&url, name, guardians, capacity, executor, |_| {}).await?;
@@ -61,26 +52,19 @@ pub async fn drain(
     let elapsed = started.elapsed();
     let xacts_after = xacts(&pool).await?;
     running.stop().await;
-    let (p50, p99): (f64, f64) = sqlx::query_as(
-        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - $1)),
-                percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - $1))
-           FROM sisyphus.runs",
+    let pickup = db::bench::pickup(
+        &pool,
+        chrono::Utc::now() - chrono::Duration::from_std(elapsed)?,
     )
-    .bind(chrono::Utc::now() - chrono::Duration::from_std(elapsed)?)
-    .fetch_one(&pool)
     .await?;
-    let failed: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM sisyphus.runs WHERE status NOT IN ('successful', 'uneventful')",
-    )
-    .fetch_one(&pool)
-    .await?;
+    let failed = db::bench::unsuccessful_runs(&pool).await?;
     anyhow::ensure!(failed == 0, "{failed} runs did not succeed");
     Ok(Drain {
         runs,
         elapsed,
         xacts_per_run: (xacts_after - xacts_before) as f64 / runs as f64,
-        pickup_p50: Duration::from_secs_f64(p50.max(0.0)),
-        pickup_p99: Duration::from_secs_f64(p99.max(0.0)),
+        pickup_p50: Duration::from_secs_f64(pickup.p50.max(0.0)),
+        pickup_p99: Duration::from_secs_f64(pickup.p99.max(0.0)),
     })
 }
 
@@ -145,24 +129,10 @@ pub async fn insert_due(
     name: &str,
     count: i64,
     delay_ms: f64,
-) -> anyhow::Result<Vec<i64>> {
+) -> anyhow::Result<Vec<RunId>> {
     let mut tx = pool.begin().await?;
-    let ids = sqlx::query_scalar(
-        "INSERT INTO sisyphus.runs (job_id, slot, scheduled_for, expires_at, trigger)
-         SELECT j.id, clock_timestamp() + make_interval(secs => i / 1e6),
-                now() + make_interval(secs => $3 / 1e3), now() + interval '1 day', 'manual'
-           FROM sisyphus.jobs j, generate_series(1, $2) i
-          WHERE j.project = 'Bench' AND j.name = $1
-         RETURNING id",
-    )
-    .bind(name)
-    .bind(count)
-    .bind(delay_ms)
-    .fetch_all(&mut *tx)
-    .await?;
-    sqlx::query("SELECT pg_notify('sisyphus_runs', '')")
-        .execute(&mut *tx)
-        .await?;
+    let ids = db::bench::insert_due_runs(&mut tx, name, count, delay_ms).await?;
+    db::scheduler::notify_runs(&mut *tx).await?;
     tx.commit().await?;
     Ok(ids)
 }
@@ -171,13 +141,7 @@ pub async fn insert_due(
 /// `runs` every few milliseconds would itself eat a core once the table is large.
 pub async fn wait_idle(pool: &PgPool) -> anyhow::Result<()> {
     loop {
-        let busy: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM sisyphus.runs WHERE status = 'pending')
-                 OR EXISTS (SELECT 1 FROM sisyphus.runs WHERE status IN ('running', 'suspended'))",
-        )
-        .fetch_one(pool)
-        .await?;
-        if !busy {
+        if !db::bench::runs_busy(pool).await? {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -186,14 +150,8 @@ pub async fn wait_idle(pool: &PgPool) -> anyhow::Result<()> {
 
 async fn xacts(pool: &PgPool) -> anyhow::Result<i64> {
     // Statistics are flushed lazily; ask for a fresh snapshot.
-    let _ = sqlx::query("SELECT pg_stat_clear_snapshot()")
-        .execute(pool)
-        .await;
-    Ok(sqlx::query_scalar(
-        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
-    )
-    .fetch_one(pool)
-    .await?)
+    let _ = db::bench::clear_stats_snapshot(pool).await;
+    Ok(db::bench::committed_transactions(pool).await?)
 }
 
 /// Spawns and reaps `/bin/true` `runs` times, `concurrency` at a time, from a plain loop.
@@ -219,24 +177,18 @@ pub async fn spawn_baseline(runs: i64, concurrency: usize) -> anyhow::Result<f64
 /// Single-statement transactions per second over `connections` connections for `secs` seconds
 /// (pgbench's simple-update style: one round trip, one commit each).
 pub async fn round_trip_baseline(url: &str, connections: usize, secs: f64) -> anyhow::Result<f64> {
-    let mut setup = PgConnection::connect(url).await?;
-    sqlx::query("CREATE TABLE IF NOT EXISTS bench_counter (id int PRIMARY KEY, v bigint NOT NULL)")
-        .execute(&mut setup)
-        .await?;
-    sqlx::query("INSERT INTO bench_counter SELECT i, 0 FROM generate_series(1, 1000) i ON CONFLICT DO NOTHING")
-        .execute(&mut setup)
-        .await?;
+    let mut setup = db::bench::connect(url).await?;
+    db::bench::create_counters(&mut setup).await?;
+    db::bench::fill_counters(&mut setup).await?;
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let mut tasks = Vec::new();
     for c in 0..connections {
         let url = url.to_string();
         tasks.push(tokio::spawn(async move {
-            let mut conn = PgConnection::connect(&url).await?;
+            let mut conn = db::bench::connect(&url).await?;
             let mut n = 0u64;
             while Instant::now() < deadline {
-                sqlx::query("UPDATE bench_counter SET v = v + 1 WHERE id = $1")
-                    .bind(((n as usize * 7 + c * 131) % 1000 + 1) as i32)
-                    .execute(&mut conn)
+                db::bench::bump_counter(&mut conn, ((n as usize * 7 + c * 131) % 1000 + 1) as i32)
                     .await?;
                 n += 1;
             }

@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use sisyphus_client::Client;
+use sisyphus_client::{db, Client};
 
 use crate::drain::{bench_job, insert_due};
 use crate::fresh_database;
@@ -52,12 +52,7 @@ pub async fn footprint(cluster: &pgembed::Cluster, in_flight: i64) -> anyhow::Re
 
     let ids = insert_due(&pool, "sleeper", in_flight, 0.0).await?;
     let pids = loop {
-        let pids: Vec<i32> = sqlx::query_scalar(
-            "SELECT pid FROM sisyphus.runs WHERE id = ANY($1) AND status = 'running' AND pid IS NOT NULL",
-        )
-        .bind(&ids)
-        .fetch_all(&pool)
-        .await?;
+        let pids = db::bench::running_pids(&pool, &ids).await?;
         if pids.len() as i64 == in_flight {
             break pids;
         }

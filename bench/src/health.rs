@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use sisyphus_client::db::bench::DeadTuples;
+use sisyphus_client::db::{self, PgPool};
 use sisyphus_client::Client;
 use sisyphus_guardian::Executor;
-use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::drain::{bench_job, insert_due, wait_idle, Guardians};
 use crate::fresh_database;
@@ -26,16 +27,10 @@ pub async fn health(
     let clean = drain_for(&pool, Duration::from_secs(clean_secs)).await?;
     let clean_dead = dead_tuples(&pool).await?;
 
-    let mut holder = PgConnection::connect(&url).await?;
-    sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ")
-        .execute(&mut holder)
-        .await?;
-    sqlx::query("SELECT count(*) FROM sisyphus.runs")
-        .execute(&mut holder)
-        .await?;
+    let holder = db::bench::hold_snapshot(&url).await?;
     let held = drain_for(&pool, Duration::from_secs(held_secs)).await?;
     let held_dead = dead_tuples(&pool).await?;
-    sqlx::query("COMMIT").execute(&mut holder).await?;
+    holder.release().await?;
     guardians.stop().await;
 
     // Autovacuum, with the queue settings of migration 0005, once the snapshot is gone.
@@ -44,7 +39,7 @@ pub async fn health(
     while released.elapsed() < Duration::from_secs(180) {
         tokio::time::sleep(Duration::from_secs(5)).await;
         after = dead_tuples(&pool).await?;
-        if after.0 * 10 < held_dead.0.max(1) {
+        if after.runs * 10 < held_dead.runs.max(1) {
             break;
         }
     }
@@ -55,21 +50,21 @@ pub async fn health(
     println!("|---|---:|---:|---:|---:|---:|");
     println!(
         "| clean, {clean_secs} s | {} | {:.0} | 100% | {} | {} |",
-        clean.0, clean.1, clean_dead.0, clean_dead.1
+        clean.0, clean.1, clean_dead.runs, clean_dead.run_logs
     );
     println!(
         "| REPEATABLE READ snapshot held, {held_secs} s | {} | {:.0} | {:.0}% | {} | {} |",
         held.0,
         held.1,
         100.0 * held.1 / clean.1,
-        held_dead.0,
-        held_dead.1
+        held_dead.runs,
+        held_dead.run_logs
     );
     println!(
         "| {:.0} s after the snapshot was released (autovacuum) | | | | {} | {} |",
         released.elapsed().as_secs_f64(),
-        after.0,
-        after.1
+        after.runs,
+        after.run_logs
     );
     Ok(())
 }
@@ -87,16 +82,8 @@ async fn drain_for(pool: &PgPool, length: Duration) -> anyhow::Result<(i64, f64)
 }
 
 /// Dead tuples in `runs` and in all of `run_logs`' partitions (statistics, flushed lazily).
-async fn dead_tuples(pool: &PgPool) -> anyhow::Result<(i64, i64)> {
+async fn dead_tuples(pool: &PgPool) -> anyhow::Result<DeadTuples> {
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let _ = sqlx::query("SELECT pg_stat_clear_snapshot()")
-        .execute(pool)
-        .await;
-    Ok(sqlx::query_as(
-        "SELECT coalesce(sum(n_dead_tup) FILTER (WHERE relname = 'runs'), 0)::bigint,
-                coalesce(sum(n_dead_tup) FILTER (WHERE relname LIKE 'run\\_logs%'), 0)::bigint
-           FROM pg_stat_user_tables WHERE schemaname = 'sisyphus'",
-    )
-    .fetch_one(pool)
-    .await?)
+    let _ = db::bench::clear_stats_snapshot(pool).await;
+    Ok(db::bench::dead_tuples(pool).await?)
 }

@@ -4,10 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use sisyphus_client::Client;
+use sisyphus_client::db::{self, PgPool};
+use sisyphus_client::{Client, ControlAction, RunId, RunStatus};
 use sisyphus_guardian::Executor;
-use sqlx::postgres::PgListener;
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::drain::{bench_job, insert_due, wait_idle, Guardians};
@@ -91,38 +90,27 @@ async fn probe(pool: &PgPool, samples: usize, load: Option<f64>) -> anyhow::Resu
         l.await??;
     }
     wait_idle(pool).await?;
-    let rows: Vec<(f64, String)> = sqlx::query_as(
-        "SELECT extract(epoch FROM r.scheduled_for)::float8, l.text
-           FROM sisyphus.runs r JOIN sisyphus.run_logs l ON l.run_id = r.id AND l.stream = 'stdout'
-          WHERE r.id = ANY($1)",
-    )
-    .bind(&ids)
-    .fetch_all(pool)
-    .await?;
+    let rows = db::bench::probe_starts(pool, &ids).await?;
     anyhow::ensure!(
         rows.len() == samples,
         "{} of {samples} probes printed their start",
         rows.len()
     );
     let mut ms = Vec::with_capacity(samples);
-    for (due, text) in rows {
-        let started: f64 = text.trim().parse()?;
-        ms.push((started - due) * 1000.0);
+    for row in rows {
+        let started: f64 = row.printed.trim().parse()?;
+        ms.push((started - row.due) * 1000.0);
     }
     Ok(percentiles(ms))
 }
 
 /// LISTEN/NOTIFY round trips on the same database: the floor for waking a guardian.
 pub async fn notify_round_trips(pool: &PgPool, url: &str, n: usize) -> anyhow::Result<Percentiles> {
-    let mut listener = PgListener::connect(url).await?;
-    listener.listen("bench_floor").await?;
+    let mut floor = db::bench::listen_floor(url).await?;
     let mut ms = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
-        sqlx::query("SELECT pg_notify('bench_floor', '')")
-            .execute(pool)
-            .await?;
-        listener.recv().await?;
+        floor.round_trip(pool).await?;
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     Ok(percentiles(ms))
@@ -140,12 +128,7 @@ pub async fn control(cluster: &pgembed::Cluster, trials: usize) -> anyhow::Resul
     let guardians = Guardians::start(&url, "control", 1, trials, Executor::Process, |_| {}).await?;
     let ids = insert_due(&pool, "sleeper", trials as i64, 0.0).await?;
     let pids = loop {
-        let pids: Vec<i32> = sqlx::query_scalar(
-            "SELECT pid FROM sisyphus.runs WHERE id = ANY($1) AND status = 'running' AND pid IS NOT NULL ORDER BY id",
-        )
-        .bind(&ids)
-        .fetch_all(&pool)
-        .await?;
+        let pids = db::bench::running_pids(&pool, &ids).await?;
         if pids.len() == trials {
             break pids;
         }
@@ -153,12 +136,12 @@ pub async fn control(cluster: &pgembed::Cluster, trials: usize) -> anyhow::Resul
     };
     let (mut suspend, mut resume, mut terminate) = (Vec::new(), Vec::new(), Vec::new());
     for (&id, &pid) in ids.iter().zip(&pids) {
-        suspend.push(timed(&pool, "suspend", id, pid, |s| s == Some('T')).await?);
+        suspend.push(timed(&client, ControlAction::Suspend, id, pid, |s| s == Some('T')).await?);
         // The guardian records `suspended` just after the signal; resume asks for that status.
-        recorded(&pool, id, "suspended").await?;
-        resume.push(timed(&pool, "resume", id, pid, |s| s != Some('T')).await?);
+        recorded(&client, id, RunStatus::Suspended).await?;
+        resume.push(timed(&client, ControlAction::Resume, id, pid, |s| s != Some('T')).await?);
         terminate.push(
-            timed(&pool, "terminate", id, pid, |s| {
+            timed(&client, ControlAction::Terminate, id, pid, |s| {
                 matches!(s, None | Some('Z'))
             })
             .await?,
@@ -181,14 +164,10 @@ pub async fn control(cluster: &pgembed::Cluster, trials: usize) -> anyhow::Resul
 }
 
 /// Waits until the run's status is `status`.
-async fn recorded(pool: &PgPool, run: i64, status: &str) -> anyhow::Result<()> {
+async fn recorded(client: &Client, run: RunId, status: RunStatus) -> anyhow::Result<()> {
     let t = Instant::now();
     loop {
-        let now: String =
-            sqlx::query_scalar("SELECT status::text FROM sisyphus.runs WHERE id = $1")
-                .bind(run)
-                .fetch_one(pool)
-                .await?;
+        let now = client.run(run).await?.status;
         if now == status {
             return Ok(());
         }
@@ -202,18 +181,14 @@ async fn recorded(pool: &PgPool, run: i64, status: &str) -> anyhow::Result<()> {
 
 /// Calls `sisyphus.<action>(run)` and returns the ms until `pid`'s state satisfies `done`.
 async fn timed(
-    pool: &PgPool,
-    action: &str,
-    run: i64,
+    client: &Client,
+    action: ControlAction,
+    run: RunId,
     pid: i32,
     done: fn(Option<char>) -> bool,
 ) -> anyhow::Result<f64> {
     let t = Instant::now();
-    sqlx::query(&format!("SELECT sisyphus.{action}($1)"))
-        .bind(run)
-        .execute(pool)
-        .await?;
-    let action = action.to_string();
+    client.control(run, action).await?;
     tokio::task::spawn_blocking(move || {
         while !done(process_state(pid)) {
             anyhow::ensure!(

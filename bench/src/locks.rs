@@ -4,8 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use sisyphus_client::{Client, LockRequest};
-use sqlx::postgres::PgPoolOptions;
+use sisyphus_client::{db, Client, LockRequest};
 
 use crate::{fresh_database, ms, stats};
 
@@ -15,10 +14,7 @@ pub async fn locks(
     holders: usize,
 ) -> anyhow::Result<()> {
     let url = fresh_database(cluster, "bench_locks").await?;
-    let pool = PgPoolOptions::new()
-        .max_connections(holders as u32 + 2)
-        .connect(&url)
-        .await?;
+    let pool = db::pool(&url, "sisyphus-bench", holders as u32 + 2).await?;
     let client = Client::from_pool(pool.clone());
     client
         .lock(LockRequest::new("seed").outputs(["bench.input"]))
@@ -42,7 +38,7 @@ pub async fn locks(
     let mut round_trips = Vec::with_capacity(cycles);
     for i in 0..cycles {
         let start = Instant::now();
-        sqlx::query("SELECT 1").execute(&pool).await?;
+        db::bench::select_one(&pool).await?;
         round_trips.push(start.elapsed());
         lock_times.push(cycle(client.clone(), format!("bench.out.{}", i % 100)).await?);
     }
@@ -75,7 +71,7 @@ pub async fn locks(
     let per_s = (cycles / holders * holders) as f64 / start.elapsed().as_secs_f64();
     let select_start = Instant::now();
     for _ in 0..cycles {
-        sqlx::query("SELECT 1").execute(&pool).await?;
+        db::bench::select_one(&pool).await?;
     }
     let selects_per_s = cycles as f64 / select_start.elapsed().as_secs_f64();
     println!(

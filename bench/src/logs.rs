@@ -3,9 +3,8 @@
 
 use std::time::Instant;
 
-use sisyphus_client::Client;
+use sisyphus_client::{db, Client};
 use sisyphus_guardian::Executor;
-use sqlx::{Connection, PgConnection};
 
 use crate::drain::{bench_job, insert_due, wait_idle, Guardians};
 use crate::fresh_database;
@@ -31,31 +30,18 @@ pub async fn logs(cluster: &pgembed::Cluster, lines: u64) -> anyhow::Result<()> 
     wait_idle(&pool).await?;
     let through_guardian = started.elapsed();
     guardians.stop().await;
-    let stored: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM sisyphus.run_logs WHERE run_id = $1 AND stream = 'stdout'",
-    )
-    .bind(ids[0])
-    .fetch_one(&pool)
-    .await?;
+    let stored = db::bench::stdout_lines(&pool, ids[0]).await?;
     anyhow::ensure!(stored as u64 == lines, "stored {stored} of {lines} lines");
 
     // The baseline: the same lines, one COPY, into a plain table shaped like run_logs.
-    let mut conn = PgConnection::connect(&url).await?;
-    sqlx::query("CREATE TABLE bench_copy (LIKE sisyphus.run_logs INCLUDING DEFAULTS)")
-        .execute(&mut conn)
-        .await?;
-    sqlx::query("ALTER TABLE bench_copy ADD PRIMARY KEY (run_id, seq, at)")
-        .execute(&mut conn)
-        .await?;
+    let mut conn = db::bench::connect(&url).await?;
+    db::bench::create_copy_table(&mut conn).await?;
+    db::bench::key_copy_table(&mut conn).await?;
     let data: String = (1..=lines)
         .map(|i| format!("{}\t{i}\tstdout\t{i}\n", ids[0]))
         .collect();
     let started = Instant::now();
-    let mut copy = conn
-        .copy_in_raw("COPY bench_copy (run_id, seq, stream, text) FROM STDIN")
-        .await?;
-    copy.send(data.as_bytes()).await?;
-    copy.finish().await?;
+    db::bench::copy_lines(&mut conn, data.as_bytes()).await?;
     let through_copy = started.elapsed();
 
     let per_second = |d: std::time::Duration| lines as f64 / d.as_secs_f64();

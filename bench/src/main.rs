@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
-use sqlx::{Connection, PgConnection};
+use sisyphus_client::db::{self, PgConnection};
 
 #[derive(Parser)]
 struct Cli {
@@ -263,15 +263,11 @@ pub(crate) async fn fresh_database(
     cluster: &pgembed::Cluster,
     name: &str,
 ) -> anyhow::Result<String> {
-    let mut admin = PgConnection::connect(&cluster.url("postgres")).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-        .execute(&mut admin)
-        .await?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await?;
+    let mut admin = db::bench::connect(&cluster.url("postgres")).await?;
+    db::bench::drop_database(&mut admin, name).await?;
+    db::bench::create_database(&mut admin, name).await?;
     let url = cluster.url(name);
-    sisyphus_client::db::migrate(&url).await?;
+    db::migrate(&url).await?;
     Ok(url)
 }
 
@@ -289,28 +285,18 @@ async fn scheduler(
     let mut reference: Option<Duration> = None;
     for &n in sizes {
         let url = fresh_database(cluster, &format!("bench_sched_{n}")).await?;
-        let mut conn = PgConnection::connect(&url).await?;
+        let mut conn = db::bench::connect(&url).await?;
         define_jobs(&mut conn, n).await?;
-        let base: DateTime<Utc> =
-            sqlx::query_scalar("SELECT date_trunc('minute', now()) + interval '1 day'")
-                .fetch_one(&mut conn)
-                .await?;
+        let base: DateTime<Utc> = db::bench::minute_tomorrow(&mut conn).await?;
         let settings = sisyphus_scheduler::PlanSettings::default();
         let mut tick_times = Vec::with_capacity(ticks);
         let mut round_trips = Vec::with_capacity(ticks);
         for round in 0..(ticks + 5) {
             let now = base + chrono::Duration::minutes(round as i64);
             // Make `due` jobs due at `now` (spread over the id range), outside the timing.
-            sqlx::query(
-                "UPDATE sisyphus.jobs SET next_slot = $1 WHERE id % ($2 / $3) = 0 AND id <= $2",
-            )
-            .bind(now)
-            .bind(n)
-            .bind(due)
-            .execute(&mut conn)
-            .await?;
+            db::bench::make_due(&mut conn, now, n, due).await?;
             let start = Instant::now();
-            sqlx::query("SELECT 1").execute(&mut conn).await?;
+            db::bench::select_one(&mut conn).await?;
             let rt = start.elapsed();
             let start = Instant::now();
             let report = sisyphus_scheduler::tick(&mut conn, Some(now), &settings, "bench").await?;
@@ -351,16 +337,7 @@ async fn scheduler(
 
 /// Inserts `n` jobs (cron, not due) in one statement, then VACUUM ANALYZE as production would.
 async fn define_jobs(conn: &mut PgConnection, n: i64) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO sisyphus.jobs (project, name, command, cron, next_slot)
-         SELECT 'Bench', 'job' || i, '{true}', '{* * * * *}', now() + interval '10 years'
-           FROM generate_series(1, $1) i",
-    )
-    .bind(n)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("VACUUM ANALYZE sisyphus.jobs")
-        .execute(&mut *conn)
-        .await?;
+    db::bench::define_cron_jobs(conn, n).await?;
+    db::bench::vacuum_analyze(&mut *conn, db::bench::Table::Jobs).await?;
     Ok(())
 }

@@ -11,11 +11,11 @@
 
 use std::time::{Duration, Instant};
 
+use sisyphus_client::db::{self, PgPool};
 use sisyphus_client::notifications::{OutboxState, RuleDefinition};
-use sisyphus_client::{Client, JobDefinition};
+use sisyphus_client::{Client, JobDefinition, RunStatus};
 use sisyphus_dispatcher::{deliver_due, Settings};
-use sisyphus_notify::{Notification, Senders};
-use sqlx::PgPool;
+use sisyphus_notify::Senders;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::drain::{bench_job, insert_due};
@@ -47,24 +47,14 @@ pub async fn notify(
     println!("|---|---:|---:|---:|");
     // The baseline is measured before and after (its mean is the reference), and the table is
     // vacuumed before each phase, so that no phase pays for another's dead tuples.
-    let trigger = |on: bool| {
-        let pool = pool.clone();
-        async move {
-            let verb = if on { "ENABLE" } else { "DISABLE" };
-            sqlx::query(&format!(
-                "ALTER TABLE sisyphus.runs {verb} TRIGGER runs_ended_notify"
-            ))
-            .execute(&pool)
-            .await
-        }
-    };
+    let trigger = |on: bool| db::bench::set_outcome_trigger(&pool, on);
     trigger(false).await?;
-    let first = finish_each(&pool, "quiet", runs, "successful").await?;
+    let first = finish_each(&pool, "quiet", runs, RunStatus::Successful).await?;
     trigger(true).await?;
-    let quiet = finish_each(&pool, "quiet", runs, "successful").await?;
-    let listened = finish_each(&pool, "listened", runs, "failed").await?;
+    let quiet = finish_each(&pool, "quiet", runs, RunStatus::Successful).await?;
+    let listened = finish_each(&pool, "listened", runs, RunStatus::Failed).await?;
     trigger(false).await?;
-    let last = finish_each(&pool, "quiet", runs, "successful").await?;
+    let last = finish_each(&pool, "quiet", runs, RunStatus::Successful).await?;
     trigger(true).await?;
     let base = (first + last) / 2;
     for (what, d) in [
@@ -82,13 +72,9 @@ pub async fn notify(
             d.as_secs_f64() / base.as_secs_f64()
         );
     }
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM sisyphus.outbox")
-        .fetch_one(&pool)
-        .await?;
+    let rows = db::bench::count_outbox(&pool).await?;
     anyhow::ensure!(rows == runs, "expected {runs} outbox rows, found {rows}");
-    sqlx::query("DELETE FROM sisyphus.outbox")
-        .execute(&pool)
-        .await?;
+    db::bench::empty_outbox(&pool).await?;
 
     let port = serve_ok().await?;
     let settings = Settings::parse(&format!(
@@ -97,17 +83,8 @@ pub async fn notify(
     .map_err(anyhow::Error::msg)?;
     let senders = Senders::new(Duration::from_secs(10)).map_err(anyhow::Error::msg)?;
     let ids = insert_due(&pool, "listened", notifications, 0.0).await?;
-    sqlx::query(
-        "UPDATE sisyphus.runs SET status = 'failed', finished_at = now() WHERE id = ANY($1)",
-    )
-    .bind(&ids)
-    .execute(&pool)
-    .await?;
-    let payload: serde_json::Value =
-        sqlx::query_scalar("SELECT payload FROM sisyphus.outbox LIMIT 1")
-            .fetch_one(&pool)
-            .await?;
-    let notification: Notification = serde_json::from_value(payload)?;
+    db::bench::fail_runs(&pool, &ids).await?;
+    let notification = db::bench::any_notification(&pool).await?;
     let channel = &settings.channels["hook"];
 
     let started = Instant::now();
@@ -167,25 +144,14 @@ async fn finish_each(
     pool: &PgPool,
     name: &str,
     count: i64,
-    status: &str,
+    status: RunStatus,
 ) -> anyhow::Result<Duration> {
-    sqlx::query("DELETE FROM sisyphus.runs WHERE status <> 'pending'")
-        .execute(pool)
-        .await?;
-    sqlx::query("VACUUM ANALYZE sisyphus.runs")
-        .execute(pool)
-        .await?;
+    db::bench::delete_finished_runs(pool).await?;
+    db::bench::vacuum_analyze(pool, db::bench::Table::Runs).await?;
     let ids = insert_due(pool, name, count, 3_600_000.0).await?;
     let started = Instant::now();
     for id in ids {
-        sqlx::query(
-            "UPDATE sisyphus.runs SET status = $2::sisyphus.run_status, started_at = now(),
-                    finished_at = now() WHERE id = $1",
-        )
-        .bind(id)
-        .bind(status)
-        .execute(pool)
-        .await?;
+        db::bench::finish_run(pool, id, status).await?;
     }
     Ok(started.elapsed())
 }

@@ -1,1 +1,379 @@
-//! The bench's statements (sql/bench/).
+//! The bench's statements (`sql/bench/`): fixtures (databases, jobs, runs, resources written in
+//! bulk), the probes it measures with (counts, percentiles, statistics), and the baselines it
+//! compares with (a `SELECT 1`, single-statement updates, a `COPY`, a NOTIFY round trip).
+//!
+//! These write the tables the way no daemon does (thousands of rows in one statement, statuses
+//! set by hand, triggers switched off): they are for `sisyphus-bench` only, on its own
+//! databases.
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgListener;
+use sqlx::{Connection as _, PgConnection, PgExecutor, PgPool};
+
+use sisyphus_model::{RunId, RunStatus};
+use sisyphus_notify::Notification;
+
+use crate::Result;
+
+/// Runs a statement of `sql/bench/` that returns nothing.
+macro_rules! execute {
+    ($db:expr, $file:literal $(, $bind:expr)*) => {{
+        sqlx::query(include_str!(concat!("../../sql/bench/", $file)))
+            $(.bind($bind))*
+            .execute($db)
+            .await?;
+        Result::<()>::Ok(())
+    }};
+}
+
+/// Runs a statement of `sql/bench/` that returns one value.
+macro_rules! scalar {
+    ($db:expr, $file:literal $(, $bind:expr)*) => {
+        Result::<_>::Ok(
+            sqlx::query_scalar(include_str!(concat!("../../sql/bench/", $file)))
+                $(.bind($bind))*
+                .fetch_one($db)
+                .await?,
+        )
+    };
+}
+
+/// Run ids as the statements bind them (`bigint[]`).
+fn ids(runs: &[RunId]) -> Vec<i64> {
+    runs.iter().map(|r| r.0).collect()
+}
+
+// Connections and databases.
+
+/// A plain connection to `url`, outside any pool: the ticks, baselines and fixtures use one.
+pub async fn connect(url: &str) -> Result<PgConnection> {
+    Ok(PgConnection::connect(url).await?)
+}
+
+/// Drops database `name` if it exists (on a connection to another database of the cluster).
+pub async fn drop_database(admin: &mut PgConnection, name: &str) -> Result<()> {
+    let statement: String = scalar!(&mut *admin, "drop_database.sql", name)?;
+    sqlx::query(&statement).execute(admin).await?;
+    Ok(())
+}
+
+/// Creates database `name` (on a connection to another database of the cluster).
+pub async fn create_database(admin: &mut PgConnection, name: &str) -> Result<()> {
+    let statement: String = scalar!(&mut *admin, "create_database.sql", name)?;
+    sqlx::query(&statement).execute(admin).await?;
+    Ok(())
+}
+
+/// A table the bench vacuums after filling it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Jobs,
+    Runs,
+    Resources,
+}
+
+/// `VACUUM ANALYZE` of one of Sisyphus's tables, as autovacuum would do in production.
+pub async fn vacuum_analyze<'e>(db: impl PgExecutor<'e>, table: Table) -> Result<()> {
+    match table {
+        Table::Jobs => execute!(db, "vacuum_jobs.sql"),
+        Table::Runs => execute!(db, "vacuum_runs.sql"),
+        Table::Resources => execute!(db, "vacuum_resources.sql"),
+    }
+}
+
+// Baselines.
+
+/// One `SELECT 1`: the smallest round trip.
+pub async fn select_one<'e>(db: impl PgExecutor<'e>) -> Result<()> {
+    execute!(db, "select_one.sql")
+}
+
+/// Creates the round-trip baseline's table of counters, if it is not there.
+pub async fn create_counters(conn: &mut PgConnection) -> Result<()> {
+    execute!(conn, "create_counter.sql")
+}
+
+/// Fills the round-trip baseline's table with its 1,000 counters, at 0.
+pub async fn fill_counters(conn: &mut PgConnection) -> Result<()> {
+    execute!(conn, "fill_counter.sql")
+}
+
+/// One single-statement transaction of the round-trip baseline: adds one to counter `id`.
+pub async fn bump_counter(conn: &mut PgConnection, id: i32) -> Result<()> {
+    execute!(conn, "bump_counter.sql", id)
+}
+
+/// Creates the COPY baseline's table, shaped like `run_logs`.
+pub async fn create_copy_table(conn: &mut PgConnection) -> Result<()> {
+    execute!(conn, "create_copy_table.sql")
+}
+
+/// Gives the COPY baseline's table `run_logs`' primary key.
+pub async fn key_copy_table(conn: &mut PgConnection) -> Result<()> {
+    execute!(conn, "key_copy_table.sql")
+}
+
+/// The COPY baseline: `data` (tab-separated run id, seq, stream, text, one line each) into its
+/// table, in one COPY.
+pub async fn copy_lines(conn: &mut PgConnection, data: &[u8]) -> Result<()> {
+    let mut copy = conn
+        .copy_in_raw(include_str!("../../sql/bench/copy_lines.sql"))
+        .await?;
+    copy.send(data).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// A connection listening on `bench_floor`: the LISTEN half of the NOTIFY round-trip baseline.
+pub struct Floor(PgListener);
+
+/// Listens on `bench_floor` on a connection of its own to `url`.
+pub async fn listen_floor(url: &str) -> Result<Floor> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen("bench_floor").await?;
+    Ok(Floor(listener))
+}
+
+impl Floor {
+    /// One round trip: NOTIFYs `bench_floor` through `pool` and waits until it arrives here.
+    pub async fn round_trip(&mut self, pool: &PgPool) -> Result<()> {
+        execute!(pool, "notify_floor.sql")?;
+        self.0.recv().await?;
+        Ok(())
+    }
+}
+
+// Jobs and resources.
+
+/// Defines `n` jobs running every minute, none due for ten years.
+pub async fn define_cron_jobs(conn: &mut PgConnection, n: i64) -> Result<()> {
+    execute!(conn, "define_cron_jobs.sql", n)
+}
+
+/// Makes `due` of the `defined` jobs due at `at`, spread over their ids.
+pub async fn make_due(
+    conn: &mut PgConnection,
+    at: DateTime<Utc>,
+    defined: i64,
+    due: i64,
+) -> Result<()> {
+    execute!(conn, "make_due.sql", at, defined, due)
+}
+
+/// Defines `idle` data-triggered jobs whose inputs are never written and `active` ones whose
+/// inputs [`write_day_inputs`] writes.
+pub async fn define_data_jobs(conn: &mut PgConnection, idle: i64, active: i64) -> Result<()> {
+    execute!(conn, "define_data_jobs.sql", idle, active)
+}
+
+/// Writes `n` resources no job reads, an hour ago.
+pub async fn write_other_resources(conn: &mut PgConnection, n: i64) -> Result<()> {
+    execute!(conn, "write_other_resources.sql", n)
+}
+
+/// Writes day `day`'s inputs of the `active` data-triggered jobs.
+pub async fn write_day_inputs(
+    conn: &mut PgConnection,
+    day: DateTime<Utc>,
+    active: i64,
+) -> Result<()> {
+    execute!(conn, "write_day_inputs.sql", day, active)
+}
+
+/// Empties the data triggers' queue of full looks.
+pub async fn clear_full_look_queue(conn: &mut PgConnection) -> Result<()> {
+    execute!(conn, "clear_full_look_queue.sql")
+}
+
+/// Moves the global data-trigger watermark to now.
+pub async fn mark_inputs_seen(conn: &mut PgConnection) -> Result<()> {
+    execute!(conn, "mark_inputs_seen.sql")
+}
+
+// Runs.
+
+/// Queues `n` runs of every job, due now (the drain benches define one job).
+pub async fn insert_pending_runs(pool: &PgPool, n: i64) -> Result<()> {
+    execute!(pool, "insert_pending_runs.sql", n)
+}
+
+/// Queues `count` runs of job `Bench/<job>` due in `delay_ms` milliseconds; their ids. The
+/// guardians are not woken: that is the caller's, in the same transaction.
+pub async fn insert_due_runs(
+    conn: &mut PgConnection,
+    job: &str,
+    count: i64,
+    delay_ms: f64,
+) -> Result<Vec<RunId>> {
+    let ids: Vec<i64> = sqlx::query_scalar(include_str!("../../sql/bench/insert_due_runs.sql"))
+        .bind(job)
+        .bind(count)
+        .bind(delay_ms)
+        .fetch_all(conn)
+        .await?;
+    Ok(ids.into_iter().map(RunId).collect())
+}
+
+/// Whether any run is pending, running or suspended.
+pub async fn runs_busy(pool: &PgPool) -> Result<bool> {
+    scalar!(pool, "runs_busy.sql")
+}
+
+/// The process ids of those of `runs` that are running with a process, in the order of their
+/// run ids.
+pub async fn running_pids(pool: &PgPool, runs: &[RunId]) -> Result<Vec<i32>> {
+    Ok(
+        sqlx::query_scalar(include_str!("../../sql/bench/running_pids.sql"))
+            .bind(ids(runs))
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+/// Ends `runs` as failed, now.
+pub async fn fail_runs(pool: &PgPool, runs: &[RunId]) -> Result<()> {
+    execute!(pool, "fail_runs.sql", ids(runs))
+}
+
+/// Gives run `run` the outcome `status`, started and finished now.
+pub async fn finish_run(pool: &PgPool, run: RunId, status: RunStatus) -> Result<()> {
+    execute!(pool, "finish_run.sql", run.0, status.as_str())
+}
+
+/// Deletes every run that is not pending.
+pub async fn delete_finished_runs(pool: &PgPool) -> Result<()> {
+    execute!(pool, "delete_finished_runs.sql")
+}
+
+/// Runs that did not end successful or uneventful.
+pub async fn unsuccessful_runs(pool: &PgPool) -> Result<i64> {
+    scalar!(pool, "unsuccessful_runs.sql")
+}
+
+/// Percentiles of how long runs waited to start, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pickup {
+    pub p50: f64,
+    pub p99: f64,
+}
+
+/// The 50th and 99th percentiles of the runs' start times measured from `since`.
+pub async fn pickup(pool: &PgPool, since: DateTime<Utc>) -> Result<Pickup> {
+    let (p50, p99) = sqlx::query_as(include_str!("../../sql/bench/pickup_percentiles.sql"))
+        .bind(since)
+        .fetch_one(pool)
+        .await?;
+    Ok(Pickup { p50, p99 })
+}
+
+/// A latency probe: when it was due and what it printed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeStart {
+    /// The run's due time, in seconds since the epoch.
+    pub due: f64,
+    /// Its stdout line: the probe's own start time.
+    pub printed: String,
+}
+
+/// Each of `runs`' due time and stdout lines.
+pub async fn probe_starts(pool: &PgPool, runs: &[RunId]) -> Result<Vec<ProbeStart>> {
+    let rows: Vec<(f64, String)> = sqlx::query_as(include_str!("../../sql/bench/probe_starts.sql"))
+        .bind(ids(runs))
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(due, printed)| ProbeStart { due, printed })
+        .collect())
+}
+
+/// The lines `run` printed on stdout, as stored.
+pub async fn stdout_lines(pool: &PgPool, run: RunId) -> Result<i64> {
+    scalar!(pool, "stdout_lines.sql", run.0)
+}
+
+// Notifications.
+
+/// Turns the notification trigger on runs' outcomes on or off.
+pub async fn set_outcome_trigger(pool: &PgPool, enabled: bool) -> Result<()> {
+    if enabled {
+        execute!(pool, "enable_outcome_trigger.sql")
+    } else {
+        execute!(pool, "disable_outcome_trigger.sql")
+    }
+}
+
+/// Notifications in the outbox, in any state.
+pub async fn count_outbox(pool: &PgPool) -> Result<i64> {
+    scalar!(pool, "count_outbox.sql")
+}
+
+/// Deletes every notification.
+pub async fn empty_outbox(pool: &PgPool) -> Result<()> {
+    execute!(pool, "empty_outbox.sql")
+}
+
+/// One notification of the outbox, any; a payload that is not a [`Notification`] is a decode
+/// error.
+pub async fn any_notification(pool: &PgPool) -> Result<Notification> {
+    let payload: serde_json::Value = scalar!(pool, "any_payload.sql")?;
+    serde_json::from_value(payload).map_err(|e| crate::Error::from(sqlx::Error::Decode(e.into())))
+}
+
+// Statistics.
+
+/// Drops this session's cached statistics, so that the next read is fresh.
+pub async fn clear_stats_snapshot(pool: &PgPool) -> Result<()> {
+    execute!(pool, "clear_stats_snapshot.sql")
+}
+
+/// Transactions committed in this database so far.
+pub async fn committed_transactions(pool: &PgPool) -> Result<i64> {
+    scalar!(pool, "committed_transactions.sql")
+}
+
+/// Dead tuples in `runs` and in `run_logs`' partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadTuples {
+    pub runs: i64,
+    pub run_logs: i64,
+}
+
+/// Dead tuples in `runs` and in all of `run_logs`' partitions, from the statistics.
+pub async fn dead_tuples(pool: &PgPool) -> Result<DeadTuples> {
+    let (runs, run_logs) = sqlx::query_as(include_str!("../../sql/bench/dead_tuples.sql"))
+        .fetch_one(pool)
+        .await?;
+    Ok(DeadTuples { runs, run_logs })
+}
+
+/// A session holding a REPEATABLE READ snapshot open: vacuum can remove no row version deleted
+/// after it until [`HeldSnapshot::release`].
+pub struct HeldSnapshot(PgConnection);
+
+/// Connects to `url` and takes a REPEATABLE READ snapshot, held until released.
+pub async fn hold_snapshot(url: &str) -> Result<HeldSnapshot> {
+    let mut conn = connect(url).await?;
+    execute!(&mut conn, "snapshot_begin.sql")?;
+    execute!(&mut conn, "snapshot_take.sql")?;
+    Ok(HeldSnapshot(conn))
+}
+
+impl HeldSnapshot {
+    /// Ends the transaction that held the snapshot.
+    pub async fn release(mut self) -> Result<()> {
+        execute!(&mut self.0, "snapshot_release.sql")
+    }
+}
+
+// Clocks.
+
+/// The start of today, by the database's clock.
+pub async fn today(conn: &mut PgConnection) -> Result<DateTime<Utc>> {
+    scalar!(conn, "today.sql")
+}
+
+/// The start of the current minute a day from now, by the database's clock.
+pub async fn minute_tomorrow(conn: &mut PgConnection) -> Result<DateTime<Utc>> {
+    scalar!(conn, "minute_tomorrow.sql")
+}

@@ -24,17 +24,14 @@ mod outbox;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sisyphus_client::db;
+use sisyphus_client::db::dispatcher::OutboxListener;
+use sisyphus_client::db::{self, PgPool};
 use sisyphus_notify::Senders;
-use sqlx::postgres::PgListener;
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{ConfigError, Settings};
 pub use metrics::Metrics;
 pub use outbox::{deliver_due, Pass};
-
-const BACKLOG: &str = include_str!("../../sql/dispatcher/backlog.sql");
 
 /// How a dispatcher runs.
 #[derive(Debug, Clone)]
@@ -82,10 +79,9 @@ impl Config {
 /// Errors that stop a dispatcher from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Connecting or checking the schema failed (the client's errors are the database layer's).
     #[error(transparent)]
-    Client(#[from] sisyphus_client::Error),
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
+    Database(#[from] db::Error),
     #[error("{0}")]
     Senders(String),
     /// A setting that cannot work, with the flag named.
@@ -152,13 +148,11 @@ impl Dispatcher {
         tracing::info!("dispatcher stopped");
     }
 
-    async fn listen(&self) -> sqlx::Result<PgListener> {
-        let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen("sisyphus_outbox").await?;
-        Ok(listener)
+    async fn listen(&self) -> db::Result<OutboxListener> {
+        db::dispatcher::listen(&self.pool).await
     }
 
-    async fn pass(&self) -> sqlx::Result<Pass> {
+    async fn pass(&self) -> db::Result<Pass> {
         let pass = deliver_due(
             &self.pool,
             &self.senders,
@@ -175,7 +169,7 @@ impl Dispatcher {
         let render = move || {
             let (pool, metrics) = (pool.clone(), metrics.clone());
             async move {
-                let backlog: Option<i64> = sqlx::query_scalar(BACKLOG).fetch_one(&pool).await.ok();
+                let backlog = db::dispatcher::backlog(&pool).await.ok();
                 metrics.render(backlog)
             }
         };
@@ -187,7 +181,7 @@ impl Dispatcher {
 }
 
 /// Waits for a NOTIFY; without a listener (or when it fails), never returns.
-async fn wait(listener: &mut Option<PgListener>) {
+async fn wait(listener: &mut Option<OutboxListener>) {
     match listener {
         Some(l) => {
             if l.recv().await.is_err() {

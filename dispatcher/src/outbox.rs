@@ -4,38 +4,15 @@
 //! due again, so delivery is at least once — twice only if a dispatcher dies between a
 //! channel's acknowledgement and its settle.
 
+use sisyphus_client::db::dispatcher::{self as db, Claimed};
+use sisyphus_client::db::PgPool;
 use sisyphus_client::notifications::OutboxState;
-use sisyphus_notify::{Delivered, Notification, Senders};
-use sqlx::PgPool;
+use sisyphus_notify::{Delivered, Senders};
 
 use crate::config::Settings;
 
-const CLAIM: &str = include_str!("../../sql/dispatcher/claim.sql");
-const SETTLE: &str = include_str!("../../sql/dispatcher/settle.sql");
-
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: i64,
-    channel: String,
-    payload: serde_json::Value,
-    attempts: i32,
-    parts_done: i32,
-}
-
-/// What became of one row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Settled {
-    pub id: i64,
-    pub channel: String,
-    /// Delivered, skipped, pending (to be retried) or failed.
-    pub state: OutboxState,
-    pub parts_done: i32,
-    pub error: Option<String>,
-    /// Seconds until the next attempt (for `pending`).
-    pub delay: f64,
-    /// The attempt this was (the claim's token).
-    pub attempt: i32,
-}
+/// What became of one row: the database's record of the attempt.
+pub use db::Settlement as Settled;
 
 /// What one pass did.
 #[derive(Debug, Clone, Default)]
@@ -50,43 +27,20 @@ pub async fn deliver_due(
     senders: &Senders,
     settings: &Settings,
     batch: i64,
-) -> sqlx::Result<Pass> {
+) -> sisyphus_client::db::Result<Pass> {
     // The batch's sends go out together, so the slowest bounds the pass: the lease covers one
     // send timing out, with room to settle.
     let lease = settings.send_timeout.as_secs_f64() + 30.0;
-    let rows: Vec<Row> = sqlx::query_as(CLAIM)
-        .bind(batch)
-        .bind(lease)
-        .fetch_all(pool)
-        .await?;
+    let rows = db::claim(pool, batch, lease).await?;
     if rows.is_empty() {
         return Ok(Pass::default());
     }
     let settled: Vec<Settled> =
         futures_util::future::join_all(rows.iter().map(|row| deliver(row, senders, settings)))
             .await;
-    sqlx::query(SETTLE)
-        .bind(settled.iter().map(|s| s.id).collect::<Vec<_>>())
-        .bind(settled.iter().map(|s| s.state.as_str()).collect::<Vec<_>>())
-        .bind(settled.iter().map(|s| s.parts_done).collect::<Vec<_>>())
-        .bind(settled.iter().map(|s| s.error.clone()).collect::<Vec<_>>())
-        .bind(settled.iter().map(|s| s.delay).collect::<Vec<_>>())
-        .bind(settled.iter().map(|s| s.attempt).collect::<Vec<_>>())
-        .execute(pool)
-        .await?;
-    for s in &settled {
-        match s.state {
-            OutboxState::Pending => tracing::warn!(
-                id = s.id, channel = %s.channel,
-                "notification not delivered, retrying in {:.1} s: {}", s.delay,
-                s.error.as_deref().unwrap_or("")
-            ),
-            OutboxState::Failed => tracing::error!(
-                id = s.id, channel = %s.channel,
-                "notification failed for good: {}", s.error.as_deref().unwrap_or("")
-            ),
-            state => tracing::info!(id = s.id, channel = %s.channel, "notification {state}"),
-        }
+    db::settle(pool, &settled).await?;
+    for (row, s) in rows.iter().zip(&settled) {
+        log(&row.channel, s);
     }
     Ok(Pass {
         taken: rows.len(),
@@ -94,13 +48,26 @@ pub async fn deliver_due(
     })
 }
 
+/// One line per settled row, at the level its new state deserves.
+fn log(channel: &str, s: &Settled) {
+    match s.state {
+        OutboxState::Pending => tracing::warn!(
+            id = s.id, channel = %channel,
+            "notification not delivered, retrying in {:.1} s: {}", s.delay,
+            s.error.as_deref().unwrap_or("")
+        ),
+        OutboxState::Failed => tracing::error!(
+            id = s.id, channel = %channel,
+            "notification failed for good: {}", s.error.as_deref().unwrap_or("")
+        ),
+        state => tracing::info!(id = s.id, channel = %channel, "notification {state}"),
+    }
+}
+
 /// Sends one row and decides its next state.
-async fn deliver(row: &Row, senders: &Senders, settings: &Settings) -> Settled {
+async fn deliver(row: &Claimed, senders: &Senders, settings: &Settings) -> Settled {
     let attempt = row.attempts.max(1) as u32;
-    let result = match (
-        settings.channels.get(&row.channel),
-        serde_json::from_value::<Notification>(row.payload.clone()),
-    ) {
+    let result = match (settings.channels.get(&row.channel), &row.payload) {
         (None, _) => Err((
             row.parts_done,
             format!(
@@ -110,13 +77,12 @@ async fn deliver(row: &Row, senders: &Senders, settings: &Settings) -> Settled {
         )),
         (_, Err(e)) => Err((row.parts_done, format!("unreadable payload: {e}"))),
         (Some(channel), Ok(n)) => senders
-            .send(channel, &n, row.parts_done.max(0) as usize)
+            .send(channel, n, row.parts_done.max(0) as usize)
             .await
             .map_err(|e| (e.done as i32, e.message)),
     };
     let settled = |state, parts_done, error, delay| Settled {
         id: row.id,
-        channel: row.channel.clone(),
         state,
         parts_done,
         error,

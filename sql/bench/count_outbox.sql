@@ -1,0 +1,2 @@
+-- Notifications in the outbox, whatever their state.
+SELECT count(*) FROM sisyphus.outbox

@@ -1,0 +1,2 @@
+-- Deletes every run that is not pending.
+DELETE FROM sisyphus.runs WHERE status <> 'pending'

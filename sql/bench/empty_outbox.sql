@@ -1,0 +1,2 @@
+-- Deletes every notification.
+DELETE FROM sisyphus.outbox

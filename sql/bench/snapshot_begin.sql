@@ -1,0 +1,2 @@
+-- Begins a transaction whose snapshot is taken at its first statement and held to its end.
+BEGIN ISOLATION LEVEL REPEATABLE READ

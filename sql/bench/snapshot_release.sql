@@ -1,0 +1,2 @@
+-- Ends the transaction that held the snapshot.
+COMMIT
