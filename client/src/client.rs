@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sisyphus_db::{PgConnection, PgPool};
 
+use crate::access::{self, AuditEntry, Grant, GrantLevel, LoginKind};
+use crate::db::access::AuditFilter;
 use crate::db::resources::ResourceRow;
 use crate::db::{self, hosts, jobs, notifications, runs, runs::RunFilter};
 use crate::{Error, Result};
@@ -57,6 +59,26 @@ impl Client {
     /// connection.
     pub async fn connect_with_timeout(url: &str, timeout: std::time::Duration) -> Result<Client> {
         let pool = db::pool_with_timeout(url, "sisyphus-client", 4, timeout).await?;
+        db::check_schema(&pool).await?;
+        Ok(Client { pool })
+    }
+
+    /// As [`connect_with_timeout`](Self::connect_with_timeout), naming the program
+    /// (`application_name`: the audit log's channel, e.g. `sisyctl`) and, when given, the reason
+    /// for the changes this client makes (the setting `sisyphus.reason`, which the audit log
+    /// records with each of them).
+    pub async fn connect_as(
+        url: &str,
+        timeout: std::time::Duration,
+        application: &str,
+        reason: Option<&str>,
+    ) -> Result<Client> {
+        let settings: Vec<(&str, &str)> = reason
+            .filter(|r| !r.is_empty())
+            .map(|r| ("sisyphus.reason", r))
+            .into_iter()
+            .collect();
+        let pool = db::pool_with_settings(url, application, 4, timeout, &settings).await?;
         db::check_schema(&pool).await?;
         Ok(Client { pool })
     }
@@ -362,6 +384,60 @@ impl Client {
             .await?
             .map(|row| row.id)
             .ok_or_else(|| Error::NoSuchJob(job.clone()))
+    }
+}
+
+/// Access control (migrations/0012): grants, logins and the audit log. The database checks the
+/// caller; a refusal is [`Error::Declined`] with its message ("alice (operator of ACME.*) may not
+/// remove jobs of ACME.FooBar: needs editor").
+impl Client {
+    /// Gives `login` `level` on the projects `pattern` matches (`ACME.FooBar`, `ACME.*`, `*`),
+    /// replacing the level it held there. Admins only.
+    pub async fn grant(&self, login: &str, level: GrantLevel, pattern: &str) -> Result<()> {
+        access::check_login(login).map_err(Error::Refused)?;
+        access::check_pattern(pattern).map_err(Error::Refused)?;
+        db::access::grant(&self.pool, login, level, pattern).await
+    }
+
+    /// Takes back `login`'s grant on `pattern`; false when it held none there. Admins only.
+    pub async fn revoke(&self, login: &str, pattern: &str) -> Result<bool> {
+        access::check_login(login).map_err(Error::Refused)?;
+        access::check_pattern(pattern).map_err(Error::Refused)?;
+        db::access::revoke(&self.pool, login, pattern).await
+    }
+
+    /// The grants this login may see: all of them for admins, its own for others.
+    pub async fn grants(&self) -> Result<Vec<Grant>> {
+        db::access::grants(&self.pool).await
+    }
+
+    /// Creates a login for a person or a daemon (or sets an existing one's password): `password`
+    /// or none (then only trusted or certificate authentication lets it in), and for a guardian
+    /// the host names it may act as (at least one). Admins only.
+    pub async fn add_login(
+        &self,
+        login: &str,
+        password: Option<&str>,
+        kind: LoginKind,
+        hosts: &[String],
+    ) -> Result<()> {
+        access::check_login(login).map_err(Error::Refused)?;
+        if kind == LoginKind::Guardian && hosts.is_empty() {
+            return Err(Error::Refused(format!(
+                "guardian login {login} needs the host names it may act as"
+            )));
+        }
+        if password.is_some_and(|p| p.is_empty() || p.contains('\0')) {
+            return Err(Error::Refused(
+                "a password cannot be empty or hold a NUL character".to_string(),
+            ));
+        }
+        db::access::add_login(&self.pool, login, password, kind, hosts).await
+    }
+
+    /// The audit log, newest first, as far as this login may read it.
+    pub async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        db::access::audit(&self.pool, filter).await
     }
 }
 

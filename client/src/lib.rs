@@ -8,7 +8,8 @@
 //! - [`jobsfile`]: jobs files (TOML) for `sisyctl apply`.
 //! - [`lock`]: reader/writer locks on resources for any service ([`ResourceLock`]).
 //! - Re-exported from `sisyphus-model`: [`model`] (ids, statuses, runs), [`schedule`], [`spec`]
-//!   (definitions as written and as checked), [`resources`], [`notifications`], [`views`].
+//!   (definitions as written and as checked), [`resources`], [`notifications`], [`views`],
+//!   [`access`] (grants, kinds of logins, audit rows).
 //! - Re-exported: [`db`], the only crate that runs SQL.
 //!
 //! # Example
@@ -38,13 +39,14 @@ pub mod jobsfile;
 pub mod lock;
 
 /// The model, under the paths it had when it lived here.
-pub use sisyphus_model::{notifications, resources, schedule, spec, status, views};
+pub use sisyphus_model::{access, notifications, resources, schedule, spec, status, views};
 /// The model's run types (`sisyphus_client::model::RunStatus`).
 pub use sisyphus_model::run as model;
 /// The database layer the client is built on.
 pub use sisyphus_db as db;
 
 pub use client::{Applied, Change, Client};
+pub use db::access::AuditFilter;
 pub use db::runs::RunFilter;
 pub use db::{Error, Result};
 pub use lock::{LockRequest, ResourceLock};

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 
+use sisyphus_model::access::{AuditEntry, Grant};
 use sisyphus_model::notifications::OutboxEntry;
 use sisyphus_model::resources::Edge;
 use sisyphus_model::views::{Host, JobStatus, LogRow};
@@ -145,5 +146,32 @@ pub(crate) fn edge(row: PgRow) -> sqlx::Result<Edge> {
         target: row.try_get("target")?,
         writer: row.try_get("writer")?,
         times: row.try_get("times")?,
+    })
+}
+
+/// A grant (`sql/access/list.sql`).
+pub(crate) fn grant(row: PgRow) -> sqlx::Result<Grant> {
+    Ok(Grant {
+        login: row.try_get("login")?,
+        level: label(&row, "level")?,
+        pattern: row.try_get("pattern")?,
+        granted_by: row.try_get("granted_by")?,
+        granted_at: row.try_get("granted_at")?,
+    })
+}
+
+/// An audit row (`sql/access/audit.sql`).
+pub(crate) fn audit_entry(row: PgRow) -> sqlx::Result<AuditEntry> {
+    Ok(AuditEntry {
+        id: row.try_get("id")?,
+        at: row.try_get("at")?,
+        actor: row.try_get("actor")?,
+        on_behalf_of: row.try_get("on_behalf_of")?,
+        channel: row.try_get("channel")?,
+        action: row.try_get("action")?,
+        project: row.try_get("project")?,
+        target: row.try_get("target")?,
+        diff: row.try_get("diff")?,
+        reason: row.try_get("reason")?,
     })
 }

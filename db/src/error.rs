@@ -53,8 +53,14 @@ fn join_invalid(jobs: &[InvalidJob]) -> String {
         .join("\n")
 }
 
-/// SQLSTATEs our SQL functions raise on purpose, with messages meant for people.
-const REFUSALS: &[&str] = &["P0002", "55000", "55006", "P0001", "22023", "55P03"];
+/// SQLSTATEs our SQL functions raise on purpose, with messages meant for people. 42501
+/// (insufficient privilege) is the access checks' refusal, naming who, what and the grant that
+/// is missing ("alice (operator of ACME.*) may not remove jobs of ACME.FooBar: needs editor");
+/// PostgreSQL's own "permission denied for table …" shares the code and reads as well. 42704
+/// (undefined object): a grant for a login that does not exist.
+const REFUSALS: &[&str] = &[
+    "P0002", "55000", "55006", "P0001", "22023", "55P03", "42501", "42704",
+];
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Error {

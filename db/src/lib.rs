@@ -7,6 +7,7 @@
 //! `sisyphus-model`, never into strings. Every statement of `sql/` is prepared against a freshly
 //! migrated database by `tests/integration/schema.rs` before it can ship.
 
+pub mod access;
 pub mod bench;
 mod decode;
 pub mod dispatcher;
@@ -72,6 +73,26 @@ pub async fn pool_with_timeout(
     let options = options(url, application)?;
     let probe = connect_within(url, &options, acquire_timeout).await?;
     // Closing is a courtesy to the server; the pool makes its own connections.
+    let _ = probe.close().await;
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(acquire_timeout)
+        .connect_lazy_with(options))
+}
+
+/// As [`pool_with_timeout`], with `settings` (name, value) in force in every session of the pool
+/// from its first statement: `sisyphus.reason`, which the audit log records as the reason of each
+/// change. They travel as the startup parameter `options`, escaped so that a value may hold
+/// spaces, quotes and backslashes; a NUL or an odd name is refused.
+pub async fn pool_with_settings(
+    url: &str,
+    application: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+    settings: &[(&str, &str)],
+) -> Result<PgPool> {
+    let options = access::with_settings(options(url, application)?, settings)?;
+    let probe = connect_within(url, &options, acquire_timeout).await?;
     let _ = probe.close().await;
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)

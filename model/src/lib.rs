@@ -17,7 +17,9 @@
 //! - [`notifications`]: notification rules and the outbox as people read it; [`event`]: why a
 //!   notification exists.
 //! - [`views`]: what people read — job states, hosts, log lines.
+//! - [`access`]: grants on projects, kinds of logins, the audit log as people read it.
 
+pub mod access;
 pub mod control;
 pub mod event;
 pub mod notifications;

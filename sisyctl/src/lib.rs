@@ -15,6 +15,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use sisyphus_client::access::GrantLevel;
 use sisyphus_client::{Client, ControlAction, JobRef, RunId, RunStatus};
 
 #[derive(Parser)]
@@ -38,6 +39,9 @@ struct Cli {
     /// Give up connecting to the database after this long (the cause is reported).
     #[arg(long, global = true, default_value = "2s", value_parser = parse_timeout)]
     connect_timeout: std::time::Duration,
+    /// Why: recorded in the audit log with every change this command makes (`sisyctl audit`).
+    #[arg(long, env = "SISYPHUS_REASON", global = true)]
+    reason: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -164,6 +168,44 @@ enum Command {
         #[arg(long)]
         undo: bool,
     },
+    /// Give a login a level on projects: viewer (read), operator (viewer + run now, kill,
+    /// suspend, resume, pause, retry notifications), editor (operator + apply and remove jobs).
+    Grant {
+        login: String,
+        level: GrantLevel,
+        /// A project (ACME.FooBar), a project and everything under it (ACME.*), or * (all).
+        #[arg(value_parser = cmd::access::parse_pattern)]
+        pattern: String,
+    },
+    /// Take back a login's grant on a pattern.
+    Revoke {
+        login: String,
+        #[arg(value_parser = cmd::access::parse_pattern)]
+        pattern: String,
+    },
+    /// List grants (all for admins, your own otherwise).
+    Grants,
+    /// Logins for people.
+    #[command(subcommand)]
+    User(cmd::access::UserCommand),
+    /// Logins for daemons.
+    #[command(subcommand)]
+    Service(cmd::access::ServiceCommand),
+    /// The audit log, newest first: who changed what, through what, and why.
+    Audit {
+        /// Only this job's changes and its runs' (PROJECT/NAME).
+        #[arg(long)]
+        job: Option<JobRef>,
+        /// Only changes by this login.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only changes within this long before now (e.g. 1d, 2h30m).
+        #[arg(long, value_parser = parse_duration)]
+        since: Option<std::time::Duration>,
+        /// At most this many (1 to 10,000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=MAX_COUNT as i64))]
+        limit: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -275,6 +317,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let url = Target {
         url: cli.database_url,
         timeout: cli.connect_timeout,
+        reason: cli.reason,
     };
     match cli.command {
         Command::Cron {
@@ -350,6 +393,49 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Drain { host, undo } => {
             cmd::control::drain(&connect(url).await?, &host, !undo, json).await
         }
+        Command::Grant {
+            login,
+            level,
+            pattern,
+        } => cmd::access::grant(&connect(url).await?, &login, level, &pattern, json).await,
+        Command::Revoke { login, pattern } => {
+            cmd::access::revoke(&connect(url).await?, &login, &pattern, json).await
+        }
+        Command::Grants => cmd::access::grants(&connect(url).await?, json).await,
+        Command::User(cmd::access::UserCommand::Add {
+            name,
+            password_stdin,
+            admin,
+        }) => {
+            let password = cmd::access::password(password_stdin)?;
+            let client = connect(url).await?;
+            cmd::access::user_add(&client, &name, password.as_deref(), admin, json).await
+        }
+        Command::Service(cmd::access::ServiceCommand::Add {
+            kind,
+            name,
+            hosts,
+            password_stdin,
+        }) => {
+            cmd::access::check_service(kind, &hosts)?;
+            let password = cmd::access::password(password_stdin)?;
+            let client = connect(url).await?;
+            cmd::access::service_add(&client, kind, &name, &hosts, password.as_deref(), json).await
+        }
+        Command::Audit {
+            job,
+            actor,
+            since,
+            limit,
+        } => {
+            let args = cmd::access::AuditArgs {
+                job,
+                actor,
+                since,
+                limit,
+            };
+            cmd::access::audit(&connect(url).await?, args, json).await
+        }
     }
 }
 
@@ -366,10 +452,11 @@ fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
     Ok(d)
 }
 
-/// Where the database is, and how long to try reaching it.
+/// Where the database is, how long to try reaching it, and why (`--reason`).
 struct Target {
     url: Option<String>,
     timeout: std::time::Duration,
+    reason: Option<String>,
 }
 
 fn need_url(url: Option<String>) -> Result<String, Failure> {
@@ -380,6 +467,8 @@ fn need_url(url: Option<String>) -> Result<String, Failure> {
     })
 }
 
+/// A client named `sisyctl` (the audit log's channel) that gives `--reason` with its changes.
 async fn connect(target: Target) -> Result<Client, Failure> {
-    Ok(Client::connect_with_timeout(&need_url(target.url)?, target.timeout).await?)
+    let url = need_url(target.url)?;
+    Ok(Client::connect_as(&url, target.timeout, "sisyctl", target.reason.as_deref()).await?)
 }

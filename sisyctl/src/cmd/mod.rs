@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod access;
 pub mod apply;
 pub mod control;
 pub mod cron;
