@@ -96,8 +96,13 @@ impl Client {
     /// leaves identical ones alone, and with `prune` removes jobs of the same projects that are
     /// not listed. All or nothing: one bad definition, or a job that cannot be removed, and
     /// nothing is written.
+    ///
+    /// Plain env values under keys that look secret are logged as warnings (job and key only).
     pub async fn apply(&self, definitions: &[JobDefinition], prune: bool) -> Result<Vec<Applied>> {
         let specs = crate::jobsfile::check(definitions)?;
+        for warning in crate::jobsfile::env_warnings(&specs) {
+            tracing::warn!("{warning}");
+        }
         self.apply_specs(&specs, prune).await
     }
 

@@ -4,9 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use crate::{Error, Result};
+use crate::model::JobRef;
 use crate::notifications::{check_rules, ProjectDefaults, RuleDefinition};
 use crate::spec::{check_project, InvalidJob, JobDefinition, JobSpec};
+use crate::{Error, Result};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +32,49 @@ struct ProjectSection {
 pub struct Checked {
     pub jobs: Vec<JobSpec>,
     pub projects: Vec<ProjectDefaults>,
+}
+
+impl Checked {
+    /// What is allowed but probably a mistake ([`env_warnings`]).
+    pub fn warnings(&self) -> Vec<EnvWarning> {
+        env_warnings(&self.jobs)
+    }
+}
+
+/// A plain env value under a key that looks secret (`PASSWORD`, `TOKEN`, `SECRET`, `KEY`): it
+/// will be stored in the database and shown to whoever reads the job. Names the job and the key,
+/// never the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvWarning {
+    pub job: JobRef,
+    pub key: String,
+}
+
+impl std::fmt::Display for EnvWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "job {}: env `{}` has a plain value but its name looks secret; the value is stored \
+             in the database as it is. Write {} = {{ secret = \"NAME\" }} to have each guardian \
+             read it on its host (--secrets-dir or SISYPHUS_SECRET_NAME)",
+            self.job, self.key, self.key
+        )
+    }
+}
+
+/// The [`EnvWarning`]s of these jobs, in their order.
+pub fn env_warnings(specs: &[JobSpec]) -> Vec<EnvWarning> {
+    specs
+        .iter()
+        .flat_map(|spec| {
+            spec.plain_keys_looking_secret()
+                .into_iter()
+                .map(|key| EnvWarning {
+                    job: spec.job.clone(),
+                    key: key.to_string(),
+                })
+        })
+        .collect()
 }
 
 /// Parses and checks a whole jobs file. Any problem in any job refuses the whole file, with every

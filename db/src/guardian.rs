@@ -14,7 +14,7 @@ use sqlx::postgres::{PgListener, PgRow};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, Row};
 
-use sisyphus_model::spec::LogSettings;
+use sisyphus_model::spec::{EnvValue, LogSettings};
 use sisyphus_model::views::Isolation;
 use sisyphus_model::{ControlAction, RunId, RunStatus};
 
@@ -106,7 +106,8 @@ pub struct Claimed {
     pub name: String,
     pub command: Vec<String>,
     pub shell: bool,
-    pub env: BTreeMap<String, String>,
+    /// The job's variables; secrets as references, which the guardian resolves on its host.
+    pub env: BTreeMap<String, EnvValue>,
     pub workdir: Option<String>,
     pub maxtime: Option<Duration>,
     pub run_as: Option<String>,
@@ -156,7 +157,7 @@ fn claimed(row: PgRow) -> sqlx::Result<Claimed> {
         name: row.try_get("name")?,
         command: row.try_get("command")?,
         shell: row.try_get("shell")?,
-        env: row.try_get::<Json<BTreeMap<String, String>>, _>("env")?.0,
+        env: row.try_get::<Json<BTreeMap<String, EnvValue>>, _>("env")?.0,
         workdir: row.try_get("workdir")?,
         maxtime: maxtime.and_then(|m| interval::to_duration(&m).ok()),
         run_as: row.try_get("run_as")?,

@@ -17,8 +17,8 @@ use sisyphus_model::notifications::Rule;
 use sisyphus_model::resources::Template;
 use sisyphus_model::schedule::{CronExpr, Schedule};
 use sisyphus_model::spec::{
-    FieldProblem, InvalidJob, JobSpec, LogSettings, ResourceSpec, RunLimits, SpecFields, MAX_COUNT,
-    MAX_DURATION,
+    EnvValue, FieldProblem, InvalidJob, JobSpec, LogSettings, ResourceSpec, RunLimits, SpecFields,
+    MAX_COUNT, MAX_DURATION,
 };
 
 const UPSERT: &str = include_str!("../../sql/jobs/upsert.sql");
@@ -37,7 +37,8 @@ pub struct JobRow {
     pub name: String,
     pub command: Vec<String>,
     pub shell: bool,
-    pub env: Json<BTreeMap<String, String>>,
+    /// Plain values as strings, secrets as references (`{"secret": "NAME"}`), never values.
+    pub env: Json<BTreeMap<String, EnvValue>>,
     pub workdir: Option<String>,
     pub cron: Option<Vec<String>>,
     pub every: Option<PgInterval>,

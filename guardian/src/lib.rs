@@ -14,6 +14,9 @@
 //! - `outcome`: how a run ended — classification, and the one way outcomes are written.
 //! - `process`: spawning in a new session that dies with the guardian; signals to the group; the
 //!   job's clean environment.
+//! - `secrets`: a job's `{ secret = "NAME" }` resolved on this host at start (`--secrets-dir`,
+//!   `SISYPHUS_SECRET_NAME`), and the mask that replaces the values with `***` in what the run
+//!   prints and in its outcome.
 //! - `cgroup`: a cgroup v2 per run where the host has one writable: kill, freeze, leftovers.
 //! - `output`: bounded line reading from pipes.
 //! - `recorder`: every run's lines, pids and outcomes written in batches (group commit).
@@ -33,6 +36,7 @@ pub mod output;
 pub mod process;
 pub mod recorder;
 mod run_log;
+pub mod secrets;
 pub mod spool;
 mod start;
 mod supervisor;
@@ -100,6 +104,9 @@ pub struct Config {
     /// A group that may read the local log files too (else their owner alone; the spool is
     /// always its owner's alone).
     pub log_group: Option<u32>,
+    /// Where jobs' secrets are found, one file per name (0600 or 0400, of the guardian's user);
+    /// names not found there come from the guardian's `SISYPHUS_SECRET_<NAME>` variables.
+    pub secrets_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -128,6 +135,7 @@ impl Config {
             cgroup_root: None,
             pass_env: Vec::new(),
             log_group: None,
+            secrets_dir: None,
         }
     }
 
@@ -205,6 +213,11 @@ impl Config {
                 "pass-env",
                 format!("`{k}` is not a variable name a job may get"),
             );
+        }
+        if let Some(dir) = &self.secrets_dir {
+            if let Err(why) = secrets::check_dir(dir) {
+                return bad("secrets-dir", why);
+            }
         }
         let access = sisyphus_logfile::Access {
             group: self.log_group,
@@ -344,6 +357,7 @@ impl Guardian {
             metrics: self.metrics.clone(),
             cgroups: self.cgroups.clone(),
             base_env: process::base_environment(&self.config.pass_env),
+            secrets: secrets::SecretSource::from_environment(self.config.secrets_dir.clone()),
             log_access: sisyphus_logfile::Access {
                 group: self.config.log_group,
             },

@@ -2,7 +2,9 @@
 //! (`--max-log-lines`/`--max-log-bytes`, then one `truncated` marker; the result line is always
 //! stored), and routed to the recorder (`run_logs`) and to the local log file. Job protocol
 //! records (fd 3) become tagged lines, user data, or the job's own result; what the output shows
-//! for the outcome is kept aside ([`Seen`]).
+//! for the outcome is kept aside ([`Seen`]). Once the run's secrets are resolved, every line —
+//! its text, tags and task — is masked (`secrets::Mask`) before it goes anywhere, and so is what
+//! is kept for the outcome.
 
 use chrono::Utc;
 use sisyphus_logfile::{Ending, RunLog};
@@ -14,6 +16,7 @@ use sisyphus_protocol::Record;
 use crate::outcome::{Outcome, Seen};
 use crate::output::Line;
 use crate::recorder::Recorder;
+use crate::secrets::Mask;
 
 /// Caps on what one run may store (the local file and `run_logs` alike).
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +52,8 @@ pub(crate) struct RunLogger {
     file: RunLog,
     seen: Seen,
     protocol_errors: u32,
+    /// The run's secret values, masked in everything this logger routes.
+    mask: Mask,
 }
 
 impl RunLogger {
@@ -64,7 +69,19 @@ impl RunLogger {
             file,
             seen: Seen::default(),
             protocol_errors: 0,
+            mask: Mask::default(),
         }
+    }
+
+    /// From now on, masks these secret values in every line and in what is kept for the outcome.
+    pub fn set_mask(&mut self, mask: Mask) {
+        self.mask = mask;
+    }
+
+    /// Masks the run's secret values in the outcome's summary and error.
+    pub fn mask_outcome(&self, outcome: &mut Outcome) {
+        self.mask.apply_to_opt(&mut outcome.summary);
+        self.mask.apply_to_opt(&mut outcome.error);
     }
 
     /// What the output showed so far, for the outcome.
@@ -73,10 +90,12 @@ impl RunLogger {
     }
 
     /// One line the child wrote: on stdout or stderr, or a record on its protocol pipe.
-    pub async fn child_line(&mut self, line: Line) {
+    pub async fn child_line(&mut self, mut line: Line) {
         if line.stream == Stream::Sdk {
             return self.record(line).await;
         }
+        // Before the last line is cut for the outcome: a cut could split a secret.
+        self.mask.apply_to(&mut line.text);
         self.seen.any_output = true;
         if !line.text.trim().is_empty() {
             let last = Some(cut(&line.text, LAST_LINE_BYTES));
@@ -95,7 +114,7 @@ impl RunLogger {
         if line.nul {
             tags.push(sisyphus_protocol::text::NUL_TAG.to_string());
         }
-        self.store(line.stream, tags, None, line.text).await;
+        self.store_masked(line.stream, tags, None, line.text).await;
     }
 
     /// One job protocol record: a tagged line (with its task stack), the result, or user data.
@@ -107,10 +126,16 @@ impl RunLogger {
                 let task = (!tasks.is_empty()).then_some(tasks);
                 self.store(Stream::Sdk, tags, task, text).await;
             }
-            Ok(Record::Result { status, summary }) => {
+            Ok(Record::Result {
+                status,
+                mut summary,
+            }) => {
+                self.mask.apply_to_opt(&mut summary);
                 self.seen.sdk_result = Some((status, summary));
             }
-            Ok(Record::Userdata { value }) => {
+            Ok(Record::Userdata { mut value }) => {
+                // Strings masked before they are encoded: escaping could hide a value.
+                self.mask.apply_json(&mut value);
                 let tags = vec!["userdata".into()];
                 self.store(Stream::Sdk, tags, None, value.to_string()).await;
             }
@@ -153,12 +178,29 @@ impl RunLogger {
             .unwrap_or_else(|| outcome.status.to_string());
         let tags = owned(&["sisyphus", "result", kind]);
         let text = format!("{}: {text}", outcome.status);
+        let text = self.mask.apply(&text).into_owned();
         self.push(Stream::Sisyphus, tags, None, text).await;
     }
 
-    /// Counts the line against the cap; past it, writes the `truncated` marker once and nothing
-    /// more.
+    /// Masks the line's secrets and stores it ([`store_masked`](Self::store_masked)).
     async fn store(
+        &mut self,
+        stream: Stream,
+        mut tags: Vec<String>,
+        mut task: Option<String>,
+        mut text: String,
+    ) {
+        for tag in &mut tags {
+            self.mask.apply_to(tag);
+        }
+        self.mask.apply_to_opt(&mut task);
+        self.mask.apply_to(&mut text);
+        self.store_masked(stream, tags, task, text).await;
+    }
+
+    /// Counts a masked line against the cap; past it, writes the `truncated` marker once and
+    /// nothing more.
+    async fn store_masked(
         &mut self,
         stream: Stream,
         tags: Vec<String>,

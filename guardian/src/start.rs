@@ -1,5 +1,6 @@
-//! Starting a claimed run: the user it runs as, its command line and environment, the job
-//! protocol pipe, its cgroup with the job's limits — then the process (`process::spawn`).
+//! Starting a claimed run: the user it runs as, its command line and environment (with its
+//! secrets resolved on this host, `secrets`), the job protocol pipe, its cgroup with the job's
+//! limits — then the process (`process::spawn`).
 //! [`Processes`] is what the supervisor signals afterwards: the process group, and the cgroup
 //! where the host has one (which also holds what left the group with `setsid`).
 
@@ -14,6 +15,7 @@ use tokio::time::Instant;
 
 use crate::cgroup::{Cgroups, RunCgroup};
 use crate::process::{self, Launch};
+use crate::secrets::Mask;
 use crate::supervisor::{Claimed, Context};
 
 /// A started process with the read end of its protocol pipe.
@@ -23,13 +25,15 @@ pub(crate) struct Started {
     pub procs: Processes,
     /// Said in the run's log once it started (limits that could not be applied).
     pub notes: Vec<String>,
+    /// The run's secret values, to be masked in its output and outcome.
+    pub mask: Mask,
 }
 
 /// Builds the launch and starts the process; the error is the run's (`failed`).
 pub(crate) fn start(run: &Claimed, ctx: &Context) -> Result<Started, String> {
     let user = ctx.users.resolve(run.run_as.as_deref(), &ctx.host)?;
     let argv = command_line(run);
-    let env = environment(run, ctx, user.as_ref());
+    let (env, mask) = environment(run, ctx, user.as_ref())?;
     let (protocol, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| format!("cannot create the job protocol pipe: {e}"))?;
     // The cgroup last, so that no error above leaves one behind.
@@ -59,6 +63,7 @@ pub(crate) fn start(run: &Claimed, ctx: &Context) -> Result<Started, String> {
             child,
             protocol,
             notes,
+            mask,
         }),
         Err(e) => {
             if let Some(cg) = cgroup {
@@ -80,9 +85,22 @@ fn command_line(run: &Claimed) -> Vec<String> {
     }
 }
 
-/// The job's clean environment (`process::job_environment`) and the run's own variables.
-fn environment(run: &Claimed, ctx: &Context, user: Option<&User>) -> BTreeMap<String, String> {
-    let mut env = process::job_environment(&ctx.base_env, user, &run.env);
+/// The job's clean environment (`process::job_environment`) with its secrets resolved, and the
+/// run's own variables; and the mask of the secrets' values. A secret that cannot be had fails
+/// the run, named with why (never its value).
+fn environment(
+    run: &Claimed,
+    ctx: &Context,
+    user: Option<&User>,
+) -> Result<(BTreeMap<String, String>, Mask), String> {
+    let (job_env, mask) = ctx.secrets.resolve_env(&run.env).map_err(|errors| {
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    let mut env = process::job_environment(&ctx.base_env, user, &job_env);
     env.insert("SISYPHUS_RUN_ID".into(), run.id.to_string());
     env.insert(
         "SISYPHUS_JOB".into(),
@@ -94,7 +112,7 @@ fn environment(run: &Claimed, ctx: &Context, user: Option<&User>) -> BTreeMap<St
         sisyphus_protocol::FD_ENV.into(),
         process::PROTOCOL_FD.to_string(),
     );
-    env
+    Ok((env, mask))
 }
 
 /// The run's cgroup and its `cgroup.procs`, open for the child to move itself in.

@@ -83,6 +83,8 @@ pub struct Context {
     pub cgroups: Option<Cgroups>,
     /// What jobs get of the guardian's environment (`process::base_environment`).
     pub base_env: std::collections::BTreeMap<String, String>,
+    /// Where the values of jobs' secrets come from (`--secrets-dir`, `SISYPHUS_SECRET_*`).
+    pub secrets: crate::secrets::SecretSource,
     /// Who may read the local log files.
     pub log_access: Access,
     /// Where the tasks a run needs (its output readers) are spawned: the guardian waits for all
@@ -117,10 +119,12 @@ pub async fn supervise(
         .started((started - run.scheduled_for).to_std().unwrap_or_default());
     let ran = Instant::now();
     let mut log = run_logger(&run, &ctx, started);
-    let outcome = match prepare(&run, &ctx, &mut log, &mut control).await {
+    let mut outcome = match prepare(&run, &ctx, &mut log, &mut control).await {
         Ok(started) => Supervision::run(&run, &ctx, &mut log, started, control).await,
         Err(outcome) => outcome,
     };
+    // Summary and error come from the run's output: no secret of it goes further.
+    log.mask_outcome(&mut outcome);
     log.finish(&outcome, run.logs.clone()).await;
     ctx.recorder.finished(outcome.clone()).await;
     ctx.metrics.ended(outcome.status, ran.elapsed());
@@ -161,7 +165,11 @@ async fn prepare(
         true => take_locks(run, ctx, log, control).await,
     };
     match locked.and_then(|()| start(run, ctx).map_err(Refusal::Failed)) {
-        Ok(started) => Ok(started),
+        Ok(started) => {
+            // Before the first line of the child is read.
+            log.set_mask(started.mask.clone());
+            Ok(started)
+        }
         Err(Refusal::Ended(status)) => {
             let outcome = Outcome::ended_before_start(run.id, status);
             let text = format!("{status} while waiting for resource locks");
@@ -241,6 +249,7 @@ impl<'a> Supervision<'a> {
             protocol,
             procs,
             notes,
+            mask: _,
         } = started;
         for note in notes {
             log.sisyphus(&["sisyphus", "warning"], &note).await;

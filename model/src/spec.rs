@@ -13,9 +13,9 @@ use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::run::{Catchup, JobRef, Target};
 use crate::notifications::{check_rules, Rule, RuleDefinition};
 use crate::resources::Template;
+use crate::run::{Catchup, JobRef, Target};
 use crate::schedule::{format_duration, CronExpr, Schedule};
 
 /// The default time-to-live of a slot: how late a run may still start.
@@ -45,7 +45,9 @@ pub struct JobDefinition {
     /// An argv array; or, with `shell = true`, one line of shell.
     pub command: Option<Command>,
     pub shell: Option<bool>,
-    pub env: Option<BTreeMap<String, String>>,
+    /// Variables the job gets: a string each, or `{ secret = "NAME" }`, resolved by the guardian
+    /// on its host when the run starts (only the reference is stored).
+    pub env: Option<BTreeMap<String, EnvValue>>,
     pub workdir: Option<String>,
     /// One cron line or several.
     pub cron: Option<CronLines>,
@@ -199,6 +201,116 @@ impl<'de> Deserialize<'de> for Text {
                 other.type_str()
             ))),
         }
+    }
+}
+
+/// A value of a job's `env`: text the job gets as it is, or a reference to a secret
+/// (`{ secret = "NAME" }` in a jobs file, `{"secret": "NAME"}` in `jobs.env`) that the guardian
+/// resolves on its host when the run starts, from the file `NAME` in its `--secrets-dir` or
+/// else its variable `SISYPHUS_SECRET_NAME`. Only the reference is stored or shown; the value
+/// never leaves the guardian's host, and the guardian masks it (`***`) in what the run prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum EnvValue {
+    Plain(String),
+    Secret { secret: String },
+}
+
+/// The longest secret name.
+pub const MAX_SECRET_NAME: usize = 200;
+
+/// A secret's name: 1 to [`MAX_SECRET_NAME`] ASCII letters, digits or `_` — a file name in the
+/// guardian's `--secrets-dir` and the tail of a variable name, so nothing else is allowed.
+pub fn is_secret_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_SECRET_NAME
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Whether an env key looks like it holds a secret (it contains `PASSWORD`, `TOKEN`, `SECRET` or
+/// `KEY`, in any case): `apply` warns when such a key has a plain value.
+pub fn looks_secret(key: &str) -> bool {
+    let key = key.to_ascii_uppercase();
+    ["PASSWORD", "TOKEN", "SECRET", "KEY"]
+        .iter()
+        .any(|word| key.contains(word))
+}
+
+impl EnvValue {
+    /// A reference to the secret `name`.
+    pub fn secret(name: impl Into<String>) -> EnvValue {
+        EnvValue::Secret {
+            secret: name.into(),
+        }
+    }
+
+    /// The secret's name, for a reference.
+    pub fn secret_name(&self) -> Option<&str> {
+        match self {
+            EnvValue::Plain(_) => None,
+            EnvValue::Secret { secret } => Some(secret),
+        }
+    }
+}
+
+impl From<&str> for EnvValue {
+    fn from(s: &str) -> EnvValue {
+        EnvValue::Plain(s.to_string())
+    }
+}
+
+impl From<String> for EnvValue {
+    fn from(s: String) -> EnvValue {
+        EnvValue::Plain(s)
+    }
+}
+
+/// A string, or a table with the one key `secret` (what else is wrong is said by name: an
+/// untagged enum would only say that nothing matched).
+impl<'de> Deserialize<'de> for EnvValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<EnvValue, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = EnvValue;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, or { secret = \"NAME\" }")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<EnvValue, E> {
+                Ok(EnvValue::Plain(v.to_string()))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<EnvValue, E> {
+                Ok(EnvValue::Plain(v))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EnvValue, A::Error> {
+                use serde::de::Error;
+                let mut secret: Option<String> = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != "secret" {
+                        return Err(A::Error::custom(format!(
+                            "unknown key `{key}`: a secret is written {{ secret = \"NAME\" }}"
+                        )));
+                    }
+                    if secret.is_some() {
+                        return Err(A::Error::duplicate_field("secret"));
+                    }
+                    secret = Some(map.next_value::<String>()?);
+                }
+                match secret {
+                    Some(secret) => Ok(EnvValue::Secret { secret }),
+                    None => Err(A::Error::custom(
+                        "a table here needs the key `secret`: { secret = \"NAME\" }",
+                    )),
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -579,7 +691,9 @@ pub struct SpecFields {
     pub job: JobRef,
     pub command: Vec<String>,
     pub shell: bool,
-    pub env: BTreeMap<String, String>,
+    /// The job's variables; secrets as references only (their values never leave the guardian's
+    /// host).
+    pub env: BTreeMap<String, EnvValue>,
     pub workdir: Option<String>,
     /// `None`: runs only when asked.
     pub schedule: Option<Schedule>,
@@ -608,6 +722,18 @@ pub struct SpecFields {
     pub min_duration: Option<Duration>,
     /// Limits of the run's cgroup.
     pub limits: RunLimits,
+}
+
+impl SpecFields {
+    /// Keys of plain (not secret) env values whose names look secret ([`looks_secret`]):
+    /// `apply` warns about them, naming the job and the key (never the value).
+    pub fn plain_keys_looking_secret(&self) -> Vec<&str> {
+        self.env
+            .iter()
+            .filter(|(k, v)| matches!(v, EnvValue::Plain(_)) && looks_secret(k))
+            .map(|(k, _)| k.as_str())
+            .collect()
+    }
 }
 
 impl std::ops::Deref for JobSpec {
@@ -903,15 +1029,25 @@ fn check_command(command: Option<&Command>, shell: bool) -> Result<Vec<String>, 
     }
 }
 
-fn check_env(env: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String> {
+fn check_env(env: BTreeMap<String, EnvValue>) -> Result<BTreeMap<String, EnvValue>, String> {
     for (k, v) in &env {
         if k.is_empty() || k.contains('=') || k.contains('\0') {
             return Err(format!(
                 "variable name `{k}` must be non-empty, without `=` or NUL"
             ));
         }
-        if v.contains('\0') {
-            return Err(format!("value of `{k}` {NUL}"));
+        match v {
+            EnvValue::Plain(text) if text.contains('\0') => {
+                return Err(format!("value of `{k}` {NUL}"));
+            }
+            EnvValue::Secret { secret } if !is_secret_name(secret) => {
+                return Err(format!(
+                    "value of `{k}`: secret name `{secret}` must be 1 to {MAX_SECRET_NAME} \
+                     letters, digits or `_` (e.g. DB_PASSWORD): the guardian reads it from the \
+                     file of that name in its --secrets-dir or from SISYPHUS_SECRET_<NAME>"
+                ));
+            }
+            _ => {}
         }
     }
     Ok(env)
@@ -1073,4 +1209,91 @@ pub fn parse_time(text: &Text, tz: Tz) -> Result<DateTime<Utc>, String> {
 
 fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(toml_text: &str) -> Result<BTreeMap<String, EnvValue>, String> {
+        #[derive(Deserialize)]
+        struct File {
+            env: BTreeMap<String, EnvValue>,
+        }
+        toml::from_str::<File>(toml_text)
+            .map(|f| f.env)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn env_values_are_strings_or_secret_references() {
+        let env = env_of(r#"env = { MODE = "fast", TOKEN = { secret = "API_TOKEN" } }"#);
+        assert_eq!(
+            env,
+            Ok(BTreeMap::from([
+                ("MODE".to_string(), EnvValue::from("fast")),
+                ("TOKEN".to_string(), EnvValue::secret("API_TOKEN")),
+            ]))
+        );
+        // Stored as jsonb: plain values as strings, secrets as {"secret": NAME}; and read back.
+        let env = env.unwrap_or_default();
+        let json = serde_json::to_value(&env).unwrap_or_default();
+        assert_eq!(
+            json,
+            serde_json::json!({"MODE": "fast", "TOKEN": {"secret": "API_TOKEN"}})
+        );
+        let back: BTreeMap<String, EnvValue> = serde_json::from_value(json).unwrap_or_default();
+        assert_eq!(back, env);
+    }
+
+    #[test]
+    fn a_wrong_env_value_is_named() {
+        let err = |text| env_of(text).err().unwrap_or_default();
+        assert!(err(r#"env = { T = { secrt = "X" } }"#).contains("unknown key `secrt`"));
+        assert!(err(r#"env = { T = {} }"#).contains("needs the key `secret`"));
+        assert!(err(r#"env = { T = 5 }"#).contains(r#"a string, or { secret = "NAME" }"#));
+        assert!(err(r#"env = { T = { secret = 5 } }"#).contains("expected a string"));
+    }
+
+    #[test]
+    fn secret_names_are_simple_names() {
+        let def = |name: &str| JobDefinition {
+            env: Some(BTreeMap::from([(
+                "TOKEN".to_string(),
+                EnvValue::secret(name),
+            )])),
+            ..JobDefinition::new("P", "j", ["true"])
+        };
+        assert!(def("API_token_2").validate().is_ok());
+        for bad in ["", "a-b", "../etc/passwd", "a.b", "ü", &"x".repeat(201)] {
+            let e = def(bad).validate().err();
+            let problem = e.as_ref().and_then(|e| e.problems.first());
+            assert!(
+                problem.is_some_and(
+                    |p| p.field == "env" && p.problem.contains("value of `TOKEN`: secret name")
+                ),
+                "{bad:?}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn plain_values_under_secret_looking_keys_are_found() {
+        assert!(looks_secret("DB_PASSWORD") && looks_secret("api_token"));
+        assert!(looks_secret("Client_Secret") && looks_secret("SSH_KEY"));
+        assert!(!looks_secret("MODE") && !looks_secret("PATH"));
+        let def = JobDefinition {
+            env: Some(BTreeMap::from([
+                ("DB_PASSWORD".to_string(), EnvValue::from("x")),
+                ("API_TOKEN".to_string(), EnvValue::secret("API_TOKEN")),
+                ("MODE".to_string(), EnvValue::from("fast")),
+            ])),
+            ..JobDefinition::new("P", "j", ["true"])
+        };
+        let spec = def.validate().map_err(|e| e.to_string());
+        assert_eq!(
+            spec.as_ref().map(|s| s.plain_keys_looking_secret()),
+            Ok(vec!["DB_PASSWORD"])
+        );
+    }
 }

@@ -56,7 +56,7 @@ enum Command {
         metrics: Option<std::net::SocketAddr>,
     },
     /// Claim and supervise runs on this host.
-    Guardian(GuardianArgs),
+    Guardian(Box<GuardianArgs>),
     /// Turn schedules into pending runs (one leader, any number of standbys).
     Scheduler {
         /// Name recorded in the runs it creates (default scheduler@HOST:PID).
@@ -130,7 +130,7 @@ pub async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Guardian(args) => {
-            let config = args.into_config(database_url(cli.database_url)?)?;
+            let config = (*args).into_config(database_url(cli.database_url)?)?;
             let guardian = match sisyphus_guardian::Guardian::start(config).await {
                 Ok(g) => g,
                 Err(sisyphus_guardian::Error::Config(why)) => refuse("guardian", &why),
@@ -230,6 +230,10 @@ pub struct GuardianArgs {
     /// A group (name or gid) that may read the local log files too (default: their owner alone).
     #[arg(long)]
     log_group: Option<String>,
+    /// Where jobs' secrets (`{ secret = "NAME" }`) are found: one file per NAME, 0600 or 0400 and
+    /// owned by the guardian's user; names not found there come from SISYPHUS_SECRET_<NAME>.
+    #[arg(long)]
+    secrets_dir: Option<std::path::PathBuf>,
 }
 
 impl GuardianArgs {
@@ -261,6 +265,7 @@ impl GuardianArgs {
         c.cgroups = !self.no_cgroups;
         c.cgroup_root = self.cgroup_root;
         c.pass_env = self.pass_env;
+        c.secrets_dir = self.secrets_dir;
         c.log_group = match self.log_group {
             None => None,
             Some(g) => Some(group_id(&g)?),

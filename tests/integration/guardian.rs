@@ -186,7 +186,7 @@ async fn the_environment_names_the_run_and_hides_the_guardians_secrets() {
     let db = TestDb::new().await;
     let _g = Daemon::guardian(&db.url, "g1", &[]);
     let def = JobDefinition {
-        env: Some([("MYVAR".to_string(), "x y".to_string())].into()),
+        env: Some([("MYVAR".to_string(), "x y".into())].into()),
         userdata: Some(serde_json::json!({"k": 1})),
         ..job("env", &["sh", "-c", "echo \"$SISYPHUS_RUN_ID|$SISYPHUS_JOB|$SISYPHUS_ATTEMPT|$SISYPHUS_USERDATA|$MYVAR|${SISYPHUS_DATABASE_URL:-hidden}\""])
     };

@@ -20,5 +20,6 @@ mod retention;
 mod scheduler;
 mod schema;
 mod sdk;
+mod secrets;
 mod sql_api;
 mod validation;

@@ -245,7 +245,7 @@ async fn mattermost_sentry_and_a_webhook_receive_what_the_real_services_would() 
                 "TESTJOB_SCRIPT".to_string(),
                 "tagged:mattermost:deploy started;tasked:sentry,warning:disk at 91%;\
                  fail:the export broke"
-                    .to_string(),
+                    .into(),
             )]
             .into(),
         ),

@@ -340,7 +340,7 @@ async fn jobs_get_a_clean_environment() {
     );
     let def = JobDefinition {
         env: Some(
-            [("OWN".to_string(), "mine".to_string())]
+            [("OWN".to_string(), "mine".into())]
                 .into_iter()
                 .collect(),
         ),

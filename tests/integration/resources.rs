@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use sisyphus_client::spec::Text;
+use sisyphus_client::spec::{EnvValue, Text};
 use sisyphus_client::{Error, JobDefinition, JobRef, LockRequest};
 
 use crate::harness::{bin, ended, run_now, stdout, temp_dir, wait_for, Daemon, TestDb};
@@ -65,13 +65,13 @@ rm -f "$W"/*."$me"
 "#;
 
 fn witness_job(name: &str, dir: &Path, reads: &[String], writes: &[String]) -> JobDefinition {
-    let env: BTreeMap<String, String> = [
+    let env: BTreeMap<String, EnvValue> = [
         ("WITNESS", dir.display().to_string()),
         ("READS", reads.join(" ")),
         ("WRITES", writes.join(" ")),
     ]
     .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
+    .map(|(k, v)| (k.to_string(), v.into()))
     .collect();
     JobDefinition {
         command: Some(sisyphus_client::spec::Command::Line(WITNESS.to_string())),
@@ -288,7 +288,7 @@ async fn inputs_must_exist_failed_writers_write_nothing_and_outputs_expire() {
             bin("sisyctl").display()
         ))),
         shell: Some(true),
-        env: Some([("SISYPHUS_DATABASE_URL".to_string(), db.url.clone())].into()),
+        env: Some([("SISYPHUS_DATABASE_URL".to_string(), db.url.clone().into())].into()),
         outputs: Some(vec!["base.out".into()]),
         ..job("adder", &["unused"])
     };

@@ -31,7 +31,7 @@ fn sdk_job(name: &str, script: &str) -> JobDefinition {
     JobDefinition {
         env: Some(BTreeMap::from([(
             "TESTJOB_SCRIPT".to_string(),
-            script.to_string(),
+            script.into(),
         )])),
         maxtime: Some(Text::from("30s")),
         ..JobDefinition::new("S", name, [testjob().display().to_string()])

@@ -1,6 +1,6 @@
 //! `sisyctl apply FILE`: make the database hold a jobs file's definitions.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::fs::FileTypeExt;
 
 use anyhow::anyhow;
@@ -15,7 +15,7 @@ pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// Reads and checks a jobs file, before any connection is made. Refuses (exit 2) what is not a
 /// regular file — a directory, a fifo, a device such as /dev/zero — and files over
 /// [`MAX_FILE_BYTES`], without reading them; a file that grows while it is read is cut off at
-/// the limit and refused too.
+/// the limit and refused too. Warnings (`Checked::warnings`) go to stderr.
 pub fn read(file: &str) -> Result<Checked, Failure> {
     let refuse = |why: String| Failure::usage(anyhow!("{file}: {why}"));
     let meta = std::fs::metadata(file).map_err(|e| refuse(format!("cannot read it: {e}")))?;
@@ -62,7 +62,20 @@ pub fn read(file: &str) -> Result<Checked, Failure> {
             e.utf8_error().valid_up_to()
         ))
     })?;
-    Ok(jobsfile::parse_all(&text, file)?)
+    let checked = jobsfile::parse_all(&text, file)?;
+    warn(&checked);
+    Ok(checked)
+}
+
+/// Says on stderr what the file allows but probably should not (a plain value under an env key
+/// that looks secret), naming the job and the key; it is applied all the same. A stderr that
+/// cannot be written does not stop the apply.
+fn warn(checked: &Checked) {
+    let mut err = std::io::stderr().lock();
+    for warning in checked.warnings() {
+        let text = warning.to_string();
+        let _ = writeln!(err, "sisyctl: warning: {}", output::escape(&text, false));
+    }
 }
 
 pub async fn run(

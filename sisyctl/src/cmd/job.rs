@@ -182,10 +182,7 @@ fn show(
         ("concurrency", spec.concurrency.to_string()),
         ("target", spec.target.to_string()),
         ("workdir", opt(spec.workdir.as_ref())),
-        (
-            "env",
-            spec.env.keys().cloned().collect::<Vec<_>>().join(", "),
-        ),
+        ("env", env_names(spec)),
         ("paused", spec.paused.to_string()),
         ("inputs", names(&spec.resources.inputs)),
         ("outputs", names(&spec.resources.outputs)),
@@ -263,7 +260,8 @@ fn show_unreadable(why: &str, status: &sisyphus_client::JobStatus) -> std::io::R
     output::fields(&lines)
 }
 
-/// The definition as JSON with the jobs file's keys (env values are left out: they may be secret).
+/// The definition as JSON with the jobs file's keys (env values are left out: they may be secret;
+/// `env_secrets` names the secret each secret key refers to).
 fn definition_json(spec: &JobSpec) -> serde_json::Value {
     let d = |x: std::time::Duration| sisyphus_client::schedule::format_duration(x);
     serde_json::json!({
@@ -272,6 +270,11 @@ fn definition_json(spec: &JobSpec) -> serde_json::Value {
         "command": spec.command,
         "shell": spec.shell,
         "env": spec.env.keys().collect::<Vec<_>>(),
+        "env_secrets": spec
+            .env
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.secret_name()?.to_string())))
+            .collect::<std::collections::BTreeMap<String, String>>(),
         "workdir": spec.workdir,
         "schedule": spec.schedule.as_ref().map(|s| s.describe()),
         "timezone": spec.timezone.name(),
@@ -295,6 +298,22 @@ fn definition_json(spec: &JobSpec) -> serde_json::Value {
         "cpu_weight": spec.limits.cpu_weight,
         "notify": spec.notify,
     })
+}
+
+/// `MODE, TOKEN=secret:API_TOKEN`: every key, and for a secret the reference (its value is not
+/// in the database, and plain values are not shown either).
+fn env_names(spec: &JobSpec) -> String {
+    if spec.env.is_empty() {
+        return "-".into();
+    }
+    spec.env
+        .iter()
+        .map(|(k, v)| match v.secret_name() {
+            Some(name) => format!("{k}=secret:{name}"),
+            None => k.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `ops-mail (failed, timeout)  chat (tagged)`, or where the rules come from.
