@@ -13,6 +13,11 @@ pub enum Error {
     /// The server could not be reached at all: `connection refused at 127.0.0.1:5432`.
     #[error("cannot connect to PostgreSQL: {cause} at {address}")]
     Unreachable { address: String, cause: String },
+    /// TLS was asked for (`sslmode` in the URL) and the handshake failed: the server's
+    /// certificate could not be verified (the cause names why: `UnknownIssuer`, a name it is not
+    /// valid for, expiry), the root certificate file cannot be used, or the server has TLS off.
+    #[error("cannot connect to PostgreSQL at {url}: TLS: {cause}")]
+    Tls { url: String, cause: String },
     #[error("the database has no Sisyphus schema yet; run `sisyctl migrate` first")]
     SchemaMissing,
     #[error("the database schema is at version {found}, but this program needs version {expected}; run `sisyctl migrate`")]
@@ -106,6 +111,7 @@ impl Error {
             self,
             Error::Unreachable { .. }
                 | Error::Connect { .. }
+                | Error::Tls { .. }
                 | Error::Db(
                     sqlx::Error::Io(_)
                         | sqlx::Error::PoolTimedOut

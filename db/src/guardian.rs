@@ -318,7 +318,7 @@ pub struct Listener(PgListener);
 /// Connects to `url` and listens on the guardian's channels (`sisyphus_runs`,
 /// `sisyphus_control`).
 pub async fn listen(url: &str) -> crate::Result<Listener> {
-    let mut listener = PgListener::connect(url).await?;
+    let mut listener = crate::listener(url, "sisyphus guardian (listen)").await?;
     listener.listen_all([RUNS_CHANNEL, CONTROL_CHANNEL]).await?;
     Ok(Listener(listener))
 }

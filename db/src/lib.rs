@@ -24,7 +24,7 @@ pub mod scheduler;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgSslMode};
 use sqlx::Connection as _;
 
 pub use error::{Error, Result};
@@ -42,12 +42,90 @@ pub fn expected_version() -> i64 {
 }
 
 /// Connection settings from a URL, named for the program (shown in `pg_stat_activity`).
+///
+/// TLS is set in the URL as libpq sets it: `sslmode=verify-full&sslrootcert=/etc/sisyphus/ca.pem`
+/// encrypts and checks that the server's certificate was issued by that CA (or one of the
+/// built-in public roots) for the host name in the URL; `verify-ca` skips the name. As in libpq,
+/// `sslmode=require` with a root certificate given (`sslrootcert` or `$PGSSLROOTCERT`) checks the
+/// chain like `verify-ca`; without one it only encrypts. The default, `prefer`, uses TLS
+/// unverified when the server offers it.
 pub fn options(url: &str, application: &str) -> Result<PgConnectOptions> {
-    let options: PgConnectOptions = url.parse().map_err(|e| Error::Connect {
+    let mut options: PgConnectOptions = url.parse().map_err(|e| Error::Connect {
         url: redact(url),
         source: e,
     })?;
+    if matches!(options.get_ssl_mode(), PgSslMode::Require) && root_cert(url).is_some() {
+        options = options.ssl_mode(PgSslMode::VerifyCa);
+    }
     Ok(options.application_name(application))
+}
+
+/// Whether connecting checks the server's certificate against trusted CAs.
+fn verifies(options: &PgConnectOptions) -> bool {
+    matches!(
+        options.get_ssl_mode(),
+        PgSslMode::VerifyCa | PgSslMode::VerifyFull
+    )
+}
+
+/// The root certificate(s) the URL (or `$PGSSLROOTCERT`) names, as sqlx reads them: the last
+/// `sslrootcert` of the query wins over the environment.
+fn root_cert(url: &str) -> Option<String> {
+    let from_url = url::Url::parse(url).ok().and_then(|u| {
+        u.query_pairs()
+            .filter(|(k, _)| matches!(&**k, "sslrootcert" | "ssl-root-cert" | "ssl-ca"))
+            .map(|(_, v)| v.into_owned())
+            .last()
+    });
+    from_url.or_else(|| std::env::var("PGSSLROOTCERT").ok())
+}
+
+/// Refuses a root certificate file that cannot be used, before connecting: sqlx would report a
+/// missing file as a bare "No such file or directory" and a file without certificates not at
+/// all (only the built-in roots would be trusted).
+async fn check_root_cert(url: &str, options: &PgConnectOptions) -> Result<()> {
+    let Some(path) = root_cert(url).filter(|_| verifies(options)) else {
+        return Ok(());
+    };
+    if path.trim_start().starts_with("-----BEGIN") {
+        return Ok(()); // the certificate itself, inline
+    }
+    let refuse = |cause: String| Error::Tls {
+        url: redact(url),
+        cause,
+    };
+    let text = tokio::fs::read(&path)
+        .await
+        .map_err(|e| refuse(format!("cannot read sslrootcert {path}: {e}")))?;
+    if !String::from_utf8_lossy(&text).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(refuse(format!(
+            "sslrootcert {path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+        )));
+    }
+    Ok(())
+}
+
+/// What went wrong in a TLS handshake, said so that the reader knows whose certificate failed
+/// and what to check. `io` is the error sqlx passed up; None when it was not TLS.
+fn tls_failure(url: &str, io: &std::io::Error) -> Option<String> {
+    let tls = io.get_ref()?.downcast_ref::<rustls::Error>()?;
+    let trusted = match root_cert(url) {
+        Some(path) if !path.trim_start().starts_with("-----BEGIN") => {
+            format!("the CA certificates in sslrootcert {path} and the built-in public roots")
+        }
+        Some(_) => "the CA certificates in sslrootcert and the built-in public roots".to_string(),
+        None => "the built-in public roots only (no sslrootcert given)".to_string(),
+    };
+    Some(match tls {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => format!(
+            "the server's certificate could not be verified: UnknownIssuer (it was not issued \
+             by a trusted CA; trusted are {trusted})"
+        ),
+        rustls::Error::InvalidCertificate(e) => {
+            format!("the server's certificate could not be verified: {e}")
+        }
+        other => format!("the TLS handshake with the server failed: {other}"),
+    })
 }
 
 /// How long connecting waits when the caller does not say.
@@ -114,6 +192,7 @@ async fn connect_within(
             format!("{host}:{}", options.get_port())
         }
     };
+    check_root_cert(url, options).await?;
     match tokio::time::timeout(timeout, PgConnection::connect_with(options)).await {
         Err(_) => Err(Error::Unreachable {
             address: address(),
@@ -122,12 +201,30 @@ async fn connect_within(
                 sisyphus_model::schedule::format_duration(timeout)
             ),
         }),
-        Ok(Err(sqlx::Error::Io(e))) => Err(Error::Unreachable {
-            address: address(),
-            cause: match e.kind() {
-                std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
-                std::io::ErrorKind::NotFound => "no such socket".to_string(),
-                _ => e.to_string(),
+        Ok(Err(sqlx::Error::Tls(e))) => Err(Error::Tls {
+            url: redact(url),
+            cause: match e.to_string() {
+                // sqlx's words when the server answers the TLS request with "no".
+                m if m.contains("does not support TLS") => format!(
+                    "the server does not accept TLS connections (ssl = off?), and sslmode={} \
+                     requires it",
+                    ssl_mode_name(options.get_ssl_mode())
+                ),
+                m => m,
+            },
+        }),
+        Ok(Err(sqlx::Error::Io(e))) => Err(match tls_failure(url, &e) {
+            Some(cause) => Error::Tls {
+                url: redact(url),
+                cause,
+            },
+            None => Error::Unreachable {
+                address: address(),
+                cause: match e.kind() {
+                    std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+                    std::io::ErrorKind::NotFound => "no such socket".to_string(),
+                    _ => e.to_string(),
+                },
             },
         }),
         Ok(Err(e)) => Err(Error::Connect {
@@ -135,6 +232,34 @@ async fn connect_within(
             source: e,
         }),
         Ok(Ok(conn)) => Ok(conn),
+    }
+}
+
+/// A LISTEN connection of its own, made with [`options`] like the pools (so `sslmode` means the
+/// same on both), that reconnects by itself after a loss: what `PgListener::connect(url)` makes,
+/// but through the one way of reading a URL.
+pub(crate) async fn listener(url: &str, application: &str) -> Result<PgListener> {
+    // A pool of one without timeouts, used only to reconnect.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_with(options(url, application)?)
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.ignore_pool_close_event(true);
+    Ok(listener)
+}
+
+/// The URL spelling of an sslmode, for messages.
+fn ssl_mode_name(mode: PgSslMode) -> &'static str {
+    match mode {
+        PgSslMode::Disable => "disable",
+        PgSslMode::Allow => "allow",
+        PgSslMode::Prefer => "prefer",
+        PgSslMode::Require => "require",
+        PgSslMode::VerifyCa => "verify-ca",
+        PgSslMode::VerifyFull => "verify-full",
     }
 }
 
@@ -173,17 +298,15 @@ pub async fn check_schema(pool: &PgPool) -> Result<()> {
 }
 
 async fn schema_version(conn: &mut PgConnection) -> Result<Option<i64>> {
-    let exists: bool =
-        sqlx::query_scalar(include_str!("../../sql/schema/migrated.sql"))
-            .fetch_one(&mut *conn)
-            .await?;
+    let exists: bool = sqlx::query_scalar(include_str!("../../sql/schema/migrated.sql"))
+        .fetch_one(&mut *conn)
+        .await?;
     if !exists {
         return Ok(None);
     }
-    let version: Option<i64> =
-        sqlx::query_scalar(include_str!("../../sql/schema/version.sql"))
-            .fetch_one(&mut *conn)
-            .await?;
+    let version: Option<i64> = sqlx::query_scalar(include_str!("../../sql/schema/version.sql"))
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(version)
 }
 

@@ -51,7 +51,7 @@ pub struct JobsListener(PgListener);
 
 /// Listens on `sisyphus_jobs` on a connection of its own.
 pub async fn listen_jobs(url: &str) -> Result<JobsListener> {
-    let mut listener = PgListener::connect(url).await?;
+    let mut listener = crate::listener(url, "sisyphus scheduler (listen)").await?;
     listener.listen("sisyphus_jobs").await?;
     Ok(JobsListener(listener))
 }

@@ -10,6 +10,10 @@
 //! The server is started under a small `sh` watchdog that stops it (fast shutdown) as soon as the
 //! process that started it is gone, so a test binary that panics or is killed with SIGKILL never
 //! leaves a PostgreSQL behind. A temporary cluster's data directory is removed by the watchdog too.
+//!
+//! With [`Options::tls`] the server also speaks TLS, with a certificate for `localhost`,
+//! `127.0.0.1` and `::1` signed by a CA made for the cluster ([`tls`]); clients connect with
+//! [`Cluster::tls_url`] (`sslmode=verify-full`, `sslrootcert` = [`Cluster::ca_file`]).
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -18,6 +22,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::unistd::{Gid, Uid, User};
+
+pub mod tls;
 
 /// What can go wrong while finding, initialising or starting PostgreSQL.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +48,11 @@ pub enum Error {
     },
     #[error("PostgreSQL did not accept connections within {0:?}; see {1}")]
     StartTimeout(Duration, PathBuf),
+    #[error(
+        "TLS certificates are made with the `openssl` command, which was not found; install it, \
+         e.g. `apt-get install -y openssl`"
+    )]
+    NoOpenssl,
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
@@ -64,6 +75,10 @@ pub struct Options {
     /// Networks (CIDR) whose clients are trusted like loopback, added to `pg_hba.conf` when the
     /// cluster is initialised: for test hosts in network namespaces.
     pub trusted_networks: Vec<String>,
+    /// Serve TLS too (`ssl = on`), with a server certificate for `localhost`, `127.0.0.1` and
+    /// `::1` signed by a CA made for this cluster (kept in `<data dir>/tls`, reused by a kept
+    /// cluster). Connections without TLS are still accepted.
+    pub tls: bool,
 }
 
 impl Default for Options {
@@ -74,6 +89,7 @@ impl Default for Options {
             fast_and_unsafe: true,
             settings: Vec::new(),
             trusted_networks: Vec::new(),
+            tls: false,
         }
     }
 }
@@ -88,6 +104,7 @@ pub struct Cluster {
     temporary: bool,
     settings: Vec<(String, String)>,
     trusted_networks: Vec<String>,
+    tls: Option<tls::Certificates>,
     watchdog: Option<Child>,
 }
 
@@ -122,7 +139,6 @@ impl Cluster {
                 settings.push((k.to_string(), v.to_string()));
             }
         }
-        settings.extend(options.settings);
         let mut cluster = Cluster {
             bin_dir,
             data_dir,
@@ -131,9 +147,15 @@ impl Cluster {
             temporary,
             settings,
             trusted_networks: options.trusted_networks,
+            tls: None,
             watchdog: None,
         };
         cluster.init_if_needed()?;
+        if options.tls {
+            cluster.set_up_tls()?;
+        }
+        // The caller's settings last, so that they win over ours.
+        cluster.settings.extend(options.settings);
         cluster.start_server()?;
         Ok(cluster)
     }
@@ -152,6 +174,27 @@ impl Cluster {
     /// loopback only).
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{}", self.port, database)
+    }
+
+    /// The certificates of a cluster started with [`Options::tls`].
+    pub fn tls(&self) -> Option<&tls::Certificates> {
+        self.tls.as_ref()
+    }
+
+    /// The CA certificate clients trust to verify this server (`sslrootcert`), when TLS is on.
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.tls.as_ref().map(|t| t.ca.as_path())
+    }
+
+    /// As [`Cluster::url`], but over TLS with the server's certificate verified against
+    /// [`Cluster::ca_file`] (`sslmode=verify-full`); None when TLS is off.
+    pub fn tls_url(&self, database: &str) -> Option<String> {
+        let ca = self.ca_file()?;
+        Some(format!(
+            "{}?sslmode=verify-full&sslrootcert={}",
+            self.url(database),
+            query_value(&ca.display().to_string())
+        ))
     }
 
     /// Whether the server process is running.
@@ -194,6 +237,31 @@ impl Cluster {
         ]);
         run(cmd, "initdb")?;
         self.trust_networks()
+    }
+
+    /// Makes (or, for a kept cluster, reuses) the CA and the server certificate in
+    /// `<data dir>/tls`, hands them to the server's user (the key 0600, as PostgreSQL demands),
+    /// and turns TLS on.
+    fn set_up_tls(&mut self) -> Result<(), Error> {
+        let dir = self.data_dir.join("tls");
+        let existing = tls::Certificates::in_dir(&dir);
+        let files = if existing.exist() {
+            existing
+        } else {
+            tls::generate(&dir)?
+        };
+        for path in [&dir, &files.ca, &files.cert, &files.key] {
+            self.hand_over(path)?;
+        }
+        for (k, v) in [
+            ("ssl", "on".to_string()),
+            ("ssl_cert_file", files.cert.display().to_string()),
+            ("ssl_key_file", files.key.display().to_string()),
+        ] {
+            self.settings.push((k.to_string(), v));
+        }
+        self.tls = Some(files);
+        Ok(())
     }
 
     fn trust_networks(&self) -> Result<(), Error> {
@@ -370,6 +438,19 @@ fn temp_dir() -> Result<PathBuf, Error> {
     Err(io("creating a temporary directory")(std::io::Error::other(
         "too many attempts",
     )))
+}
+
+/// Percent-encodes a URL query value (a file path): all but unreserved characters and `/`.
+fn query_value(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn free_port() -> Result<u16, Error> {

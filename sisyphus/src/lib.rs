@@ -51,8 +51,9 @@ enum Command {
         /// Longest wait between passes (retries come due without a NOTIFY).
         #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
         poll: Duration,
-        /// Serve Prometheus metrics on this address (`GET /metrics`), e.g. 127.0.0.1:9188.
-        #[arg(long)]
+        /// Serve Prometheus metrics on this address (`GET /metrics`), e.g. 127.0.0.1:9188; a port
+        /// alone binds to 127.0.0.1.
+        #[arg(long, value_parser = metrics_address)]
         metrics: Option<std::net::SocketAddr>,
     },
     /// Claim and supervise runs on this host.
@@ -74,8 +75,9 @@ enum Command {
         /// Finished runs older than this are deleted (each job's latest run is kept).
         #[arg(long, default_value = "90days", value_parser = humantime::parse_duration)]
         keep_runs: Duration,
-        /// Serve Prometheus metrics on this address (`GET /metrics`), e.g. 127.0.0.1:9186.
-        #[arg(long)]
+        /// Serve Prometheus metrics on this address (`GET /metrics`), e.g. 127.0.0.1:9186; a port
+        /// alone binds to 127.0.0.1.
+        #[arg(long, value_parser = metrics_address)]
         metrics: Option<std::net::SocketAddr>,
     },
 }
@@ -213,8 +215,9 @@ pub struct GuardianArgs {
     /// Start nothing and record every claimed run as uneventful (for measuring the database path).
     #[arg(long)]
     noop: bool,
-    /// Serve Prometheus metrics on this address (`GET /metrics`), e.g. 127.0.0.1:9187.
-    #[arg(long)]
+    /// Serve Prometheus metrics on this address (`GET /metrics`), e.g. 127.0.0.1:9187; a port
+    /// alone binds to 127.0.0.1.
+    #[arg(long, value_parser = metrics_address)]
     metrics: Option<std::net::SocketAddr>,
     /// Make the runs' cgroups below this cgroup v2 directory (default: the guardian's own
     /// cgroup, when writable).
@@ -288,6 +291,20 @@ fn group_id(group: &str) -> anyhow::Result<u32> {
 
 /// A setting that cannot work is the caller's to fix: said with the flag named, exit 2, as for
 /// any usage error.
+/// A listening address from the command line: `HOST:PORT`, or a port alone, which binds to
+/// loopback. Nothing a daemon serves is reachable from other hosts unless an address says so
+/// (`0.0.0.0:9187`).
+fn metrics_address(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from((
+            std::net::Ipv4Addr::LOCALHOST,
+            port,
+        )));
+    }
+    s.parse()
+        .map_err(|_| format!("`{s}` is neither a port nor an address such as 127.0.0.1:9187"))
+}
+
 fn refuse(daemon: &str, why: &str) -> ! {
     eprintln!("sisyphus {daemon}: {why}");
     std::process::exit(2)
@@ -319,4 +336,55 @@ fn shutdown_on_signals() -> CancellationToken {
         tracing::info!("shutting down");
     });
     token
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    /// The `--metrics` address each daemon would serve on.
+    fn metrics(args: &[String]) -> Option<std::net::SocketAddr> {
+        let cli = Cli::try_parse_from(args).expect("valid arguments");
+        match cli.command {
+            Command::Guardian(g) => g.metrics,
+            Command::Scheduler { metrics, .. } | Command::Dispatcher { metrics, .. } => metrics,
+            Command::Dev { .. } => None,
+        }
+    }
+
+    #[test]
+    fn metrics_bind_to_loopback_unless_an_address_is_given() {
+        for daemon in [
+            &["sisyphus", "guardian"][..],
+            &["sisyphus", "scheduler"],
+            &["sisyphus", "dispatcher", "--config", "notify.toml"],
+        ] {
+            let daemon: Vec<String> = daemon.iter().map(|s| s.to_string()).collect();
+            // No flag: nothing listens.
+            assert_eq!(metrics(&daemon), None, "{daemon:?}");
+            let with = |value: &str| [&daemon[..], &["--metrics".into(), value.into()]].concat();
+            assert_eq!(
+                metrics(&with("9187")),
+                Some("127.0.0.1:9187".parse().expect("address")),
+                "{daemon:?}: a port alone is loopback"
+            );
+            assert_eq!(
+                metrics(&with("0.0.0.0:9187")),
+                Some("0.0.0.0:9187".parse().expect("address")),
+                "{daemon:?}: an address is taken as given"
+            );
+            assert_eq!(
+                metrics(&with("[::1]:9187")),
+                Some("[::1]:9187".parse().expect("address")),
+                "{daemon:?}"
+            );
+            let refused = Cli::try_parse_from(with("localhost:9187")).err();
+            assert!(
+                refused.is_some_and(|e| e.to_string().contains("neither a port nor an address")),
+                "{daemon:?}"
+            );
+        }
+    }
 }

@@ -22,4 +22,5 @@ mod schema;
 mod sdk;
 mod secrets;
 mod sql_api;
+mod tls;
 mod validation;
