@@ -62,7 +62,9 @@ mod tests {
         for a in ControlAction::ALL {
             assert_eq!(a.as_str().parse::<ControlAction>(), Ok(a));
         }
-        let err = "kill".parse::<ControlAction>().unwrap_err();
+        let Err(err) = "kill".parse::<ControlAction>() else {
+            panic!("`kill` parsed as an action")
+        };
         assert!(err.contains("`kill`"), "{err}");
     }
 }

@@ -274,7 +274,7 @@ mod tests {
             target_all: false,
             target_pool: None,
             paused: false,
-            userdata: Default::default(),
+            userdata: serde_json::Value::Object(Default::default()),
             next_slot: Some(at(12, 0, 0)),
             fired: 0,
             run_as: None,

@@ -10,20 +10,10 @@ use std::process::{Command, Output, Stdio};
 
 use crate::harness::{bin, jobs_file, sisyctl_with_url, stderr, stdout, TestDb};
 
-/// A test database whose logins may read the schema version, as every client checks it when it
-/// connects. FIXME: migrations/0012 grants no login but the owner SELECT on
-/// `sisyphus._sqlx_migrations`, so without this every `sisyctl` of a user fails with "permission
-/// denied for table _sqlx_migrations"; reported to the lead — remove once the migration grants it.
+/// A test database (the migration lets every login read the schema version, which every
+/// client checks when it connects).
 async fn new_db() -> TestDb {
-    let db = TestDb::new().await;
-    sqlx::query(
-        "GRANT SELECT ON sisyphus._sqlx_migrations TO sisyphus_viewer, sisyphus_guardian, \
-         sisyphus_scheduler, sisyphus_dispatcher",
-    )
-    .execute(&db.pool)
-    .await
-    .expect("let logins read the schema version");
-    db
+    TestDb::new().await
 }
 
 /// A test database with two projects' jobs (ACME.FooBar/j, ACME.FooBar/spare, Other.X/k), one

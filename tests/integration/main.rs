@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod access;
 mod access_cli;
 mod apply;
 mod cli;
