@@ -14,15 +14,15 @@ use crate::access::{self, AuditEntry, Grant, GrantLevel, LoginKind};
 use crate::db::access::AuditFilter;
 use crate::db::resources::ResourceRow;
 use crate::db::{self, hosts, jobs, notifications, runs, runs::RunFilter};
-use crate::{Error, Result};
 use crate::lock::{wait_for, LockRequest, ResourceLock, Waited};
 use crate::model::{JobId, JobRef, Run, RunId};
-use crate::views::{Host, JobHealth, JobStatus};
-use sisyphus_model::ControlAction;
 use crate::notifications::{OutboxEntry, OutboxState, ProjectDefaults};
 use crate::resources::Template;
 use crate::schedule::Schedule;
 use crate::spec::{JobDefinition, JobSpec};
+use crate::views::{Host, JobHealth, JobStatus};
+use crate::{Error, Result};
+use sisyphus_model::ControlAction;
 
 /// A handle on a Sisyphus database. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -445,7 +445,6 @@ impl Client {
         db::access::audit(&self.pool, filter).await
     }
 }
-
 
 /// Writes one checked definition against what is stored, and says what changed.
 async fn apply_one(

@@ -38,21 +38,21 @@ pub mod client;
 pub mod jobsfile;
 pub mod lock;
 
-/// The model, under the paths it had when it lived here.
-pub use sisyphus_model::{access, notifications, resources, schedule, spec, status, views};
-/// The model's run types (`sisyphus_client::model::RunStatus`).
-pub use sisyphus_model::run as model;
 /// The database layer the client is built on.
 pub use sisyphus_db as db;
+/// The model's run types (`sisyphus_client::model::RunStatus`).
+pub use sisyphus_model::run as model;
+/// The model, under the paths it had when it lived here.
+pub use sisyphus_model::{access, notifications, resources, schedule, spec, status, views};
 
 pub use client::{Applied, Change, Client};
 pub use db::access::AuditFilter;
 pub use db::runs::RunFilter;
 pub use db::{Error, Result};
 pub use lock::{LockRequest, ResourceLock};
+pub use schedule::{CronError, CronExpr, Schedule};
 pub use sisyphus_model::views::{Host, JobHealth, JobStatus};
 pub use sisyphus_model::{
     Catchup, ControlAction, JobId, JobRef, Run, RunId, RunStatus, RunTrigger, Target,
 };
-pub use schedule::{CronError, CronExpr, Schedule};
 pub use spec::{InvalidJob, JobDefinition, JobSpec, ResourceSpec};

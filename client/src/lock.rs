@@ -31,8 +31,8 @@ use sisyphus_db::PgPool;
 use tokio::task::JoinHandle;
 
 use crate::db::resources::{self, Attempt};
-use crate::{Error, Result};
 use crate::resources::Template;
+use crate::{Error, Result};
 
 /// What a service wants to lock.
 #[derive(Debug, Clone)]

@@ -11,8 +11,6 @@ use sqlx::{PgConnection, PgExecutor, Postgres};
 
 use super::interval;
 use crate::error::{Error, Result};
-use sisyphus_model::views::{JobHealth, JobStatus};
-use sisyphus_model::{Catchup, JobId, JobRef, RunId, Target};
 use sisyphus_model::notifications::Rule;
 use sisyphus_model::resources::Template;
 use sisyphus_model::schedule::{CronExpr, Schedule};
@@ -20,6 +18,8 @@ use sisyphus_model::spec::{
     EnvValue, FieldProblem, InvalidJob, JobSpec, LogSettings, ResourceSpec, RunLimits, SpecFields,
     MAX_COUNT, MAX_DURATION,
 };
+use sisyphus_model::views::{JobHealth, JobStatus};
+use sisyphus_model::{Catchup, JobId, JobRef, RunId, Target};
 
 const UPSERT: &str = include_str!("../../sql/jobs/upsert.sql");
 const TAKE_BACK: &str = include_str!("../../sql/jobs/take_back_future_runs.sql");
@@ -572,7 +572,10 @@ pub async fn status<'e>(
 }
 
 /// Whether one job (or every job) is healthy, and why not.
-pub async fn health<'e>(db: impl PgExecutor<'e>, job: Option<&JobRef>) -> crate::Result<Vec<JobHealth>> {
+pub async fn health<'e>(
+    db: impl PgExecutor<'e>,
+    job: Option<&JobRef>,
+) -> crate::Result<Vec<JobHealth>> {
     let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(HEALTH)
         .bind(job.map(|j| &j.project))
         .bind(job.map(|j| &j.name))
@@ -588,7 +591,11 @@ pub async fn health<'e>(db: impl PgExecutor<'e>, job: Option<&JobRef>) -> crate:
 }
 
 /// A job's last `count` run durations (start to finish), newest first.
-pub async fn durations<'e>(db: impl PgExecutor<'e>, job: &JobRef, count: i64) -> crate::Result<Vec<Duration>> {
+pub async fn durations<'e>(
+    db: impl PgExecutor<'e>,
+    job: &JobRef,
+    count: i64,
+) -> crate::Result<Vec<Duration>> {
     let secs: Vec<f64> = sqlx::query_scalar(DURATIONS)
         .bind(&job.project)
         .bind(&job.name)
@@ -612,7 +619,11 @@ pub async fn run_now<'e>(db: impl PgExecutor<'e>, job: &JobRef) -> crate::Result
 }
 
 /// Pauses (`paused`) or resumes a job. Returns false when it was in that state already.
-pub async fn set_paused<'e>(db: impl PgExecutor<'e>, job: &JobRef, paused: bool) -> crate::Result<bool> {
+pub async fn set_paused<'e>(
+    db: impl PgExecutor<'e>,
+    job: &JobRef,
+    paused: bool,
+) -> crate::Result<bool> {
     sqlx::query_scalar(if paused { PAUSE } else { RESUME })
         .bind(&job.project)
         .bind(&job.name)
@@ -634,12 +645,17 @@ pub async fn remove<'e>(db: impl PgExecutor<'e>, job: &JobRef) -> crate::Result<
 
 /// How many slots a job has materialised so far.
 pub async fn fired<'e>(db: impl PgExecutor<'e>, job: JobId) -> crate::Result<i32> {
-    sqlx::query_scalar(FIRED).bind(job.0).fetch_one(db).await
+    sqlx::query_scalar(FIRED)
+        .bind(job.0)
+        .fetch_one(db)
+        .await
         .map_err(crate::Error::from)
 }
 
 /// The transaction's time.
 pub async fn now<'e>(db: impl PgExecutor<'e>) -> crate::Result<DateTime<Utc>> {
-    sqlx::query_scalar(NOW).fetch_one(db).await
+    sqlx::query_scalar(NOW)
+        .fetch_one(db)
+        .await
         .map_err(crate::Error::from)
 }

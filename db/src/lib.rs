@@ -16,8 +16,8 @@ pub mod guardian;
 pub mod hosts;
 pub mod jobs;
 pub mod logs;
-pub mod resources;
 pub mod notifications;
+pub mod resources;
 pub mod runs;
 pub mod scheduler;
 

@@ -40,6 +40,9 @@ pub async fn list<'e>(
 
 /// Sends failed notifications again; returns the ids taken back (failed ones only).
 pub async fn retry<'e>(db: impl PgExecutor<'e>, ids: &[i64]) -> crate::Result<Vec<i64>> {
-    sqlx::query_scalar(RETRY).bind(ids).fetch_all(db).await
+    sqlx::query_scalar(RETRY)
+        .bind(ids)
+        .fetch_all(db)
+        .await
         .map_err(crate::Error::from)
 }

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
 use super::interval;
-use sisyphus_model::{JobId, RunId};
 use sisyphus_model::resources::Edge;
+use sisyphus_model::{JobId, RunId};
 
 const LIST: &str = include_str!("../../sql/resources/list.sql");
 const EDGES: &str = include_str!("../../sql/resources/edges.sql");
@@ -118,7 +118,10 @@ pub struct ResourceRow {
 
 /// Resources whose names start with `prefix`.
 pub async fn list<'e>(db: impl PgExecutor<'e>, prefix: &str) -> crate::Result<Vec<ResourceRow>> {
-    sqlx::query_as(LIST).bind(prefix).fetch_all(db).await
+    sqlx::query_as(LIST)
+        .bind(prefix)
+        .fetch_all(db)
+        .await
         .map_err(crate::Error::from)
 }
 

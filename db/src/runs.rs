@@ -57,12 +57,19 @@ pub async fn list(conn: &mut PgConnection, filter: &RunFilter) -> crate::Result<
 
 /// Asks for a run to be terminated, suspended or resumed through the SQL function of the same
 /// name. Returns `cancelled` (a pending run, ended at once) or `requested`.
-pub async fn control(conn: &mut PgConnection, run: RunId, action: ControlAction) -> crate::Result<String> {
+pub async fn control(
+    conn: &mut PgConnection,
+    run: RunId,
+    action: ControlAction,
+) -> crate::Result<String> {
     let statement = match action {
         ControlAction::Terminate => TERMINATE,
         ControlAction::Suspend => SUSPEND,
         ControlAction::Resume => RESUME,
     };
-    sqlx::query_scalar(statement).bind(run.0).fetch_one(conn).await
+    sqlx::query_scalar(statement)
+        .bind(run.0)
+        .fetch_one(conn)
+        .await
         .map_err(crate::Error::from)
 }

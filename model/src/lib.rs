@@ -32,8 +32,6 @@ pub mod views;
 
 pub use control::ControlAction;
 pub use event::Event;
-pub use run::{
-    Catchup, JobId, JobRef, OutboxState, Run, RunId, RunStatus, RunTrigger, Target,
-};
+pub use run::{Catchup, JobId, JobRef, OutboxState, Run, RunId, RunStatus, RunTrigger, Target};
 pub use schedule::{CronError, CronExpr, Schedule};
 pub use spec::{InvalidJob, JobDefinition, JobSpec, ResourceSpec};

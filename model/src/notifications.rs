@@ -6,10 +6,10 @@
 //! `project_defaults.notify`); the database turns events into outbox rows by them
 //! (migrations/0007_notifications.sql).
 
+pub use crate::event::Event;
 pub use crate::run::OutboxState;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-pub use crate::event::Event;
 
 /// The most log lines a notification carries.
 pub const MAX_LINES: u32 = 1000;

@@ -61,7 +61,10 @@ mod tests {
         for s in RunStatus::ALL {
             let linked = Ending::from(*s).link().is_some();
             let ran_to_an_end = s.is_final()
-                && !matches!(s, RunStatus::Missed | RunStatus::Cancelled | RunStatus::Uneventful);
+                && !matches!(
+                    s,
+                    RunStatus::Missed | RunStatus::Cancelled | RunStatus::Uneventful
+                );
             assert_eq!(linked, ran_to_an_end, "{s}");
         }
     }

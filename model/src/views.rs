@@ -134,4 +134,3 @@ pub struct LogRow {
     pub task: Option<String>,
     pub text: String,
 }
-

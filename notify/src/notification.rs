@@ -4,7 +4,6 @@
 //!
 //! A payload holds facts about a run only: never a channel's address or secret.
 
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

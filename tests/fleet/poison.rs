@@ -87,7 +87,10 @@ pub async fn run(fleet: &mut Fleet) {
         retries: Some(20),
         retry_backoff: Some("0s".into()),
         target: Some("fleet".into()),
-        env: Some(BTreeMap::from([("FLEET_TAG".to_string(), tag.clone().into())])),
+        env: Some(BTreeMap::from([(
+            "FLEET_TAG".to_string(),
+            tag.clone().into(),
+        )])),
         ..JobDefinition::new("X", name, ["unused"])
     };
     let mut definitions: Vec<JobDefinition> = GOOD

@@ -339,11 +339,7 @@ async fn jobs_get_a_clean_environment() {
         ],
     );
     let def = JobDefinition {
-        env: Some(
-            [("OWN".to_string(), "mine".into())]
-                .into_iter()
-                .collect(),
-        ),
+        env: Some([("OWN".to_string(), "mine".into())].into_iter().collect()),
         ..argv("env", &["env"])
     };
     let run = run_now(&db, def).await;

@@ -185,7 +185,9 @@ async fn every_statement_in_sql_prepares_against_the_migrated_schema() {
     let mut conn = db.pool.acquire().await.expect("connection");
     // The benchmarks' own scratch table, which their statements write (not part of the schema).
     let scratch = std::fs::read_to_string(root.join("bench/create_counter.sql")).expect("scratch");
-    conn.execute(scratch.as_str()).await.expect("the benchmarks' scratch table");
+    conn.execute(scratch.as_str())
+        .await
+        .expect("the benchmarks' scratch table");
     let mut broken = Vec::new();
     for path in &files {
         let text = std::fs::read_to_string(path).expect("read a statement");

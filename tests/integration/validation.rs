@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use sisyphus_client::spec::Text;
 use sisyphus_client::spec::SpecFields;
+use sisyphus_client::spec::Text;
 use sisyphus_client::{Error, JobDefinition, JobRef, JobSpec};
 
 use crate::harness::{jobs_file, stderr, TestDb};
@@ -452,7 +452,10 @@ async fn typed_fields_meet_the_same_checks_as_written_ones() {
     }
 
     let spec = JobSpec::from_fields(valid).expect("unchanged fields pass");
-    db.client.apply_specs(&[spec], false).await.expect("applied");
+    db.client
+        .apply_specs(&[spec], false)
+        .await
+        .expect("applied");
     sqlx::query("UPDATE sisyphus.jobs SET ttl = interval '200 years'")
         .execute(&db.pool)
         .await
@@ -467,5 +470,8 @@ async fn typed_fields_meet_the_same_checks_as_written_ones() {
         .execute(&db.pool)
         .await
         .expect_err("the schema's check refuses it");
-    assert!(refused.to_string().contains("jobs_concurrency_check"), "{refused}");
+    assert!(
+        refused.to_string().contains("jobs_concurrency_check"),
+        "{refused}"
+    );
 }
