@@ -392,7 +392,7 @@ impl Client {
     }
 }
 
-/// Access control (migrations/0012): grants, logins and the audit log. The database checks the
+/// Access control (migrations/0011): grants, logins and the audit log. The database checks the
 /// caller; a refusal is [`Error::Declined`] with its message ("alice (operator of ACME.*) may not
 /// remove jobs of ACME.FooBar: needs editor").
 impl Client {

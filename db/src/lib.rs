@@ -148,14 +148,7 @@ pub async fn pool_with_timeout(
     max_connections: u32,
     acquire_timeout: Duration,
 ) -> Result<PgPool> {
-    let options = options(url, application)?;
-    let probe = connect_within(url, &options, acquire_timeout).await?;
-    // Closing is a courtesy to the server; the pool makes its own connections.
-    let _ = probe.close().await;
-    Ok(PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(acquire_timeout)
-        .connect_lazy_with(options))
+    pool_with_settings(url, application, max_connections, acquire_timeout, &[]).await
 }
 
 /// As [`pool_with_timeout`], with `settings` (name, value) in force in every session of the pool
@@ -171,6 +164,7 @@ pub async fn pool_with_settings(
 ) -> Result<PgPool> {
     let options = access::with_settings(options(url, application)?, settings)?;
     let probe = connect_within(url, &options, acquire_timeout).await?;
+    // Closing is a courtesy to the server; the pool makes its own connections.
     let _ = probe.close().await;
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)

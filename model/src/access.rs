@@ -1,4 +1,4 @@
-//! Who may do what (migrations/0012): people's grants on projects, the kinds of logins, and the
+//! Who may do what (migrations/0011): people's grants on projects, the kinds of logins, and the
 //! audit log as people read it. The database enforces all of it; these are the values that cross
 //! the wire, checked early so that a typo is a clear error before anything is sent.
 

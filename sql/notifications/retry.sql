@@ -1,3 +1,3 @@
 -- Sends failed notifications again from scratch: $1 ids. Returns the ids taken back (those the
--- caller operates; migrations/0012 checks and audits).
+-- caller operates; migrations/0011 checks and audits).
 SELECT sisyphus.retry_notifications($1)

@@ -1,4 +1,4 @@
-//! Access control (issue 15, migrations/0012): roles, per-project grants under row-level
+//! Access control (issue 15, migrations/0011): roles, per-project grants under row-level
 //! security, the checking functions and the audit log — each asserted through plain SQL as the
 //! login itself, so it holds for `sisyctl`, the client and psql alike.
 
@@ -136,7 +136,7 @@ async fn each_role_may_do_what_its_grant_says_and_nothing_more() {
     let actions: Vec<(&str, String)> = vec![
         ("read runs", "SELECT count(*) FROM sisyphus.runs".into()),
         (
-            "read logs",
+            "read job states",
             "SELECT count(*) FROM sisyphus.job_status".into(),
         ),
         (
@@ -188,7 +188,7 @@ async fn each_role_may_do_what_its_grant_says_and_nothing_more() {
     let expect = |role: &str, action: &str| -> bool {
         let level = PEOPLE.iter().position(|p| *p == role);
         let needs = match action {
-            "read runs" | "read logs" | "read the outbox" => 0,
+            "read runs" | "read job states" | "read the outbox" => 0,
             "run now" | "terminate" | "pause" => 1,
             "apply a job" | "remove a job" => 2,
             // Runs change only through the functions: no person writes the table directly.
@@ -207,6 +207,22 @@ async fn each_role_may_do_what_its_grant_says_and_nothing_more() {
         }
     }
     assert!(wrong.is_empty(), "unexpected:\n{}", wrong.join("\n"));
+}
+
+/// PUBLIC may call no function of the schema: each role is granted what it may call.
+#[tokio::test]
+async fn public_may_call_no_function() {
+    let db = TestDb::new().await;
+    let callable: Vec<String> = sqlx::query_scalar(
+        "SELECT p.oid::regprocedure::text FROM pg_proc p
+           JOIN pg_namespace n ON n.oid = p.pronamespace
+          WHERE n.nspname = 'sisyphus' AND has_function_privilege('public', p.oid, 'EXECUTE')
+          ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("functions");
+    assert!(callable.is_empty(), "callable by PUBLIC: {callable:?}");
 }
 
 /// A refusal says who, what, and which grant is missing.
@@ -400,6 +416,7 @@ async fn every_change_leaves_one_audit_row_and_the_log_cannot_be_rewritten() {
             "DELETE FROM sisyphus.audit RETURNING id",
             "UPDATE sisyphus.audit SET actor = 'nobody' RETURNING id",
             "INSERT INTO sisyphus.audit (action) VALUES ('forged') RETURNING id",
+            "SELECT sisyphus.audit_write('forged', NULL, NULL, NULL)",
         ] {
             let outcome = attempt(&l, role, sql).await;
             assert!(

@@ -1,5 +1,5 @@
 //! Who may do what, and who did what: `sisyctl grant | revoke | grants`, `sisyctl user add`,
-//! `sisyctl service add`, `sisyctl audit`. The database checks every one of them (migrations/0012);
+//! `sisyctl service add`, `sisyctl audit`. The database checks every one of them (migrations/0011);
 //! a refusal comes back with its message and exit 1.
 
 use std::io::{IsTerminal, Read};

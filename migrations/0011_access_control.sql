@@ -30,7 +30,11 @@ REVOKE ALL ON SCHEMA sisyphus FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA sisyphus FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA sisyphus FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA sisyphus FROM PUBLIC;
-ALTER DEFAULT PRIVILEGES IN SCHEMA sisyphus REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+REVOKE EXECUTE ON ALL PROCEDURES IN SCHEMA sisyphus FROM PUBLIC;
+-- Functions the migrating role creates from now on (the rest of this migration, later ones)
+-- are not callable by PUBLIC either. Global, not `IN SCHEMA`: per-schema default privileges
+-- only add to the global ones and cannot take PUBLIC's EXECUTE away.
+ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 GRANT USAGE ON SCHEMA sisyphus
     TO sisyphus_viewer, sisyphus_guardian, sisyphus_scheduler, sisyphus_dispatcher;
 -- Every entry point checks the schema's version before it does anything.
@@ -559,22 +563,27 @@ ALTER VIEW sisyphus.resource_status SET (security_invoker = true);
 GRANT SELECT ON sisyphus.job_status, sisyphus.live_hosts, sisyphus.recent_runs,
     sisyphus.resource_status TO sisyphus_viewer;
 
+-- Belt and braces: whatever this migration created, PUBLIC calls nothing; each role gets below
+-- exactly what it may call. `audit_write`, the `_unchecked` bodies, `audit_definition` and the
+-- trigger functions are granted to nobody (they run as the owner, from the functions above).
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA sisyphus FROM PUBLIC;
+REVOKE EXECUTE ON ALL PROCEDURES IN SCHEMA sisyphus FROM PUBLIC;
+
 GRANT EXECUTE ON FUNCTION
     sisyphus.health_reason(bigint), sisyphus.may(text, text), sisyphus.is_admin(),
+    sisyphus.require(text, text, text),
     sisyphus.level_rank(text), sisyphus.pattern_matches(text, text), sisyphus.owner(),
     sisyphus.my_hosts(), sisyphus.may_act_as(text), sisyphus.lineage_name(text),
     sisyphus.find_job(text, text)
     TO sisyphus_viewer, sisyphus_guardian, sisyphus_scheduler, sisyphus_dispatcher;
+-- The actions check the caller themselves (`require`, `require_admin`), so every person may call
+-- them and hear which grant is missing, rather than a bare "permission denied for function".
 GRANT EXECUTE ON FUNCTION
     sisyphus.run_now(text, text, text), sisyphus.pause_job(text, text),
     sisyphus.resume_job(text, text), sisyphus.request_control(bigint, text),
     sisyphus.terminate(bigint), sisyphus.suspend(bigint), sisyphus.resume(bigint),
-    sisyphus.retry_notifications(bigint[])
-    TO sisyphus_operator;
-GRANT EXECUTE ON FUNCTION
-    sisyphus.remove_job(text, text), sisyphus.take_back_future_runs(bigint)
-    TO sisyphus_editor;
-GRANT EXECUTE ON FUNCTION
-    sisyphus.drain_host(text, boolean), sisyphus.grant_access(name, text, text),
-    sisyphus.revoke_access(name, text), sisyphus.add_login(name, text, text, text[])
-    TO sisyphus_admin;
+    sisyphus.retry_notifications(bigint[]), sisyphus.remove_job(text, text),
+    sisyphus.take_back_future_runs(bigint), sisyphus.drain_host(text, boolean),
+    sisyphus.grant_access(name, text, text), sisyphus.revoke_access(name, text),
+    sisyphus.add_login(name, text, text, text[])
+    TO sisyphus_viewer;
