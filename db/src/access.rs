@@ -1,4 +1,4 @@
-//! Access control as people use it (migrations/0012): grants on projects, logins for people and
+//! Access control as people use it (migrations/0011): grants on projects, logins for people and
 //! daemons, and the audit log. The checks are the database's: each function here is one call of
 //! a SQL function that refuses (SQLSTATE 42501, [`crate::Error::Declined`]) a caller who may not.
 
