@@ -106,11 +106,13 @@ async fn probe(pool: &PgPool, samples: usize, load: Option<f64>) -> anyhow::Resu
 
 /// LISTEN/NOTIFY round trips on the same database: the floor for waking a guardian.
 pub async fn notify_round_trips(pool: &PgPool, url: &str, n: usize) -> anyhow::Result<Percentiles> {
-    let mut floor = db::bench::listen_floor(url).await?;
+    let channels = [db::bench::FLOOR_CHANNEL];
+    let mut floor = db::Listener::connect(url, "sisyphus bench (listen)", &channels).await?;
     let mut ms = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
-        floor.round_trip(pool).await?;
+        db::bench::notify_floor(pool).await?;
+        floor.recv().await?;
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     Ok(percentiles(ms))

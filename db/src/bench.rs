@@ -7,7 +7,6 @@
 //! databases.
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgListener;
 use sqlx::{Connection as _, PgConnection, PgExecutor, PgPool};
 
 use sisyphus_model::{RunId, RunStatus};
@@ -124,23 +123,13 @@ pub async fn copy_lines(conn: &mut PgConnection, data: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// A connection listening on `bench_floor`: the LISTEN half of the NOTIFY round-trip baseline.
-pub struct Floor(PgListener);
+/// The channel of the NOTIFY round-trip baseline: the bench LISTENs on it (a
+/// [`crate::Listener`]) and [`notify_floor`] NOTIFYs it.
+pub const FLOOR_CHANNEL: &str = "bench_floor";
 
-/// Listens on `bench_floor` on a connection of its own to `url`.
-pub async fn listen_floor(url: &str) -> Result<Floor> {
-    let mut listener = PgListener::connect(url).await?;
-    listener.listen("bench_floor").await?;
-    Ok(Floor(listener))
-}
-
-impl Floor {
-    /// One round trip: NOTIFYs `bench_floor` through `pool` and waits until it arrives here.
-    pub async fn round_trip(&mut self, pool: &PgPool) -> Result<()> {
-        execute!(pool, "notify_floor.sql")?;
-        self.0.recv().await?;
-        Ok(())
-    }
+/// NOTIFYs [`FLOOR_CHANNEL`]: the NOTIFY half of the round-trip baseline.
+pub async fn notify_floor<'e>(db: impl PgExecutor<'e>) -> Result<()> {
+    execute!(db, "notify_floor.sql")
 }
 
 // Jobs and resources.

@@ -1,11 +1,10 @@
 //! The dispatcher's statements (`sql/dispatcher/`): claiming due notifications with a lease,
-//! recording what their attempts did, counting the backlog, and waking on
-//! `NOTIFY sisyphus_outbox`.
+//! recording what their attempts did, counting the backlog, and the channel that wakes a
+//! dispatcher.
 //!
 //! A claim and its settle are separate short statements, so no transaction stays open while a
 //! channel is called (migrations/0007, `dispatcher/src/outbox.rs`).
 
-use sqlx::postgres::PgListener;
 use sqlx::{PgExecutor, PgPool};
 
 use sisyphus_model::notifications::OutboxState;
@@ -15,8 +14,9 @@ const CLAIM: &str = include_str!("../../sql/dispatcher/claim.sql");
 const SETTLE: &str = include_str!("../../sql/dispatcher/settle.sql");
 const BACKLOG: &str = include_str!("../../sql/dispatcher/backlog.sql");
 
-/// The channel the outbox's triggers notify when a row is written.
-const OUTBOX_CHANNEL: &str = "sisyphus_outbox";
+/// The channel the outbox's triggers notify when a row is written: a dispatcher LISTENs on it
+/// (a [`crate::Listener`]) to wake before its next poll.
+pub const OUTBOX_CHANNEL: &str = "sisyphus_outbox";
 
 /// A notification claimed for one delivery attempt.
 #[derive(Debug)]
@@ -91,24 +91,4 @@ pub async fn backlog<'e>(db: impl PgExecutor<'e>) -> crate::Result<i64> {
         .fetch_one(db)
         .await
         .map_err(crate::Error::from)
-}
-
-/// A connection listening on `sisyphus_outbox`: wakes a dispatcher when notifications are
-/// written.
-pub struct OutboxListener(PgListener);
-
-/// Listens on `sisyphus_outbox` on a connection of its own, made with `pool`'s settings.
-pub async fn listen(pool: &PgPool) -> crate::Result<OutboxListener> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(OUTBOX_CHANNEL).await?;
-    Ok(OutboxListener(listener))
-}
-
-impl OutboxListener {
-    /// Waits for the next notification. After an error the listener reconnects on the next
-    /// call.
-    pub async fn recv(&mut self) -> crate::Result<()> {
-        self.0.recv().await?;
-        Ok(())
-    }
 }

@@ -1,6 +1,6 @@
 //! The guardian's statements (`sql/guardian/`): registering a host and giving its name back,
 //! claiming runs and waiting for the next one, control requests, the heartbeat that renews the
-//! leases, and recording pids, suspensions and outcomes; and the guardian's LISTEN connection.
+//! leases, and recording pids, suspensions and outcomes; and the channels the guardian LISTENs on.
 //!
 //! Runs are claimed through `sisyphus.claim_runs` and ended through `sisyphus.finish_run`
 //! (migrations/0003): the rules live in SQL, these functions only bind and decode.
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::types::PgInterval;
-use sqlx::postgres::{PgListener, PgRow};
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, Row};
 
@@ -18,6 +18,7 @@ use sisyphus_model::spec::{EnvValue, LogSettings};
 use sisyphus_model::views::Isolation;
 use sisyphus_model::{ControlAction, RunId, RunStatus};
 
+use crate::listener::Notification;
 use crate::{decode, interval, jobs};
 
 const REGISTER: &str = include_str!("../../sql/guardian/register.sql");
@@ -303,6 +304,9 @@ pub async fn finish_many(
         .collect())
 }
 
+/// The channels a guardian LISTENs on (a [`crate::Listener`]), read as [`Notice`]s.
+pub const CHANNELS: &[&str] = &[RUNS_CHANNEL, CONTROL_CHANNEL];
+
 /// What a notification to the guardian means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {
@@ -312,25 +316,11 @@ pub enum Notice {
     Control,
 }
 
-/// A connection of its own that LISTENs for the guardian's notifications.
-pub struct Listener(PgListener);
-
-/// Connects to `url` and listens on the guardian's channels (`sisyphus_runs`,
-/// `sisyphus_control`).
-pub async fn listen(url: &str) -> crate::Result<Listener> {
-    let mut listener = crate::listener(url, "sisyphus guardian (listen)").await?;
-    listener.listen_all([RUNS_CHANNEL, CONTROL_CHANNEL]).await?;
-    Ok(Listener(listener))
-}
-
-impl Listener {
-    /// The next notification; an error when the connection was lost (the listener reconnects
-    /// on the next call, and notifications meanwhile are lost).
-    pub async fn recv(&mut self) -> crate::Result<Notice> {
-        let note = self.0.recv().await?;
-        Ok(match note.channel() {
+impl From<&Notification> for Notice {
+    fn from(heard: &Notification) -> Notice {
+        match heard.channel.as_str() {
             CONTROL_CHANNEL => Notice::Control,
             _ => Notice::Runs,
-        })
+        }
     }
 }

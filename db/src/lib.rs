@@ -1,6 +1,6 @@
 //! The database layer: the only crate that runs SQL (ARCHITECTURE.md, invariant
-//! *one-code-path*). Connecting, migrating, checking the schema version, and one module per
-//! table or per daemon with one typed function per statement.
+//! *one-code-path*). Connecting (pools, and [`Listener`] for LISTEN), migrating, checking the
+//! schema version, and one module per table or per daemon with one typed function per statement.
 //!
 //! The SQL itself lives in `.sql` files under `sql/` (statements) and `migrations/` (schema,
 //! views, functions); this crate only binds parameters and decodes rows into the types of
@@ -15,6 +15,7 @@ pub mod error;
 pub mod guardian;
 pub mod hosts;
 pub mod jobs;
+pub mod listener;
 pub mod logs;
 pub mod notifications;
 pub mod resources;
@@ -24,10 +25,11 @@ pub mod scheduler;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgSslMode};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::Connection as _;
 
 pub use error::{Error, Result};
+pub use listener::Listener;
 /// What the other crates hold and pass: a pool, one connection, a transaction.
 pub use sqlx::{PgConnection, PgPool};
 /// A transaction on a pooled connection.
@@ -227,22 +229,6 @@ async fn connect_within(
         }),
         Ok(Ok(conn)) => Ok(conn),
     }
-}
-
-/// A LISTEN connection of its own, made with [`options`] like the pools (so `sslmode` means the
-/// same on both), that reconnects by itself after a loss: what `PgListener::connect(url)` makes,
-/// but through the one way of reading a URL.
-pub(crate) async fn listener(url: &str, application: &str) -> Result<PgListener> {
-    // A pool of one without timeouts, used only to reconnect.
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .max_lifetime(None)
-        .idle_timeout(None)
-        .connect_with(options(url, application)?)
-        .await?;
-    let mut listener = PgListener::connect_with(&pool).await?;
-    listener.ignore_pool_close_event(true);
-    Ok(listener)
 }
 
 /// The URL spelling of an sslmode, for messages.

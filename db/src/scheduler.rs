@@ -1,6 +1,6 @@
 //! The scheduler's statements (`sql/scheduler/`), one function each, and what it needs around
-//! them: the leader's own connection, the transaction of a tick and its savepoints, the
-//! `sisyphus_jobs` listener, and the wording of the errors a tick records.
+//! them: the leader's own connection, the transaction of a tick and its savepoints, the channel
+//! the leader listens on, and the wording of the errors a tick records.
 //!
 //! Grouped as the scheduler runs them: leadership, the tick (due jobs, materialising slots,
 //! expiry, scheduler errors), data triggers, alerts, housekeeping, the queue depth its metrics
@@ -10,7 +10,7 @@ use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgListener, PgRow};
+use sqlx::postgres::PgRow;
 use sqlx::{ConnectOptions as _, Connection as _, PgConnection, PgExecutor, Postgres, Row as _};
 
 use sisyphus_model::{JobId, RunId, RunStatus};
@@ -46,24 +46,9 @@ pub async fn stop_leading<'e>(db: impl PgExecutor<'e>, key: i64) -> Result<()> {
     Ok(())
 }
 
-/// NOTIFYs on `sisyphus_jobs` (definitions changed, inputs seen), which wake the leader.
-pub struct JobsListener(PgListener);
-
-/// Listens on `sisyphus_jobs` on a connection of its own.
-pub async fn listen_jobs(url: &str) -> Result<JobsListener> {
-    let mut listener = crate::listener(url, "sisyphus scheduler (listen)").await?;
-    listener.listen("sisyphus_jobs").await?;
-    Ok(JobsListener(listener))
-}
-
-impl JobsListener {
-    /// Waits for the next notification. An error means the connection was lost; the listener
-    /// reconnects by itself on the next call.
-    pub async fn recv(&mut self) -> Result<()> {
-        self.0.recv().await?;
-        Ok(())
-    }
-}
+/// The channel the scheduler's leader LISTENs on (a [`crate::Listener`]): NOTIFYed when
+/// definitions change or inputs are seen, which wakes it before its next tick is due.
+pub const JOBS_CHANNEL: &str = "sisyphus_jobs";
 
 // The tick's transaction and its savepoints.
 
@@ -298,94 +283,73 @@ pub async fn advance_jobs<'e>(db: impl PgExecutor<'e>, jobs: &[Advance]) -> Resu
 
 // Expiry.
 
-/// Marks at most `batch` pending runs whose TTL passed by `now` missed; how many.
-pub async fn expire_pending<'e>(
+/// What a tick expires: pending runs whose TTL passed become `missed` (invariant
+/// `no-late-start`), active runs whose guardian's lease ran out become `lost`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    Pending,
+    Lease,
+}
+
+/// The runs one expiry statement takes: at most this many of the oldest, or one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    Batch(i64),
+    Run(RunId),
+}
+
+impl Expiry {
+    /// The status the runs it takes end in.
+    pub fn ending(self) -> RunStatus {
+        match self {
+            Expiry::Pending => RunStatus::Missed,
+            Expiry::Lease => RunStatus::Lost,
+        }
+    }
+}
+
+/// Expires the runs `take` names whose TTL (or lease) passed by `now`; how many. One statement
+/// for each way: `expire_pending.sql`, `expire_one_pending.sql`, `expire_leases.sql`,
+/// `expire_one_lease.sql` ($1 now, $2 the batch or the run).
+pub async fn expire<'e>(
     db: impl PgExecutor<'e>,
+    expiry: Expiry,
     now: DateTime<Utc>,
-    batch: i64,
+    take: Take,
 ) -> Result<u64> {
-    expire(
-        db,
-        include_str!("../../sql/scheduler/expire_pending.sql"),
-        now,
-        batch,
-    )
-    .await
-}
-
-/// The pending runs [`expire_pending`] would take, with their jobs.
-pub async fn expired_pending_ids<'e>(
-    db: impl PgExecutor<'e>,
-    now: DateTime<Utc>,
-    batch: i64,
-) -> Result<Vec<(RunId, JobId)>> {
-    let sql = include_str!("../../sql/scheduler/expired_pending_ids.sql");
-    runs_with_jobs(db, sql, now, batch).await
-}
-
-/// Marks one pending run missed if its TTL passed by `now`; how many (0 or 1).
-pub async fn expire_one_pending<'e>(
-    db: impl PgExecutor<'e>,
-    now: DateTime<Utc>,
-    run: RunId,
-) -> Result<u64> {
-    let sql = include_str!("../../sql/scheduler/expire_one_pending.sql");
-    expire(db, sql, now, run.0).await
-}
-
-/// Ends at most `batch` active runs whose lease ran out by `now` as `lost`; how many.
-pub async fn expire_leases<'e>(
-    db: impl PgExecutor<'e>,
-    now: DateTime<Utc>,
-    batch: i64,
-) -> Result<u64> {
-    expire(
-        db,
-        include_str!("../../sql/scheduler/expire_leases.sql"),
-        now,
-        batch,
-    )
-    .await
-}
-
-/// The active runs [`expire_leases`] would take, with their jobs.
-pub async fn lost_run_ids<'e>(
-    db: impl PgExecutor<'e>,
-    now: DateTime<Utc>,
-    batch: i64,
-) -> Result<Vec<(RunId, JobId)>> {
-    let sql = include_str!("../../sql/scheduler/lost_run_ids.sql");
-    runs_with_jobs(db, sql, now, batch).await
-}
-
-/// Ends one active run as `lost` if its lease ran out by `now`; how many (0 or 1).
-pub async fn expire_one_lease<'e>(
-    db: impl PgExecutor<'e>,
-    now: DateTime<Utc>,
-    run: RunId,
-) -> Result<u64> {
-    let sql = include_str!("../../sql/scheduler/expire_one_lease.sql");
-    expire(db, sql, now, run.0).await
-}
-
-/// Runs an expiry statement ($1 now, $2 batch or run); the rows it touched.
-async fn expire<'e>(
-    db: impl PgExecutor<'e>,
-    sql: &'static str,
-    now: DateTime<Utc>,
-    arg: i64,
-) -> Result<u64> {
+    let (sql, arg) = match (expiry, take) {
+        (Expiry::Pending, Take::Batch(batch)) => (
+            include_str!("../../sql/scheduler/expire_pending.sql"),
+            batch,
+        ),
+        (Expiry::Pending, Take::Run(run)) => (
+            include_str!("../../sql/scheduler/expire_one_pending.sql"),
+            run.0,
+        ),
+        (Expiry::Lease, Take::Batch(batch)) => {
+            (include_str!("../../sql/scheduler/expire_leases.sql"), batch)
+        }
+        (Expiry::Lease, Take::Run(run)) => (
+            include_str!("../../sql/scheduler/expire_one_lease.sql"),
+            run.0,
+        ),
+    };
     let done = sqlx::query(sql).bind(now).bind(arg).execute(db).await?;
     Ok(done.rows_affected())
 }
 
-/// Runs a statement selecting `id, job_id` of runs ($1 now, $2 batch).
-async fn runs_with_jobs<'e>(
+/// The runs [`expire`] would take with [`Take::Batch`]`(batch)`, with their jobs, to expire them
+/// one by one when the batch failed (`expired_pending_ids.sql`, `lost_run_ids.sql`).
+pub async fn expirable<'e>(
     db: impl PgExecutor<'e>,
-    sql: &'static str,
+    expiry: Expiry,
     now: DateTime<Utc>,
     batch: i64,
 ) -> Result<Vec<(RunId, JobId)>> {
+    let sql = match expiry {
+        Expiry::Pending => include_str!("../../sql/scheduler/expired_pending_ids.sql"),
+        Expiry::Lease => include_str!("../../sql/scheduler/lost_run_ids.sql"),
+    };
     let runs = sqlx::query(sql)
         .bind(now)
         .bind(batch)

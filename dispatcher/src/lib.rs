@@ -24,10 +24,10 @@ mod outbox;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sisyphus_client::db::dispatcher::OutboxListener;
-use sisyphus_client::db::{self, PgPool};
+use sisyphus_client::db::{self, Listener, PgPool};
 use sisyphus_notify::Senders;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use config::{ConfigError, Settings};
 pub use metrics::Metrics;
@@ -116,10 +116,12 @@ impl Dispatcher {
         })
     }
 
-    /// Delivers until `shutdown`; a pass in progress finishes (and commits) first.
+    /// Delivers until `shutdown`; a pass in progress finishes (and commits) first, and the
+    /// metrics server (the one task it starts) stops before this returns.
     pub async fn run(self, shutdown: CancellationToken) {
+        let tasks = TaskTracker::new();
         if let Some(addr) = self.config.metrics {
-            self.serve_metrics(addr, &shutdown).await;
+            self.serve_metrics(addr, &shutdown, &tasks).await;
         }
         let mut listener = match self.listen().await {
             Ok(l) => Some(l),
@@ -145,11 +147,15 @@ impl Dispatcher {
                 _ = tokio::time::sleep(self.config.poll) => {}
             }
         }
+        tasks.close();
+        tasks.wait().await;
         tracing::info!("dispatcher stopped");
     }
 
-    async fn listen(&self) -> db::Result<OutboxListener> {
-        db::dispatcher::listen(&self.pool).await
+    async fn listen(&self) -> db::Result<Listener> {
+        let url = &self.config.database_url;
+        let channels = [db::dispatcher::OUTBOX_CHANNEL];
+        Listener::connect(url, "sisyphus dispatcher (listen)", &channels).await
     }
 
     async fn pass(&self) -> db::Result<Pass> {
@@ -164,7 +170,13 @@ impl Dispatcher {
         Ok(pass)
     }
 
-    async fn serve_metrics(&self, addr: std::net::SocketAddr, shutdown: &CancellationToken) {
+    /// Serves the metrics on `tasks` until `shutdown`; the backlog is counted at each scrape.
+    async fn serve_metrics(
+        &self,
+        addr: std::net::SocketAddr,
+        shutdown: &CancellationToken,
+        tasks: &TaskTracker,
+    ) {
         let (pool, metrics) = (self.pool.clone(), self.metrics.clone());
         let render = move || {
             let (pool, metrics) = (pool.clone(), metrics.clone());
@@ -173,7 +185,7 @@ impl Dispatcher {
                 metrics.render(backlog)
             }
         };
-        match sisyphus_metrics::serve(addr, render, shutdown.clone()).await {
+        match sisyphus_metrics::serve(addr, render, shutdown.clone(), tasks).await {
             Ok(bound) => tracing::info!("metrics on http://{bound}/metrics"),
             Err(e) => tracing::error!("cannot serve metrics on {addr}: {e}"),
         }
@@ -181,7 +193,7 @@ impl Dispatcher {
 }
 
 /// Waits for a NOTIFY; without a listener (or when it fails), never returns.
-async fn wait(listener: &mut Option<OutboxListener>) {
+async fn wait(listener: &mut Option<Listener>) {
     match listener {
         Some(l) => {
             if l.recv().await.is_err() {

@@ -48,7 +48,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sisyphus_db::guardian::{self as queries, Claimed, Listener, Notice, Registration};
+use sisyphus_db::guardian::{self as queries, Claimed, Notice, Registration};
+use sisyphus_db::Listener;
 use sisyphus_db::PgPool;
 use sisyphus_model::RunId;
 use tokio::sync::mpsc;
@@ -466,14 +467,17 @@ impl Guardian {
             let text = metrics.render(in_flight);
             async move { text }
         };
-        match sisyphus_metrics::serve(addr, render, stop.clone()).await {
+        match sisyphus_metrics::serve(addr, render, stop.clone(), &ctx.tasks).await {
             Ok(bound) => tracing::info!("metrics on http://{bound}/metrics"),
             Err(e) => tracing::error!("cannot serve metrics on {addr}: {e}"),
         }
     }
 
     async fn listen(&self) -> Option<Listener> {
-        queries::listen(&self.config.database_url).await.ok()
+        let url = &self.config.database_url;
+        Listener::connect(url, "sisyphus guardian (listen)", queries::CHANNELS)
+            .await
+            .ok()
     }
 
     async fn claim(&self, free: usize) -> sisyphus_db::Result<Vec<Claimed>> {
@@ -591,7 +595,7 @@ async fn recv(listener: &mut Option<Listener>) -> Option<Notice> {
         return std::future::pending().await;
     };
     match l.recv().await {
-        Ok(notice) => Some(notice),
+        Ok(heard) => Some(Notice::from(&heard)),
         Err(_) => {
             tokio::time::sleep(Duration::from_millis(500)).await;
             None

@@ -1,8 +1,9 @@
 //! The daemons' metrics with the Prometheus project's own Rust client (`prometheus-client`): each
 //! daemon keeps its counters, gauges, histograms and labelled families in a [`Registry`] of its
 //! own; a scrape encodes it as OpenMetrics text (1.0.0), which Prometheus asks for first and
-//! parses natively, and [`serve`] answers `GET /metrics` with an axum router. A scrape never
-//! touches the database unless the daemon's own render function does.
+//! parses natively, and [`serve`] answers `GET /metrics` with an axum router, in a task on the
+//! daemon's `TaskTracker` (so its shutdown waits for the server). A scrape never touches the
+//! database unless the daemon's own render function does.
 //!
 //! Names: a counter is registered without `_total` and exposed with it (OpenMetrics adds the
 //! suffix), so `sisyphus_guardian_runs` is scraped as `sisyphus_guardian_runs_total`; a histogram
@@ -17,6 +18,7 @@ use axum::http::header;
 use axum::routing::get;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use prometheus_client::metrics::counter::Counter;
 pub use prometheus_client::metrics::family::Family;
@@ -87,12 +89,13 @@ where
 }
 
 /// Serves [`router`] on `addr` until `stop` (then shuts down gracefully: no new connections,
-/// scrapes under way are answered). Returns once bound (or with the bind error), serving in the
-/// background.
+/// scrapes under way are answered). Returns once bound (or with the bind error), serving in a
+/// task on `tasks`, so a daemon that waits for its tracker on shutdown waits for the server too.
 pub async fn serve<F, Fut>(
     addr: SocketAddr,
     render: F,
     stop: CancellationToken,
+    tasks: &TaskTracker,
 ) -> std::io::Result<SocketAddr>
 where
     F: Fn() -> Fut + Send + Sync + 'static,
@@ -101,7 +104,7 @@ where
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let app = router(render);
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(stop.cancelled_owned())
             .await;
@@ -181,6 +184,7 @@ mod tests {
         let (r, c, ..) = registry();
         let r = Arc::new(r);
         let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
         let addr = serve(
             "127.0.0.1:0".parse().expect("addr"),
             move || {
@@ -188,6 +192,7 @@ mod tests {
                 async move { encode(&r, &[]) }
             },
             stop.clone(),
+            &tasks,
         )
         .await
         .expect("bound");
@@ -217,6 +222,10 @@ mod tests {
         assert!(response.starts_with("HTTP/1.0 404"), "{response}");
 
         stop.cancel();
+        tasks.close();
+        tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+            .await
+            .expect("the server's task ends once stopped");
         let mut refused = false;
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(addr).await.is_err() {
@@ -232,7 +241,10 @@ mod tests {
     async fn a_taken_address_is_an_error() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = taken.local_addr().expect("addr");
-        let r = serve(addr, || async { String::new() }, CancellationToken::new()).await;
+        let tasks = TaskTracker::new();
+        let stop = CancellationToken::new();
+        let r = serve(addr, || async { String::new() }, stop, &tasks).await;
         assert!(r.is_err());
+        assert!(tasks.is_empty(), "nothing is spawned when the bind fails");
     }
 }

@@ -33,8 +33,9 @@ pub mod tick;
 use std::time::Duration;
 
 use sisyphus_db::scheduler as db;
-use sisyphus_db::PgConnection;
+use sisyphus_db::{Listener, PgConnection};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use alerts::raise_alerts;
 pub use plan::PlanSettings;
@@ -171,10 +172,12 @@ impl Scheduler {
     }
 
     /// Runs until `shutdown` is cancelled: stands by, leads when it can, and goes back to
-    /// standing by (after a pause) whenever its connection fails.
+    /// standing by (after a pause) whenever its connection fails. Returns once the metrics
+    /// server (the one task it starts) has stopped too.
     pub async fn run(self, shutdown: CancellationToken) {
+        let tasks = TaskTracker::new();
         if let Some(addr) = self.config.metrics {
-            self.serve_metrics(addr, &shutdown).await;
+            self.serve_metrics(addr, &shutdown, &tasks).await;
         }
         while !shutdown.is_cancelled() {
             match self.lead_when_possible(&shutdown).await {
@@ -188,11 +191,18 @@ impl Scheduler {
                 }
             }
         }
+        tasks.close();
+        tasks.wait().await;
         tracing::info!(name = %self.config.name, "scheduler stopped");
     }
 
-    /// Serves the metrics until `shutdown`; the queue depth is counted at each scrape.
-    async fn serve_metrics(&self, addr: std::net::SocketAddr, shutdown: &CancellationToken) {
+    /// Serves the metrics on `tasks` until `shutdown`; the queue depth is counted at each scrape.
+    async fn serve_metrics(
+        &self,
+        addr: std::net::SocketAddr,
+        shutdown: &CancellationToken,
+        tasks: &TaskTracker,
+    ) {
         let url = &self.config.database_url;
         let pool = match sisyphus_db::pool(url, "sisyphus scheduler metrics", 1).await {
             Ok(p) => p,
@@ -210,7 +220,7 @@ impl Scheduler {
                 metrics.render(depth, backlog)
             }
         };
-        match sisyphus_metrics::serve(addr, render, shutdown.clone()).await {
+        match sisyphus_metrics::serve(addr, render, shutdown.clone(), tasks).await {
             Ok(bound) => tracing::info!("metrics on http://{bound}/metrics"),
             Err(e) => tracing::error!("cannot serve metrics on {addr}: {e}"),
         }
@@ -234,7 +244,9 @@ impl Scheduler {
         conn: &mut PgConnection,
         shutdown: &CancellationToken,
     ) -> sisyphus_db::Result<()> {
-        let mut listener = db::listen_jobs(&self.config.database_url).await?;
+        let url = &self.config.database_url;
+        let mut listener =
+            Listener::connect(url, "sisyphus scheduler (listen)", &[db::JOBS_CHANNEL]).await?;
         let mut last_housekeeping: Option<std::time::Instant> = None;
         let mut last_overdue_check: Option<std::time::Instant> = None;
         loop {

@@ -7,16 +7,16 @@
 
 use chrono::{DateTime, Utc};
 use sisyphus_db::jobs::JobRow;
-use sisyphus_db::scheduler::{self as db, begin, reason, Advance, Tx};
+use sisyphus_db::scheduler::{self as db, begin, reason, Advance, Expiry, Take, Tx};
 use sisyphus_db::{Error, PgConnection, Result};
-use sisyphus_model::{JobId, RunId, RunStatus};
+use sisyphus_model::{JobId, RunStatus};
 
 use crate::data::{data_jobs, trigger_one};
 use crate::plan::{plan, Host, PlanSettings, PlannedRun};
 
 /// Due jobs handled per tick at most; more wait for the next tick (which follows at once).
 pub const JOBS_PER_TICK: i64 = 1000;
-/// Expired pending runs marked per tick at most.
+/// Runs each expiry step (TTL, lease) ends per tick at most.
 const EXPIRES_PER_TICK: i64 = 5000;
 /// A job marked with a scheduler error is tried again this long after the mark (at once when
 /// its definition changes).
@@ -289,54 +289,6 @@ async fn due_jobs(
     Ok(rows)
 }
 
-/// The two expiry steps: pending runs whose TTL passed become `missed`, active runs whose
-/// guardian's lease ran out become `lost`.
-#[derive(Debug, Clone, Copy)]
-enum Expiry {
-    Pending,
-    Lease,
-}
-
-/// The runs one expiry statement takes: a batch of the oldest, or one run.
-#[derive(Debug, Clone, Copy)]
-enum Take {
-    Batch,
-    Run(RunId),
-}
-
-impl Expiry {
-    /// Expires the runs `take` names at `now`; how many.
-    async fn run(self, conn: &mut PgConnection, now: DateTime<Utc>, take: Take) -> Result<u64> {
-        match (self, take) {
-            (Expiry::Pending, Take::Batch) => db::expire_pending(conn, now, EXPIRES_PER_TICK).await,
-            (Expiry::Pending, Take::Run(run)) => db::expire_one_pending(conn, now, run).await,
-            (Expiry::Lease, Take::Batch) => db::expire_leases(conn, now, EXPIRES_PER_TICK).await,
-            (Expiry::Lease, Take::Run(run)) => db::expire_one_lease(conn, now, run).await,
-        }
-    }
-
-    /// The runs the batch would take, with their jobs.
-    async fn candidates(
-        self,
-        conn: &mut PgConnection,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(RunId, JobId)>> {
-        match self {
-            Expiry::Pending => db::expired_pending_ids(conn, now, EXPIRES_PER_TICK).await,
-            Expiry::Lease => db::lost_run_ids(conn, now, EXPIRES_PER_TICK).await,
-        }
-    }
-
-    /// The scheduler error of a run that could not be expired.
-    fn failure(self, run: RunId, e: &Error) -> String {
-        let ending = match self {
-            Expiry::Pending => "missed",
-            Expiry::Lease => "lost",
-        };
-        format!("cannot mark run {run} {ending}: {}", reason(e))
-    }
-}
-
 /// Runs an expiry statement in a savepoint, with the deferred triggers of what it ended; the
 /// savepoint is released on success and rolled back on a data error (the inner result), a
 /// connection error ends the tick (the outer one).
@@ -348,7 +300,7 @@ async fn expire_in_savepoint(
 ) -> Result<Result<u64>> {
     let mut sp = begin(tx).await?;
     let done = async {
-        let n = expiry.run(&mut sp, now, take).await?;
+        let n = db::expire(&mut *sp, expiry, now, take).await?;
         if n > 0 {
             fire_deferred(&mut sp).await?;
         }
@@ -366,7 +318,7 @@ async fn expire(
     expiry: Expiry,
     failures: &mut Vec<Failure>,
 ) -> Result<u64> {
-    let e = match expire_in_savepoint(tx, expiry, now, Take::Batch).await? {
+    let e = match expire_in_savepoint(tx, expiry, now, Take::Batch(EXPIRES_PER_TICK)).await? {
         Ok(n) => return Ok(n),
         Err(e) => e,
     };
@@ -374,14 +326,14 @@ async fn expire(
         "expiring runs failed ({}); redoing it run by run",
         reason(&e)
     );
-    let runs = expiry.candidates(&mut *tx, now).await?;
+    let runs = db::expirable(&mut *tx, expiry, now, EXPIRES_PER_TICK).await?;
     let mut expired = 0;
     for (run, job) in runs {
         match expire_in_savepoint(tx, expiry, now, Take::Run(run)).await? {
             Ok(n) => expired += n,
             Err(e) => failures.push(Failure {
                 job,
-                error: expiry.failure(run, &e),
+                error: format!("cannot mark run {run} {}: {}", expiry.ending(), reason(&e)),
             }),
         }
     }

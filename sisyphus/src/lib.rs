@@ -318,6 +318,8 @@ fn database_url(url: Option<String>) -> anyhow::Result<String> {
 fn shutdown_on_signals() -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
+    // Detached on purpose, not on a tracker: it ends only with a signal (a daemon that stops
+    // by itself must not wait for one) and holds nothing that needs cleaning up.
     tokio::spawn(async move {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
