@@ -1,10 +1,15 @@
 //! `sisyphus dev`: the embedded default. Starts a private PostgreSQL from the machine's own
 //! binaries in a state directory (unless a database URL is given), migrates it, applies a jobs
 //! file, and runs the daemons (scheduler, guardian, dispatcher) in this one process until Ctrl-C.
+//!
+//! Least privilege here too (issue 15): the owner's login migrates and applies the jobs file,
+//! then each daemon works under its own service login, and people are given an operator's URL,
+//! not the owner's.
 
 use std::path::Path;
 
 use anyhow::Context;
+use sisyphus_client::access::{GrantLevel, LoginKind};
 use sisyphus_client::{jobsfile, Client};
 use tokio_util::sync::CancellationToken;
 
@@ -51,10 +56,12 @@ pub async fn run(
         .apply_with_defaults(&checked.jobs, &checked.projects, false)
         .await?;
     eprintln!("applied {} job(s) from {}", applied.len(), jobs.display());
+    let logins = Logins::create(&client, &url, cluster.is_none()).await?;
     let scheduler =
-        sisyphus_scheduler::Scheduler::new(sisyphus_scheduler::Config::new(url.clone())).await?;
+        sisyphus_scheduler::Scheduler::new(sisyphus_scheduler::Config::new(logins.scheduler))
+            .await?;
     let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
-    let mut config = sisyphus_guardian::Config::new(url.clone());
+    let mut config = sisyphus_guardian::Config::new(logins.guardian);
     config.name = "dev".to_string();
     config.log_dir = std::path::absolute(state_dir.join("logs"))?;
     config.spool_dir = state_dir.join("spool");
@@ -63,16 +70,19 @@ pub async fn run(
     let guardian = sisyphus_guardian::Guardian::start(config).await?;
     let guardian = tokio::spawn(guardian.run(shutdown.clone()));
     let dispatcher = sisyphus_dispatcher::Dispatcher::start(sisyphus_dispatcher::Config::new(
-        url.clone(),
+        logins.dispatcher,
         settings,
     ))
     .await?;
     let dispatcher = tokio::spawn(dispatcher.run(shutdown.clone()));
     eprintln!(
         "\nSisyphus is running: the scheduler, the dispatcher and guardian `dev`. In another shell:\n\n  \
-         export SISYPHUS_DATABASE_URL={url}\n  cargo run -q --bin sisyctl -- runs\n  \
-         cargo run -q --bin sisyctl -- job ls\n\nLog files: {}\nCtrl-C stops everything.\n",
-        log_dir.display()
+         export SISYPHUS_DATABASE_URL={operator}\n  cargo run -q --bin sisyctl -- runs\n  \
+         cargo run -q --bin sisyctl -- job ls\n\nThat URL is {OPERATOR}'s, an operator of every project \
+         (run, kill, pause; not edit).\nThe owner's, for `apply`, grants and logins: {url}\n\
+         Log files: {}\nCtrl-C stops everything.\n",
+        log_dir.display(),
+        operator = logins.operator,
     );
     shutdown.cancelled().await;
     scheduler.await?;
@@ -83,4 +93,112 @@ pub async fn run(
     }
     eprintln!("stopped");
     Ok(())
+}
+
+/// The person's login `sisyphus dev` prints a URL for.
+const OPERATOR: &str = "dev_operator";
+
+/// The URLs of the logins `sisyphus dev` works with: one per daemon, one for people.
+struct Logins {
+    scheduler: String,
+    guardian: String,
+    dispatcher: String,
+    operator: String,
+}
+
+impl Logins {
+    /// Creates (or renews) the daemons' service logins and an operator of every project, through
+    /// the same function `sisyctl service add` uses; each with a fresh random password when the
+    /// database is not the embedded one (which trusts its local connections).
+    async fn create(owner: &Client, owner_url: &str, passwords: bool) -> anyhow::Result<Logins> {
+        let one = |login, kind, hosts| Self::one(owner, owner_url, passwords, login, kind, hosts);
+        let scheduler = one("sisyphus_dev_scheduler", LoginKind::Scheduler, &[]).await?;
+        let dev = ["dev".to_string()];
+        let guardian = one("sisyphus_dev_guardian", LoginKind::Guardian, &dev).await?;
+        let dispatcher = one("sisyphus_dev_dispatcher", LoginKind::Dispatcher, &[]).await?;
+        let operator = one(OPERATOR, LoginKind::User, &[]).await?;
+        owner.grant(OPERATOR, GrantLevel::Operator, "*").await?;
+        Ok(Logins {
+            scheduler,
+            guardian,
+            dispatcher,
+            operator,
+        })
+    }
+
+    /// One login and its URL.
+    async fn one(
+        owner: &Client,
+        owner_url: &str,
+        password: bool,
+        login: &str,
+        kind: LoginKind,
+        hosts: &[String],
+    ) -> anyhow::Result<String> {
+        let password = if password {
+            Some(random_password()?)
+        } else {
+            None
+        };
+        owner
+            .add_login(login, password.as_deref(), kind, hosts)
+            .await?;
+        with_login(owner_url, login, password.as_deref())
+    }
+}
+
+/// 16 bytes from the kernel's random source, as hex (nothing in it a URL must escape).
+fn random_password() -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom for a password")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// `url` with its user and password replaced: `postgres://owner@h:5432/db?x` →
+/// `postgres://login:password@h:5432/db?x` (or `login@` without a password).
+fn with_login(url: &str, login: &str, password: Option<&str>) -> anyhow::Result<String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .with_context(|| format!("not a database URL: {url}"))?;
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let user = match password {
+        Some(p) => format!("{login}:{p}"),
+        None => login.to_string(),
+    };
+    Ok(format!("{scheme}://{user}@{host}{tail}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_login;
+
+    #[test]
+    fn with_login_replaces_only_the_user() {
+        let cases = [
+            (
+                "postgres://postgres@127.0.0.1:5/db",
+                "postgres://a:p@127.0.0.1:5/db",
+            ),
+            (
+                "postgres://o:secret@h/db?sslmode=verify-full",
+                "postgres://a:p@h/db?sslmode=verify-full",
+            ),
+            ("postgresql://h:5", "postgresql://a:p@h:5"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(with_login(url, "a", Some("p")).unwrap(), want, "{url}");
+        }
+        assert_eq!(
+            with_login("postgres://postgres@h:5/db", "a", None).unwrap(),
+            "postgres://a@h:5/db"
+        );
+        assert!(with_login("h:5/db", "a", None).is_err());
+    }
 }

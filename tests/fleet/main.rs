@@ -197,6 +197,42 @@ pub struct Database {
     pub client: Client,
 }
 
+impl Database {
+    /// A least-privilege login for a daemon (issue 15), made with `sisyctl service add` as an
+    /// operator would: every daemon of the fleet tests works under one, never as the owner.
+    /// Returns the login's name (`wanted`, with what a role name cannot hold replaced).
+    pub fn service_login(&self, kind: &str, wanted: &str, host: Option<&str>) -> String {
+        let login: String = wanted
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .take(63)
+            .collect();
+        let mut args = vec!["service", "add", kind, login.as_str()];
+        if let Some(host) = host {
+            args.extend(["--hosts", host]);
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_sisyctl"))
+            .args(&args)
+            .env("SISYPHUS_DATABASE_URL", &self.url)
+            .output()
+            .expect("run sisyctl");
+        assert!(
+            out.status.success(),
+            "sisyctl service add {kind} {login}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        login
+    }
+}
+
+/// `url` (the owner's, `postgres://postgres@…`) with another login.
+fn with_login(url: &str, login: &str) -> String {
+    match url.strip_prefix("postgres://postgres@") {
+        Some(rest) => format!("postgres://{login}@{rest}"),
+        None => url.to_string(),
+    }
+}
+
 /// A fresh temporary directory.
 pub fn temp_dir(what: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -222,7 +258,12 @@ pub struct Daemon {
 impl Daemon {
     /// `sisyphus guardian` inside `host`, reaching the database through the host's link.
     pub fn guardian(host: &Host, port: u16, db: &Database, dir: &Path, extra: &[&str]) -> Daemon {
-        let url = host.database_url(port, &db.name);
+        let login = db.service_login(
+            "guardian",
+            &format!("g_{}_{}", db.name, host.name),
+            Some(&host.name),
+        );
+        let url = with_login(&host.database_url(port, &db.name), &login);
         let mut args: Vec<String> = ["guardian", "--name", &host.name, "--database-url", &url]
             .iter()
             .map(|s| s.to_string())
@@ -245,7 +286,9 @@ impl Daemon {
 
     /// `sisyphus scheduler --name NAME` on the machine itself.
     pub fn scheduler(db: &Database, name: &str, dir: &Path) -> Daemon {
-        let args: Vec<String> = ["scheduler", "--name", name, "--database-url", &db.url]
+        let login = db.service_login("scheduler", &format!("s_{}", db.name), None);
+        let url = with_login(&db.url, &login);
+        let args: Vec<String> = ["scheduler", "--name", name, "--database-url", &url]
             .iter()
             .map(|s| s.to_string())
             .collect();

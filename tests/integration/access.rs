@@ -27,7 +27,9 @@ impl Logins {
         let jobs = [
             JobDefinition::new("ACME.FooBar", "j", ["true"]),
             JobDefinition::new("ACME.FooBar", "spare", ["true"]),
+            JobDefinition::new("ACME.FooBar", "busy", ["true"]),
             JobDefinition::new("Other.X", "k", ["true"]),
+            JobDefinition::new("Other.X", "busy", ["true"]),
         ];
         db.client.apply(&jobs, false).await.expect("apply");
         for (p, n) in [("ACME.FooBar", "j"), ("Other.X", "k")] {
@@ -44,6 +46,20 @@ impl Logins {
         .execute(&db.pool)
         .await
         .expect("hosts");
+        // A running run on each host: ACME.FooBar/busy on h1, Other.X/busy on h2.
+        for (p, host) in [("ACME.FooBar", "h1"), ("Other.X", "h2")] {
+            sqlx::query(
+                "INSERT INTO sisyphus.runs (job_id, slot, scheduled_for, trigger, status, host,
+                                            started_at, lease_expires_at)
+                 SELECT id, now(), now(), 'manual', 'running', $2, now(), now() + interval '1h'
+                   FROM sisyphus.jobs WHERE project = $1 AND name = 'busy'",
+            )
+            .bind(p)
+            .bind(host)
+            .execute(&db.pool)
+            .await
+            .expect("a running run");
+        }
         let base = db.url.rsplit('/').next().unwrap_or("t").to_string();
         let mut names = BTreeMap::new();
         for role in PEOPLE.iter().chain(&SERVICES) {
@@ -94,6 +110,15 @@ impl Logins {
         .await
         .expect("a run")
     }
+
+    /// The running run on `host`.
+    async fn running_on(&self, host: &str) -> i64 {
+        sqlx::query_scalar("SELECT id FROM sisyphus.runs WHERE host = $1 AND status = 'running'")
+            .bind(host)
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("a running run")
+    }
 }
 
 /// What one statement did as one login: allowed (and how many rows it saw or changed), or
@@ -133,6 +158,19 @@ fn allowed(o: &Outcome) -> bool {
 async fn each_role_may_do_what_its_grant_says_and_nothing_more() {
     let l = Logins::new().await;
     let acme_run = l.run_of("ACME.FooBar").await;
+    let (mine, theirs) = (l.running_on("h1").await, l.running_on("h2").await);
+    let finish = |run: i64| {
+        format!(
+            "SELECT 1 WHERE sisyphus.finish_run({run}, '{{running}}', 'successful', 0, NULL, \
+             NULL, NULL, now())"
+        )
+    };
+    let line = |run: i64| {
+        format!(
+            "INSERT INTO sisyphus.run_logs (run_id, seq, at, stream, text) \
+             VALUES ({run}, 1, now(), 'stdout', 'x') RETURNING run_id"
+        )
+    };
     let actions: Vec<(&str, String)> = vec![
         ("read runs", "SELECT count(*) FROM sisyphus.runs".into()),
         (
@@ -183,16 +221,99 @@ async fn each_role_may_do_what_its_grant_says_and_nothing_more() {
             "read the outbox",
             "SELECT count(*) + 1 FROM sisyphus.outbox".into(),
         ),
+        // The daemons' paths.
+        (
+            "claim for its host",
+            "SELECT * FROM sisyphus.claim_runs('h1', '{}', 10, '1 minute')".into(),
+        ),
+        (
+            "claim for another host",
+            "SELECT * FROM sisyphus.claim_runs('h2', '{}', 10, '1 minute')".into(),
+        ),
+        ("finish its own run", finish(mine)),
+        ("finish another host's run", finish(theirs)),
+        ("write lines of its run", line(mine)),
+        ("write lines of another host's run", line(theirs)),
+        (
+            "beat as its host",
+            "UPDATE sisyphus.hosts SET last_heartbeat = now() WHERE name = 'h1' RETURNING name"
+                .into(),
+        ),
+        (
+            "register as another host",
+            "INSERT INTO sisyphus.hosts (name, last_heartbeat) VALUES ('h3', now()) \
+             RETURNING name"
+                .into(),
+        ),
+        (
+            "undrain a host",
+            "UPDATE sisyphus.hosts SET draining = false WHERE name = 'h1' RETURNING name".into(),
+        ),
+        (
+            "suspend its own run",
+            format!(
+                "UPDATE sisyphus.runs SET status = 'suspended' WHERE id = {mine} RETURNING id"
+            ),
+        ),
+        (
+            "mark its own run successful by hand",
+            format!(
+                "UPDATE sisyphus.runs SET status = 'successful' WHERE id = {mine} RETURNING id"
+            ),
+        ),
     ];
-    // Expected: the people's levels nest; the services have no business with people's actions.
+    // Expected: the people's levels nest; the services have no business with people's actions,
+    // and each may do its own work only: the guardian for its host h1, the scheduler planning
+    // the whole fleet, the dispatcher the outbox.
     let expect = |role: &str, action: &str| -> bool {
+        match (role, action) {
+            ("guardian", a) => {
+                return matches!(
+                    a,
+                    // The pending runs it may claim, and its own.
+                    "read runs"
+                        | "claim for its host"
+                        | "finish its own run"
+                        | "write lines of its run"
+                        | "beat as its host"
+                        | "suspend its own run"
+                )
+            }
+            ("scheduler", a) => {
+                return matches!(
+                    a,
+                    "read runs"
+                        | "read job states"
+                        | "read the outbox"
+                        | "update another host's run"
+                        | "finish its own run"
+                        | "finish another host's run"
+                        | "suspend its own run"
+                        | "mark its own run successful by hand"
+                )
+            }
+            ("dispatcher", a) => return a == "read the outbox",
+            _ => {}
+        }
         let level = PEOPLE.iter().position(|p| *p == role);
         let needs = match action {
             "read runs" | "read job states" | "read the outbox" => 0,
             "run now" | "terminate" | "pause" => 1,
             "apply a job" | "remove a job" => 2,
-            // Runs change only through the functions: no person writes the table directly.
-            "update another host's run" => return false,
+            // Runs, hosts and lines change only through the functions and the daemons: no
+            // person writes those tables directly.
+            "update another host's run"
+            | "claim for its host"
+            | "claim for another host"
+            | "finish its own run"
+            | "finish another host's run"
+            | "write lines of its run"
+            | "write lines of another host's run"
+            | "beat as its host"
+            | "register as another host"
+            | "undrain a host"
+            | "suspend its own run"
+            | "mark its own run successful by hand" => return false,
             _ => 3,
         };
         level.is_some_and(|l| l >= needs)
@@ -254,6 +375,21 @@ async fn a_refusal_names_the_login_its_grant_and_what_is_needed() {
         message.contains("(no grant on Other.X) may not run jobs of Other.X: needs operator"),
         "{message}"
     );
+    // A guardian speaks only for its host names, and says so.
+    let Outcome::Refused(message) = attempt(
+        &l,
+        "guardian",
+        "SELECT * FROM sisyphus.claim_runs('h2', '{}', 10, '1 minute')",
+    )
+    .await
+    else {
+        panic!("a guardian bound to h1 claimed for h2")
+    };
+    let guardian = &l.names["guardian"];
+    assert!(
+        message.contains(&format!("{guardian} (bound to h1) may not act as host h2")),
+        "{message}"
+    );
 }
 
 /// A viewer of ACME.* counts no row of Other.* anywhere it can read.
@@ -291,13 +427,13 @@ async fn a_viewer_sees_no_row_of_another_project() {
         .fetch_one(&mut conn)
         .await
         .expect("own runs");
-    assert_eq!(mine, 1);
+    assert_eq!(mine, 2, "ACME.FooBar/j's pending run and ACME.FooBar/busy's running one");
     // And the owner still sees both projects' rows.
     let all: i64 = sqlx::query_scalar("SELECT count(*) FROM sisyphus.runs")
         .fetch_one(&l.db.pool)
         .await
         .expect("all runs");
-    assert_eq!(all, 2);
+    assert_eq!(all, 4);
 }
 
 /// Every mutating action leaves exactly one audit row naming its actor; a rolled-back one

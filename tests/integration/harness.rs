@@ -13,6 +13,10 @@ use sisyphus_client::{Client, JobDefinition, JobRef};
 use sqlx::PgPool;
 
 const TEMPLATE: &str = "sisyphus_template";
+/// The daemons' least-privilege logins (issue 15): every daemon a test starts logs in as one of
+/// these, never as the owner, unless `SISYPHUS_TEST_DAEMONS_AS_OWNER` is set (for comparisons).
+const SCHEDULER_LOGIN: &str = "test_scheduler";
+const DISPATCHER_LOGIN: &str = "test_dispatcher";
 
 struct Shared {
     port: u16,
@@ -44,6 +48,13 @@ async fn shared() -> &'static Shared {
             sisyphus_client::db::migrate(&db_url(port, TEMPLATE))
                 .await
                 .expect("migrate the template");
+            // The scheduler's and the dispatcher's logins (roles are the cluster's, so once).
+            for (kind, login) in [
+                ("scheduler", SCHEDULER_LOGIN),
+                ("dispatcher", DISPATCHER_LOGIN),
+            ] {
+                add_service(&db_url(port, TEMPLATE), kind, login, None);
+            }
             Shared {
                 port,
                 _cluster: Mutex::new(cluster),
@@ -254,6 +265,7 @@ impl Daemon {
     }
 
     fn spawn_with(url: &str, args: &[String], dir: PathBuf, env: &[(&str, &str)]) -> Daemon {
+        let url = service_url(url, args);
         let log_path = dir.join(format!(
             "daemon-{}.log",
             NEXT_DB.fetch_add(1, Ordering::SeqCst)
@@ -262,7 +274,7 @@ impl Daemon {
         let child = Command::new(bin("sisyphus"))
             .args(args)
             .envs(env.iter().copied())
-            .env("SISYPHUS_DATABASE_URL", url)
+            .env("SISYPHUS_DATABASE_URL", &url)
             .env("RUST_LOG", "info,sqlx=warn")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -305,6 +317,61 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// The URL a daemon started with `args` logs in with: the owner's URL of a test database becomes
+/// its service login's — a guardian's bound to its `--name` in that database (created here with
+/// `sisyctl service add`, as an operator would), the scheduler's and dispatcher's made once.
+/// Any other URL (a TLS test's, a wrong one) is left as it is.
+pub fn service_url(url: &str, args: &[String]) -> String {
+    const OWNER: &str = "postgres://postgres@";
+    let Some(rest) = url.strip_prefix(OWNER) else {
+        return url.to_string();
+    };
+    if std::env::var_os("SISYPHUS_TEST_DAEMONS_AS_OWNER").is_some() {
+        return url.to_string();
+    }
+    let login = match args.first().map(String::as_str) {
+        Some("scheduler") => SCHEDULER_LOGIN.to_string(),
+        Some("dispatcher") => DISPATCHER_LOGIN.to_string(),
+        Some("guardian") => {
+            let Some(name) = args
+                .iter()
+                .position(|a| a == "--name")
+                .and_then(|i| args.get(i + 1))
+            else {
+                return url.to_string();
+            };
+            let db = rest
+                .rsplit('/')
+                .next()
+                .and_then(|d| d.split('?').next())
+                .unwrap_or("db");
+            let login: String = format!("g_{db}_{name}")
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .take(63)
+                .collect();
+            add_service(url, "guardian", &login, Some(name));
+            login
+        }
+        _ => return url.to_string(),
+    };
+    format!("postgres://{login}@{rest}")
+}
+
+/// `sisyctl service add KIND LOGIN [--hosts HOST]` as the owner.
+fn add_service(owner_url: &str, kind: &str, login: &str, host: Option<&str>) {
+    let mut args = vec!["service", "add", kind, login];
+    if let Some(host) = host {
+        args.extend(["--hosts", host]);
+    }
+    let out = sisyctl_with_url(Some(owner_url), &args);
+    assert!(
+        out.status.success(),
+        "sisyctl service add {kind} {login}: {}",
+        stderr(&out)
+    );
 }
 
 /// A new directory under the system's temp dir, unique to this test process and call.
