@@ -171,12 +171,18 @@ GRANT SELECT ON sisyphus.runs TO sisyphus_guardian;
 GRANT UPDATE (pid, lease_expires_at, status, suspended_at, requested)
     ON sisyphus.runs TO sisyphus_guardian;
 
--- The lines of its runs.
+-- The lines of its runs. A line of a run that is gone passes here and meets the foreign key
+-- (23503), as it does for the owner: the guardian tells "gone" (dropped for good) from "not
+-- yours" (42501, kept in its spool). The run is looked up as the owner, since a run of another
+-- host is invisible to the guardian; the host names come in once per statement.
+CREATE FUNCTION sisyphus.run_writable(p_run bigint, p_hosts text[]) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, sisyphus AS $$
+    SELECT p_hosts IS NULL
+        OR NOT EXISTS (SELECT 1 FROM sisyphus.runs r
+                        WHERE r.id = p_run AND (r.host IS NULL OR NOT r.host = ANY (p_hosts)))
+$$;
 CREATE POLICY guardian_write ON sisyphus.run_logs FOR INSERT TO sisyphus_guardian
-    WITH CHECK (EXISTS (SELECT 1 FROM sisyphus.runs r
-                         WHERE r.id = run_id
-                           AND ((SELECT sisyphus.my_hosts()) IS NULL
-                                OR r.host = ANY ((SELECT sisyphus.my_hosts())::text[]))));
+    WITH CHECK (sisyphus.run_writable(run_id, (SELECT sisyphus.my_hosts())));
 CREATE POLICY guardian_read ON sisyphus.run_logs FOR SELECT TO sisyphus_guardian
     USING (EXISTS (SELECT 1 FROM sisyphus.runs r
                     WHERE r.id = run_id
@@ -202,7 +208,8 @@ GRANT EXECUTE ON FUNCTION
     sisyphus.require_host(text), sisyphus.claim_runs(text, text[], integer, interval),
     sisyphus.finish_run(bigint, sisyphus.run_status[], sisyphus.run_status, integer, integer,
                         text, text, timestamptz),
-    sisyphus.lock_run_resources(bigint, text[], text[]), sisyphus.serialise_run_names(bigint[])
+    sisyphus.lock_run_resources(bigint, text[], text[]), sisyphus.serialise_run_names(bigint[]),
+    sisyphus.run_writable(bigint, text[])
     TO sisyphus_guardian;
 
 -- Scheduler: every job, run and notification; its own columns of jobs only.

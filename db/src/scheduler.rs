@@ -528,20 +528,25 @@ pub struct Housekeeping {
     pub deleted_runs: i64,
     /// Delivered, skipped or failed notifications older than the run retention.
     pub deleted_notifications: i64,
+    /// Audit rows older than the audit retention.
+    pub deleted_audit: i64,
 }
 
 /// One housekeeping pass: log partitions ahead, those older than `keep_logs` dropped, at most
-/// `batch` finished runs and settled notifications older than `keep_runs` deleted.
+/// `batch` finished runs and settled notifications older than `keep_runs` deleted, and as many
+/// audit rows older than `keep_audit`.
 pub async fn housekeeping<'e>(
     db: impl PgExecutor<'e>,
     keep_logs: Duration,
     keep_runs: Duration,
+    keep_audit: Duration,
     batch: i32,
 ) -> Result<Housekeeping> {
     let done = sqlx::query_as(include_str!("../../sql/scheduler/housekeeping.sql"))
         .bind(interval::from_duration(keep_logs))
         .bind(interval::from_duration(keep_runs))
         .bind(batch)
+        .bind(interval::from_duration(keep_audit))
         .fetch_one(db)
         .await?;
     Ok(done)

@@ -122,6 +122,15 @@ impl Config {
                 ),
             );
         }
+        if !within(self.retention.keep_audit, day, 100 * 365 * day) {
+            return bad(
+                "keep-audit",
+                format!(
+                    "{:?} is not within 1 day to 100 years",
+                    self.retention.keep_audit
+                ),
+            );
+        }
         if self.name.is_empty() || self.name.len() > 200 || self.name.contains('\0') {
             return bad(
                 "name",

@@ -2,7 +2,8 @@
 //! create the daily `run_logs` partitions before they are needed, drop the ones older than the
 //! log retention (whole partitions: no row-by-row DELETE, no dead tuples), and delete finished
 //! runs older than the run retention, in batches, keeping each job's latest run — and settled
-//! notifications (delivered, skipped, failed) as old, from the outbox.
+//! notifications (delivered, skipped, failed) as old, from the outbox; and audit rows older than
+//! the audit retention (the only way they are ever deleted, migrations/0012).
 
 use std::time::Duration;
 
@@ -21,16 +22,20 @@ pub struct Retention {
     pub keep_logs: Duration,
     /// Finished runs that ended longer ago than this go (each job's latest run stays).
     pub keep_runs: Duration,
+    /// Audit rows older than this go.
+    pub keep_audit: Duration,
     /// Between housekeeping passes.
     pub every: Duration,
 }
 
 impl Default for Retention {
-    /// Logs 30 days, runs 90 days, a pass a minute.
+    /// Logs 30 days, runs 90 days, the audit log 400 days (a year and a month: a yearly review
+    /// still finds last year's), a pass a minute.
     fn default() -> Self {
         Retention {
             keep_logs: Duration::from_secs(30 * 86_400),
             keep_runs: Duration::from_secs(90 * 86_400),
+            keep_audit: Duration::from_secs(400 * 86_400),
             every: Duration::from_secs(60),
         }
     }
@@ -42,6 +47,7 @@ pub async fn housekeep(conn: &mut PgConnection, retention: &Retention) -> Result
         conn,
         retention.keep_logs,
         retention.keep_runs,
+        retention.keep_audit,
         RUNS_PER_PASS,
     )
     .await

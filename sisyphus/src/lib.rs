@@ -75,6 +75,9 @@ enum Command {
         /// Finished runs older than this are deleted (each job's latest run is kept).
         #[arg(long, default_value = "90days", value_parser = humantime::parse_duration)]
         keep_runs: Duration,
+        /// Audit rows older than this are deleted.
+        #[arg(long, default_value = "400days", value_parser = humantime::parse_duration)]
+        keep_audit: Duration,
         /// Serve Prometheus metrics on this address (`GET /metrics`), e.g. 127.0.0.1:9186; a port
         /// alone binds to 127.0.0.1.
         #[arg(long, value_parser = metrics_address)]
@@ -147,6 +150,7 @@ pub async fn main() -> anyhow::Result<()> {
             lookahead,
             keep_logs,
             keep_runs,
+            keep_audit,
             metrics,
         } => {
             let url = database_url(cli.database_url)?;
@@ -158,6 +162,7 @@ pub async fn main() -> anyhow::Result<()> {
             config.plan.lookahead = lookahead;
             config.retention.keep_logs = keep_logs;
             config.retention.keep_runs = keep_runs;
+            config.retention.keep_audit = keep_audit;
             config.metrics = metrics;
             let scheduler = match sisyphus_scheduler::Scheduler::new(config).await {
                 Ok(s) => s,

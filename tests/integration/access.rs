@@ -251,9 +251,7 @@ async fn each_role_may_do_what_its_grant_says_and_nothing_more() {
         ),
         (
             "suspend its own run",
-            format!(
-                "UPDATE sisyphus.runs SET status = 'suspended' WHERE id = {mine} RETURNING id"
-            ),
+            format!("UPDATE sisyphus.runs SET status = 'suspended' WHERE id = {mine} RETURNING id"),
         ),
         (
             "mark its own run successful by hand",
@@ -277,7 +275,7 @@ async fn each_role_may_do_what_its_grant_says_and_nothing_more() {
                         | "write lines of its run"
                         | "beat as its host"
                         | "suspend its own run"
-                )
+                );
             }
             ("scheduler", a) => {
                 return matches!(
@@ -427,7 +425,10 @@ async fn a_viewer_sees_no_row_of_another_project() {
         .fetch_one(&mut conn)
         .await
         .expect("own runs");
-    assert_eq!(mine, 2, "ACME.FooBar/j's pending run and ACME.FooBar/busy's running one");
+    assert_eq!(
+        mine, 2,
+        "ACME.FooBar/j's pending run and ACME.FooBar/busy's running one"
+    );
     // And the owner still sees both projects' rows.
     let all: i64 = sqlx::query_scalar("SELECT count(*) FROM sisyphus.runs")
         .fetch_one(&l.db.pool)

@@ -165,7 +165,8 @@ async fn a_schedule_change_takes_back_runs_materialised_for_the_old_one() {
         .status
         .success());
     // The scheduler materialises the next few seconds ahead.
-    let mut conn = db.pool.acquire().await.expect("conn");
+    let scheduler = db.service_pool("scheduler", "test").await;
+    let mut conn = scheduler.acquire().await.expect("conn");
     sisyphus_scheduler::tick(&mut conn, None, &Default::default(), "test")
         .await
         .expect("tick");

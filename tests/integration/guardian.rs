@@ -821,7 +821,8 @@ async fn a_pid_and_an_outcome_in_one_batch_are_both_recorded() {
     .await
     .expect("claim by hand");
     let spool = Spool::open(&crate::harness::temp_dir("recorder-spool")).expect("spool");
-    let (recorder, recording) = Recorder::new(db.pool.clone(), spool, std::sync::Arc::default());
+    let guardian = db.service_pool("guardian", "h").await;
+    let (recorder, recording) = Recorder::new(guardian, spool, std::sync::Arc::default());
     let task = tokio::spawn(recording);
     recorder.started(sisyphus_client::RunId(run), 4242).await;
     recorder

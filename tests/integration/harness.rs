@@ -123,6 +123,15 @@ impl TestDb {
         TestDb { url, pool, client }
     }
 
+    /// A pool logged in as a daemon's least-privilege login, as the daemons are (a guardian's
+    /// bound to host name `host`), for tests that drive a daemon's parts in process.
+    pub async fn service_pool(&self, kind: &str, host: &str) -> PgPool {
+        let args = [kind.to_string(), "--name".to_string(), host.to_string()];
+        PgPool::connect(&service_url(&self.url, &args))
+            .await
+            .expect("connect as a service login")
+    }
+
     /// Runs `sisyctl ARGS` against this database.
     pub fn sisyctl(&self, args: &[&str]) -> Output {
         sisyctl_with_url(Some(&self.url), args)

@@ -20,7 +20,8 @@ fn at(seconds: i64) -> DateTime<Utc> {
 }
 
 async fn tick_at(db: &TestDb, seconds: i64) -> TickReport {
-    let mut conn = db.pool.acquire().await.expect("conn");
+    let scheduler = db.service_pool("scheduler", "test").await;
+    let mut conn = scheduler.acquire().await.expect("conn");
     tick(
         &mut conn,
         Some(at(seconds)),

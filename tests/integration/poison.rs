@@ -182,7 +182,8 @@ async fn a_refused_batch_is_narrowed_to_the_run_it_is_about() {
     let spool_dir = crate::harness::temp_dir("refused-spool");
     let spool = Spool::open(&spool_dir).expect("spool");
     let metrics = std::sync::Arc::<sisyphus_guardian::metrics::Metrics>::default();
-    let (recorder, recording) = Recorder::new(db.pool.clone(), spool, metrics.clone());
+    let guardian = db.service_pool("guardian", "h").await;
+    let (recorder, recording) = Recorder::new(guardian, spool, metrics.clone());
     let task = tokio::spawn(recording);
     let line = |run: i64, seq: i32, text: &str| LogRow {
         run_id: RunId(run),
@@ -299,7 +300,8 @@ async fn a_poisoned_spool_entry_does_not_block_the_rest() {
         finished_at: chrono::Utc::now(),
     });
     let metrics = std::sync::Arc::<sisyphus_guardian::metrics::Metrics>::default();
-    let written = spool.replay(&db.pool, &metrics, None).await;
+    let guardian = db.service_pool("guardian", "h").await;
+    let written = spool.replay(&guardian, &metrics, None).await;
     assert_eq!(
         written, 3,
         "the orphan lines, the good line and the outcome"

@@ -665,8 +665,9 @@ async fn data_triggers_find_late_defined_and_resumed_jobs_and_skip_idle_ones() {
         on_inputs: Some(true),
         ..job(name, &["true"])
     };
+    let scheduler = &db.service_pool("scheduler", "test").await;
     let tick = || async move {
-        let mut conn = db.pool.acquire().await.expect("conn");
+        let mut conn = scheduler.acquire().await.expect("conn");
         sisyphus_scheduler::tick(
             &mut conn,
             None,

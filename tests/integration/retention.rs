@@ -1,5 +1,5 @@
 //! Retention and the partitioned log table (migration 0005), through the scheduler's own
-//! housekeeping pass.
+//! housekeeping pass, run under the scheduler's login.
 
 use std::time::Duration;
 
@@ -7,7 +7,7 @@ use sisyphus_client::JobDefinition;
 use sisyphus_scheduler::{housekeep, Housekeeping, Retention};
 use sqlx::{Connection, PgConnection};
 
-use crate::harness::TestDb;
+use crate::harness::{service_url, TestDb};
 
 /// Inserts a finished (or pending, when `finished_days_ago` is None) run of job `job`.
 async fn run_of(db: &TestDb, job: &str, finished_days_ago: Option<i32>) -> i64 {
@@ -97,10 +97,23 @@ async fn housekeeping_drops_old_log_partitions_and_deletes_old_runs() {
     .await
     .expect("notifications");
 
-    let mut conn = PgConnection::connect(&db.url).await.expect("connect");
+    // Audit rows: one past the audit retention, one inside it.
+    sqlx::query(
+        "INSERT INTO sisyphus.audit (at, action, target)
+         VALUES (now() - interval '500 days', 'job.pause', 'K/old'),
+                (now() - interval '300 days', 'job.pause', 'K/kept')",
+    )
+    .execute(&db.pool)
+    .await
+    .expect("audit rows");
+
+    let scheduler = service_url(&db.url, &["scheduler".to_string()]);
+    assert_ne!(scheduler, db.url, "the scheduler's own login");
+    let mut conn = PgConnection::connect(&scheduler).await.expect("connect");
     let retention = Retention {
         keep_logs: Duration::from_secs(30 * 86_400),
         keep_runs: Duration::from_secs(90 * 86_400),
+        keep_audit: Duration::from_secs(400 * 86_400),
         ..Retention::default()
     };
     let done = housekeep(&mut conn, &retention).await.expect("housekeep");
@@ -108,10 +121,28 @@ async fn housekeeping_drops_old_log_partitions_and_deletes_old_runs() {
         (
             done.dropped_partitions,
             done.deleted_runs,
-            done.deleted_notifications
+            done.deleted_notifications,
+            done.deleted_audit
         ),
-        (1, 1, 2),
+        (1, 1, 2, 1),
         "{done:?}"
+    );
+    let audit: Vec<String> = sqlx::query_scalar("SELECT target FROM sisyphus.audit ORDER BY id")
+        .fetch_all(&db.pool)
+        .await
+        .expect("audit");
+    assert!(
+        audit.contains(&"K/kept".to_string()) && !audit.contains(&"K/old".to_string()),
+        "{audit:?}"
+    );
+    // Retention is the only way: the scheduler's login cannot delete audit rows itself.
+    let refused = sqlx::query("DELETE FROM sisyphus.audit")
+        .execute(&mut conn)
+        .await
+        .expect_err("the scheduler deleted audit rows");
+    assert!(
+        refused.to_string().contains("permission denied"),
+        "{refused}"
     );
     let left: Vec<String> =
         sqlx::query_scalar("SELECT state::text FROM sisyphus.outbox ORDER BY id")
