@@ -152,6 +152,18 @@ $$;
 CREATE POLICY guardian_own ON sisyphus.hosts FOR ALL TO sisyphus_guardian
     USING ((SELECT sisyphus.my_hosts()) IS NULL OR name = ANY ((SELECT sisyphus.my_hosts())::text[]))
     WITH CHECK ((SELECT sisyphus.my_hosts()) IS NULL OR name = ANY ((SELECT sisyphus.my_hosts())::text[]));
+-- The same check before the policy's, for a refusal that names the binding rather than "new row
+-- violates row-level security policy".
+CREATE FUNCTION sisyphus.hosts_check_guardian() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF pg_has_role(current_user, 'sisyphus_guardian', 'MEMBER') THEN
+        PERFORM sisyphus.require_host(NEW.name);
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER hosts_check_guardian BEFORE INSERT OR UPDATE ON sisyphus.hosts
+    FOR EACH ROW EXECUTE FUNCTION sisyphus.hosts_check_guardian();
 GRANT SELECT, INSERT ON sisyphus.hosts TO sisyphus_guardian;
 -- Not `draining`: a guardian cannot undrain itself.
 GRANT UPDATE (pools, capacity, pid, version, instance, started_at, last_heartbeat, isolation)

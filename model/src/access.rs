@@ -52,8 +52,26 @@ pub fn check_login(login: &str) -> Result<(), String> {
     if login.contains('\0') {
         return Err("a login name cannot hold a NUL character".to_string());
     }
+    if ROLES.contains(&login) || login.starts_with("pg_") {
+        return Err(format!(
+            "`{login}` is the name of a role, not of a login: name the person or the daemon \
+             (e.g. `web-1-guardian`); the login is made a member of the role"
+        ));
+    }
     Ok(())
 }
+
+/// The group roles the migrations create (`migrations/0011_access_control.sql`): what logins
+/// are made members of, never logins themselves.
+pub const ROLES: [&str; 7] = [
+    "sisyphus_viewer",
+    "sisyphus_operator",
+    "sisyphus_editor",
+    "sisyphus_admin",
+    "sisyphus_guardian",
+    "sisyphus_scheduler",
+    "sisyphus_dispatcher",
+];
 
 /// Checks a grant's project pattern as `sisyphus.grants` does: a project (`ACME.FooBar`), a
 /// project and everything under it (`ACME.*`), or every project (`*`). Project parts are
@@ -113,6 +131,16 @@ pub struct AuditEntry {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_role_is_not_a_login() {
+        for role in super::ROLES {
+            let why = super::check_login(role).expect_err(role);
+            assert!(why.contains("is the name of a role"), "{why}");
+        }
+        assert!(super::check_login("pg_monitor").is_err());
+        assert!(super::check_login("sisyphus_sched").is_ok());
+    }
+
     use super::*;
 
     #[test]

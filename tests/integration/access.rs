@@ -1,4 +1,4 @@
-//! Access control (issue 15, migrations/0011): roles, per-project grants under row-level
+//! Access control (issue 15, migrations/0011 and 0012): roles, per-project grants under row-level
 //! security, the checking functions and the audit log — each asserted through plain SQL as the
 //! login itself, so it holds for `sisyctl`, the client and psql alike.
 
@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use sisyphus_client::JobDefinition;
 use sqlx::{Connection, PgConnection};
 
-use crate::harness::TestDb;
+use crate::harness::{service_url, TestDb};
 
 /// One login per role, named after the test database so parallel tests never share one (roles
 /// are cluster-wide).
@@ -562,4 +562,27 @@ async fn every_change_leaves_one_audit_row_and_the_log_cannot_be_rewritten() {
             );
         }
     }
+}
+
+/// A guardian started under a login bound to another host name stops at once and says why.
+#[tokio::test]
+async fn a_guardian_cannot_register_as_a_host_it_is_not_bound_to() {
+    let db = TestDb::new().await;
+    let bound_to_h1 = service_url(&db.url, &["guardian".into(), "--name".into(), "h1".into()]);
+    let dir = crate::harness::temp_dir("unbound-guardian");
+    let out = std::process::Command::new(crate::harness::bin("sisyphus"))
+        .args(["guardian", "--name", "h2", "--database-url", &bound_to_h1])
+        .args(["--log-dir", &dir.join("logs").display().to_string()])
+        .args(["--spool-dir", &dir.join("spool").display().to_string()])
+        .env_remove("SISYPHUS_DATABASE_URL")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("run a guardian");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("(bound to h1) may not act as host h2"),
+        "{err}"
+    );
+    assert_eq!(db.count("hosts").await, 0, "a host row was written");
 }
