@@ -56,9 +56,9 @@ impl Client {
 
     /// As [`connect`](Self::connect), giving up after `timeout` with the cause (connection
     /// refused, no answer, authentication…); later queries wait at most as long for a
-    /// connection.
+    /// connection. Its `application_name`, the audit log's channel, is `client`.
     pub async fn connect_with_timeout(url: &str, timeout: std::time::Duration) -> Result<Client> {
-        let pool = db::pool_with_timeout(url, "sisyphus-client", 4, timeout).await?;
+        let pool = db::pool_with_timeout(url, "client", 4, timeout).await?;
         db::check_schema(&pool).await?;
         Ok(Client { pool })
     }

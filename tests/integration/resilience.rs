@@ -315,6 +315,36 @@ async fn the_readme_first_command_shows_successful_runs_within_a_minute() {
         started.elapsed().as_secs_f64()
     );
     assert!(ok > 0);
+    // The URL printed for people is an operator's, not the owner's, and the daemons work under
+    // their own logins.
+    let me: String = sqlx::query_scalar("SELECT session_user::text")
+        .fetch_one(&pool)
+        .await
+        .expect("session user");
+    assert_eq!(me, "dev_operator");
+    let edit = sqlx::query(
+        "UPDATE sisyphus.jobs SET command = '{false}' WHERE id = (SELECT min(id) FROM sisyphus.jobs)",
+    )
+    .execute(&pool)
+    .await
+    .expect_err("the printed URL may edit jobs");
+    assert!(edit.to_string().contains("permission denied"), "{edit}");
+    let daemons: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT usename::text FROM pg_stat_activity
+          WHERE application_name LIKE 'sisyphus %' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("sessions");
+    assert_eq!(
+        daemons,
+        [
+            "sisyphus_dev_dispatcher",
+            "sisyphus_dev_guardian",
+            "sisyphus_dev_scheduler"
+        ],
+        "the daemons' logins"
+    );
     pool.close().await;
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(dev.id() as i32),
