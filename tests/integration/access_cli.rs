@@ -404,3 +404,111 @@ async fn a_password_is_read_from_stdin_and_never_shown() {
         stderr(&out)
     );
 }
+
+/// The matrix through the real `sisyctl`: each role (a login of each kind; the people granted
+/// `ACME.*`) × each command, on a fresh copy of two projects per role so that no cell sees
+/// another's effects. Allowed means exit 0 (and, for `runs`, ACME's runs listed); denied means
+/// exit 1 with the database's refusal, or nothing listed.
+#[tokio::test]
+async fn each_role_may_do_through_sisyctl_what_its_grant_says_and_nothing_more() {
+    let roles = [
+        "viewer",
+        "operator",
+        "editor",
+        "admin",
+        "guardian",
+        "scheduler",
+        "dispatcher",
+    ];
+    let expect = |role: &str, action: &str| -> bool {
+        match role {
+            "guardian" => return action == "read runs",
+            "scheduler" => return matches!(action, "read runs" | "read the outbox"),
+            // `notifications` names each notification's job, which the dispatcher may not read
+            // (it reads the outbox alone: the SQL matrix in access.rs shows that).
+            "dispatcher" => return false,
+            _ => {}
+        }
+        let level = roles.iter().position(|r| *r == role).unwrap_or(0);
+        let needs = match action {
+            "read runs" | "read the outbox" => 0,
+            "run now" | "terminate" | "pause" => 1,
+            "apply a job" | "remove a job" => 2,
+            _ => 3,
+        };
+        level >= needs
+    };
+    let new_job =
+        jobs_file("[[job]]\nproject = \"ACME.FooBar\"\nname = \"new\"\ncommand = [\"true\"]\n");
+    let mut wrong = Vec::new();
+    for role in roles {
+        let db = two_projects().await;
+        ok(&db, &["run", "ACME.FooBar/spare"]);
+        sqlx::query("INSERT INTO sisyphus.hosts (name, last_heartbeat) VALUES ('h1', now())")
+            .execute(&db.pool)
+            .await
+            .expect("a host");
+        let acme_run: i64 = sqlx::query_scalar(
+            "SELECT r.id FROM sisyphus.runs r JOIN sisyphus.jobs j ON j.id = r.job_id
+              WHERE j.project = 'ACME.FooBar' AND j.name = 'j'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .expect("ACME's run");
+        let name = login(&db, role);
+        match role {
+            "viewer" | "operator" | "editor" => {
+                ok(&db, &["user", "add", &name]);
+                ok(&db, &["grant", &name, role, "ACME.*"]);
+            }
+            "admin" => {
+                ok(&db, &["user", "add", &name, "--admin"]);
+            }
+            "guardian" => {
+                ok(&db, &["service", "add", "guardian", &name, "--hosts", "h1"]);
+            }
+            _ => {
+                ok(&db, &["service", "add", role, &name]);
+            }
+        }
+        let run = acme_run.to_string();
+        let actions: [(&str, Vec<&str>); 9] = [
+            ("read runs", vec!["--json", "runs"]),
+            ("run now", vec!["run", "ACME.FooBar/j"]),
+            ("terminate", vec!["kill", &run]),
+            ("pause", vec!["job", "pause", "ACME.FooBar/j"]),
+            (
+                "apply a job",
+                vec!["apply", new_job.to_str().expect("path")],
+            ),
+            ("remove a job", vec!["job", "rm", "ACME.FooBar/spare"]),
+            ("grant", vec!["grant", &name, "editor", "*"]),
+            ("drain", vec!["drain", "h1"]),
+            ("read the outbox", vec!["notifications"]),
+        ];
+        for (action, args) in actions {
+            let out = as_login(&db, &name, &args);
+            let allowed = match (action, out.status.code()) {
+                ("read runs", Some(0)) => out.stdout.windows(11).any(|w| w == b"ACME.FooBar"),
+                (_, Some(0)) => true,
+                (_, Some(1)) => false,
+                (_, code) => {
+                    wrong.push(format!(
+                        "{role} / {action}: exit {code:?}: {}",
+                        stderr(&out)
+                    ));
+                    continue;
+                }
+            };
+            if allowed != expect(role, action) {
+                wrong.push(format!(
+                    "{role} / {action}: {} {}{}",
+                    if allowed { "allowed" } else { "denied" },
+                    stdout(&out),
+                    stderr(&out)
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "unexpected:\n{}", wrong.join("\n"));
+}
