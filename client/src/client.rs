@@ -252,6 +252,36 @@ impl Client {
         jobs::set_paused(&self.pool, job, true).await
     }
 
+    /// Pauses a job saying why (shown by `job ls`, `job show`, `job_status`, `health`) and, with
+    /// `until`, when the scheduler resumes it by itself (a time in the future). Returns false if
+    /// it was paused already.
+    pub async fn pause_with(
+        &self,
+        job: &JobRef,
+        reason: Option<&str>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
+        if let Some(reason) = reason {
+            if reason.chars().count() > 1000 || reason.contains('\0') {
+                return Err(Error::Refused(
+                    "a pause's reason holds at most 1000 characters and no NUL".to_string(),
+                ));
+            }
+        }
+        if until.is_some_and(|t| t <= Utc::now()) {
+            return Err(Error::Refused(
+                "--until: the pause must end in the future".to_string(),
+            ));
+        }
+        jobs::pause(&self.pool, job, reason, until).await
+    }
+
+    /// Runs `run` again: a new run of the same job, slot and target host, trigger `rerun`, linked
+    /// to it (`rerun_of`). Returns the new run's id.
+    pub async fn rerun(&self, run: RunId) -> Result<RunId> {
+        db::runs::rerun(&self.pool, run).await
+    }
+
     /// Resumes a paused job. Returns false if it was not paused.
     pub async fn resume(&self, job: &JobRef) -> Result<bool> {
         jobs::set_paused(&self.pool, job, false).await

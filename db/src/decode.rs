@@ -10,7 +10,7 @@ use sqlx::Row;
 use sisyphus_model::access::{AuditEntry, Grant};
 use sisyphus_model::notifications::OutboxEntry;
 use sisyphus_model::resources::Edge;
-use sisyphus_model::views::{Host, JobStatus, LogRow};
+use sisyphus_model::views::{Host, JobStatus, LogRow, Pause};
 use sisyphus_model::{JobId, Run, RunId};
 
 /// A text column read as one of the model's enums; a label the enum does not know is a decode
@@ -65,6 +65,7 @@ pub(crate) fn run(row: PgRow) -> sqlx::Result<Run> {
         trigger: label(&row, "trigger")?,
         target_host: row.try_get("target_host")?,
         error: row.try_get("error")?,
+        rerun_of: run_id_opt(&row, "rerun_of")?,
     })
 }
 
@@ -88,6 +89,16 @@ pub(crate) fn job_status(row: PgRow) -> sqlx::Result<JobStatus> {
         health_reason: row.try_get("health_reason")?,
         scheduler_error: row.try_get("scheduler_error")?,
         scheduler_error_at: row.try_get("scheduler_error_at")?,
+        pause: if row.try_get("paused")? {
+            Some(Pause {
+                reason: row.try_get("pause_reason")?,
+                by: row.try_get("paused_by")?,
+                since: row.try_get("paused_at")?,
+                until: row.try_get("paused_until")?,
+            })
+        } else {
+            None
+        },
     })
 }
 

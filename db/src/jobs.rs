@@ -18,7 +18,7 @@ use sisyphus_model::spec::{
     EnvValue, FieldProblem, InvalidJob, JobSpec, LogSettings, ResourceSpec, RunLimits, SpecFields,
     MAX_COUNT, MAX_DURATION,
 };
-use sisyphus_model::views::{JobHealth, JobStatus};
+use sisyphus_model::views::{JobHealth, JobStatus, Pause};
 use sisyphus_model::{Catchup, JobId, JobRef, RunId, Target};
 
 const UPSERT: &str = include_str!("../../sql/jobs/upsert.sql");
@@ -576,17 +576,35 @@ pub async fn health<'e>(
     db: impl PgExecutor<'e>,
     job: Option<&JobRef>,
 ) -> crate::Result<Vec<JobHealth>> {
-    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(HEALTH)
+    type Row = (
+        String,
+        String,
+        Option<String>,
+        bool,
+        Option<String>,
+        Option<String>,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(HEALTH)
         .bind(job.map(|j| &j.project))
         .bind(job.map(|j| &j.name))
         .fetch_all(db)
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(project, name, reason)| JobHealth {
-            job: JobRef::new(project, name),
-            reason,
-        })
+        .map(
+            |(project, name, reason, paused, pause_reason, by, since, until)| JobHealth {
+                job: JobRef::new(project, name),
+                reason,
+                pause: paused.then_some(Pause {
+                    reason: pause_reason,
+                    by,
+                    since,
+                    until,
+                }),
+            },
+        )
         .collect())
 }
 
@@ -618,15 +636,38 @@ pub async fn run_now<'e>(db: impl PgExecutor<'e>, job: &JobRef) -> crate::Result
     Ok(ids.into_iter().map(RunId).collect())
 }
 
-/// Pauses (`paused`) or resumes a job. Returns false when it was in that state already.
+/// Pauses (`paused`, with no reason or end) or resumes a job. Returns false when it was in that
+/// state already.
 pub async fn set_paused<'e>(
     db: impl PgExecutor<'e>,
     job: &JobRef,
     paused: bool,
 ) -> crate::Result<bool> {
-    sqlx::query_scalar(if paused { PAUSE } else { RESUME })
+    if paused {
+        pause(db, job, None, None).await
+    } else {
+        sqlx::query_scalar(RESUME)
+            .bind(&job.project)
+            .bind(&job.name)
+            .fetch_one(db)
+            .await
+            .map_err(crate::Error::from)
+    }
+}
+
+/// Pauses a job, saying why and until when (the scheduler resumes it then). Returns false when
+/// it was paused already.
+pub async fn pause<'e>(
+    db: impl PgExecutor<'e>,
+    job: &JobRef,
+    reason: Option<&str>,
+    until: Option<DateTime<Utc>>,
+) -> crate::Result<bool> {
+    sqlx::query_scalar(PAUSE)
         .bind(&job.project)
         .bind(&job.name)
+        .bind(reason)
+        .bind(until)
         .fetch_one(db)
         .await
         .map_err(crate::Error::from)

@@ -1,6 +1,6 @@
 //! The `sisyphus.runs` table: listing runs, and the control actions on one.
 
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgExecutor};
 
 use sisyphus_model::{ControlAction, Run, RunId, RunStatus};
 
@@ -11,6 +11,7 @@ const ONE: &str = include_str!("../../sql/runs/one.sql");
 const TERMINATE: &str = include_str!("../../sql/runs/terminate.sql");
 const SUSPEND: &str = include_str!("../../sql/runs/suspend.sql");
 const RESUME: &str = include_str!("../../sql/runs/resume.sql");
+const RERUN: &str = include_str!("../../sql/runs/rerun.sql");
 
 /// Which runs to list.
 #[derive(Debug, Clone, Default)]
@@ -52,6 +53,17 @@ pub async fn list(conn: &mut PgConnection, filter: &RunFilter) -> crate::Result<
         .try_map(decode::run)
         .fetch_all(conn)
         .await
+        .map_err(crate::Error::from)
+}
+
+/// A new run of the same job, slot and target host as `run` (trigger `rerun`, linked to it);
+/// operators of its project only.
+pub async fn rerun<'e>(db: impl PgExecutor<'e>, run: RunId) -> crate::Result<RunId> {
+    sqlx::query_scalar(RERUN)
+        .bind(run.0)
+        .fetch_one(db)
+        .await
+        .map(RunId)
         .map_err(crate::Error::from)
 }
 

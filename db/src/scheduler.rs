@@ -510,6 +510,15 @@ pub async fn queue_full_look<'e>(db: impl PgExecutor<'e>, job: JobId) -> Result<
 
 // Alerts, housekeeping, metrics.
 
+/// Resumes the jobs whose pause has ended (`sisyctl job pause --until`), each with an audit row;
+/// how many.
+pub async fn resume_ended_pauses<'e>(db: impl PgExecutor<'e>) -> Result<i32> {
+    let resumed = sqlx::query_scalar(include_str!("../../sql/scheduler/resume_ended_pauses.sql"))
+        .fetch_one(db)
+        .await?;
+    Ok(resumed)
+}
+
 /// Raises the due alerts (slow runs; overdue jobs only when `overdue`): (slow runs, overdue
 /// jobs).
 pub async fn raise_alerts<'e>(db: impl PgExecutor<'e>, overdue: bool) -> Result<(i32, i32)> {

@@ -204,6 +204,7 @@ text_enum!(
         Manual = "manual",
         Retry = "retry",
         Data = "data",
+        Rerun = "rerun",
     }
 );
 
@@ -271,4 +272,6 @@ pub struct Run {
     pub trigger: RunTrigger,
     pub target_host: Option<String>,
     pub error: Option<String>,
+    /// The run this one repeats (`sisyctl rerun`).
+    pub rerun_of: Option<RunId>,
 }

@@ -56,6 +56,40 @@ pub struct JobStatus {
     /// Why the scheduler left this job alone, and since when (`migrations/0008_isolation.sql`).
     pub scheduler_error: Option<String>,
     pub scheduler_error_at: Option<DateTime<Utc>>,
+    /// Who paused it, when, why and until when (`migrations/0013_operations.sql`); None when not
+    /// paused.
+    pub pause: Option<Pause>,
+}
+
+/// A paused job's note.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Pause {
+    pub reason: Option<String>,
+    pub by: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    /// When the scheduler resumes it by itself.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Display for Pause {
+    /// `paused by alice since 2026-12-03 10:00Z until 2026-12-04 06:00Z: migration`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = |t: &DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%SZ").to_string();
+        f.write_str("paused")?;
+        if let Some(by) = &self.by {
+            write!(f, " by {by}")?;
+        }
+        if let Some(since) = &self.since {
+            write!(f, " since {}", at(since))?;
+        }
+        if let Some(until) = &self.until {
+            write!(f, " until {}", at(until))?;
+        }
+        if let Some(reason) = &self.reason {
+            write!(f, ": {reason}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Whether a job is healthy; `reason` says why not.
@@ -63,6 +97,8 @@ pub struct JobStatus {
 pub struct JobHealth {
     pub job: JobRef,
     pub reason: Option<String>,
+    /// A paused job's note: paused is not unhealthy, but worth saying.
+    pub pause: Option<Pause>,
 }
 
 /// A registered guardian.

@@ -260,6 +260,12 @@ impl Scheduler {
         let mut last_overdue_check: Option<std::time::Instant> = None;
         loop {
             let started = std::time::Instant::now();
+            // Pauses that have ended first, so that their jobs are planned in this tick (their
+            // catch-up policy decides about the slots they missed, as for any resume).
+            let resumed = db::resume_ended_pauses(&mut *conn).await?;
+            if resumed > 0 {
+                tracing::info!(resumed, "pauses ended");
+            }
             let report = tick(conn, None, &self.config.plan, &self.config.name).await?;
             self.metrics.tick(&report, started.elapsed());
             let overdue = last_overdue_check.is_none_or(|t| t.elapsed() >= alerts::OVERDUE_EVERY);

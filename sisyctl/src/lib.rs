@@ -76,6 +76,9 @@ enum Command {
     Job(JobCommand),
     /// Run a job now, outside its schedule.
     Run { job: JobRef },
+    /// Run a run again: a new run of the same job and slot (the slot's next attempt), trigger
+    /// `rerun`, linked to the run it repeats; `--reason` goes into the audit log.
+    Rerun { run: RunId },
     /// List runs, newest first.
     Runs {
         /// Only this job (PROJECT/NAME).
@@ -217,8 +220,18 @@ enum JobCommand {
     },
     /// Show one job's definition and state.
     Show { job: JobRef },
-    /// Stop scheduling a job (running runs go on).
-    Pause { job: JobRef },
+    /// Stop scheduling a job (running runs go on). `--reason` says why (shown with the job and in
+    /// the audit log); with `--until` the scheduler resumes it then.
+    Pause {
+        job: JobRef,
+        /// When to resume by itself: a time (RFC 3339, e.g. 2026-12-24T06:00:00Z or with an
+        /// offset) or a duration from now (e.g. 2h, 3days).
+        #[arg(long, value_parser = parse_until)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        /// Filled from the global --reason.
+        #[arg(skip)]
+        reason: Option<String>,
+    },
     /// Schedule a paused job again; missed slots meet its catch-up policy.
     Resume { job: JobRef },
     /// Remove a job and its history.
@@ -331,7 +344,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let checked = cmd::apply::read(&file)?;
             cmd::apply::run(&connect(url).await?, &checked, prune, json).await
         }
+        Command::Job(JobCommand::Pause { job, until, .. }) => {
+            let reason = url.reason.clone();
+            let command = JobCommand::Pause { job, until, reason };
+            cmd::job::run(&connect(url).await?, command, json).await
+        }
         Command::Job(c) => cmd::job::run(&connect(url).await?, c, json).await,
+        Command::Rerun { run } => cmd::runs::rerun(&connect(url).await?, run, json).await,
         Command::Run { job } => cmd::runs::run_now(&connect(url).await?, &job, json).await,
         Command::Runs { job, status, limit } => {
             cmd::runs::list(&connect(url).await?, job, status, limit, json).await
@@ -444,6 +463,27 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 }
 
 /// A connect timeout: more than zero, at most an hour.
+/// `--until`: an RFC 3339 time, or a duration from now (`2h`, `3days`); in the future.
+fn parse_until(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let now = chrono::Utc::now();
+    let at = match chrono::DateTime::parse_from_rfc3339(s) {
+        Ok(t) => t.with_timezone(&chrono::Utc),
+        Err(_) => {
+            let d = sisyphus_client::spec::parse_duration(s).map_err(|_| {
+                format!("`{s}` is neither a time (2026-12-24T06:00:00Z) nor a duration (2h)")
+            })?;
+            chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .ok_or_else(|| format!("`{s}` reaches too far"))?
+        }
+    };
+    if at <= now {
+        return Err(format!("`{s}` is in the past; a pause ends in the future"));
+    }
+    Ok(at)
+}
+
 fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
     let d = parse_duration(s)?;
     if d.is_zero() || d > std::time::Duration::from_secs(3600) {

@@ -13,6 +13,7 @@ mod health;
 mod isolation;
 mod metrics;
 mod notifications;
+mod operations;
 mod peers;
 mod poison;
 mod resilience;

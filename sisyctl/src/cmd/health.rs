@@ -28,9 +28,14 @@ pub async fn run(
         output::json(&checked)?;
     } else {
         for h in &checked {
+            let pause = h
+                .pause
+                .as_ref()
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default();
             match &h.reason {
-                None => say!("{}: healthy", h.job)?,
-                Some(why) => say!("{}: unhealthy: {why}", h.job)?,
+                None => say!("{}: healthy{pause}", h.job)?,
+                Some(why) => say!("{}: unhealthy: {why}{pause}", h.job)?,
             }
         }
     }

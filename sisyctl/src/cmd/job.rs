@@ -33,8 +33,8 @@ pub async fn run(client: &Client, command: JobCommand, json: bool) -> Result<(),
             }
             Ok(())
         }
-        JobCommand::Pause { job } => {
-            let changed = client.pause(&job).await?;
+        JobCommand::Pause { job, until, reason } => {
+            let changed = client.pause_with(&job, reason.as_deref(), until).await?;
             report(
                 json,
                 changed,
@@ -115,12 +115,16 @@ async fn ls(client: &Client, project: Option<&str>, json: bool) -> Result<(), Fa
                 } else {
                     j.health.to_string()
                 },
+                j.pause
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
             ]
         })
         .collect();
     output::table(
         &[
-            "JOB", "SCHEDULE", "ZONE", "NEXT DUE", "LAST", "FINISHED", "ACTIVE", "HEALTH",
+            "JOB", "SCHEDULE", "ZONE", "NEXT DUE", "LAST", "FINISHED", "ACTIVE", "HEALTH", "NOTE",
         ],
         &rows,
     )?;
@@ -214,8 +218,15 @@ fn show(
 }
 
 /// What `job show` says of a job's state, whether its definition reads or not.
-fn status_fields(status: &sisyphus_client::JobStatus) -> [(&'static str, String); 6] {
+fn status_fields(status: &sisyphus_client::JobStatus) -> [(&'static str, String); 7] {
     [
+        (
+            "pause",
+            status
+                .pause
+                .as_ref()
+                .map_or_else(|| "-".to_string(), ToString::to_string),
+        ),
         ("next due", time(status.next_due)),
         ("active runs", status.active_runs.to_string()),
         (

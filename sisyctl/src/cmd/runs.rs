@@ -26,6 +26,7 @@ pub async fn list(
                 r.id.to_string(),
                 r.job.clone(),
                 r.status.to_string(),
+                trigger(r),
                 r.attempt.to_string(),
                 opt(r.host.as_ref().or(r.target_host.as_ref())),
                 time(Some(r.scheduled_for)),
@@ -43,6 +44,7 @@ pub async fn list(
             "ID",
             "JOB",
             "STATUS",
+            "TRIGGER",
             "ATTEMPT",
             "HOST",
             "SCHEDULED",
@@ -52,6 +54,30 @@ pub async fn list(
         ],
         &rows,
     )?;
+    Ok(())
+}
+
+/// What made a run: `schedule`, `manual`, `retry`, `data`, or `rerun of N`.
+fn trigger(run: &sisyphus_client::Run) -> String {
+    match run.rerun_of {
+        Some(of) => format!("rerun of {of}"),
+        None => run.trigger.to_string(),
+    }
+}
+
+/// `sisyctl rerun RUN`.
+pub async fn rerun(
+    client: &Client,
+    run: sisyphus_client::RunId,
+    json: bool,
+) -> Result<(), Failure> {
+    let id = client.rerun(run).await?;
+    if json {
+        return Ok(output::json(
+            &serde_json::json!({ "run": id, "rerun_of": run }),
+        )?);
+    }
+    say!("run {id} reruns run {run}: pending")?;
     Ok(())
 }
 

@@ -1,0 +1,261 @@
+-- Everyday operation (issue 19): run a run again, pause a job with a reason and an end.
+--
+-- Rerun: a new run of the same job and slot (the next attempt number of that slot, so the slot's
+-- attempts read in order and one-run-per-slot still holds), trigger `rerun`, linked to the run it
+-- repeats by `rerun_of` — not a foreign key: a rerun outlives its original's retention.
+--
+-- Pause: who paused a job, when, why and until when. The scheduler resumes a job whose
+-- `paused_until` has passed (as a person's resume: the catch-up policy applies), as its own login
+-- and with an audit row that says so.
+
+-- Usable once this migration has committed (ALTER TYPE … ADD VALUE): only function bodies below
+-- name it.
+ALTER TYPE sisyphus.run_trigger ADD VALUE IF NOT EXISTS 'rerun';
+
+ALTER TABLE sisyphus.runs ADD COLUMN rerun_of bigint;
+
+ALTER TABLE sisyphus.jobs
+    ADD COLUMN pause_reason text CHECK (length(pause_reason) <= 1000),
+    ADD COLUMN paused_by name,
+    ADD COLUMN paused_at timestamptz,
+    ADD COLUMN paused_until timestamptz;
+CREATE INDEX jobs_pause_ends ON sisyphus.jobs (paused_until) WHERE paused;
+
+-- The audit log shows the pause's reason and end with the pause itself; who and when are the
+-- audit row's own actor and time.
+CREATE OR REPLACE FUNCTION sisyphus.audit_definition(j sisyphus.jobs) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT to_jsonb(j)
+           - '{id,next_slot,fired,inputs_seen_at,overdue_since,scheduler_error,scheduler_error_at,created_at,updated_at,paused_by,paused_at}'::text[]
+           || jsonb_build_object('env', (SELECT coalesce(jsonb_object_agg(k, '***'), '{}')
+                                           FROM jsonb_object_keys(j.env) k))
+$$;
+
+-- 0011's audit trigger, with a pause or resume that also sets or clears its reason and end still
+-- called a pause or a resume.
+CREATE OR REPLACE FUNCTION sisyphus.jobs_audit() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, sisyphus AS $$
+DECLARE
+    before jsonb;
+    after jsonb;
+    changed jsonb;
+    pausing constant text[] := '{paused,pause_reason,paused_until}';
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM sisyphus.audit_write('job.create', NEW.project, NEW.project || '/' || NEW.name,
+                                     sisyphus.audit_definition(NEW));
+        RETURN NULL;
+    ELSIF TG_OP = 'DELETE' THEN
+        PERFORM sisyphus.audit_write('job.remove', OLD.project, OLD.project || '/' || OLD.name,
+                                     NULL);
+        RETURN NULL;
+    END IF;
+    before := sisyphus.audit_definition(OLD);
+    after := sisyphus.audit_definition(NEW);
+    IF before = after AND OLD.env IS NOT DISTINCT FROM NEW.env THEN
+        RETURN NULL;
+    END IF;
+    SELECT coalesce(jsonb_object_agg(k, jsonb_build_object('before', before -> k,
+                                                           'after', after -> k)), '{}')
+      INTO changed
+      FROM jsonb_object_keys(before || after) k
+     WHERE before -> k IS DISTINCT FROM after -> k;
+    IF OLD.env IS DISTINCT FROM NEW.env THEN
+        changed := changed || jsonb_build_object('env', jsonb_build_object(
+            'changed', (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]')
+                          FROM jsonb_object_keys(OLD.env || NEW.env) k
+                         WHERE OLD.env -> k IS DISTINCT FROM NEW.env -> k)));
+    END IF;
+    PERFORM sisyphus.audit_write(
+        CASE WHEN changed - pausing = '{}'::jsonb AND NEW.paused AND NOT OLD.paused THEN 'job.pause'
+             WHEN changed - pausing = '{}'::jsonb AND NOT NEW.paused AND OLD.paused THEN 'job.resume'
+             ELSE 'job.update' END,
+        NEW.project, NEW.project || '/' || NEW.name, changed);
+    RETURN NULL;
+END $$;
+
+DROP TRIGGER jobs_audit ON sisyphus.jobs;
+CREATE TRIGGER jobs_audit AFTER INSERT OR DELETE OR UPDATE OF
+    project, name, command, shell, env, workdir, cron, every, at, timezone, starts_at, ends_at,
+    iterations, ttl, catchup, jitter, maxtime, retries, retry_backoff, concurrency, target_all,
+    target_pool, userdata, run_as, keep_logs, compress_logs, compress_mode, inputs, outputs,
+    lock_lease, lock_wait, outputs_expire, on_inputs, max_health_age, notify, warn_after,
+    min_duration, memory_max, cpu_weight, paused, pause_reason, paused_until
+    ON sisyphus.jobs FOR EACH ROW EXECUTE FUNCTION sisyphus.jobs_audit();
+
+-- Pausing with a reason and an optional end, in one change (one audit row). The two-argument
+-- pause is this one without either.
+DROP FUNCTION sisyphus.pause_job(text, text);
+ALTER FUNCTION sisyphus.pause_job_unchecked(text, text) RENAME TO pause_job_unchecked_old;
+DROP FUNCTION sisyphus.pause_job_unchecked_old(text, text);
+CREATE FUNCTION sisyphus.pause_job_unchecked(p_project text, p_name text, p_reason text,
+                                             p_until timestamptz)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    j sisyphus.jobs := sisyphus.find_job(p_project, p_name);
+    first_taken timestamptz;
+BEGIN
+    IF p_until IS NOT NULL AND p_until <= now() THEN
+        RAISE EXCEPTION 'pause of %/% until % ends in the past', p_project, p_name, p_until
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    UPDATE sisyphus.jobs
+       SET paused = true, pause_reason = nullif(p_reason, ''), paused_by = session_user,
+           paused_at = now(), paused_until = p_until, updated_at = now()
+     WHERE id = j.id AND NOT paused;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    first_taken := sisyphus.take_back_future_runs_unchecked(j.id);
+    UPDATE sisyphus.jobs SET next_slot = least(next_slot, first_taken)
+     WHERE id = j.id AND first_taken IS NOT NULL;
+    UPDATE sisyphus.runs
+       SET status = 'cancelled', finished_at = clock_timestamp(), error = 'job paused before the run started'
+     WHERE job_id = j.id AND status = 'pending';
+    RETURN true;
+END $$;
+
+CREATE FUNCTION sisyphus.pause_job(p_project text, p_name text, p_reason text,
+                                   p_until timestamptz)
+RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, sisyphus AS $$
+BEGIN
+    PERFORM sisyphus.require(p_project, 'operator', 'pause jobs of');
+    RETURN sisyphus.pause_job_unchecked(p_project, p_name, p_reason, p_until);
+END $$;
+
+CREATE FUNCTION sisyphus.pause_job(p_project text, p_name text) RETURNS boolean
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, sisyphus AS $$
+    SELECT sisyphus.pause_job(p_project, p_name, NULL, NULL)
+$$;
+
+-- A resume clears the pause's note.
+CREATE OR REPLACE FUNCTION sisyphus.resume_job_unchecked(p_project text, p_name text)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    j sisyphus.jobs := sisyphus.find_job(p_project, p_name);
+BEGIN
+    UPDATE sisyphus.jobs
+       SET paused = false, pause_reason = NULL, paused_by = NULL, paused_at = NULL,
+           paused_until = NULL, updated_at = now()
+     WHERE id = j.id AND paused;
+    RETURN FOUND;
+END $$;
+
+-- The scheduler's resume of the pauses whose end has passed, each with an audit row (actor: the
+-- scheduler's login; reason: the pause's end). Returns how many it resumed.
+CREATE FUNCTION sisyphus.resume_ended_pauses() RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, sisyphus AS $$
+DECLARE
+    j record;
+    n integer := 0;
+BEGIN
+    FOR j IN SELECT project, name, paused_until FROM sisyphus.jobs
+              WHERE paused AND paused_until <= now() ORDER BY id FOR UPDATE SKIP LOCKED LOOP
+        PERFORM set_config('sisyphus.reason',
+            'paused until ' || to_char(j.paused_until AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS"Z"'),
+            true);
+        IF sisyphus.resume_job_unchecked(j.project, j.name) THEN
+            n := n + 1;
+        END IF;
+    END LOOP;
+    PERFORM set_config('sisyphus.reason', '', true);
+    RETURN n;
+END $$;
+
+-- A run again: same job, slot, target host and parameters; the slot's next attempt.
+CREATE FUNCTION sisyphus.rerun_unchecked(p_run bigint, p_by text) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    r sisyphus.runs;
+    j sisyphus.jobs;
+    t timestamptz := clock_timestamp();
+    id bigint;
+BEGIN
+    SELECT * INTO r FROM sisyphus.runs WHERE runs.id = p_run;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'run % does not exist', p_run USING ERRCODE = 'no_data_found';
+    END IF;
+    SELECT * INTO j FROM sisyphus.jobs WHERE jobs.id = r.job_id;
+    INSERT INTO sisyphus.runs (job_id, slot, attempt, scheduled_for, expires_at, target_host,
+                               trigger, created_by, rerun_of)
+    SELECT r.job_id, r.slot,
+           (SELECT max(x.attempt) + 1 FROM sisyphus.runs x
+             WHERE x.job_id = r.job_id AND x.slot = r.slot
+               AND x.target_host IS NOT DISTINCT FROM r.target_host),
+           t, t + j.ttl, r.target_host, 'rerun', p_by, r.id
+    RETURNING runs.id INTO id;
+    PERFORM pg_notify('sisyphus_runs', '');
+    RETURN id;
+END $$;
+
+CREATE FUNCTION sisyphus.rerun(p_run bigint, p_by text DEFAULT session_user) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, sisyphus AS $$
+DECLARE
+    p text;
+    job text;
+    id bigint;
+BEGIN
+    SELECT j.project, j.project || '/' || j.name INTO p, job
+      FROM sisyphus.runs r JOIN sisyphus.jobs j ON j.id = r.job_id
+     WHERE r.id = p_run;
+    IF p IS NOT NULL THEN
+        PERFORM sisyphus.require(p, 'operator', 'run jobs of');
+    END IF;
+    id := sisyphus.rerun_unchecked(p_run, p_by);
+    PERFORM sisyphus.audit_write('run.rerun', p, job,
+                                 jsonb_build_object('run', id, 'rerun_of', p_run));
+    RETURN id;
+END $$;
+
+-- job_status (0008) gains the pause's note (columns appended).
+CREATE OR REPLACE VIEW sisyphus.job_status WITH (security_invoker = true) AS
+SELECT j.id,
+       j.project,
+       j.name,
+       j.project || '/' || j.name AS job,
+       CASE WHEN j.cron IS NOT NULL THEN array_to_string(j.cron, ' | ')
+            WHEN j.every IS NOT NULL THEN 'every ' || j.every::text
+            WHEN j.at IS NOT NULL THEN 'at ' || j.at::text
+            ELSE 'manual' END AS schedule,
+       j.timezone,
+       j.paused,
+       j.next_slot AS next_due,
+       (SELECT count(*) FROM sisyphus.runs a
+         WHERE a.job_id = j.id AND a.status IN ('running', 'suspended')) AS active_runs,
+       last.id AS last_run_id,
+       last.status AS last_status,
+       last.finished_at AS last_finished_at,
+       last.summary AS last_summary,
+       CASE WHEN j.paused THEN 'paused'
+            WHEN j.scheduler_error IS NOT NULL THEN 'scheduler-error'
+            WHEN last.id IS NULL THEN 'never-run'
+            WHEN last.status IN ('successful', 'uneventful') THEN 'ok'
+            WHEN last.status = 'missed' THEN 'missed'
+            ELSE 'failing' END AS health,
+       reason.text IS NULL AS healthy,
+       reason.text AS health_reason,
+       j.max_health_age,
+       j.scheduler_error,
+       j.scheduler_error_at,
+       j.pause_reason,
+       j.paused_by,
+       j.paused_at,
+       j.paused_until
+  FROM sisyphus.jobs j
+  LEFT JOIN LATERAL (
+        SELECT r.id, r.status, r.finished_at, r.summary
+          FROM sisyphus.runs r
+         WHERE r.job_id = j.id AND r.status NOT IN ('pending', 'running', 'suspended', 'cancelled')
+         ORDER BY r.id DESC
+         LIMIT 1) last ON true
+  CROSS JOIN LATERAL (SELECT sisyphus.health_reason(j.id) AS text) reason;
+
+-- Who may call what (0011, 0012): people call the checking actions; the scheduler ends pauses.
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA sisyphus FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    sisyphus.pause_job(text, text), sisyphus.pause_job(text, text, text, timestamptz),
+    sisyphus.rerun(bigint, text)
+    TO sisyphus_viewer;
+GRANT EXECUTE ON FUNCTION sisyphus.resume_ended_pauses() TO sisyphus_scheduler;
+-- The scheduler's column grants on jobs (0012) do not include the pause's: it changes them only
+-- through resume_ended_pauses.

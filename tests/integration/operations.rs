@@ -1,0 +1,229 @@
+//! Everyday operation (issue 19, migration 0013): rerun a run, pause a job with a reason and an
+//! end — through the real `sisyctl`, daemons on their own logins, the audit log checked.
+
+use std::time::Duration;
+
+use sisyphus_client::JobDefinition;
+
+use crate::harness::{ended, run_now, sisyctl_with_url, stderr, stdout, wait_for, Daemon, TestDb};
+
+/// The newest audit row of `action`: (actor, reason, diff).
+async fn last_audit(
+    db: &TestDb,
+    action: &str,
+) -> Option<(String, Option<String>, Option<serde_json::Value>)> {
+    sqlx::query_as(
+        "SELECT actor::text, reason, diff FROM sisyphus.audit WHERE action = $1
+          ORDER BY id DESC LIMIT 1",
+    )
+    .bind(action)
+    .fetch_optional(&db.pool)
+    .await
+    .expect("audit")
+}
+
+#[tokio::test]
+async fn a_rerun_is_the_next_attempt_of_the_same_slot_linked_to_the_run_it_repeats() {
+    let db = TestDb::new().await;
+    let first = run_now(
+        &db,
+        JobDefinition::new("Ops", "again", ["sh", "-c", "exit 3"]),
+    )
+    .await;
+    let _g = Daemon::guardian(&db.url, "g", &[]);
+    let (status, ..) = ended(&db, first, Duration::from_secs(20)).await;
+    assert_eq!(status, "failed");
+
+    let out = db.sisyctl(&["--reason", "flaky network", "rerun", &first.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let again: i64 = sqlx::query_scalar("SELECT max(id) FROM sisyphus.runs")
+        .fetch_one(&db.pool)
+        .await
+        .expect("newest run");
+    assert_ne!(again, first);
+    assert!(stdout(&out).contains(&format!("run {again} reruns run {first}")));
+    let (same_slot, attempt, trigger, rerun_of): (bool, i32, String, Option<i64>) = sqlx::query_as(
+        "SELECT a.slot = b.slot, a.attempt, a.trigger::text, a.rerun_of
+           FROM sisyphus.runs a, sisyphus.runs b WHERE a.id = $1 AND b.id = $2",
+    )
+    .bind(again)
+    .bind(first)
+    .fetch_one(&db.pool)
+    .await
+    .expect("the rerun");
+    assert!(same_slot, "a rerun keeps its original's slot");
+    assert_eq!(
+        (attempt, trigger.as_str(), rerun_of),
+        (2, "rerun", Some(first))
+    );
+    // It runs like any run, and `runs` says what it repeats.
+    let (status, ..) = ended(&db, again, Duration::from_secs(20)).await;
+    assert_eq!(status, "failed");
+    let listed = stdout(&db.sisyctl(&["runs", "--job", "Ops/again"]));
+    assert!(listed.contains(&format!("rerun of {first}")), "{listed}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&db.sisyctl(&["runs", "--json"]).stdout).expect("json");
+    assert_eq!(json[0]["rerun_of"], first);
+    // Audited with who and why.
+    let (actor, reason, diff) = last_audit(&db, "run.rerun").await.expect("an audit row");
+    assert_eq!(actor, "postgres");
+    assert_eq!(reason.as_deref(), Some("flaky network"));
+    assert_eq!(diff.expect("diff")["rerun_of"], first);
+
+    // A rerun of a rerun is the slot's third attempt.
+    let out = db.sisyctl(&["rerun", &again.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let attempts: Vec<i32> = sqlx::query_scalar("SELECT attempt FROM sisyphus.runs ORDER BY id")
+        .fetch_all(&db.pool)
+        .await
+        .expect("attempts");
+    assert_eq!(attempts, [1, 2, 3]);
+}
+
+#[tokio::test]
+async fn a_rerun_of_no_run_or_by_a_viewer_is_refused_and_writes_nothing() {
+    let db = TestDb::new().await;
+    let first = run_now(&db, JobDefinition::new("Ops", "r", ["true"])).await;
+    let out = db.sisyctl(&["rerun", "999999"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("run 999999 does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    let out = db.sisyctl(&["rerun", "seven"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    let base = db.url.rsplit('/').next().unwrap_or("t").to_string();
+    let viewer = format!("{base}_viewer");
+    assert!(db.sisyctl(&["user", "add", &viewer]).status.success());
+    assert!(db
+        .sisyctl(&["grant", &viewer, "viewer", "Ops.*"])
+        .status
+        .success());
+    let url = db
+        .url
+        .replacen("postgres://postgres@", &format!("postgres://{viewer}@"), 1);
+    let out = sisyctl_with_url(Some(&url), &["rerun", &first.to_string()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{viewer} (viewer of Ops.*) may not run jobs of Ops: needs operator"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(db.count("runs").await, 1, "nothing written");
+    assert!(last_audit(&db, "run.rerun").await.is_none());
+}
+
+#[tokio::test]
+async fn a_pause_says_who_why_and_until_when_and_the_scheduler_ends_it() {
+    let db = TestDb::new().await;
+    db.client
+        .apply(
+            &[JobDefinition {
+                cron: Some(sisyphus_client::spec::CronLines::One("* * * * *".into())),
+                ..JobDefinition::new("Ops", "nightly", ["true"])
+            }],
+            false,
+        )
+        .await
+        .expect("apply");
+    let out = db.sisyctl(&[
+        "--reason",
+        "database migration, OPS-42",
+        "job",
+        "pause",
+        "Ops/nightly",
+        "--until",
+        "4s",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Shown by job ls, job show, health, job_status.
+    let ls = stdout(&db.sisyctl(&["job", "ls"]));
+    assert!(
+        ls.contains("paused by postgres since ") && ls.contains(": database migration, OPS-42"),
+        "{ls}"
+    );
+    let show = stdout(&db.sisyctl(&["job", "show", "Ops/nightly"]));
+    assert!(
+        show.contains(" until ") && show.contains("OPS-42"),
+        "{show}"
+    );
+    let health = stdout(&db.sisyctl(&["health", "Ops/nightly"]));
+    assert!(health.contains("(paused by postgres"), "{health}");
+    let (reason, by, until_set): (Option<String>, Option<String>, bool) = sqlx::query_as(
+        "SELECT pause_reason, paused_by::text, paused_until > now() FROM sisyphus.job_status",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("job_status");
+    assert_eq!(reason.as_deref(), Some("database migration, OPS-42"));
+    assert_eq!(by.as_deref(), Some("postgres"));
+    assert!(until_set);
+    let (actor, why, diff) = last_audit(&db, "job.pause").await.expect("the pause's row");
+    assert_eq!(actor, "postgres");
+    assert_eq!(why.as_deref(), Some("database migration, OPS-42"));
+    let diff = diff.expect("diff");
+    assert_eq!(diff["pause_reason"]["after"], "database migration, OPS-42");
+
+    // The scheduler (its own login) resumes it when the pause ends, and says so in the log.
+    let _s = Daemon::scheduler(&db.url);
+    wait_for("the pause to end", Duration::from_secs(20), || async {
+        let paused: bool = sqlx::query_scalar("SELECT paused FROM sisyphus.jobs")
+            .fetch_one(&db.pool)
+            .await
+            .ok()?;
+        (!paused).then_some(())
+    })
+    .await;
+    let (actor, why, _) = last_audit(&db, "job.resume")
+        .await
+        .expect("the resume's row");
+    assert!(actor.contains("scheduler"), "resumed by {actor}");
+    assert!(why.is_some_and(|w| w.starts_with("paused until ")));
+    let cleared: (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT pause_reason, paused_by::text FROM sisyphus.jobs")
+            .fetch_one(&db.pool)
+            .await
+            .expect("job");
+    assert_eq!(cleared, (None, None), "a resume clears the note");
+    let ls = stdout(&db.sisyctl(&["job", "ls"]));
+    assert!(!ls.contains("paused by"), "{ls}");
+}
+
+#[tokio::test]
+async fn a_pause_that_ends_in_the_past_or_never_parses_is_refused_and_nothing_changes() {
+    let db = TestDb::new().await;
+    db.client
+        .apply(&[JobDefinition::new("Ops", "p", ["true"])], false)
+        .await
+        .expect("apply");
+    for until in ["2020-01-01T00:00:00Z", "yesterday", "0s"] {
+        let out = db.sisyctl(&["job", "pause", "Ops/p", "--until", until]);
+        assert_eq!(out.status.code(), Some(2), "{until}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("--until"),
+            "{until}: {}",
+            stderr(&out)
+        );
+    }
+    // Through SQL the database refuses the same.
+    let refused =
+        sqlx::query("SELECT sisyphus.pause_job('Ops', 'p', 'x', now() - interval '1 minute')")
+            .execute(&db.pool)
+            .await
+            .expect_err("a pause ending in the past");
+    assert!(
+        refused.to_string().contains("ends in the past"),
+        "{refused}"
+    );
+    let paused: bool = sqlx::query_scalar("SELECT paused FROM sisyphus.jobs")
+        .fetch_one(&db.pool)
+        .await
+        .expect("job");
+    assert!(!paused);
+    assert!(last_audit(&db, "job.pause").await.is_none());
+}
