@@ -1,4 +1,5 @@
--- Everyday operation (issue 19): run a run again, pause a job with a reason and an end.
+-- Everyday operation (issue 19): run a run again, pause a job with a reason and an end, give a
+-- run parameters.
 --
 -- Rerun: a new run of the same job and slot (the next attempt number of that slot, so the slot's
 -- attempts read in order and one-run-per-slot still holds), trigger `rerun`, linked to the run it
@@ -13,6 +14,113 @@
 ALTER TYPE sisyphus.run_trigger ADD VALUE IF NOT EXISTS 'rerun';
 
 ALTER TABLE sisyphus.runs ADD COLUMN rerun_of bigint;
+
+-- Parameters: what a job declares ({"date": {"default": "{yesterday}"}, "full": {"default":
+-- "false", "choices": ["true", "false"]}}, checked by `sisyphus_model::params`), and the values
+-- of each run (NULL for a job that declares none).
+ALTER TABLE sisyphus.jobs
+    ADD COLUMN params jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(params) = 'object');
+ALTER TABLE sisyphus.runs ADD COLUMN params jsonb;
+
+-- A run's values: the given ones (each declared, text, one of its choices if it has any) over
+-- the defaults, whose placeholders are those of resource names, resolved at the slot in the
+-- job's zone. A parameter with neither is refused; so is an unknown one. NULL when the job
+-- declares none and none is given.
+CREATE FUNCTION sisyphus.run_params(p_declared jsonb, p_given jsonb, p_slot timestamptz,
+                                    p_zone text)
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    k text;
+    spec jsonb;
+    v text;
+    resolved jsonb := '{}';
+BEGIN
+    p_given := coalesce(p_given, '{}');
+    IF p_declared = '{}' AND p_given = '{}' THEN
+        RETURN NULL;
+    END IF;
+    IF jsonb_typeof(p_given) <> 'object' THEN
+        RAISE EXCEPTION 'parameters must be a JSON object of names and text values, not %', p_given
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR k IN SELECT jsonb_object_keys(p_given) LOOP
+        IF NOT p_declared ? k THEN
+            RAISE EXCEPTION 'unknown parameter `%`: the job declares %', k,
+                coalesce((SELECT string_agg('`' || x || '`', ', ' ORDER BY x)
+                            FROM jsonb_object_keys(p_declared) x), 'none')
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF jsonb_typeof(p_given -> k) <> 'string' THEN
+            RAISE EXCEPTION 'parameter `%`: the value must be text, not %', k, p_given -> k
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF length(p_given ->> k) > 4096 THEN
+            RAISE EXCEPTION 'parameter `%`: the value is longer than 4096 characters', k
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END LOOP;
+    FOR k, spec IN SELECT * FROM jsonb_each(p_declared) LOOP
+        IF p_given ? k THEN
+            v := p_given ->> k;
+            IF spec ? 'choices' AND NOT (spec -> 'choices') ? v THEN
+                RAISE EXCEPTION 'parameter `%`: `%` is not one of %', k, v,
+                    (SELECT string_agg(c, ', ') FROM jsonb_array_elements_text(spec -> 'choices') c)
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+        ELSIF spec ? 'default' THEN
+            v := sisyphus.resource_name(spec ->> 'default', p_slot, p_zone);
+        ELSE
+            RAISE EXCEPTION 'parameter `%` is required (it has no default): give it a value, e.g. --param %=VALUE', k, k
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        resolved := resolved || jsonb_build_object(k, v);
+    END LOOP;
+    RETURN resolved;
+END $$;
+
+-- A retry takes its first attempt's values (finish_run inserts it without them).
+CREATE FUNCTION sisyphus.retry_takes_params() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, sisyphus AS $$
+BEGIN
+    NEW.params := (SELECT r.params FROM sisyphus.runs r
+                    WHERE r.job_id = NEW.job_id AND r.slot = NEW.slot
+                      AND r.attempt = NEW.attempt - 1
+                      AND r.target_host IS NOT DISTINCT FROM NEW.target_host);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER runs_retry_params BEFORE INSERT ON sisyphus.runs
+    FOR EACH ROW WHEN (NEW.trigger = 'retry' AND NEW.params IS NULL)
+    EXECUTE FUNCTION sisyphus.retry_takes_params();
+
+-- Running a job now with parameters: `sisyphus.run_now(project, name, params => '{...}')`. The
+-- values are checked and resolved before anything is written; the audit row names them.
+CREATE FUNCTION sisyphus.run_now(p_project text, p_name text, params jsonb,
+                                 p_by text DEFAULT session_user)
+RETURNS SETOF bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, sisyphus AS $$
+DECLARE
+    ids bigint[];
+    j sisyphus.jobs;
+    resolved jsonb;
+BEGIN
+    PERFORM sisyphus.require(p_project, 'operator', 'run jobs of');
+    j := sisyphus.find_job(p_project, p_name);
+    resolved := sisyphus.run_params(j.params, params, now(), j.timezone);
+    SELECT array_agg(id) INTO ids FROM sisyphus.run_now_unchecked(p_project, p_name, p_by) id;
+    IF resolved IS NOT NULL THEN
+        UPDATE sisyphus.runs SET params = resolved WHERE id = ANY (ids);
+    END IF;
+    PERFORM sisyphus.audit_write('run.now', p_project, p_project || '/' || p_name,
+                                 jsonb_build_object('runs', to_jsonb(ids))
+                                 || coalesce(jsonb_build_object('params', resolved), '{}'));
+    RETURN QUERY SELECT unnest(ids);
+END $$;
+
+-- Without parameters: the defaults (0011's wrapper, now through the one above).
+CREATE OR REPLACE FUNCTION sisyphus.run_now(p_project text, p_name text,
+                                            p_by text DEFAULT session_user)
+RETURNS SETOF bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, sisyphus AS $$
+    SELECT sisyphus.run_now(p_project, p_name, params => '{}'::jsonb, p_by => p_by)
+$$;
 
 ALTER TABLE sisyphus.jobs
     ADD COLUMN pause_reason text CHECK (length(pause_reason) <= 1000),
@@ -80,7 +188,7 @@ CREATE TRIGGER jobs_audit AFTER INSERT OR DELETE OR UPDATE OF
     iterations, ttl, catchup, jitter, maxtime, retries, retry_backoff, concurrency, target_all,
     target_pool, userdata, run_as, keep_logs, compress_logs, compress_mode, inputs, outputs,
     lock_lease, lock_wait, outputs_expire, on_inputs, max_health_age, notify, warn_after,
-    min_duration, memory_max, cpu_weight, paused, pause_reason, paused_until
+    min_duration, memory_max, cpu_weight, paused, pause_reason, paused_until, params
     ON sisyphus.jobs FOR EACH ROW EXECUTE FUNCTION sisyphus.jobs_audit();
 
 -- Pausing with a reason and an optional end, in one change (one audit row). The two-argument
@@ -177,12 +285,12 @@ BEGIN
     END IF;
     SELECT * INTO j FROM sisyphus.jobs WHERE jobs.id = r.job_id;
     INSERT INTO sisyphus.runs (job_id, slot, attempt, scheduled_for, expires_at, target_host,
-                               trigger, created_by, rerun_of)
+                               trigger, created_by, rerun_of, params)
     SELECT r.job_id, r.slot,
            (SELECT max(x.attempt) + 1 FROM sisyphus.runs x
              WHERE x.job_id = r.job_id AND x.slot = r.slot
                AND x.target_host IS NOT DISTINCT FROM r.target_host),
-           t, t + j.ttl, r.target_host, 'rerun', p_by, r.id
+           t, t + j.ttl, r.target_host, 'rerun', p_by, r.id, r.params
     RETURNING runs.id INTO id;
     PERFORM pg_notify('sisyphus_runs', '');
     RETURN id;
@@ -254,8 +362,10 @@ SELECT j.id,
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA sisyphus FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     sisyphus.pause_job(text, text), sisyphus.pause_job(text, text, text, timestamptz),
-    sisyphus.rerun(bigint, text)
+    sisyphus.rerun(bigint, text), sisyphus.run_now(text, text, jsonb, text)
     TO sisyphus_viewer;
-GRANT EXECUTE ON FUNCTION sisyphus.resume_ended_pauses() TO sisyphus_scheduler;
+GRANT EXECUTE ON FUNCTION sisyphus.resume_ended_pauses(),
+    sisyphus.run_params(jsonb, jsonb, timestamptz, text)
+    TO sisyphus_scheduler;
 -- The scheduler's column grants on jobs (0012) do not include the pause's: it changes them only
 -- through resume_ended_pauses.

@@ -244,7 +244,23 @@ impl Client {
 
     /// Runs a job now, outside its schedule. Returns the new runs (one per host for `all` jobs).
     pub async fn run_now(&self, job: &JobRef) -> Result<Vec<RunId>> {
-        jobs::run_now(&self.pool, job).await
+        jobs::run_now(&self.pool, job, &BTreeMap::new()).await
+    }
+
+    /// As [`run_now`](Self::run_now), with parameters: each must be one the job declares (and
+    /// one of its choices, where it lists them); those not given take their defaults, and one
+    /// without a default must be given. A refused parameter is [`Error::BadInput`] naming it, and
+    /// no run is made. The run gets them as `SISYPHUS_PARAM_<NAME>` and `$SISYPHUS_PARAMS`.
+    pub async fn run_now_with(
+        &self,
+        job: &JobRef,
+        params: &BTreeMap<String, String>,
+    ) -> Result<Vec<RunId>> {
+        for (name, value) in params {
+            crate::params::check_name(name).map_err(Error::BadInput)?;
+            crate::params::check_value(name, "value", value).map_err(Error::BadInput)?;
+        }
+        jobs::run_now(&self.pool, job, params).await
     }
 
     /// Pauses a job. Returns false if it was paused already.

@@ -2,6 +2,7 @@
 //! implement sqlx's traits; each is read here column by column, enums through their `FromStr`
 //! (the labels the schema test compares with PostgreSQL's), ids from their `bigint`.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use sqlx::postgres::PgRow;
@@ -66,6 +67,9 @@ pub(crate) fn run(row: PgRow) -> sqlx::Result<Run> {
         target_host: row.try_get("target_host")?,
         error: row.try_get("error")?,
         rerun_of: run_id_opt(&row, "rerun_of")?,
+        params: row
+            .try_get::<Option<sqlx::types::Json<BTreeMap<String, String>>>, _>("params")?
+            .map(|p| p.0),
     })
 }
 

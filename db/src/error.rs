@@ -35,6 +35,11 @@ pub enum Error {
     /// An action refused before it reached the database, for the reason given.
     #[error("{0}")]
     Refused(String),
+    /// Input that is wrong in itself (a run's parameter unknown, missing or not one of its
+    /// choices), said by the database or the client: like a bad key of a definition, `sisyctl`
+    /// exits 2 and nothing is written.
+    #[error("{0}")]
+    BadInput(String),
     /// The database refused an action for a reason it explained (e.g. removing a job that
     /// runs): one of the SQLSTATEs our SQL functions raise on purpose.
     #[error("{message}")]

@@ -122,6 +122,8 @@ pub struct Claimed {
     /// Limits of the run's cgroup (bytes; 1 to 10000).
     pub memory_max: Option<i64>,
     pub cpu_weight: Option<i32>,
+    /// The run's parameters (none for a job that declares none).
+    pub params: BTreeMap<String, String>,
 }
 
 /// Claims up to `limit` due runs for `host` (serving `pools`), each with a lease of `lease`.
@@ -168,6 +170,10 @@ fn claimed(row: PgRow) -> sqlx::Result<Claimed> {
         lock_wait: interval::to_duration(&lock_wait).unwrap_or_default(),
         memory_max: row.try_get("memory_max")?,
         cpu_weight: row.try_get("cpu_weight")?,
+        params: row
+            .try_get::<Option<Json<BTreeMap<String, String>>>, _>("params")?
+            .map(|p| p.0)
+            .unwrap_or_default(),
     })
 }
 

@@ -12,6 +12,7 @@ use sqlx::{PgConnection, PgExecutor, Postgres};
 use super::interval;
 use crate::error::{Error, Result};
 use sisyphus_model::notifications::Rule;
+use sisyphus_model::params::Params;
 use sisyphus_model::resources::Template;
 use sisyphus_model::schedule::{CronExpr, Schedule};
 use sisyphus_model::spec::{
@@ -79,6 +80,7 @@ pub struct JobRow {
     pub min_duration: Option<PgInterval>,
     pub memory_max: Option<i64>,
     pub cpu_weight: Option<i32>,
+    pub params: Json<Params>,
 }
 
 /// A stored row that no longer reads as a valid definition (changed by hand in SQL).
@@ -195,6 +197,7 @@ impl JobRow {
                     .map(|w| u32::try_from(w).map_err(|e| self.corrupt("cpu_weight", e)))
                     .transpose()?,
             },
+            params: self.params.0.clone(),
         };
         // A value changed by hand past what validation allows reads back as corrupt, naming
         // the first key the validator names (keys and columns share their names).
@@ -367,6 +370,7 @@ pub async fn upsert(
         .bind(min_duration)
         .bind(memory_max)
         .bind(cpu_weight)
+        .bind(Json(&spec.params))
         .fetch_one(conn)
         .await
         .map(JobId)
@@ -457,6 +461,7 @@ const COLUMN_KEYS: &[(&str, &str)] = &[
     ("min_duration", "min_duration"),
     ("memory_max", "memory_max"),
     ("cpu_weight", "cpu_weight"),
+    ("params", "params"),
 ];
 
 /// The key a column or constraint of `jobs` belongs to: `jobs_retries_check` → `retries`.
@@ -627,12 +632,23 @@ pub async fn durations<'e>(
 }
 
 /// Runs a job now, outside its schedule: the new runs (one per live host for `all` jobs).
-pub async fn run_now<'e>(db: impl PgExecutor<'e>, job: &JobRef) -> crate::Result<Vec<RunId>> {
+pub async fn run_now<'e>(
+    db: impl PgExecutor<'e>,
+    job: &JobRef,
+    params: &BTreeMap<String, String>,
+) -> crate::Result<Vec<RunId>> {
     let ids: Vec<i64> = sqlx::query_scalar(RUN_NOW)
         .bind(&job.project)
         .bind(&job.name)
+        .bind(Json(params))
         .fetch_all(db)
-        .await?;
+        .await
+        .map_err(|e| match Error::from(e) {
+            // The database's refusal of a parameter (unknown, missing, not a choice) is bad
+            // input, as a bad key of a definition is.
+            Error::Declined { code, message } if code == "22023" => Error::BadInput(message),
+            other => other,
+        })?;
     Ok(ids.into_iter().map(RunId).collect())
 }
 

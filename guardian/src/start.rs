@@ -13,6 +13,8 @@ use nix::unistd::User;
 use tokio::process::Child;
 use tokio::time::Instant;
 
+use sisyphus_model::params;
+
 use crate::cgroup::{Cgroups, RunCgroup};
 use crate::process::{self, Launch};
 use crate::secrets::Mask;
@@ -108,6 +110,14 @@ fn environment(
     );
     env.insert("SISYPHUS_ATTEMPT".into(), run.attempt.to_string());
     env.insert("SISYPHUS_USERDATA".into(), run.userdata.to_string());
+    if !run.params.is_empty() {
+        // Each parameter as its own variable, and all of them as one JSON object.
+        for (name, value) in &run.params {
+            env.insert(params::env_name(name), value.clone());
+        }
+        let all = serde_json::to_string(&run.params).unwrap_or_else(|_| "{}".to_string());
+        env.insert("SISYPHUS_PARAMS".into(), all);
+    }
     env.insert(
         sisyphus_protocol::FD_ENV.into(),
         process::PROTOCOL_FD.to_string(),

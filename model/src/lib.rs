@@ -13,6 +13,7 @@
 //! - [`schedule`]: cron expressions, intervals and one-shot times; next fire times in a zone.
 //! - [`spec`]: job definitions as written ([`JobDefinition`]) and as checked ([`JobSpec`]: the
 //!   validator is the only way to make one).
+//! - [`params`]: the parameters a job declares and a run is given.
 //! - [`resources`]: resource name templates and the lineage graph.
 //! - [`notifications`]: notification rules and the outbox as people read it; [`event`]: why a
 //!   notification exists.
@@ -23,6 +24,7 @@ pub mod access;
 pub mod control;
 pub mod event;
 pub mod notifications;
+pub mod params;
 pub mod resources;
 pub mod run;
 pub mod schedule;

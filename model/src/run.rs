@@ -274,4 +274,6 @@ pub struct Run {
     pub error: Option<String>,
     /// The run this one repeats (`sisyctl rerun`).
     pub rerun_of: Option<RunId>,
+    /// The run's parameters (`crate::params`); None for a job that declares none.
+    pub params: Option<std::collections::BTreeMap<String, String>>,
 }

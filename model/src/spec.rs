@@ -106,6 +106,9 @@ pub struct JobDefinition {
     pub memory_max: Option<Size>,
     /// The run's share of CPU against other runs (cgroup `cpu.weight`, 1 to 10000, default 100).
     pub cpu_weight: Option<i64>,
+    /// Parameters a run may be given (`sisyctl run P/N --param NAME=VALUE`), each with an
+    /// optional default and choices; see [`crate::params`].
+    pub params: Option<crate::params::Params>,
 }
 
 /// A size as written: a number of bytes, or text with a binary unit (`K`, `M`, `G`, `T`; `KiB`
@@ -545,6 +548,7 @@ impl JobDefinition {
                     memory_max: memory_max?,
                     cpu_weight: cpu_weight?,
                 },
+                params: self.params.clone().unwrap_or_default(),
             })
         };
         let fields = fields().ok_or_else(|| InvalidJob::internal(self.label(position)))?;
@@ -722,6 +726,8 @@ pub struct SpecFields {
     pub min_duration: Option<Duration>,
     /// Limits of the run's cgroup.
     pub limits: RunLimits,
+    /// Parameters a run may be given; scheduled runs take the defaults.
+    pub params: crate::params::Params,
 }
 
 impl SpecFields {
@@ -785,6 +791,8 @@ fn check_fields(f: &SpecFields) -> Vec<FieldProblem> {
     v.field("workdir", check_workdir(f.workdir.as_deref()));
     v.field("run_as", check_user(f.run_as.as_deref()));
     v.field("userdata", check_userdata(Some(f.userdata.clone())));
+    let runs_by_itself = f.schedule.is_some() || f.resources.on_inputs;
+    v.field("params", crate::params::check(&f.params, runs_by_itself));
     if let (Some(s), Some(e)) = (f.start, f.end) {
         if e <= s {
             v.push(

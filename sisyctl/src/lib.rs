@@ -74,8 +74,14 @@ enum Command {
     /// Inspect and manage jobs.
     #[command(subcommand)]
     Job(JobCommand),
-    /// Run a job now, outside its schedule.
-    Run { job: JobRef },
+    /// Run a job now, outside its schedule, with parameters the job declares
+    /// (`--param date=2026-11-30`; the others take their defaults).
+    Run {
+        job: JobRef,
+        /// NAME=VALUE; repeat for more.
+        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+    },
     /// Run a run again: a new run of the same job and slot (the slot's next attempt), trigger
     /// `rerun`, linked to the run it repeats; `--reason` goes into the audit log.
     Rerun { run: RunId },
@@ -265,7 +271,9 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
         } else {
             match error.downcast_ref::<sisyphus_client::Error>() {
                 Some(
-                    sisyphus_client::Error::Invalid(_) | sisyphus_client::Error::JobsFile { .. },
+                    sisyphus_client::Error::Invalid(_)
+                    | sisyphus_client::Error::JobsFile { .. }
+                    | sisyphus_client::Error::BadInput(_),
                 ) => 2,
                 _ => 1,
             }
@@ -351,7 +359,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Job(c) => cmd::job::run(&connect(url).await?, c, json).await,
         Command::Rerun { run } => cmd::runs::rerun(&connect(url).await?, run, json).await,
-        Command::Run { job } => cmd::runs::run_now(&connect(url).await?, &job, json).await,
+        Command::Run { job, params } => {
+            let params = cmd::runs::params(params)?;
+            cmd::runs::run_now(&connect(url).await?, &job, &params, json).await
+        }
         Command::Runs { job, status, limit } => {
             cmd::runs::list(&connect(url).await?, job, status, limit, json).await
         }
@@ -463,6 +474,11 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 }
 
 /// A connect timeout: more than zero, at most an hour.
+/// `--param NAME=VALUE`.
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    sisyphus_client::params::parse_assignment(s)
+}
+
 /// `--until`: an RFC 3339 time, or a duration from now (`2h`, `3days`); in the future.
 fn parse_until(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     let now = chrono::Utc::now();

@@ -2,8 +2,9 @@
 -- at that slot) are all written and not expired. A slot that has a run already is skipped by the
 -- unique index `runs_one_per_slot`: one run per fresh set of inputs.
 -- $1 job, $2 candidate slots, $3 now, $4 created_by.
-INSERT INTO sisyphus.runs (job_id, slot, scheduled_for, expires_at, trigger, created_by)
-SELECT j.id, s.slot, $3::timestamptz, $3::timestamptz + j.ttl, 'data', $4::text
+INSERT INTO sisyphus.runs (job_id, slot, scheduled_for, expires_at, trigger, created_by, params)
+SELECT j.id, s.slot, $3::timestamptz, $3::timestamptz + j.ttl, 'data', $4::text,
+       sisyphus.run_params(j.params, NULL, s.slot, j.timezone)
   FROM sisyphus.jobs j
  CROSS JOIN unnest($2::timestamptz[]) AS s(slot)
  WHERE j.id = $1

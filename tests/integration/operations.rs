@@ -227,3 +227,215 @@ async fn a_pause_that_ends_in_the_past_or_never_parses_is_refused_and_nothing_ch
     assert!(!paused);
     assert!(last_audit(&db, "job.pause").await.is_none());
 }
+
+/// A jobs file's `params`, as the issue writes them.
+const PARAMS_JOB: &str = r#"
+[[job]]
+project = "Ops"
+name = "load"
+command = ["sh", "-c", "echo \"date=$SISYPHUS_PARAM_DATE full=$SISYPHUS_PARAM_FULL all=$SISYPHUS_PARAMS\""]
+params = { date = { default = "{yesterday}" }, full = { default = "false", choices = ["true", "false"] } }
+"#;
+
+/// The one line a run printed.
+async fn printed(db: &TestDb, run: i64) -> String {
+    sqlx::query_scalar("SELECT text FROM sisyphus.run_logs WHERE run_id = $1 AND stream = 'stdout'")
+        .bind(run)
+        .fetch_one(&db.pool)
+        .await
+        .expect("the run's line")
+}
+
+#[tokio::test]
+async fn parameters_reach_the_run_as_variables_and_are_stored_with_it() {
+    let db = TestDb::new().await;
+    let file = crate::harness::jobs_file(PARAMS_JOB);
+    let out = db.sisyctl(&["apply", file.to_str().expect("path")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let _g = Daemon::guardian(&db.url, "g", &[]);
+
+    // Given: date and full.
+    let out = db.sisyctl(&[
+        "--json",
+        "run",
+        "Ops/load",
+        "--param",
+        "date=2026-11-30",
+        "--param",
+        "full=true",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ids: Vec<i64> = serde_json::from_slice(&out.stdout).expect("ids");
+    let (status, ..) = ended(&db, ids[0], Duration::from_secs(20)).await;
+    assert_eq!(status, "successful");
+    let line = printed(&db, ids[0]).await;
+    assert!(line.starts_with("date=2026-11-30 full=true all="), "{line}");
+    let all: serde_json::Value =
+        serde_json::from_str(line.split("all=").nth(1).expect("json")).expect("$SISYPHUS_PARAMS");
+    assert_eq!(
+        all,
+        serde_json::json!({"date": "2026-11-30", "full": "true"})
+    );
+    let listed = stdout(&db.sisyctl(&["runs", "--job", "Ops/load"]));
+    assert!(listed.contains("date=2026-11-30 full=true"), "{listed}");
+    let logs = db.sisyctl(&["logs", &ids[0].to_string()]);
+    assert!(
+        stderr(&logs).contains("params: date=2026-11-30 full=true"),
+        "{}",
+        stderr(&logs)
+    );
+
+    // Not given: the defaults, the date template resolved at the run's slot (in UTC here).
+    let out = db.sisyctl(&["--json", "run", "Ops/load"]);
+    let ids: Vec<i64> = serde_json::from_slice(&out.stdout).expect("ids");
+    let (status, ..) = ended(&db, ids[0], Duration::from_secs(20)).await;
+    assert_eq!(status, "successful");
+    let yesterday: String = sqlx::query_scalar(
+        "SELECT to_char((slot AT TIME ZONE 'UTC') - interval '1 day', 'YYYY-MM-DD')
+           FROM sisyphus.runs WHERE id = $1",
+    )
+    .bind(ids[0])
+    .fetch_one(&db.pool)
+    .await
+    .expect("slot");
+    let line = printed(&db, ids[0]).await;
+    assert!(
+        line.starts_with(&format!("date={yesterday} full=false")),
+        "{line}"
+    );
+
+    // Through SQL, with the issue's spelling; a rerun takes the same values.
+    let id: i64 = sqlx::query_scalar(
+        "SELECT sisyphus.run_now('Ops', 'load', params => '{\"full\": \"true\"}')",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("run_now with params");
+    let rerun = db.sisyctl(&["--json", "rerun", &id.to_string()]);
+    let rerun: serde_json::Value = serde_json::from_slice(&rerun.stdout).expect("rerun");
+    let both: Vec<serde_json::Value> =
+        sqlx::query_scalar("SELECT params FROM sisyphus.runs WHERE id = ANY($1) ORDER BY id")
+            .bind(vec![id, rerun["run"].as_i64().expect("id")])
+            .fetch_all(&db.pool)
+            .await
+            .expect("params");
+    assert_eq!(both[0]["full"], "true");
+    assert_eq!(both[0], both[1], "a rerun keeps its original's parameters");
+    // The audit row names them.
+    let (_, _, diff) = last_audit(&db, "run.now").await.expect("run.now row");
+    assert_eq!(diff.expect("diff")["params"]["full"], "true");
+}
+
+#[tokio::test]
+async fn bad_parameters_are_refused_naming_them_and_nothing_runs() {
+    let db = TestDb::new().await;
+    let file = crate::harness::jobs_file(&format!(
+        "{PARAMS_JOB}\n[[job]]\nproject = \"Ops\"\nname = \"needs\"\ncommand = [\"true\"]\n\
+         params = {{ table = {{}} }}\n"
+    ));
+    let out = db.sisyctl(&["apply", file.to_str().expect("path")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["run", "Ops/load", "--param", "colour=red"],
+            "unknown parameter `colour`",
+        ),
+        (
+            &["run", "Ops/load", "--param", "full=maybe"],
+            "`maybe` is not one of true, false",
+        ),
+        (&["run", "Ops/needs"], "parameter `table` is required"),
+        (&["run", "Ops/load", "--param", "date"], "is not NAME=VALUE"),
+        (
+            &["run", "Ops/load", "--param", "no way=1"],
+            "not a parameter name",
+        ),
+        (
+            &[
+                "run",
+                "Ops/load",
+                "--param",
+                "full=true",
+                "--param",
+                "full=false",
+            ],
+            "--param full is given twice",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = db.sisyctl(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(db.count("runs").await, 0, "nothing written");
+
+    // A job that runs by itself needs a default for each parameter; a default outside its
+    // choices is refused too — at apply, naming the key.
+    for (params, want) in [
+        ("{ date = {} }", "`date` has no default"),
+        (
+            "{ mode = { default = \"x\", choices = [\"a\"] } }",
+            "not one of its choices",
+        ),
+    ] {
+        let file = crate::harness::jobs_file(&format!(
+            "[[job]]\nproject = \"Ops\"\nname = \"cron\"\ncommand = [\"true\"]\n\
+             cron = \"0 3 * * *\"\nparams = {params}\n"
+        ));
+        let out = db.sisyctl(&["apply", file.to_str().expect("path")]);
+        assert_eq!(out.status.code(), Some(2), "{params}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("params") && stderr(&out).contains(want),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let jobs: i64 = db.count("jobs WHERE name = 'cron'").await;
+    assert_eq!(jobs, 0);
+}
+
+#[tokio::test]
+async fn scheduled_and_retried_runs_take_the_defaults() {
+    let db = TestDb::new().await;
+    let file = crate::harness::jobs_file(
+        r#"
+[[job]]
+project = "Ops"
+name = "tick"
+command = ["sh", "-c", "echo \"day=$SISYPHUS_PARAM_DAY\"; exit 1"]
+cron = "* * * * * *"
+retries = 1
+retry_backoff = "0s"
+params = { day = { default = "{date}" } }
+"#,
+    );
+    let out = db.sisyctl(&["apply", file.to_str().expect("path")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let _s = Daemon::scheduler(&db.url);
+    let _g = Daemon::guardian(&db.url, "g", &[]);
+    let (first, retry): (i64, i64) =
+        wait_for("a run and its retry", Duration::from_secs(30), || async {
+            sqlx::query_as(
+                "SELECT a.id, b.id FROM sisyphus.runs a JOIN sisyphus.runs b
+                 ON b.job_id = a.job_id AND b.slot = a.slot AND b.attempt = 2
+              WHERE a.attempt = 1 AND a.trigger = 'schedule'
+                AND b.status NOT IN ('pending', 'running')
+              ORDER BY a.id LIMIT 1",
+            )
+            .fetch_optional(&db.pool)
+            .await
+            .ok()
+            .flatten()
+        })
+        .await;
+    let day: String = sqlx::query_scalar(
+        "SELECT to_char(slot AT TIME ZONE 'UTC', 'YYYY-MM-DD') FROM sisyphus.runs WHERE id = $1",
+    )
+    .bind(first)
+    .fetch_one(&db.pool)
+    .await
+    .expect("slot");
+    for run in [first, retry] {
+        assert_eq!(printed(&db, run).await, format!("day={day}"), "run {run}");
+    }
+}

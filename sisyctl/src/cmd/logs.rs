@@ -29,7 +29,11 @@ pub struct Options {
 pub async fn run(client: &Client, run: RunId, options: &Options) -> Result<(), Failure> {
     let tag = options.tag.as_deref();
     // An unknown run is an error, not an empty log.
-    client.run(run).await?;
+    let info = client.run(run).await?;
+    // Its parameters, on stderr: stdout stays the log itself.
+    if !options.json && info.params.as_ref().is_some_and(|p| !p.is_empty()) {
+        eprintln!("run {run} params: {}", super::runs::shown_params(&info));
+    }
     let mut after = match options.tail {
         Some(n) => client.log_tail_start(run, tag, n).await?.unwrap_or(0),
         None => 0,

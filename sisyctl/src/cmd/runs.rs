@@ -1,5 +1,8 @@
 //! `sisyctl runs` and `sisyctl run JOB`.
 
+use std::collections::BTreeMap;
+
+use anyhow::anyhow;
 use sisyphus_client::{Client, JobRef, RunFilter, RunStatus};
 
 use crate::output::{self, opt, time};
@@ -32,6 +35,7 @@ pub async fn list(
                 time(Some(r.scheduled_for)),
                 time(r.finished_at),
                 opt(r.exit_code),
+                shown_params(r),
                 r.summary
                     .clone()
                     .or_else(|| r.error.clone())
@@ -50,11 +54,24 @@ pub async fn list(
             "SCHEDULED",
             "FINISHED",
             "EXIT",
+            "PARAMS",
             "SUMMARY",
         ],
         &rows,
     )?;
     Ok(())
+}
+
+/// `date=2026-11-30 full=true`, or `-`.
+pub fn shown_params(run: &sisyphus_client::Run) -> String {
+    match &run.params {
+        Some(p) if !p.is_empty() => p
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => "-".to_string(),
+    }
 }
 
 /// What made a run: `schedule`, `manual`, `retry`, `data`, or `rerun of N`.
@@ -81,8 +98,24 @@ pub async fn rerun(
     Ok(())
 }
 
-pub async fn run_now(client: &Client, job: &JobRef, json: bool) -> Result<(), Failure> {
-    let ids = client.run_now(job).await?;
+/// `--param`s as a map; a name given twice is refused.
+pub fn params(given: Vec<(String, String)>) -> Result<BTreeMap<String, String>, Failure> {
+    let mut params = BTreeMap::new();
+    for (name, value) in given {
+        if params.insert(name.clone(), value).is_some() {
+            return Err(Failure::usage(anyhow!("--param {name} is given twice")));
+        }
+    }
+    Ok(params)
+}
+
+pub async fn run_now(
+    client: &Client,
+    job: &JobRef,
+    params: &BTreeMap<String, String>,
+    json: bool,
+) -> Result<(), Failure> {
+    let ids = client.run_now_with(job, params).await?;
     if json {
         return Ok(output::json(&ids)?);
     }
