@@ -19,12 +19,16 @@
 //! - `isolation` — boundary cleaning per output line against UTF-8 decoding alone, and a cgroup
 //!   per run around spawning `/bin/true` against a process group alone.
 //! - `sdk` — a trivial standalone job with the job SDK against the same job with ll.sisyphus.
+//! - `access` — access control's cost (issue 15): the guardian's claim/finish path, a run's
+//!   control path and `sisyctl runs` over 1,000,000 runs, as the owner and as least-privilege
+//!   logins, against a database migrated only through migration 10 (before access control).
 //! - `all` — every table above, one after another.
 //!
 //! Run with `cargo build --release --workspace --examples && target/release/sisyphus-bench
 //! <bench>` (`footprint` starts the `sisyphus` binary built next to it, `sdk` the SDK's
 //! `testjob` example).
 
+mod access;
 mod data_triggers;
 mod drain;
 mod footprint;
@@ -145,6 +149,8 @@ enum Bench {
         #[arg(long, default_value_t = 60)]
         ticks: usize,
     },
+    /// Access control's cost: claim/finish, control and listing, with and without it.
+    Access(access::Options),
     /// Every bench with its defaults.
     All,
 }
@@ -184,6 +190,7 @@ async fn main() -> anyhow::Result<()> {
             active,
             ticks,
         } => data_triggers::data_triggers(&cluster, &idle, active, ticks).await,
+        Bench::Access(options) => access::access(&cluster, &options).await,
         Bench::All => all(&cluster).await,
     }
 }
@@ -213,6 +220,8 @@ async fn all(cluster: &pgembed::Cluster) -> anyhow::Result<()> {
     notify::notify(cluster, 3000, 2000).await?;
     println!();
     isolation::isolation(1_000_000, 300).await?;
+    println!();
+    access::access(cluster, &access::Options::default()).await?;
     println!();
     sdk::sdk(30)
 }

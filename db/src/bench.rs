@@ -6,7 +6,10 @@
 //! set by hand, triggers switched off): they are for `sisyphus-bench` only, on its own
 //! databases.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
+use sqlx::migrate::Migrator;
 use sqlx::{Connection as _, PgConnection, PgExecutor, PgPool};
 
 use sisyphus_model::{RunId, RunStatus};
@@ -61,6 +64,52 @@ pub async fn create_database(admin: &mut PgConnection, name: &str) -> Result<()>
     let statement: String = scalar!(&mut *admin, "create_database.sql", name)?;
     sqlx::query(&statement).execute(admin).await?;
     Ok(())
+}
+
+/// The embedded migrations ([`crate::MIGRATOR`]) up to and including `version`: the schema as
+/// it was before the later ones (the access bench compares with a database migrated through
+/// 10, before access control).
+pub fn migrator_through(version: i64) -> Migrator {
+    Migrator {
+        migrations: Cow::Owned(
+            crate::MIGRATOR
+                .iter()
+                .filter(|m| m.version <= version)
+                .cloned()
+                .collect(),
+        ),
+        ignore_missing: crate::MIGRATOR.ignore_missing,
+        locking: crate::MIGRATOR.locking,
+        no_tx: crate::MIGRATOR.no_tx,
+    }
+}
+
+/// Migrates the database at `url` through migration `version` only, the way [`crate::migrate`]
+/// migrates through all of them (schema `sisyphus`, its bookkeeping inside). Returns the schema
+/// version reached.
+pub async fn migrate_through(url: &str, version: i64) -> Result<i64> {
+    let mut conn = connect(url).await?;
+    sqlx::query(include_str!("../../sql/schema/create.sql"))
+        .execute(&mut conn)
+        .await?;
+    sqlx::query(include_str!("../../sql/schema/search_path.sql"))
+        .execute(&mut conn)
+        .await?;
+    migrator_through(version).run(&mut conn).await?;
+    let reached: Option<i64> = sqlx::query_scalar(include_str!("../../sql/schema/version.sql"))
+        .fetch_one(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(reached.unwrap_or(0))
+}
+
+/// Gives a database migrated through 0010 ([`migrate_through`]) the columns later migrations
+/// added that today's statements read (0013: `runs.rerun_of`, `runs.params`, `jobs.params`),
+/// empty and without indexes, triggers or policies: the same statements then run on the old
+/// schema and the new.
+pub async fn add_later_columns(conn: &mut PgConnection) -> Result<()> {
+    execute!(&mut *conn, "later_run_columns.sql")?;
+    execute!(&mut *conn, "later_job_columns.sql")
 }
 
 /// A table the bench vacuums after filling it.
@@ -139,6 +188,21 @@ pub async fn define_cron_jobs(conn: &mut PgConnection, n: i64) -> Result<()> {
     execute!(conn, "define_cron_jobs.sql", n)
 }
 
+/// Defines `per_project` jobs `P<p>/job<i>` in each of `projects` projects `P0`, `P1`, …, run
+/// only when asked, with unlimited concurrency and a day's TTL.
+pub async fn define_project_jobs<'e>(
+    db: impl PgExecutor<'e>,
+    projects: i64,
+    per_project: i64,
+) -> Result<()> {
+    execute!(db, "define_project_jobs.sql", projects, per_project)
+}
+
+/// Defines the job `Quiet/job0`, which has no runs.
+pub async fn define_quiet_job<'e>(db: impl PgExecutor<'e>) -> Result<()> {
+    execute!(db, "define_quiet_job.sql")
+}
+
 /// Makes `due` of the `defined` jobs due at `at`, spread over their ids.
 pub async fn make_due(
     conn: &mut PgConnection,
@@ -201,6 +265,27 @@ pub async fn insert_due_runs(
         .fetch_all(conn)
         .await?;
     Ok(ids.into_iter().map(RunId).collect())
+}
+
+/// Inserts `n` successful runs, round-robin over the `P…` jobs of [`define_project_jobs`], two
+/// seconds apart up to now.
+pub async fn insert_finished_runs<'e>(db: impl PgExecutor<'e>, n: i64) -> Result<()> {
+    execute!(db, "insert_finished_runs.sql", n)
+}
+
+/// How many runs have status `status`.
+pub async fn count_runs_with_status<'e>(db: impl PgExecutor<'e>, status: RunStatus) -> Result<i64> {
+    scalar!(db, "count_runs_with_status.sql", status.as_str())
+}
+
+/// Forgets the control request waiting for `run`, as its guardian does once it has acted.
+pub async fn clear_requested<'e>(db: impl PgExecutor<'e>, run: RunId) -> Result<()> {
+    execute!(db, "clear_requested.sql", run.0)
+}
+
+/// Audit rows of control actions on runs (terminate, suspend, resume).
+pub async fn count_run_audit<'e>(db: impl PgExecutor<'e>) -> Result<i64> {
+    scalar!(db, "count_run_audit.sql")
 }
 
 /// Whether any run is pending, running or suspended.

@@ -1,0 +1,6 @@
+-- For a database migrated only through 0010 (the access bench's "before access control"): the
+-- columns of runs that later migrations added and today's statements read (0013: rerun_of,
+-- params), empty, so that the same statements run on both schemas. No index, trigger, policy or
+-- default comes with them.
+ALTER TABLE sisyphus.runs ADD COLUMN IF NOT EXISTS rerun_of bigint,
+                          ADD COLUMN IF NOT EXISTS params jsonb
