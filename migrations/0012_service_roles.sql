@@ -68,6 +68,7 @@ BEGIN
     RETURN QUERY SELECT * FROM sisyphus.claim_runs_unchecked(p_host, p_pools, p_limit, p_lease);
 END $$;
 
+
 -- Outcomes: a guardian ends only runs on its hosts; the scheduler ends lost ones.
 ALTER FUNCTION sisyphus.finish_run(bigint, sisyphus.run_status[], sisyphus.run_status, integer,
     integer, text, text, timestamptz) RENAME TO finish_run_unchecked;

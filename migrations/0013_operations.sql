@@ -78,6 +78,18 @@ BEGIN
     RETURN resolved;
 END $$;
 
+-- The parameters of runs just claimed, for their guardian, read in a statement of its own: the
+-- claim's caller cannot join `runs` in the claiming statement, whose snapshot is older than
+-- the claim's (a run inserted in between is claimed but not seen, and would be lost to its
+-- guardian). Only runs on the caller's hosts.
+CREATE FUNCTION sisyphus.claimed_params(p_runs bigint[])
+RETURNS TABLE (id bigint, params jsonb)
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, sisyphus AS $$
+    SELECT r.id, r.params FROM sisyphus.runs r
+     WHERE r.id = ANY (p_runs) AND r.params IS NOT NULL
+       AND sisyphus.may_act_as(r.host)
+$$;
+
 -- A retry takes its first attempt's values (finish_run inserts it without them).
 CREATE FUNCTION sisyphus.retry_takes_params() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, sisyphus AS $$
@@ -364,6 +376,7 @@ GRANT EXECUTE ON FUNCTION
     sisyphus.pause_job(text, text), sisyphus.pause_job(text, text, text, timestamptz),
     sisyphus.rerun(bigint, text), sisyphus.run_now(text, text, jsonb, text)
     TO sisyphus_viewer;
+GRANT EXECUTE ON FUNCTION sisyphus.claimed_params(bigint[]) TO sisyphus_guardian;
 GRANT EXECUTE ON FUNCTION sisyphus.resume_ended_pauses(),
     sisyphus.run_params(jsonb, jsonb, timestamptz, text)
     TO sisyphus_scheduler;

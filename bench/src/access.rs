@@ -392,7 +392,9 @@ async fn control(cluster: &pgembed::Cluster, o: &Options) -> anyhow::Result<()> 
 async fn running_run(owner: &PgPool) -> anyhow::Result<RunId> {
     db::bench::define_project_jobs(owner, 1, 1).await?;
     db::bench::insert_pending_runs(owner, 1).await?;
-    let claimed = db::guardian::claim(owner, HOST, &[], 1, Duration::from_secs(24 * 3600)).await?;
+    let mut conn = owner.acquire().await?;
+    let claimed =
+        db::guardian::claim(&mut conn, HOST, &[], 1, Duration::from_secs(24 * 3600)).await?;
     match claimed.as_slice() {
         [one] => Ok(one.id),
         other => anyhow::bail!("claimed {} runs for the control bench, not 1", other.len()),

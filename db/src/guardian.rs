@@ -25,11 +25,13 @@ const REGISTER: &str = include_str!("../../sql/guardian/register.sql");
 const ORPHANS: &str = include_str!("../../sql/guardian/orphans.sql");
 const DEREGISTER: &str = include_str!("../../sql/guardian/deregister.sql");
 const CLAIM: &str = include_str!("../../sql/guardian/claim.sql");
+const CLAIMED_PARAMS: &str = include_str!("../../sql/guardian/claimed_params.sql");
 const NEXT_DUE: &str = include_str!("../../sql/guardian/next_due.sql");
 const REQUESTS: &str = include_str!("../../sql/guardian/requests.sql");
 const HEARTBEAT: &str = include_str!("../../sql/guardian/heartbeat.sql");
 const SET_SUSPENDED: &str = include_str!("../../sql/guardian/set_suspended.sql");
 const SET_PIDS: &str = include_str!("../../sql/guardian/set_pids.sql");
+const LOCK_RUNS: &str = include_str!("../../sql/guardian/lock_runs.sql");
 const FINISH_MANY: &str = include_str!("../../sql/guardian/finish_many.sql");
 
 /// Notified when runs become claimable (new runs, a freed concurrency slot).
@@ -126,23 +128,37 @@ pub struct Claimed {
     pub params: BTreeMap<String, String>,
 }
 
-/// Claims up to `limit` due runs for `host` (serving `pools`), each with a lease of `lease`.
-pub async fn claim<'e>(
-    db: impl PgExecutor<'e>,
+/// Claims up to `limit` due runs for `host` (serving `pools`), each with a lease of `lease`, and
+/// then reads their parameters (a second statement: see `sql/guardian/claimed_params.sql`).
+pub async fn claim(
+    db: &mut PgConnection,
     host: &str,
     pools: &[String],
     limit: i32,
     lease: Duration,
 ) -> crate::Result<Vec<Claimed>> {
-    sqlx::query(CLAIM)
+    let mut runs: Vec<Claimed> = sqlx::query(CLAIM)
         .bind(host)
         .bind(pools)
         .bind(limit)
         .bind(interval::from_duration(lease))
         .try_map(claimed)
-        .fetch_all(db)
-        .await
-        .map_err(crate::Error::from)
+        .fetch_all(&mut *db)
+        .await?;
+    if runs.is_empty() {
+        return Ok(runs);
+    }
+    let ids: Vec<i64> = runs.iter().map(|r| r.id.0).collect();
+    let params: Vec<(i64, Json<BTreeMap<String, String>>)> = sqlx::query_as(CLAIMED_PARAMS)
+        .bind(&ids)
+        .fetch_all(&mut *db)
+        .await?;
+    let mut params: BTreeMap<i64, BTreeMap<String, String>> =
+        params.into_iter().map(|(id, p)| (id, p.0)).collect();
+    for run in &mut runs {
+        run.params = params.remove(&run.id.0).unwrap_or_default();
+    }
+    Ok(runs)
 }
 
 /// A row of `sql/guardian/claim.sql`.
@@ -170,10 +186,7 @@ fn claimed(row: PgRow) -> sqlx::Result<Claimed> {
         lock_wait: interval::to_duration(&lock_wait).unwrap_or_default(),
         memory_max: row.try_get("memory_max")?,
         cpu_weight: row.try_get("cpu_weight")?,
-        params: row
-            .try_get::<Option<Json<BTreeMap<String, String>>>, _>("params")?
-            .map(|p| p.0)
-            .unwrap_or_default(),
+        params: BTreeMap::new(),
     })
 }
 
@@ -264,6 +277,16 @@ pub async fn set_suspended<'e>(
     Ok(())
 }
 
+/// Locks `runs` in ascending id order for the rest of the transaction, as the heartbeat does:
+/// the first statement of a transaction that changes several runs.
+pub async fn lock_runs(conn: &mut PgConnection, runs: &[RunId]) -> crate::Result<()> {
+    sqlx::query(LOCK_RUNS)
+        .bind(runs.iter().map(|r| r.0).collect::<Vec<_>>())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Records the pids of started runs, in one statement.
 pub async fn set_pids(conn: &mut PgConnection, pids: &[(RunId, i32)]) -> crate::Result<()> {
     sqlx::query(SET_PIDS)
@@ -289,11 +312,17 @@ pub struct Finish<'a> {
 /// Records outcomes in one statement through `sisyphus.finish_run` (compare-and-set each,
 /// retries as it does). Returns, per outcome, whether it was recorded: false when the run had
 /// already ended otherwise.
+///
+/// The runs are ended in ascending id order, the order in which the heartbeat renews their
+/// leases (an index scan of `id = ANY`): two statements that lock the same runs in different
+/// orders deadlock, and the heartbeat is the one PostgreSQL cancels.
 pub async fn finish_many(
     conn: &mut PgConnection,
     outcomes: &[Finish<'_>],
 ) -> crate::Result<Vec<(RunId, bool)>> {
-    let o = outcomes;
+    let mut sorted: Vec<&Finish<'_>> = outcomes.iter().collect();
+    sorted.sort_by_key(|x| x.run.0);
+    let o = sorted;
     let applied: Vec<(i64, bool)> = sqlx::query_as(FINISH_MANY)
         .bind(o.iter().map(|x| x.run.0).collect::<Vec<_>>())
         .bind(o.iter().map(|x| x.status.as_str()).collect::<Vec<_>>())

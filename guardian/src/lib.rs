@@ -485,8 +485,9 @@ impl Guardian {
             return Ok(Vec::new());
         }
         let config = &self.config;
+        let mut conn = self.pool.acquire().await?;
         queries::claim(
-            &self.pool,
+            &mut conn,
             &config.name,
             &config.pools,
             free as i32,

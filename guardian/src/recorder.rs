@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use sisyphus_db::guardian::set_pids;
+use sisyphus_db::guardian::{lock_runs, set_pids};
 use sisyphus_db::{logs, PgPool};
 use sisyphus_model::views::{LogRow, Stream};
 use sisyphus_model::{RunId, RunStatus};
@@ -458,6 +458,16 @@ async fn run(mut writer: Writer, mut rx: mpsc::Receiver<Msg>) {
 /// One transaction: lines, pids, outcomes (outcomes last: a run's pid and lines come first).
 async fn try_write(pool: &PgPool, batch: &Batch) -> sisyphus_db::Result<()> {
     let mut tx = pool.begin().await?;
+    // The runs whose pids and outcomes change, locked first and in the heartbeat's order.
+    let changed: Vec<RunId> = batch
+        .pids
+        .iter()
+        .map(|(run, _)| *run)
+        .chain(batch.outcomes.iter().map(|o| o.run))
+        .collect();
+    if changed.len() > 1 {
+        lock_runs(&mut tx, &changed).await?;
+    }
     logs::insert(&mut tx, &batch.lines).await?;
     // Every started run's pid is recorded, also when its outcome is in this same batch (a quick
     // run under load): the pid is part of the run's record. One statement for the batch.
