@@ -193,10 +193,10 @@ mod tests {
             ("postgresql://h:5", "postgresql://a:p@h:5"),
         ];
         for (url, want) in cases {
-            assert_eq!(with_login(url, "a", Some("p")).unwrap(), want, "{url}");
+            assert_eq!(with_login(url, "a", Some("p")).expect(url), want, "{url}");
         }
         assert_eq!(
-            with_login("postgres://postgres@h:5/db", "a", None).unwrap(),
+            with_login("postgres://postgres@h:5/db", "a", None).expect("without a password"),
             "postgres://a@h:5/db"
         );
         assert!(with_login("h:5/db", "a", None).is_err());
