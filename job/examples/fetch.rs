@@ -2,6 +2,7 @@
 //!
 //! ```sh
 //! FETCH_URL=http://127.0.0.1:8000/ cargo run --example fetch -- --maxtime 180
+//! cargo run --example fetch -- --help     # every ll.sisyphus option with this job's defaults
 //! ```
 //!
 //! (A plain HTTP/1.0 GET over `std::net`, so the example needs no HTTP client crate.)
@@ -22,6 +23,13 @@ impl Job for Fetch {
         let mut o = Options::new("ACME.FooBar", "Fetch");
         o.maxtime = std::time::Duration::from_secs(3 * 60);
         o
+    }
+
+    fn description(&self) -> Option<String> {
+        Some(format!(
+            "fetch {} and save it to a local file ({})",
+            self.url, self.officialname
+        ))
     }
 
     fn execute(&mut self, ctx: &Context) -> Result<Option<String>, Error> {

@@ -11,7 +11,8 @@
 //! - `fail:TEXT` (execute returns that error), `done:SUMMARY` (successful), `nothing`
 //!   (uneventful). Without one of these the run is uneventful.
 //!
-//! `TESTJOB_HEALTH`, when set, is what the job's own `healthcheck()` reports.
+//! `TESTJOB_HEALTH`, when set, is what the job's own `healthcheck()` reports; `TESTJOB_VERSION`,
+//! when set, the job's version (`--version`), else the SDK's.
 //! Flags work as for any job (`--maxtime 1`, `--basedir DIR`, …).
 
 use std::time::Duration;
@@ -85,6 +86,14 @@ impl Job for TestJob {
 
     fn healthcheck(&mut self) -> Option<String> {
         std::env::var("TESTJOB_HEALTH").ok()
+    }
+
+    fn description(&self) -> Option<String> {
+        Some("a scriptable job for the SDK's tests (TESTJOB_SCRIPT)".into())
+    }
+
+    fn version(&self) -> Option<String> {
+        std::env::var("TESTJOB_VERSION").ok()
     }
 }
 

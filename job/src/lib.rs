@@ -67,6 +67,17 @@ pub trait Job {
     fn nextrun(&mut self) -> Option<NextRun> {
         None
     }
+
+    /// What the job does, shown first by `--help` (ll.sisyphus' `argdescription`).
+    fn description(&self) -> Option<String> {
+        None
+    }
+
+    /// The job's version, printed by `--version` (say `Some(env!("CARGO_PKG_VERSION").into())`);
+    /// `None`: the SDK's (`sisyphus-job 0.1.0`).
+    fn version(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Exit codes of a standalone job.
@@ -89,16 +100,42 @@ pub fn execute_with_args<J: Job>(job: J) -> ! {
     std::process::exit(code)
 }
 
-/// Runs `job` with `args` as its flags; returns the exit code.
+/// Runs `job` with `args` as its flags; returns the exit code. `--help` and `--version` print
+/// and return 0; a refused flag or value prints clap's message and returns [`exit::USAGE`].
 pub fn run<J: Job>(mut job: J, args: impl IntoIterator<Item = String>) -> i32 {
     let mut options = job.options();
-    if let Err(e) = options.apply_args(args) {
-        eprintln!("{}/{}: {e}", options.projectname, options.jobname);
-        return exit::USAGE;
+    if let Err(e) = options.command_line(command(&job, &options), args) {
+        let _ = e.print();
+        return if e.use_stderr() {
+            exit::USAGE
+        } else {
+            exit::OK
+        };
     }
     match guardian_fd() {
         Some(fd) => standalone::under_guardian(&mut job, fd),
         None => standalone::run(&mut job, &options),
+    }
+}
+
+/// The job's command line: its options with the job's values as defaults, named as the program
+/// was started, with the job's description and version.
+pub fn command<J: Job>(job: &J, options: &Options) -> clap::Command {
+    let program = std::env::args_os()
+        .next()
+        .and_then(|p| {
+            std::path::Path::new(&p)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| options.jobname.clone());
+    let version = job
+        .version()
+        .unwrap_or_else(|| concat!("sisyphus-job ", env!("CARGO_PKG_VERSION")).to_string());
+    let command = options.command().name(program).version(version);
+    match job.description() {
+        Some(about) => command.about(about),
+        None => command,
     }
 }
 

@@ -27,9 +27,6 @@ use sisyphus_protocol::{tasks_label, Record, Status, Task};
 use crate::context::{chain, Notice, ProtocolSink, Sink, Writer};
 use crate::{exit, Context, Job, NextRun, Options};
 
-/// Between SIGTERM and SIGKILL at maxtime.
-const GRACE: Duration = Duration::from_secs(1);
-
 /// Runs the job standalone: healthcheck, or runs (repeated in repeat mode) under the lock.
 pub fn run<J: Job>(job: &mut J, options: &Options) -> i32 {
     let base = base_dir(options);
@@ -328,7 +325,7 @@ fn watch_child(options: &Options, ctx: &Context, child: Pid, report: OwnedFd) ->
                 let now = Instant::now();
                 if now >= deadline && !timed_out {
                     timed_out = true;
-                    kill_group(child);
+                    kill_group(child, options.waitchildbreak);
                     continue;
                 }
                 let left = deadline.saturating_duration_since(now);
@@ -394,10 +391,10 @@ fn wait_for_hangup(report: &OwnedFd, timeout: Duration) -> bool {
     }
 }
 
-/// SIGTERM to the child's group, SIGKILL after the grace period.
-fn kill_group(child: Pid) {
+/// SIGTERM to the child's group, SIGKILL after `grace` (ll.sisyphus' `waitchildbreak`).
+fn kill_group(child: Pid, grace: Duration) {
     let _ = killpg(child, Signal::SIGTERM);
-    let until = Instant::now() + GRACE;
+    let until = Instant::now() + grace;
     while Instant::now() < until {
         if let Ok(WaitStatus::StillAlive) = waitpid(child, Some(WaitPidFlag::WNOHANG)) {
             std::thread::sleep(Duration::from_millis(10));

@@ -439,7 +439,8 @@ fn a_bad_flag_is_refused_naming_it_and_nothing_runs() {
     let out = run(&base, "done:ok", &["--maxtime", "soon"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("--maxtime: `soon` is not a number of seconds"),
+        text(&out.stderr)
+            .contains("invalid value 'soon' for '--maxtime <SECONDS>': not a number of seconds"),
         "{}",
         text(&out.stderr)
     );

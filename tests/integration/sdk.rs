@@ -197,3 +197,43 @@ async fn the_sdk_examples_run_from_their_jobs_file_under_a_guardian() {
         Some("[2/2] database crm :: [2/3] table orders")
     );
 }
+
+#[tokio::test]
+async fn an_sdk_job_s_flags_work_under_a_guardian_and_a_mistyped_one_fails_the_run() {
+    let db = TestDb::new().await;
+    let _g = Daemon::guardian(&db.url, "g1", &[]);
+    let with_flags = |name: &str, flags: &[&str]| JobDefinition {
+        command: Some(JobCommand::Argv(
+            std::iter::once(testjob().display().to_string())
+                .chain(flags.iter().map(|f| f.to_string()))
+                .collect(),
+        )),
+        ..sdk_job(name, "done:flags taken")
+    };
+    let run = run_now(&db, with_flags("flags", &["--maxtime", "20", "-r", "no"])).await;
+    let (status, summary, error, code) = ended(&db, run, Duration::from_secs(20)).await;
+    assert_eq!(
+        (status.as_str(), summary.as_deref(), code),
+        ("successful", Some("flags taken"), Some(0)),
+        "{error:?}"
+    );
+
+    // clap refuses the flag before the job starts: exit 2, its message and suggestion in the
+    // run's stderr lines, nothing from the job itself.
+    let run = run_now(&db, with_flags("typo", &["--maxtmie", "20"])).await;
+    let (status, _, error, code) = ended(&db, run, Duration::from_secs(20)).await;
+    assert_eq!((status.as_str(), code), ("failed", Some(2)), "{error:?}");
+    let stderr: Vec<String> = sqlx::query_scalar(
+        "SELECT text FROM sisyphus.run_logs WHERE run_id = $1 AND stream = 'stderr' ORDER BY seq",
+    )
+    .bind(run)
+    .fetch_all(&db.pool)
+    .await
+    .expect("stderr");
+    assert!(
+        stderr.contains(&"error: unexpected argument '--maxtmie' found".to_string())
+            && stderr.contains(&"  tip: a similar argument exists: '--maxtime'".to_string()),
+        "{stderr:?}"
+    );
+    assert_eq!(sdk_lines(&db, run).await, vec![]);
+}
