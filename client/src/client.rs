@@ -47,6 +47,15 @@ pub struct Applied {
     pub change: Change,
 }
 
+/// What [`Client::bulk`] does to each run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkAction {
+    /// A new run of the same job and slot (`sisyctl rerun`).
+    Rerun,
+    /// Terminate, suspend or resume.
+    Control(ControlAction),
+}
+
 impl Client {
     /// Connects and checks that the schema matches this build, giving up after
     /// [`db::DEFAULT_CONNECT_TIMEOUT`].
@@ -329,6 +338,42 @@ impl Client {
     pub async fn control(&self, run: RunId, action: ControlAction) -> Result<String> {
         let mut conn = self.pool.acquire().await?;
         runs::control(&mut conn, run, action).await
+    }
+
+    /// One action on many runs (`sisyctl runs … --kill --yes`): one transaction for all of them,
+    /// each run in a savepoint of its own, so that one that cannot be acted on (it ended
+    /// meanwhile, or is not the caller's to touch) is reported and the others go on. Returns
+    /// per run what happened: the control's answer (`requested`, `cancelled`) or the new run of
+    /// a rerun, or the refusal.
+    pub async fn bulk(
+        &self,
+        runs: &[RunId],
+        action: BulkAction,
+    ) -> Result<Vec<(RunId, std::result::Result<String, String>)>> {
+        let mut tx = self.pool.begin().await?;
+        let mut done = Vec::with_capacity(runs.len());
+        for &run in runs {
+            let mut savepoint = db::begin_nested(&mut tx).await?;
+            let answer = match action {
+                BulkAction::Rerun => runs::rerun(&mut *savepoint, run)
+                    .await
+                    .map(|new| format!("run {new}")),
+                BulkAction::Control(c) => runs::control(&mut savepoint, run, c).await,
+            };
+            match answer {
+                Ok(answer) => {
+                    savepoint.commit().await?;
+                    done.push((run, Ok(answer)));
+                }
+                Err(e @ (Error::Declined { .. } | Error::NoSuchRun(_))) => {
+                    savepoint.rollback().await?;
+                    done.push((run, Err(e.to_string())));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// One run.

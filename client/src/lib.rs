@@ -45,7 +45,7 @@ pub use sisyphus_model::run as model;
 /// The model, under the paths it had when it lived here.
 pub use sisyphus_model::{access, notifications, params, resources, schedule, spec, status, views};
 
-pub use client::{Applied, Change, Client};
+pub use client::{Applied, BulkAction, Change, Client};
 pub use db::access::AuditFilter;
 pub use db::runs::RunFilter;
 pub use db::{Error, Result};

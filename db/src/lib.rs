@@ -35,6 +35,13 @@ pub use sqlx::{PgConnection, PgPool};
 /// A transaction on a pooled connection.
 pub type Transaction = sqlx::Transaction<'static, sqlx::Postgres>;
 
+/// A savepoint inside `tx`: committing it releases it, rolling it back (or dropping it) undoes
+/// only what was done since, and the transaction goes on.
+pub async fn begin_nested(tx: &mut Transaction) -> Result<sqlx::Transaction<'_, sqlx::Postgres>> {
+    use sqlx::Connection;
+    Ok(Connection::begin(&mut **tx).await?)
+}
+
 /// The schema migrations, embedded. Every part and every test migrates through this one value.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 

@@ -21,6 +21,8 @@ pub struct RunFilter {
     pub status: Option<RunStatus>,
     /// At most this many, newest first (default 50).
     pub limit: Option<i64>,
+    /// Only runs scheduled at or after this time.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl RunFilter {
@@ -50,6 +52,7 @@ pub async fn list(conn: &mut PgConnection, filter: &RunFilter) -> crate::Result<
         .bind(&filter.name)
         .bind(filter.status.map(RunStatus::as_str))
         .bind(filter.limit.unwrap_or(50))
+        .bind(filter.since)
         .try_map(decode::run)
         .fetch_all(conn)
         .await

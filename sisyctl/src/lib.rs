@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sisyphus_client::access::GrantLevel;
-use sisyphus_client::{Client, ControlAction, JobRef, RunId, RunStatus};
+use sisyphus_client::{BulkAction, Client, ControlAction, JobRef, RunId, RunStatus};
 
 #[derive(Parser)]
 #[command(
@@ -86,15 +86,37 @@ enum Command {
     /// `rerun`, linked to the run it repeats; `--reason` goes into the audit log.
     Rerun { run: RunId },
     /// List runs, newest first.
+    ///
+    /// With --rerun, --kill, --suspend or --resume: acts on every run listed (at most --limit,
+    /// default 10,000 then), after printing them and asking — or at once with --yes — in one
+    /// transaction, and says per run what happened.
     Runs {
         /// Only this job (PROJECT/NAME).
         #[arg(long)]
         job: Option<JobRef>,
         #[arg(long)]
         status: Option<RunStatus>,
-        /// At most this many (1 to 10,000).
-        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=MAX_COUNT as i64))]
-        limit: i64,
+        /// Only runs scheduled within this long (e.g. 1d, 6h).
+        #[arg(long, value_parser = parse_duration)]
+        since: Option<std::time::Duration>,
+        /// At most this many (1 to 10,000; default 50, or 10,000 with an action).
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..=MAX_COUNT as i64))]
+        limit: Option<i64>,
+        /// Run each listed run again.
+        #[arg(long, group = "bulk")]
+        rerun: bool,
+        /// Terminate each listed run.
+        #[arg(long, group = "bulk")]
+        kill: bool,
+        /// Suspend each listed run.
+        #[arg(long, group = "bulk")]
+        suspend: bool,
+        /// Resume each listed run.
+        #[arg(long, group = "bulk")]
+        resume: bool,
+        /// Act without asking.
+        #[arg(long, requires = "bulk")]
+        yes: bool,
     },
     /// Terminate a run (SIGTERM to its process group, then SIGKILL); a pending run is cancelled.
     Kill { run: RunId },
@@ -363,8 +385,45 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let params = cmd::runs::params(params)?;
             cmd::runs::run_now(&connect(url).await?, &job, &params, json).await
         }
-        Command::Runs { job, status, limit } => {
-            cmd::runs::list(&connect(url).await?, job, status, limit, json).await
+        Command::Runs {
+            job,
+            status,
+            since,
+            limit,
+            rerun,
+            kill,
+            suspend,
+            resume,
+            yes,
+        } => {
+            let action = match (rerun, kill, suspend, resume) {
+                (true, ..) => Some(BulkAction::Rerun),
+                (_, true, ..) => Some(BulkAction::Control(ControlAction::Terminate)),
+                (_, _, true, _) => Some(BulkAction::Control(ControlAction::Suspend)),
+                (.., true) => Some(BulkAction::Control(ControlAction::Resume)),
+                _ => None,
+            };
+            let since = since
+                .map(|d| {
+                    chrono::Duration::from_std(d)
+                        .ok()
+                        .and_then(|d| chrono::Utc::now().checked_sub_signed(d))
+                        .ok_or_else(|| {
+                            Failure::usage(anyhow::anyhow!("--since reaches back too far"))
+                        })
+                })
+                .transpose()?;
+            let query = cmd::runs::Query {
+                job,
+                status,
+                since,
+                limit,
+            };
+            let client = connect(url).await?;
+            match action {
+                None => cmd::runs::list(&client, query, json).await,
+                Some(action) => cmd::runs::bulk(&client, query, action, yes, json).await,
+            }
         }
         Command::Kill { run } => {
             cmd::control::run(&connect(url).await?, run, ControlAction::Terminate, json).await

@@ -156,6 +156,23 @@ pub fn sisyctl_with_url(url: Option<&str>, args: &[&str]) -> Output {
     cmd.output().expect("run sisyctl")
 }
 
+/// Runs `sisyctl ARGS` against `url` with `input` on its stdin.
+pub fn sisyctl_stdin(url: &str, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(bin("sisyctl"))
+        .args(args)
+        .env("SISYPHUS_DATABASE_URL", url)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run sisyctl");
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    child.wait_with_output().expect("wait for sisyctl")
+}
+
 /// The path of one of this package's binaries.
 pub fn bin(name: &str) -> PathBuf {
     match name {

@@ -439,3 +439,114 @@ params = { day = { default = "{date}" } }
         assert_eq!(printed(&db, run).await, format!("day={day}"), "run {run}");
     }
 }
+
+#[tokio::test]
+async fn bulk_actions_list_ask_and_act_once_per_run() {
+    let db = TestDb::new().await;
+    let file = crate::harness::jobs_file(
+        "[[job]]\nproject = \"Ops\"\nname = \"flaky\"\ncommand = [\"sh\", \"-c\", \"exit 1\"]\n\
+         [[job]]\nproject = \"Ops\"\nname = \"long\"\ncommand = [\"sleep\", \"60\"]\n\
+         concurrency = 5\n",
+    );
+    let out = db.sisyctl(&["apply", file.to_str().expect("path")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let _g = Daemon::guardian(&db.url, "g", &[]);
+    let mut failed = Vec::new();
+    for _ in 0..3 {
+        let id = run_now(
+            &db,
+            JobDefinition::new("Ops", "flaky", ["sh", "-c", "exit 1"]),
+        )
+        .await;
+        ended(&db, id, Duration::from_secs(20)).await;
+        failed.push(id);
+    }
+    // Listed and asked: "no" (or no answer) does nothing.
+    let args = [
+        "runs",
+        "--job",
+        "Ops/flaky",
+        "--status",
+        "failed",
+        "--since",
+        "1h",
+        "--rerun",
+    ];
+    let out = crate::harness::sisyctl_stdin(&db.url, &args, "n\n");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("rerun these 3 run(s)? [y/N]"),
+        "{}",
+        stderr(&out)
+    );
+    for id in &failed {
+        assert!(stdout(&out).contains(&id.to_string()), "{}", stdout(&out));
+    }
+    assert_eq!(db.count("runs WHERE trigger = 'rerun'").await, 0);
+    // "y": one rerun each, reported per run.
+    let out = crate::harness::sisyctl_stdin(&db.url, &args, "y\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    for id in &failed {
+        assert!(
+            stdout(&out).contains(&format!("run {id}: run ")),
+            "{}",
+            stdout(&out)
+        );
+    }
+    let reruns: Vec<i64> = sqlx::query_scalar(
+        "SELECT rerun_of FROM sisyphus.runs WHERE trigger = 'rerun' ORDER BY rerun_of",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("reruns");
+    assert_eq!(reruns, failed);
+
+    // --kill --yes on running runs: each terminated; one that ends meanwhile is reported, the
+    // others go on.
+    let mut long = Vec::new();
+    for _ in 0..3 {
+        long.push(
+            db.client
+                .run_now(&sisyphus_client::JobRef::new("Ops", "long"))
+                .await
+                .expect("run")[0]
+                .0,
+        );
+    }
+    wait_for("three long runs", Duration::from_secs(20), || async {
+        (db.count("runs WHERE status = 'running' AND job_id IN (SELECT id FROM sisyphus.jobs WHERE name = 'long')").await == 3).then_some(())
+    })
+    .await;
+    let out = db.sisyctl(&[
+        "--json", "runs", "--job", "Ops/long", "--status", "running", "--kill", "--yes",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report.as_array().map(Vec::len), Some(3), "{report}");
+    assert!(
+        report
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|r| r["done"] == "requested"),
+        "{report}"
+    );
+    for id in long {
+        let (status, ..) = ended(&db, id, Duration::from_secs(20)).await;
+        assert_eq!(status, "terminated");
+    }
+    // Nothing matches: nothing done, said so.
+    let out = db.sisyctl(&[
+        "runs", "--job", "Ops/long", "--status", "running", "--kill", "--yes",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("no run matches"), "{}", stdout(&out));
+    // --yes alone, or two actions, is bad input.
+    for args in [
+        &["runs", "--yes"][..],
+        &["runs", "--kill", "--suspend", "--yes"][..],
+    ] {
+        let out = db.sisyctl(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+}
