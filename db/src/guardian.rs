@@ -14,7 +14,7 @@ use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, Row};
 
-use sisyphus_model::spec::{EnvValue, LogSettings};
+use sisyphus_model::spec::{EnvValue, JobFormat, LogSettings};
 use sisyphus_model::views::Isolation;
 use sisyphus_model::{ControlAction, RunId, RunStatus};
 
@@ -96,8 +96,9 @@ pub async fn deregister<'e>(
 /// A claimed run with what is needed to start it.
 ///
 /// Stored values that do not read (intervals in months, an unknown compression, changed by hand
-/// in SQL) do not fail the claim: such a maxtime is none, such a lock wait is zero, and such log
-/// settings are the defaults (the files are kept).
+/// in SQL) do not fail the claim: such a maxtime is none, such a lock wait is zero, such log
+/// settings are the defaults (the files are kept), and a format the CHECK on `jobs.format` would
+/// refuse is `sisyphus`.
 #[derive(Debug, Clone)]
 pub struct Claimed {
     pub id: RunId,
@@ -122,6 +123,8 @@ pub struct Claimed {
     /// Limits of the run's cgroup (bytes; 1 to 10000).
     pub memory_max: Option<i64>,
     pub cpu_weight: Option<i32>,
+    /// How the run is started and its output read (`sisyphus` or `ll.sisyphus`).
+    pub format: JobFormat,
 }
 
 /// Claims up to `limit` due runs for `host` (serving `pools`), each with a lease of `lease`.
@@ -168,6 +171,10 @@ fn claimed(row: PgRow) -> sqlx::Result<Claimed> {
         lock_wait: interval::to_duration(&lock_wait).unwrap_or_default(),
         memory_max: row.try_get("memory_max")?,
         cpu_weight: row.try_get("cpu_weight")?,
+        format: row
+            .try_get::<String, _>("format")?
+            .parse()
+            .unwrap_or(JobFormat::Sisyphus),
     })
 }
 

@@ -79,6 +79,8 @@ pub struct JobRow {
     pub min_duration: Option<PgInterval>,
     pub memory_max: Option<i64>,
     pub cpu_weight: Option<i32>,
+    /// `sisyphus` or `ll.sisyphus` (`JobFormat`).
+    pub format: String,
 }
 
 /// A stored row that no longer reads as a valid definition (changed by hand in SQL).
@@ -195,6 +197,10 @@ impl JobRow {
                     .map(|w| u32::try_from(w).map_err(|e| self.corrupt("cpu_weight", e)))
                     .transpose()?,
             },
+            format: self
+                .format
+                .parse()
+                .map_err(|e| self.corrupt("format", e))?,
         };
         // A value changed by hand past what validation allows reads back as corrupt, naming
         // the first key the validator names (keys and columns share their names).
@@ -367,6 +373,7 @@ pub async fn upsert(
         .bind(min_duration)
         .bind(memory_max)
         .bind(cpu_weight)
+        .bind(spec.format.as_str())
         .fetch_one(conn)
         .await
         .map(JobId)
@@ -457,6 +464,7 @@ const COLUMN_KEYS: &[(&str, &str)] = &[
     ("min_duration", "min_duration"),
     ("memory_max", "memory_max"),
     ("cpu_weight", "cpu_weight"),
+    ("format", "format"),
 ];
 
 /// The key a column or constraint of `jobs` belongs to: `jobs_retries_check` → `retries`.

@@ -11,6 +11,8 @@
 //!   and limits), and the signals its processes get.
 //! - `users`: which users runs may run as on this host.
 //! - `run_log`: one run's log lines — numbered, capped, to the recorder and the local file.
+//! - `llsisyphus`: the log lines of an unmodified Python ll.sisyphus job (`format =
+//!   "ll.sisyphus"`) read as tagged lines with their task stack, time and result.
 //! - `outcome`: how a run ended — classification, and the one way outcomes are written.
 //! - `process`: spawning in a new session that dies with the guardian; signals to the group; the
 //!   job's clean environment.
@@ -30,6 +32,7 @@
 
 pub mod cgroup;
 pub mod lease;
+pub mod llsisyphus;
 pub mod metrics;
 pub mod outcome;
 pub mod output;

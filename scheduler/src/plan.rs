@@ -293,6 +293,7 @@ mod tests {
             min_duration: None,
             memory_max: None,
             cpu_weight: None,
+            format: "sisyphus".into(),
         }
     }
 
