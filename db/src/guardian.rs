@@ -31,6 +31,7 @@ const HEARTBEAT: &str = include_str!("../../sql/guardian/heartbeat.sql");
 const SET_SUSPENDED: &str = include_str!("../../sql/guardian/set_suspended.sql");
 const SET_PIDS: &str = include_str!("../../sql/guardian/set_pids.sql");
 const FINISH_MANY: &str = include_str!("../../sql/guardian/finish_many.sql");
+const RUN_STATUSES: &str = include_str!("../../sql/guardian/run_statuses.sql");
 
 /// Notified when runs become claimable (new runs, a freed concurrency slot).
 const RUNS_CHANNEL: &str = "sisyphus_runs";
@@ -176,6 +177,25 @@ fn claimed(row: PgRow) -> sqlx::Result<Claimed> {
             .parse()
             .unwrap_or(JobFormat::Sisyphus),
     })
+}
+
+/// The recorded status of each of `runs` that the login can see (a one-shot guardian's check that
+/// its outcomes are stored). A label that is not a status is an error of its row's decoding.
+pub async fn run_statuses<'e>(
+    db: impl PgExecutor<'e>,
+    runs: &[RunId],
+) -> crate::Result<Vec<(RunId, RunStatus)>> {
+    sqlx::query(RUN_STATUSES)
+        .bind(runs.iter().map(|r| r.0).collect::<Vec<_>>())
+        .try_map(|row: PgRow| {
+            Ok((
+                decode::run_id(&row, "id")?,
+                decode::label::<RunStatus>(&row, "status")?,
+            ))
+        })
+        .fetch_all(db)
+        .await
+        .map_err(crate::Error::from)
 }
 
 /// When the next pending run `host` could take falls due, if that is in the future.

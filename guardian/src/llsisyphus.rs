@@ -409,7 +409,9 @@ mod tests {
         // ll.sisyphus logs the exception outside the job's task (the `with` block has ended).
         assert!(traceback.iter().all(|x| x.0 == child));
         // An indented traceback line keeps its spaces.
-        assert!(traceback.iter().any(|x| x.2.starts_with("    raise ValueError")));
+        assert!(traceback
+            .iter()
+            .any(|x| x.2.starts_with("    raise ValueError")));
         assert_eq!(
             reader.result,
             Some((
@@ -475,12 +477,17 @@ mod tests {
     fn errors_logged_on_the_way_still_end_successful_with_the_first_result_line() {
         let (reader, reads) = read_all(ERRORS);
         let got = lines(&reads);
-        assert!(got.iter().any(|x| x.1 == "warning,exc" && x.2 == "KeyError: 'gone'"));
+        assert!(got
+            .iter()
+            .any(|x| x.1 == "warning,exc" && x.2 == "KeyError: 'gone'"));
         assert_eq!(
             reader.result,
             Some((Status::Successful, Some("done despite one error".into())))
         );
-        assert_eq!(got.last().map(|x| x.2.as_str()), Some("second line of the result"));
+        assert_eq!(
+            got.last().map(|x| x.2.as_str()),
+            Some("second line of the result")
+        );
     }
 
     #[test]
@@ -527,7 +534,10 @@ mod tests {
         // An empty text, a day in the elapsed time, tags without tasks.
         let line = LogLine::parse("[2026-12-03 14:00:00]=[t+1 day, 0:00:03] :: {a}{b} >>")
             .expect("parses");
-        assert_eq!((line.tags.join(","), line.text.as_str()), ("a,b".into(), ""));
+        assert_eq!(
+            (line.tags.join(","), line.text.as_str()),
+            ("a,b".into(), "")
+        );
         assert_eq!(line.task(), None);
     }
 
@@ -551,7 +561,10 @@ mod tests {
         }
         // A zone the guardian cannot name keeps the time of reading too.
         assert_eq!(Zone::of(Some("CET-1CEST"), None), Zone::Unknown);
-        assert_eq!(Zone::of(Some("Europe/Berlin"), Some("Europe/Berlin")), Zone::Local);
+        assert_eq!(
+            Zone::of(Some("Europe/Berlin"), Some("Europe/Berlin")),
+            Zone::Local
+        );
         assert_eq!(Zone::of(None, Some("Europe/Berlin")), Zone::Local);
     }
 }

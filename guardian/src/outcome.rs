@@ -407,7 +407,10 @@ mod tests {
             (RunStatus::Successful, Some("cached 3 pages"), None)
         );
         // Its forking parent exits 0 after a failed worker.
-        let s = ll(true, Some((Status::Failed, Some("failed with ValueError: x"))));
+        let s = ll(
+            true,
+            Some((Status::Failed, Some("failed with ValueError: x"))),
+        );
         let o = of(exited(0), None, &s);
         assert_eq!(
             (o.status, o.summary, o.error.as_deref()),
@@ -421,7 +424,10 @@ mod tests {
             (RunStatus::Timeout, Some("Terminated: timed out"))
         );
         // A KeyboardInterrupt ends the process by SIGINT after its result line.
-        let s = ll(true, Some((Status::Interrupted, Some("failed with KeyboardInterrupt"))));
+        let s = ll(
+            true,
+            Some((Status::Interrupted, Some("failed with KeyboardInterrupt"))),
+        );
         let o = of(killed(Signal::SIGINT), None, &s);
         assert_eq!(o.status, RunStatus::Interrupted);
         let s = ll(true, Some((Status::Uneventful, None)));
@@ -445,7 +451,10 @@ mod tests {
         let o = of(exited(1), None, &ll(false, None));
         assert_eq!(
             (o.status, o.error.as_deref()),
-            (RunStatus::Failed, Some("exit code 1: a traceback's last line"))
+            (
+                RunStatus::Failed,
+                Some("exit code 1: a traceback's last line")
+            )
         );
     }
 }

@@ -234,7 +234,13 @@ impl RunLogger {
     }
 
     /// Masks the line's secrets and stores it ([`store_masked`](Self::store_masked)).
-    async fn store(&mut self, stream: Stream, tags: Vec<String>, task: Option<String>, text: String) {
+    async fn store(
+        &mut self,
+        stream: Stream,
+        tags: Vec<String>,
+        task: Option<String>,
+        text: String,
+    ) {
         self.store_at(stream, tags, task, text, Utc::now()).await;
     }
 
