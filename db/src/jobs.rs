@@ -197,10 +197,7 @@ impl JobRow {
                     .map(|w| u32::try_from(w).map_err(|e| self.corrupt("cpu_weight", e)))
                     .transpose()?,
             },
-            format: self
-                .format
-                .parse()
-                .map_err(|e| self.corrupt("format", e))?,
+            format: self.format.parse().map_err(|e| self.corrupt("format", e))?,
         };
         // A value changed by hand past what validation allows reads back as corrupt, naming
         // the first key the validator names (keys and columns share their names).
