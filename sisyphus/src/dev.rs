@@ -193,10 +193,14 @@ mod tests {
             ("postgresql://h:5", "postgresql://a:p@h:5"),
         ];
         for (url, want) in cases {
-            assert_eq!(with_login(url, "a", Some("p")).unwrap(), want, "{url}");
+            assert_eq!(
+                with_login(url, "a", Some("p")).expect("a URL"),
+                want,
+                "{url}"
+            );
         }
         assert_eq!(
-            with_login("postgres://postgres@h:5/db", "a", None).unwrap(),
+            with_login("postgres://postgres@h:5/db", "a", None).expect("a URL"),
             "postgres://a@h:5/db"
         );
         assert!(with_login("h:5/db", "a", None).is_err());
