@@ -19,11 +19,13 @@
 //! - `isolation` — boundary cleaning per output line against UTF-8 decoding alone, and a cgroup
 //!   per run around spawning `/bin/true` against a process group alone.
 //! - `sdk` — a trivial standalone job with the job SDK against the same job with ll.sisyphus.
+//! - `ll-sisyphus` — an unmodified Python ll.sisyphus job under a guardian (a running one, and
+//!   `--once` per run) against the same job started directly, as cron does.
 //! - `all` — every table above, one after another.
 //!
 //! Run with `cargo build --release --workspace --examples && target/release/sisyphus-bench
-//! <bench>` (`footprint` starts the `sisyphus` binary built next to it, `sdk` the SDK's
-//! `testjob` example).
+//! <bench>` (`footprint` and `ll-sisyphus` start the `sisyphus` binary built next to it, `sdk` the
+//! SDK's `testjob` example).
 
 mod data_triggers;
 mod drain;
@@ -31,6 +33,7 @@ mod footprint;
 mod health;
 mod isolation;
 mod latency;
+mod ll_sisyphus;
 mod locks;
 mod logs;
 mod notify;
@@ -119,6 +122,11 @@ enum Bench {
         #[arg(long, default_value_t = 30)]
         runs: usize,
     },
+    /// An ll.sisyphus job under a guardian against the same job started as cron starts it.
+    LlSisyphus {
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
     /// The outbox on the outcome path (trigger on/off), and delivery against sending alone.
     Notify {
         #[arg(long, default_value_t = 3000)]
@@ -174,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
             held_secs,
         } => health::health(&cluster, clean_secs, held_secs).await,
         Bench::Sdk { runs } => sdk::sdk(runs),
+        Bench::LlSisyphus { runs } => ll_sisyphus::ll_sisyphus(&cluster, runs).await,
         Bench::Notify {
             runs,
             notifications,
@@ -214,7 +223,9 @@ async fn all(cluster: &pgembed::Cluster) -> anyhow::Result<()> {
     println!();
     isolation::isolation(1_000_000, 300).await?;
     println!();
-    sdk::sdk(30)
+    sdk::sdk(30)?;
+    println!();
+    ll_sisyphus::ll_sisyphus(cluster, 20).await
 }
 
 pub(crate) struct Stats {
