@@ -3,7 +3,7 @@
 //! own log file, links and health file — against the same job as a `format = "ll.sisyphus"` job
 //! run by a `sisyphus guardian` process (due → outcome recorded, its lines parsed into
 //! `run_logs`), and by a `sisyphus guardian --once` started per run as cron would start it.
-//! One run after another; time per run and peak resident memory: the job's own (`/usr/bin/time`
+//! One run after another, the three ways in turn; time per run and peak resident memory: the job's own (`/usr/bin/time`
 //! around it in every case, so that all three pay for it alike) and the guardian's (`VmHWM`).
 
 use std::path::{Path, PathBuf};
@@ -52,17 +52,8 @@ pub async fn ll_sisyphus(cluster: &pgembed::Cluster, runs: usize) -> anyhow::Res
     let script = home.join("sum.py");
     std::fs::write(&script, JOB_PY)?;
 
-    // Cron: the job as its users start it today, log file and links of its own.
-    let mut direct = Command::new(&python);
-    direct.arg(&script).env("HOME", &home).current_dir(&home);
-    let cron = measure(&mut direct, runs)?;
-    anyhow::ensure!(
-        home.join("ll.sisyphus/Bench/Sum/last_successful.sisyphuslog")
-            .exists(),
-        "the directly started job wrote no log file"
-    );
-
-    // The same job under a guardian, its peak memory measured by the same `time` around it.
+    // The same job under a guardian, its peak memory measured by the same `time` around it: once
+    // for the running guardian (pool `daemon`), once for the one-shot guardians (pool `once`).
     let url = fresh_database(cluster, "bench_ll_sisyphus").await?;
     let client = Client::connect(&url).await?;
     let rss_file = home.join("job-rss");
@@ -75,46 +66,46 @@ pub async fn ll_sisyphus(cluster: &pgembed::Cluster, runs: usize) -> anyhow::Res
         python.display().to_string(),
         script.display().to_string(),
     ];
-    let job = sisyphus_client::JobDefinition {
+    let command: Vec<&str> = command.iter().map(String::as_str).collect();
+    let job = |name: &str, pool: &str| sisyphus_client::JobDefinition {
         format: Some("ll.sisyphus".into()),
         env: Some([("HOME".to_string(), home.display().to_string().into())].into()),
         workdir: Some(home.display().to_string()),
-        ..bench_job(
-            "Sum",
-            &command.iter().map(String::as_str).collect::<Vec<_>>(),
-        )
+        target: Some(format!("any:{pool}")),
+        ..bench_job(name, &command)
     };
-    client.apply(&[job], false).await?;
+    client
+        .apply(&[job("Sum", "daemon"), job("SumOnce", "once")], false)
+        .await?;
     let pool = client.pool().clone();
     let dir = home.join("guardian");
-
-    let mut daemon = guardian(&sisyphus, &url, &dir, "ll-daemon", &[])?;
+    let mut daemon = guardian(&sisyphus, &url, &dir, "ll-daemon", &["--pools", "daemon"])?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut daemon_times = Vec::with_capacity(runs);
-    let mut daemon_ran = Vec::with_capacity(runs);
+
+    // Cron: the job as its users start it today, log file and links of its own.
+    let mut direct = Command::new(&python);
+    direct.arg(&script).env("HOME", &home).current_dir(&home);
+
+    // The three ways in turn, so that the load of this shared machine falls on all alike. One
+    // round first, not counted: the guardian's first claim and the page cache.
+    let (mut cron_times, mut cron_rss) = (Vec::with_capacity(runs), 0u64);
+    let (mut daemon_times, mut daemon_ran) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
     let mut daemon_job_rss = 0u64;
-    // One run first, not counted: the guardian's first claim and the page cache.
-    for i in 0..=runs {
+    let (mut once_times, mut once_rss, mut once_job_rss) = (Vec::with_capacity(runs), 0u64, 0u64);
+    for round in 0..=runs {
+        let cron = measure(&mut direct, 1)?;
         let id = insert_due(&pool, "Sum", 1, 0.0).await?[0];
         let ended = wait_ended(&pool, id).await?;
-        if i > 0 {
-            daemon_times.push(ended.due_to_recorded * 1000.0);
-            daemon_ran.push(ended.ran * 1000.0);
-            daemon_job_rss = daemon_job_rss.max(job_rss(&rss_file)?);
-        }
-    }
-    let daemon_rss = status_kb(daemon.id(), "VmHWM:")?;
-    let _ = daemon.kill();
-    let _ = daemon.wait();
-
-    // A one-shot guardian per run, started as cron starts a job.
-    let mut once_times = Vec::with_capacity(runs);
-    let mut once_rss = 0u64;
-    let mut once_job_rss = 0u64;
-    for _ in 0..runs {
-        let id = insert_due(&pool, "Sum", 1, 0.0).await?[0];
+        let daemon_job = job_rss(&rss_file)?;
+        let id = insert_due(&pool, "SumOnce", 1, 0.0).await?[0];
         let started = Instant::now();
-        let mut once = guardian(&sisyphus, &url, &dir, "ll-once", &["--once"])?;
+        let mut once = guardian(
+            &sisyphus,
+            &url,
+            &dir,
+            "ll-once",
+            &["--once", "--pools", "once"],
+        )?;
         let pid = once.id();
         let mut hwm = 0;
         let status = loop {
@@ -124,25 +115,43 @@ pub async fn ll_sisyphus(cluster: &pgembed::Cluster, runs: usize) -> anyhow::Res
             hwm = status_kb(pid, "VmHWM:").unwrap_or(hwm).max(hwm);
             tokio::time::sleep(Duration::from_millis(2)).await;
         };
-        once_times.push(started.elapsed().as_secs_f64() * 1000.0);
+        let once_took = started.elapsed().as_secs_f64() * 1000.0;
         anyhow::ensure!(status.success(), "guardian --once exited with {status}");
         check(&wait_ended(&pool, id).await?)?;
+        if round == 0 {
+            continue;
+        }
+        cron_times.push(cron.p50_ms);
+        cron_rss = cron_rss.max(cron.rss_kb);
+        daemon_times.push(ended.due_to_recorded * 1000.0);
+        daemon_ran.push(ended.ran * 1000.0);
+        daemon_job_rss = daemon_job_rss.max(daemon_job);
+        once_times.push(once_took);
         once_rss = once_rss.max(hwm);
         once_job_rss = once_job_rss.max(job_rss(&rss_file)?);
     }
+    anyhow::ensure!(
+        home.join("ll.sisyphus/Bench/Sum/last_successful.sisyphuslog")
+            .exists(),
+        "the directly started job wrote no log file"
+    );
+    let daemon_rss = status_kb(daemon.id(), "VmHWM:")?;
+    let _ = daemon.kill();
+    let _ = daemon.wait();
     let _ = std::fs::remove_dir_all(&home);
 
+    let cron_p = percentiles(cron_times);
     let daemon_p = percentiles(daemon_times);
     let ran_p = percentiles(daemon_ran);
     let once_p = percentiles(once_times);
     let mb = |kb: u64| kb as f64 / 1024.0;
     println!(
         "ll.sisyphus jobs (issue 19): one unmodified Python ll.sisyphus job (ll-xist, 10 tasks, 15 \
-         log lines), {runs} runs each, one after another\n"
+         log lines), {runs} rounds of one run each way, one after another\n"
     );
     println!("| how the run starts | time per run p50 | max | job peak RSS | guardian peak RSS | memory per run | time vs cron | memory vs cron |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    let cron_mem = cron.rss_kb;
+    let cron_mem = cron_rss;
     let row = |what: &str, p50: f64, max: f64, job: u64, guardian: Option<u64>| {
         let total = job + guardian.unwrap_or(0);
         println!(
@@ -150,15 +159,15 @@ pub async fn ll_sisyphus(cluster: &pgembed::Cluster, runs: usize) -> anyhow::Res
             mb(job),
             guardian.map_or("-".to_string(), |g| format!("{:.1} MB", mb(g))),
             mb(total),
-            p50 / cron.p50_ms,
+            p50 / cron_p.p50,
             total as f64 / cron_mem as f64
         );
     };
     row(
         "cron: `python job.py` (its own log file and links), start → exit",
-        cron.p50_ms,
-        cron.max_ms,
-        cron.rss_kb,
+        cron_p.p50,
+        cron_p.max,
+        cron_rss,
         None,
     );
     row(
