@@ -71,7 +71,7 @@ pub async fn drain(
 /// Guardians running inside this process until [`Guardians::stop`].
 pub struct Guardians {
     stop: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<sisyphus_guardian::Report>>,
     dir: PathBuf,
 }
 

@@ -22,11 +22,13 @@
 //! - `access` — access control's cost (issue 15): the guardian's claim/finish path, a run's
 //!   control path and `sisyctl runs` over 1,000,000 runs, as the owner and as least-privilege
 //!   logins, against a database migrated only through migration 10 (before access control).
+//! - `ll-sisyphus` — an unmodified Python ll.sisyphus job under a guardian (a running one, and
+//!   `--once` per run) against the same job started directly, as cron does.
 //! - `all` — every table above, one after another.
 //!
 //! Run with `cargo build --release --workspace --examples && target/release/sisyphus-bench
-//! <bench>` (`footprint` starts the `sisyphus` binary built next to it, `sdk` the SDK's
-//! `testjob` example).
+//! <bench>` (`footprint` and `ll-sisyphus` start the `sisyphus` binary built next to it, `sdk` the
+//! SDK's `testjob` example).
 
 mod access;
 mod data_triggers;
@@ -35,6 +37,7 @@ mod footprint;
 mod health;
 mod isolation;
 mod latency;
+mod ll_sisyphus;
 mod locks;
 mod logs;
 mod notify;
@@ -123,6 +126,11 @@ enum Bench {
         #[arg(long, default_value_t = 30)]
         runs: usize,
     },
+    /// An ll.sisyphus job under a guardian against the same job started as cron starts it.
+    LlSisyphus {
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
     /// The outbox on the outcome path (trigger on/off), and delivery against sending alone.
     Notify {
         #[arg(long, default_value_t = 3000)]
@@ -180,6 +188,7 @@ async fn main() -> anyhow::Result<()> {
             held_secs,
         } => health::health(&cluster, clean_secs, held_secs).await,
         Bench::Sdk { runs } => sdk::sdk(runs),
+        Bench::LlSisyphus { runs } => ll_sisyphus::ll_sisyphus(&cluster, runs).await,
         Bench::Notify {
             runs,
             notifications,
@@ -223,7 +232,9 @@ async fn all(cluster: &pgembed::Cluster) -> anyhow::Result<()> {
     println!();
     access::access(cluster, &access::Options::default()).await?;
     println!();
-    sdk::sdk(30)
+    sdk::sdk(30)?;
+    println!();
+    ll_sisyphus::ll_sisyphus(cluster, 20).await
 }
 
 pub(crate) struct Stats {

@@ -70,14 +70,14 @@ pub fn sdk(runs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Measured {
-    p50_ms: f64,
-    max_ms: f64,
-    rss_kb: u64,
+pub(crate) struct Measured {
+    pub p50_ms: f64,
+    pub max_ms: f64,
+    pub rss_kb: u64,
 }
 
 /// Runs `cmd` under `/usr/bin/time` `runs` times: wall time measured here, peak RSS from time.
-fn measure(cmd: &mut Command, runs: usize) -> anyhow::Result<Measured> {
+pub(crate) fn measure(cmd: &mut Command, runs: usize) -> anyhow::Result<Measured> {
     let out = std::env::temp_dir().join(format!("sisyphus-bench-rss-{}", std::process::id()));
     let mut times = Vec::with_capacity(runs);
     let mut rss = 0u64;
@@ -111,7 +111,7 @@ fn measure(cmd: &mut Command, runs: usize) -> anyhow::Result<Measured> {
 }
 
 /// A virtualenv with ll-xist, created (and installed from PyPI) on first use.
-fn virtualenv(dir: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn virtualenv(dir: &Path) -> anyhow::Result<PathBuf> {
     let python = dir.join("bin").join("python");
     let ready = Command::new(&python)
         .args(["-c", "import ll.sisyphus"])

@@ -368,6 +368,37 @@ pub async fn stdout_lines(pool: &PgPool, run: RunId) -> Result<i64> {
     scalar!(pool, "stdout_lines.sql", run.0)
 }
 
+/// A run once it ended, as the bench reads it back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ended {
+    pub status: String,
+    pub summary: Option<String>,
+    /// Seconds from its due time to its outcome recorded (the database's clock).
+    pub due_to_recorded: f64,
+    /// Seconds its process ran.
+    pub ran: f64,
+    /// Lines of the job itself (`sdk`: protocol records, ll.sisyphus lines) stored.
+    pub job_lines: i64,
+}
+
+/// Run `run` if it has ended; None while it has not.
+pub async fn run_ended(pool: &PgPool, run: RunId) -> Result<Option<Ended>> {
+    let row: Option<(String, Option<String>, f64, f64, i64)> =
+        sqlx::query_as(include_str!("../../sql/bench/run_ended.sql"))
+            .bind(run.0)
+            .fetch_optional(pool)
+            .await?;
+    Ok(
+        row.map(|(status, summary, due_to_recorded, ran, job_lines)| Ended {
+            status,
+            summary,
+            due_to_recorded,
+            ran,
+            job_lines,
+        }),
+    )
+}
+
 // Notifications.
 
 /// Turns the notification trigger on runs' outcomes on or off.

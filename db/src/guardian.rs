@@ -14,7 +14,7 @@ use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, Row};
 
-use sisyphus_model::spec::{EnvValue, LogSettings};
+use sisyphus_model::spec::{EnvValue, JobFormat, LogSettings};
 use sisyphus_model::views::Isolation;
 use sisyphus_model::{ControlAction, RunId, RunStatus};
 
@@ -33,6 +33,7 @@ const SET_SUSPENDED: &str = include_str!("../../sql/guardian/set_suspended.sql")
 const SET_PIDS: &str = include_str!("../../sql/guardian/set_pids.sql");
 const LOCK_RUNS: &str = include_str!("../../sql/guardian/lock_runs.sql");
 const FINISH_MANY: &str = include_str!("../../sql/guardian/finish_many.sql");
+const RUN_STATUSES: &str = include_str!("../../sql/guardian/run_statuses.sql");
 
 /// Notified when runs become claimable (new runs, a freed concurrency slot).
 const RUNS_CHANNEL: &str = "sisyphus_runs";
@@ -98,8 +99,9 @@ pub async fn deregister<'e>(
 /// A claimed run with what is needed to start it.
 ///
 /// Stored values that do not read (intervals in months, an unknown compression, changed by hand
-/// in SQL) do not fail the claim: such a maxtime is none, such a lock wait is zero, and such log
-/// settings are the defaults (the files are kept).
+/// in SQL) do not fail the claim: such a maxtime is none, such a lock wait is zero, such log
+/// settings are the defaults (the files are kept), and a format the CHECK on `jobs.format` would
+/// refuse is `sisyphus`.
 #[derive(Debug, Clone)]
 pub struct Claimed {
     pub id: RunId,
@@ -126,6 +128,8 @@ pub struct Claimed {
     pub cpu_weight: Option<i32>,
     /// The run's parameters (none for a job that declares none).
     pub params: BTreeMap<String, String>,
+    /// How the run is started and its output read (`sisyphus` or `ll.sisyphus`).
+    pub format: JobFormat,
 }
 
 /// Claims up to `limit` due runs for `host` (serving `pools`), each with a lease of `lease`, and
@@ -187,7 +191,30 @@ fn claimed(row: PgRow) -> sqlx::Result<Claimed> {
         memory_max: row.try_get("memory_max")?,
         cpu_weight: row.try_get("cpu_weight")?,
         params: BTreeMap::new(),
+        format: row
+            .try_get::<String, _>("format")?
+            .parse()
+            .unwrap_or(JobFormat::Sisyphus),
     })
+}
+
+/// The recorded status of each of `runs` that the login can see (a one-shot guardian's check that
+/// its outcomes are stored). A label that is not a status is an error of its row's decoding.
+pub async fn run_statuses<'e>(
+    db: impl PgExecutor<'e>,
+    runs: &[RunId],
+) -> crate::Result<Vec<(RunId, RunStatus)>> {
+    sqlx::query(RUN_STATUSES)
+        .bind(runs.iter().map(|r| r.0).collect::<Vec<_>>())
+        .try_map(|row: PgRow| {
+            Ok((
+                decode::run_id(&row, "id")?,
+                decode::label::<RunStatus>(&row, "status")?,
+            ))
+        })
+        .fetch_all(db)
+        .await
+        .map_err(crate::Error::from)
 }
 
 /// When the next pending run `host` could take falls due, if that is in the future.

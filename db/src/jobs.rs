@@ -81,6 +81,8 @@ pub struct JobRow {
     pub memory_max: Option<i64>,
     pub cpu_weight: Option<i32>,
     pub params: Json<Params>,
+    /// `sisyphus` or `ll.sisyphus` (`JobFormat`).
+    pub format: String,
 }
 
 /// A stored row that no longer reads as a valid definition (changed by hand in SQL).
@@ -198,6 +200,7 @@ impl JobRow {
                     .transpose()?,
             },
             params: self.params.0.clone(),
+            format: self.format.parse().map_err(|e| self.corrupt("format", e))?,
         };
         // A value changed by hand past what validation allows reads back as corrupt, naming
         // the first key the validator names (keys and columns share their names).
@@ -371,6 +374,7 @@ pub async fn upsert(
         .bind(memory_max)
         .bind(cpu_weight)
         .bind(Json(&spec.params))
+        .bind(spec.format.as_str())
         .fetch_one(conn)
         .await
         .map(JobId)
@@ -462,6 +466,7 @@ const COLUMN_KEYS: &[(&str, &str)] = &[
     ("memory_max", "memory_max"),
     ("cpu_weight", "cpu_weight"),
     ("params", "params"),
+    ("format", "format"),
 ];
 
 /// The key a column or constraint of `jobs` belongs to: `jobs_retries_check` → `retries`.

@@ -11,6 +11,8 @@
 //!   and limits), and the signals its processes get.
 //! - `users`: which users runs may run as on this host.
 //! - `run_log`: one run's log lines — numbered, capped, to the recorder and the local file.
+//! - `llsisyphus`: the log lines of an unmodified Python ll.sisyphus job (`format =
+//!   "ll.sisyphus"`) read as tagged lines with their task stack, time and result.
 //! - `outcome`: how a run ended — classification, and the one way outcomes are written.
 //! - `process`: spawning in a new session that dies with the guardian; signals to the group; the
 //!   job's clean environment.
@@ -30,6 +32,7 @@
 
 pub mod cgroup;
 pub mod lease;
+pub mod llsisyphus;
 pub mod metrics;
 pub mod outcome;
 pub mod output;
@@ -108,6 +111,10 @@ pub struct Config {
     /// Where jobs' secrets are found, one file per name (0600 or 0400, of the guardian's user);
     /// names not found there come from the guardian's `SISYPHUS_SECRET_<NAME>` variables.
     pub secrets_dir: Option<PathBuf>,
+    /// One-shot (`--once`): claim what is due for this host once (up to `capacity`), supervise
+    /// it to the end with the usual leases and heartbeats, check that every outcome is recorded,
+    /// and stop ([`Report`]).
+    pub once: bool,
 }
 
 impl Config {
@@ -137,6 +144,7 @@ impl Config {
             pass_env: Vec::new(),
             log_group: None,
             secrets_dir: None,
+            once: false,
         }
     }
 
@@ -252,6 +260,18 @@ pub enum Error {
     Config(String),
 }
 
+/// What a guardian did, as far as a one-shot guardian (`Config::once`) reports it; a daemon's
+/// report is empty.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// The outcomes of the runs it claimed, as it decided them (one-shot only).
+    pub outcomes: Vec<Outcome>,
+    /// Why not every claimed run is recorded as decided: claiming failed, an outcome waits in the
+    /// spool, the database holds another status, a supervisor failed (one-shot only). Empty:
+    /// everything claimed was recorded — or nothing was due.
+    pub problems: Vec<String>,
+}
+
 /// Runs in progress on this host: their control channels.
 type Active = Arc<Mutex<HashMap<RunId, mpsc::Sender<Control>>>>;
 
@@ -263,6 +283,8 @@ pub struct Guardian {
     spool: Spool,
     metrics: Arc<metrics::Metrics>,
     cgroups: Option<cgroup::Cgroups>,
+    /// The host was drained when it registered (the heartbeat keeps this up to date after).
+    drained: bool,
 }
 
 impl Guardian {
@@ -308,9 +330,9 @@ impl Guardian {
             lease: config.lease,
             isolation: cgroup::isolation(cgroups.as_ref()),
         };
-        if queries::register(&pool, &registration).await?.is_none() {
+        let Some(drained) = queries::register(&pool, &registration).await? else {
             return Err(Error::NameTaken(config.name.clone()));
-        }
+        };
         let metrics = Arc::<metrics::Metrics>::default();
         let replayed = spool.replay(&pool, &metrics, None).await;
         if replayed > 0 {
@@ -335,13 +357,17 @@ impl Guardian {
             spool,
             metrics,
             cgroups,
+            drained,
         })
     }
 
     /// Claims and supervises runs until `shutdown`; then stops claiming, lets running runs finish
     /// for up to `drain_timeout`, interrupts the rest, and returns when every outcome is recorded
     /// or spooled and every task it started has ended.
-    pub async fn run(self, shutdown: CancellationToken) {
+    ///
+    /// One-shot (`Config::once`): claims once, supervises what it claimed to its end (or until
+    /// `shutdown`, then as above), and reports whether every outcome is recorded as decided.
+    pub async fn run(self, shutdown: CancellationToken) -> Report {
         let tasks = TaskTracker::new();
         let (recorder, recording) =
             Recorder::new(self.pool.clone(), self.spool.clone(), self.metrics.clone());
@@ -371,6 +397,7 @@ impl Guardian {
         }
         let state = Arc::new(lease::State {
             metrics: ctx.metrics.clone(),
+            draining: self.drained.into(),
             ..lease::State::default()
         });
         let stop_lease = CancellationToken::new();
@@ -384,20 +411,144 @@ impl Guardian {
             stop_lease.clone(),
         ));
         let mut runs: JoinSet<Outcome> = JoinSet::new();
-        self.claim_loop(&ctx, &active, &state, &mut runs, &shutdown)
-            .await;
-        self.drain(&active, &mut runs).await;
+        let mut report = Report::default();
+        if self.config.once {
+            self.claim_once(&ctx, &active, &state, &mut runs, &shutdown, &mut report)
+                .await;
+        } else {
+            self.claim_loop(&ctx, &active, &state, &mut runs, &shutdown)
+                .await;
+        }
+        self.drain(&active, &mut runs, &mut report).await;
         stop_lease.cancel();
         stop_metrics.cancel();
         // The recorder ends with the last `Recorder`: its last batch is written before this.
         drop(ctx);
         tasks.close();
         tasks.wait().await;
+        if self.config.once && !report.outcomes.is_empty() {
+            self.check_recorded(&mut report).await;
+        }
         let _ = queries::deregister(&self.pool, &self.config.name, &self.instance).await;
         if let Some(cgroups) = &self.cgroups {
             cgroups.remove();
         }
         tracing::info!(host = %self.config.name, "guardian stopped");
+        report
+    }
+
+    /// One-shot: claims what is due for this host now (up to its capacity) and supervises it to
+    /// its end, carrying out control requests meanwhile; returns early on `shutdown` (the drain
+    /// then goes on as a daemon's). Nothing due, or a drained host: returns at once.
+    async fn claim_once(
+        &self,
+        ctx: &Arc<Context>,
+        active: &Active,
+        state: &Arc<lease::State>,
+        runs: &mut JoinSet<Outcome>,
+        shutdown: &CancellationToken,
+        report: &mut Report,
+    ) {
+        if !state.may_claim() {
+            tracing::info!(host = %self.config.name, "the host is drained: nothing claimed");
+            return;
+        }
+        let mut listener = self.listen().await;
+        match self.claim(self.config.capacity).await {
+            Ok(claimed) if claimed.is_empty() => {
+                tracing::info!(host = %self.config.name, "nothing due");
+                return;
+            }
+            Ok(claimed) => {
+                ctx.metrics.claimed(claimed.len());
+                tracing::info!(ids = ?claimed.iter().map(|c| c.id.0).collect::<Vec<_>>(), "claimed");
+                for run in claimed {
+                    self.launch(run, ctx, active, runs);
+                }
+            }
+            Err(e) => {
+                report.problems.push(format!("claiming failed: {e}"));
+                return;
+            }
+        }
+        while !runs.is_empty() {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                done = runs.join_next() => {
+                    if let Some(done) = done {
+                        self.ended(active, done, report);
+                    }
+                }
+                note = recv(&mut listener) => {
+                    if note == Some(Notice::Control) {
+                        self.dispatch_requests(active).await;
+                    }
+                }
+                _ = tokio::time::sleep(self.config.poll) => self.dispatch_requests(active).await,
+            }
+        }
+    }
+
+    /// A supervisor ended: its run is no longer active; a one-shot guardian keeps its outcome
+    /// for the report (a daemon keeps nothing: it runs for months).
+    fn ended(
+        &self,
+        active: &Active,
+        done: Result<Outcome, tokio::task::JoinError>,
+        report: &mut Report,
+    ) {
+        match done {
+            Ok(outcome) => {
+                active_remove(active, outcome.run);
+                if self.config.once {
+                    report.outcomes.push(outcome);
+                }
+            }
+            Err(e) => {
+                tracing::error!("a run's supervisor failed: {e}");
+                if self.config.once {
+                    report
+                        .problems
+                        .push(format!("a run's supervisor failed: {e}"));
+                }
+            }
+        }
+    }
+
+    /// One-shot, once every outcome went to the recorder and the recorder has stopped: whether
+    /// the database holds each as decided. What is not is a problem of the report, with why.
+    async fn check_recorded(&self, report: &mut Report) {
+        let spooled = self.spool.files_waiting();
+        if spooled > 0 {
+            report.problems.push(format!(
+                "{spooled} spool entr{} in {} could not be written to the database; the next \
+                 start of a guardian with this --spool-dir writes them",
+                if spooled == 1 { "y" } else { "ies" },
+                self.config.spool_dir.display()
+            ));
+        }
+        let ids: Vec<RunId> = report.outcomes.iter().map(|o| o.run).collect();
+        let stored = match queries::run_statuses(&self.pool, &ids).await {
+            Ok(rows) => rows.into_iter().collect::<HashMap<_, _>>(),
+            Err(e) => {
+                report
+                    .problems
+                    .push(format!("cannot check that the outcomes are recorded: {e}"));
+                return;
+            }
+        };
+        for o in &report.outcomes {
+            match stored.get(&o.run) {
+                Some(s) if *s == o.status => {}
+                Some(s) => report.problems.push(format!(
+                    "run {} ended {} but is recorded as {s}",
+                    o.run, o.status
+                )),
+                None => report
+                    .problems
+                    .push(format!("run {} ended {} but is gone", o.run, o.status)),
+            }
+        }
     }
 
     async fn claim_loop(
@@ -430,14 +581,13 @@ impl Guardian {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 done = runs.join_next(), if !runs.is_empty() => {
-                    if let Some(Ok(outcome)) = done {
-                        active_remove(active, outcome.run);
+                    let mut nothing = Report::default();
+                    if let Some(done) = done {
+                        self.ended(active, done, &mut nothing);
                     }
                     // Take every other run that has ended too, then claim for all of them at once.
                     while let Some(done) = runs.try_join_next() {
-                        if let Ok(outcome) = done {
-                            active_remove(active, outcome.run);
-                        }
+                        self.ended(active, done, &mut nothing);
                     }
                 }
                 note = recv(&mut listener) => {
@@ -537,7 +687,7 @@ impl Guardian {
 
     /// Waits for running runs up to the drain timeout, then interrupts them and waits for their
     /// outcomes.
-    async fn drain(&self, active: &Active, runs: &mut JoinSet<Outcome>) {
+    async fn drain(&self, active: &Active, runs: &mut JoinSet<Outcome>, report: &mut Report) {
         if runs.is_empty() {
             return;
         }
@@ -550,8 +700,8 @@ impl Guardian {
         while !runs.is_empty() {
             tokio::select! {
                 done = runs.join_next() => {
-                    if let Some(Ok(o)) = done {
-                        active_remove(active, o.run);
+                    if let Some(done) = done {
+                        self.ended(active, done, report);
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => break,
@@ -564,7 +714,9 @@ impl Guardian {
         for id in ids {
             send(active, id, Control::Interrupt).await;
         }
-        while runs.join_next().await.is_some() {}
+        while let Some(done) = runs.join_next().await {
+            self.ended(active, done, report);
+        }
     }
 }
 

@@ -88,6 +88,17 @@ pub(crate) struct Seen {
     pub last_stderr: Option<String>,
     /// What a job written with the SDK reported as its result.
     pub sdk_result: Option<(sisyphus_protocol::Status, Option<String>)>,
+    /// For an `ll.sisyphus` job: what its log lines showed (`llsisyphus`).
+    pub ll_sisyphus: Option<LlSisyphusSeen>,
+}
+
+/// What an `ll.sisyphus` job's output showed, for its outcome.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct LlSisyphusSeen {
+    /// It printed any line in ll.sisyphus' format.
+    pub any_line: bool,
+    /// What its result line said (`llsisyphus::result_of`).
+    pub result: Option<(sisyphus_protocol::Status, Option<String>)>,
 }
 
 /// The run's outcome from how it ended (`exit`), why the guardian ended it (`reason`) and what
@@ -161,6 +172,12 @@ pub(crate) fn classify(
             };
         }
     }
+    // An ll.sisyphus job's result line says how it went, whatever its exit status: its parent
+    // process exits 0 after a failed or timed-out worker, and without a fork an exception may
+    // end the process with 1 after the result line was written.
+    if let (None, Some(ll)) = (reason, &seen.ll_sisyphus) {
+        (status, summary, error) = ll_sisyphus(ll, code, (status, summary, error));
+    }
     Outcome {
         run,
         status,
@@ -169,6 +186,39 @@ pub(crate) fn classify(
         summary,
         error,
         finished_at: Utc::now(),
+    }
+}
+
+/// An ll.sisyphus job's outcome from its result line; without one, a normal exit is uneventful
+/// when it printed no ll.sisyphus line (ll.sisyphus prints nothing for a run that logged only
+/// delayed lines and returned None; anything else it printed was the job's own `print`), and
+/// failed when it did (ll.sisyphus ends every run it logged for with a result line: a worker
+/// killed by a signal ends without one, which ll.sisyphus itself would call uneventful).
+fn ll_sisyphus(
+    ll: &LlSisyphusSeen,
+    code: Option<i32>,
+    otherwise: (RunStatus, Option<String>, Option<String>),
+) -> (RunStatus, Option<String>, Option<String>) {
+    match (&ll.result, code) {
+        (Some((reported, text)), _) => {
+            let status = RunStatus::from(*reported);
+            match status {
+                RunStatus::Successful => (status, text.clone(), None),
+                RunStatus::Uneventful => (status, None, None),
+                _ => (status, None, text.clone().or(otherwise.2)),
+            }
+        }
+        (None, Some(0)) if ll.any_line => (
+            RunStatus::Failed,
+            None,
+            Some(
+                "ll.sisyphus logged lines but no result line: the run did not end as ll.sisyphus \
+                 ends its runs (was its worker process killed?)"
+                    .to_string(),
+            ),
+        ),
+        (None, Some(0)) => (RunStatus::Uneventful, None, None),
+        (None, _) => otherwise,
     }
 }
 
@@ -246,6 +296,7 @@ mod tests {
             last_stdout: stdout.map(String::from),
             last_stderr: stderr.map(String::from),
             sdk_result: None,
+            ll_sisyphus: None,
         }
     }
 
@@ -335,5 +386,75 @@ mod tests {
         // The guardian ended it: the SDK's word does not count.
         let o = of(exited(0), Some(Reason::Terminated), &s);
         assert_eq!(o.status, RunStatus::Terminated);
+    }
+
+    fn ll(any_line: bool, result: Option<(Status, Option<&str>)>) -> Seen {
+        Seen {
+            ll_sisyphus: Some(LlSisyphusSeen {
+                any_line,
+                result: result.map(|(s, t)| (s, t.map(String::from))),
+            }),
+            ..seen(Some("last line"), Some("a traceback's last line"))
+        }
+    }
+
+    #[test]
+    fn an_ll_sisyphus_result_line_decides_whatever_the_exit_status() {
+        let s = ll(true, Some((Status::Successful, Some("cached 3 pages"))));
+        let o = of(exited(0), None, &s);
+        assert_eq!(
+            (o.status, o.summary.as_deref(), o.error),
+            (RunStatus::Successful, Some("cached 3 pages"), None)
+        );
+        // Its forking parent exits 0 after a failed worker.
+        let s = ll(
+            true,
+            Some((Status::Failed, Some("failed with ValueError: x"))),
+        );
+        let o = of(exited(0), None, &s);
+        assert_eq!(
+            (o.status, o.summary, o.error.as_deref()),
+            (RunStatus::Failed, None, Some("failed with ValueError: x"))
+        );
+        // Without a fork, a timeout raises after the result line: exit 1.
+        let s = ll(true, Some((Status::Timeout, Some("Terminated: timed out"))));
+        let o = of(exited(1), None, &s);
+        assert_eq!(
+            (o.status, o.error.as_deref()),
+            (RunStatus::Timeout, Some("Terminated: timed out"))
+        );
+        // A KeyboardInterrupt ends the process by SIGINT after its result line.
+        let s = ll(
+            true,
+            Some((Status::Interrupted, Some("failed with KeyboardInterrupt"))),
+        );
+        let o = of(killed(Signal::SIGINT), None, &s);
+        assert_eq!(o.status, RunStatus::Interrupted);
+        let s = ll(true, Some((Status::Uneventful, None)));
+        let o = of(exited(0), None, &s);
+        assert_eq!((o.status, o.summary), (RunStatus::Uneventful, None));
+        // The guardian's own reason still wins.
+        let o = of(exited(0), Some(Reason::Timeout), &s);
+        assert_eq!(o.status, RunStatus::Timeout);
+    }
+
+    #[test]
+    fn without_a_result_line_an_ll_sisyphus_run_is_uneventful_only_if_it_logged_nothing() {
+        // Nothing printed in ll.sisyphus' format (at most the job's own prints): uneventful.
+        let o = of(exited(0), None, &ll(false, None));
+        assert_eq!((o.status, o.summary), (RunStatus::Uneventful, None));
+        // Lines but no result line: the run did not end as ll.sisyphus ends them.
+        let o = of(exited(0), None, &ll(true, None));
+        assert_eq!(o.status, RunStatus::Failed);
+        assert!(o.error.is_some_and(|e| e.contains("no result line")));
+        // A crash before ll.sisyphus could say anything: the exit status and stderr.
+        let o = of(exited(1), None, &ll(false, None));
+        assert_eq!(
+            (o.status, o.error.as_deref()),
+            (
+                RunStatus::Failed,
+                Some("exit code 1: a traceback's last line")
+            )
+        );
     }
 }

@@ -1,19 +1,21 @@
 //! One run's log: every line the run or its guardian says is numbered (per run, from 1), capped
 //! (`--max-log-lines`/`--max-log-bytes`, then one `truncated` marker; the result line is always
 //! stored), and routed to the recorder (`run_logs`) and to the local log file. Job protocol
-//! records (fd 3) become tagged lines, user data, or the job's own result; what the output shows
-//! for the outcome is kept aside ([`Seen`]). Once the run's secrets are resolved, every line —
+//! records (fd 3) become tagged lines, user data, or the job's own result; so do the stdout lines
+//! of an `ll.sisyphus` job (`llsisyphus::Reader`: tags, task stack, each line's own time, the
+//! result line); what the output shows for the outcome is kept aside ([`Seen`]). Once the run's secrets are resolved, every line —
 //! its text, tags and task — is masked (`secrets::Mask`) before it goes anywhere, and so is what
 //! is kept for the outcome.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sisyphus_logfile::{Ending, RunLog};
 use sisyphus_model::spec::LogSettings;
 use sisyphus_model::views::{LogRow, Stream};
 use sisyphus_model::{RunId, RunStatus};
 use sisyphus_protocol::Record;
 
-use crate::outcome::{Outcome, Seen};
+use crate::llsisyphus::{self, Read};
+use crate::outcome::{LlSisyphusSeen, Outcome, Seen};
 use crate::output::Line;
 use crate::recorder::Recorder;
 use crate::secrets::Mask;
@@ -54,6 +56,8 @@ pub(crate) struct RunLogger {
     protocol_errors: u32,
     /// The run's secret values, masked in everything this logger routes.
     mask: Mask,
+    /// For an `ll.sisyphus` job: what reads its stdout.
+    ll: Option<llsisyphus::Reader>,
 }
 
 impl RunLogger {
@@ -70,7 +74,15 @@ impl RunLogger {
             seen: Seen::default(),
             protocol_errors: 0,
             mask: Mask::default(),
+            ll: None,
         }
+    }
+
+    /// From now on, reads stdout as an ll.sisyphus job prints it (and decides the outcome as
+    /// ll.sisyphus does: `outcome::classify`).
+    pub fn read_ll_sisyphus(&mut self, reader: llsisyphus::Reader) {
+        self.ll = Some(reader);
+        self.seen.ll_sisyphus = Some(LlSisyphusSeen::default());
     }
 
     /// From now on, masks these secret values in every line and in what is kept for the outcome.
@@ -94,6 +106,17 @@ impl RunLogger {
         if line.stream == Stream::Sdk {
             return self.record(line).await;
         }
+        if line.stream == Stream::Stdout {
+            let read = match &mut self.ll {
+                Some(reader) => reader.read(&line.text, Utc::now()),
+                None => Read::Plain,
+            };
+            match read {
+                Read::Line { line: ll, at, .. } => return self.ll_line(ll, at, &line).await,
+                Read::Repeated => return,
+                Read::Plain => {}
+            }
+        }
         // Before the last line is cut for the outcome: a cut could split a secret.
         self.mask.apply_to(&mut line.text);
         self.seen.any_output = true;
@@ -115,6 +138,34 @@ impl RunLogger {
             tags.push(sisyphus_protocol::text::NUL_TAG.to_string());
         }
         self.store_masked(line.stream, tags, None, line.text).await;
+    }
+
+    /// One line of an ll.sisyphus job: a tagged line with its task stack and time; what its
+    /// reader learnt so far (a result line) is kept for the outcome, masked.
+    async fn ll_line(&mut self, ll: llsisyphus::LogLine, at: DateTime<Utc>, raw: &Line) {
+        if let Some(reader) = &self.ll {
+            let mut result = reader.result.clone();
+            if let Some((_, text)) = &mut result {
+                self.mask.apply_to_opt(text);
+            }
+            self.seen.ll_sisyphus = Some(LlSisyphusSeen {
+                any_line: reader.any,
+                result,
+            });
+        }
+        self.seen.any_output = true;
+        if self.truncated {
+            return;
+        }
+        let task = ll.task();
+        let mut tags = ll.tags;
+        if raw.lossy {
+            tags.push("non-utf8".to_string());
+        }
+        if raw.nul {
+            tags.push(sisyphus_protocol::text::NUL_TAG.to_string());
+        }
+        self.store_at(Stream::Sdk, tags, task, ll.text, at).await;
     }
 
     /// One job protocol record: a tagged line (with its task stack), the result, or user data.
@@ -186,16 +237,28 @@ impl RunLogger {
     async fn store(
         &mut self,
         stream: Stream,
+        tags: Vec<String>,
+        task: Option<String>,
+        text: String,
+    ) {
+        self.store_at(stream, tags, task, text, Utc::now()).await;
+    }
+
+    /// [`store`](Self::store) with the time the line was logged.
+    async fn store_at(
+        &mut self,
+        stream: Stream,
         mut tags: Vec<String>,
         mut task: Option<String>,
         mut text: String,
+        at: DateTime<Utc>,
     ) {
         for tag in &mut tags {
             self.mask.apply_to(tag);
         }
         self.mask.apply_to_opt(&mut task);
         self.mask.apply_to(&mut text);
-        self.store_masked(stream, tags, task, text).await;
+        self.store_masked_at(stream, tags, task, text, at).await;
     }
 
     /// Counts a masked line against the cap; past it, writes the `truncated` marker once and
@@ -206,6 +269,19 @@ impl RunLogger {
         tags: Vec<String>,
         task: Option<String>,
         text: String,
+    ) {
+        self.store_masked_at(stream, tags, task, text, Utc::now())
+            .await;
+    }
+
+    /// [`store_masked`](Self::store_masked) with the time the line was logged.
+    async fn store_masked_at(
+        &mut self,
+        stream: Stream,
+        tags: Vec<String>,
+        task: Option<String>,
+        text: String,
+        at: DateTime<Utc>,
     ) {
         if self.truncated {
             return;
@@ -222,7 +298,7 @@ impl RunLogger {
             self.push(Stream::Sisyphus, tags, None, marker).await;
             return;
         }
-        self.push(stream, tags, task, text).await;
+        self.push_at(stream, tags, task, text, at).await;
     }
 
     /// Numbers the line and sends it to the local file and the recorder.
@@ -233,8 +309,20 @@ impl RunLogger {
         task: Option<String>,
         text: String,
     ) {
+        self.push_at(stream, tags, task, text, Utc::now()).await;
+    }
+
+    /// [`push`](Self::push) with the time the line was logged (`run_logs.at`; fixed here, so a
+    /// spool replay finds the stored copy).
+    async fn push_at(
+        &mut self,
+        stream: Stream,
+        tags: Vec<String>,
+        task: Option<String>,
+        text: String,
+        at: DateTime<Utc>,
+    ) {
         self.seq += 1;
-        let at = Utc::now();
         self.file
             .line(at, task.as_deref().unwrap_or(""), &tags, &text);
         self.recorder

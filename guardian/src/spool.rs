@@ -118,6 +118,11 @@ impl Spool {
         self.files().is_empty()
     }
 
+    /// How many entries wait.
+    pub fn files_waiting(&self) -> usize {
+        self.files().len()
+    }
+
     fn files(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
             .into_iter()

@@ -14,8 +14,10 @@ use tokio::process::Child;
 use tokio::time::Instant;
 
 use sisyphus_model::params;
+use sisyphus_model::spec::{JobFormat, LL_SISYPHUS_FLAGS};
 
 use crate::cgroup::{Cgroups, RunCgroup};
+use crate::llsisyphus::Zone;
 use crate::process::{self, Launch};
 use crate::secrets::Mask;
 use crate::supervisor::{Claimed, Context};
@@ -29,13 +31,19 @@ pub(crate) struct Started {
     pub notes: Vec<String>,
     /// The run's secret values, to be masked in its output and outcome.
     pub mask: Mask,
+    /// The zone the job writes local times in (its `TZ`), for an `ll.sisyphus` job's lines.
+    pub zone: Zone,
 }
 
 /// Builds the launch and starts the process; the error is the run's (`failed`).
 pub(crate) fn start(run: &Claimed, ctx: &Context) -> Result<Started, String> {
     let user = ctx.users.resolve(run.run_as.as_deref(), &ctx.host)?;
-    let argv = command_line(run);
+    let argv = command_line(run)?;
     let (env, mask) = environment(run, ctx, user.as_ref())?;
+    let zone = Zone::of(
+        env.get("TZ").map(String::as_str),
+        ctx.base_env.get("TZ").map(String::as_str),
+    );
     let (protocol, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| format!("cannot create the job protocol pipe: {e}"))?;
     // The cgroup last, so that no error above leaves one behind.
@@ -66,6 +74,7 @@ pub(crate) fn start(run: &Claimed, ctx: &Context) -> Result<Started, String> {
             protocol,
             notes,
             mask,
+            zone,
         }),
         Err(e) => {
             if let Some(cg) = cgroup {
@@ -76,14 +85,26 @@ pub(crate) fn start(run: &Claimed, ctx: &Context) -> Result<Started, String> {
     }
 }
 
-/// The command, through `/bin/sh -c` for shell jobs.
-fn command_line(run: &Claimed) -> Vec<String> {
-    if run.shell {
-        let mut a = vec!["/bin/sh".to_string(), "-c".to_string()];
-        a.extend(run.command.iter().cloned());
-        a
-    } else {
-        run.command.clone()
+/// The command, through `/bin/sh -c` for shell jobs; an `ll.sisyphus` job's with the flags that
+/// make it log to stdout and write no log file (`LL_SISYPHUS_FLAGS`) appended.
+fn command_line(run: &Claimed) -> Result<Vec<String>, String> {
+    match (run.shell, run.format) {
+        (true, JobFormat::LlSisyphus) => Err(
+            "format `ll.sisyphus` needs the command as an argv (its flags are appended to it), \
+             but the job is a line of shell"
+                .to_string(),
+        ),
+        (true, _) => {
+            let mut a = vec!["/bin/sh".to_string(), "-c".to_string()];
+            a.extend(run.command.iter().cloned());
+            Ok(a)
+        }
+        (false, JobFormat::LlSisyphus) => {
+            let mut a = run.command.clone();
+            a.extend(LL_SISYPHUS_FLAGS.iter().map(|f| f.to_string()));
+            Ok(a)
+        }
+        (false, JobFormat::Sisyphus) => Ok(run.command.clone()),
     }
 }
 

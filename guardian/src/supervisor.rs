@@ -28,7 +28,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
+use sisyphus_model::spec::JobFormat;
+
 use crate::cgroup::Cgroups;
+use crate::llsisyphus;
 use crate::outcome::{classify, format_maxtime, Outcome, Reason};
 use crate::output::{read_lines, Line};
 use crate::recorder::Recorder;
@@ -119,7 +122,7 @@ pub async fn supervise(
         .started((started - run.scheduled_for).to_std().unwrap_or_default());
     let ran = Instant::now();
     let mut log = run_logger(&run, &ctx, started);
-    let mut outcome = match prepare(&run, &ctx, &mut log, &mut control).await {
+    let mut outcome = match prepare(&run, &ctx, &mut log, &mut control, started).await {
         Ok(started) => Supervision::run(&run, &ctx, &mut log, started, control).await,
         Err(outcome) => outcome,
     };
@@ -159,6 +162,7 @@ async fn prepare(
     ctx: &Context,
     log: &mut RunLogger,
     control: &mut mpsc::Receiver<Control>,
+    started_at: DateTime<Utc>,
 ) -> Result<Started, Outcome> {
     let locked = match run.takes_locks {
         false => Ok(()),
@@ -168,6 +172,9 @@ async fn prepare(
         Ok(started) => {
             // Before the first line of the child is read.
             log.set_mask(started.mask.clone());
+            if run.format == JobFormat::LlSisyphus {
+                log.read_ll_sisyphus(llsisyphus::Reader::new(started.zone, started_at));
+            }
             Ok(started)
         }
         Err(Refusal::Ended(status)) => {
@@ -250,6 +257,7 @@ impl<'a> Supervision<'a> {
             procs,
             notes,
             mask: _,
+            zone: _,
         } = started;
         for note in notes {
             log.sisyphus(&["sisyphus", "warning"], &note).await;

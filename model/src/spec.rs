@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
@@ -109,6 +110,9 @@ pub struct JobDefinition {
     /// Parameters a run may be given (`sisyctl run P/N --param NAME=VALUE`), each with an
     /// optional default and choices; see [`crate::params`].
     pub params: Option<crate::params::Params>,
+    /// How the guardian runs the job and reads what it prints: `sisyphus` (default) or
+    /// `ll.sisyphus` (an existing Python ll.sisyphus job, run unmodified; see [`JobFormat`]).
+    pub format: Option<String>,
 }
 
 /// A size as written: a number of bytes, or text with a binary unit (`K`, `M`, `G`, `T`; `KiB`
@@ -478,6 +482,15 @@ impl JobDefinition {
                 })
                 .transpose(),
         );
+        let format = v.field(
+            "format",
+            self.format
+                .as_deref()
+                .map_or(Ok(JobFormat::Sisyphus), str::parse),
+        );
+        if let Some(format) = format {
+            v.field("format", check_format(format, shell));
+        }
         if let (Some(Some(warn)), Some(Some(max))) = (&warn_after, &maxtime) {
             if warn >= max {
                 v.push(
@@ -549,6 +562,7 @@ impl JobDefinition {
                     cpu_weight: cpu_weight?,
                 },
                 params: self.params.clone().unwrap_or_default(),
+                format: format?,
             })
         };
         let fields = fields().ok_or_else(|| InvalidJob::internal(self.label(position)))?;
@@ -728,6 +742,8 @@ pub struct SpecFields {
     pub limits: RunLimits,
     /// Parameters a run may be given; scheduled runs take the defaults.
     pub params: crate::params::Params,
+    /// How the guardian runs the job and reads its output.
+    pub format: JobFormat,
 }
 
 impl SpecFields {
@@ -787,6 +803,7 @@ fn check_fields(f: &SpecFields) -> Vec<FieldProblem> {
         Some(Command::Argv(f.command.clone()))
     };
     v.field("command", check_command(command.as_ref(), f.shell));
+    v.field("format", check_format(f.format, f.shell));
     v.field("env", check_env(f.env.clone()));
     v.field("workdir", check_workdir(f.workdir.as_deref()));
     v.field("run_as", check_user(f.run_as.as_deref()));
@@ -870,6 +887,40 @@ fn check_fields(f: &SpecFields) -> Vec<FieldProblem> {
         );
     }
     v.problems
+}
+
+crate::run::text_enum!(
+    /// How the guardian runs a job and reads what it prints (the key `format`; the CHECK on
+    /// `jobs.format` lists the same labels).
+    JobFormat, "job format" {
+        /// Sisyphus' own: the command as it is; stdout and stderr lines as they are, and the job
+        /// SDK's protocol records on `SISYPHUS_PROTOCOL_FD`.
+        Sisyphus = "sisyphus",
+        /// An existing Python job written with ll.sisyphus, run unmodified: the guardian appends
+        /// [`LL_SISYPHUS_FLAGS`] to its command line, so it logs to stdout and writes no log
+        /// files, and reads its log lines (tags, task stack, the result line) as the SDK's
+        /// records.
+        LlSisyphus = "ll.sisyphus",
+    }
+);
+
+/// The flags the guardian appends to an `ll.sisyphus` job's command line: log lines to stdout
+/// only, no log file (and so no `current`/`last_*` links and no log retention of its own). The
+/// spellings are ll.sisyphus' own (`Job.argparser`, `misc.FlagAction`: `yes`/`no`).
+pub const LL_SISYPHUS_FLAGS: [&str; 3] = ["--log2file=no", "--log2stdout=yes", "--log2stderr=no"];
+
+/// `format` with the rest of the definition: an `ll.sisyphus` job gets flags appended to its
+/// argv, which a line of shell could not take.
+fn check_format(format: JobFormat, shell: bool) -> Result<(), String> {
+    match (format, shell) {
+        (JobFormat::LlSisyphus, true) => Err(
+            "`ll.sisyphus` jobs run as an argv with ll.sisyphus' logging flags appended, which a \
+             line of shell cannot take: write command as an array such as \
+             [\"/opt/venv/bin/python\", \"fetch.py\"] and set shell = false"
+                .to_string(),
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// What a run's cgroup is limited to, where the host can apply it.

@@ -294,6 +294,7 @@ mod tests {
             memory_max: None,
             cpu_weight: None,
             params: Default::default(),
+            format: "sisyphus".into(),
         }
     }
 

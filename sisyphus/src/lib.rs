@@ -136,13 +136,23 @@ pub async fn main() -> anyhow::Result<()> {
         }
         Command::Guardian(args) => {
             let config = (*args).into_config(database_url(cli.database_url)?)?;
+            let once = config.once;
             let guardian = match sisyphus_guardian::Guardian::start(config).await {
                 Ok(g) => g,
                 Err(sisyphus_guardian::Error::Config(why)) => refuse("guardian", &why),
+                Err(e @ sisyphus_guardian::Error::NameTaken(_)) if once => {
+                    // Another guardian serves this host (a one-shot one from the previous cron
+                    // minute still supervising, say): as the SDK's single-instance lock, 75.
+                    eprintln!("sisyphus guardian --once: {e}");
+                    std::process::exit(EX_TEMPFAIL)
+                }
                 Err(e) => return Err(e.into()),
             };
-            guardian.run(shutdown).await;
-            Ok(())
+            let report = guardian.run(shutdown).await;
+            match once {
+                true => once_result(&report),
+                false => Ok(()),
+            }
         }
         Command::Scheduler {
             name,
@@ -242,6 +252,12 @@ pub struct GuardianArgs {
     /// owned by the guardian's user; names not found there come from SISYPHUS_SECRET_<NAME>.
     #[arg(long)]
     secrets_dir: Option<std::path::PathBuf>,
+    /// One-shot (for cron, or hosts without daemons): claim what is due for this host now (up to
+    /// --capacity), supervise it to its end with the usual leases and heartbeats, and exit: 0
+    /// when every claimed run is recorded (and at once when nothing is due), 1 with the reason
+    /// when one is not, 75 when a live guardian already serves this --name.
+    #[arg(long)]
+    once: bool,
 }
 
 impl GuardianArgs {
@@ -270,6 +286,7 @@ impl GuardianArgs {
             max_lines: self.max_log_lines,
             max_bytes: self.max_log_bytes,
         };
+        c.once = self.once;
         c.cgroups = !self.no_cgroups;
         c.cgroup_root = self.cgroup_root;
         c.pass_env = self.pass_env;
@@ -308,6 +325,31 @@ fn metrics_address(s: &str) -> Result<std::net::SocketAddr, String> {
     }
     s.parse()
         .map_err(|_| format!("`{s}` is neither a port nor an address such as 127.0.0.1:9187"))
+}
+
+/// The exit status of a one-shot guardian that found another guardian serving its host name
+/// (sysexits' EX_TEMPFAIL, as a second start of an SDK job).
+const EX_TEMPFAIL: i32 = 75;
+
+/// A one-shot guardian's exit: 0 when every claimed run is recorded as it ended (or nothing was
+/// due), 1 with the reasons otherwise.
+fn once_result(report: &sisyphus_guardian::Report) -> anyhow::Result<()> {
+    if report.problems.is_empty() {
+        let runs: Vec<String> = report
+            .outcomes
+            .iter()
+            .map(|o| format!("run {} {}", o.run, o.status))
+            .collect();
+        match runs.is_empty() {
+            true => tracing::info!("one-shot: nothing was due"),
+            false => tracing::info!("one-shot: recorded {}", runs.join(", ")),
+        }
+        return Ok(());
+    }
+    anyhow::bail!(
+        "guardian --once: not every claimed run is recorded: {}",
+        report.problems.join("; ")
+    )
 }
 
 fn refuse(daemon: &str, why: &str) -> ! {

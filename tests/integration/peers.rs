@@ -1,7 +1,8 @@
 //! The services notifications go to, as real processes or real endpoints on loopback:
 //!
 //! - [`SmtpServer`]: aiosmtpd (Python, from PyPI, installed into `target/test-venv` on first
-//!   use) with AUTH, saving every message it accepts as a file;
+//!   use) with AUTH, saving every message it accepts as a file; the same virtualenv gets
+//!   ll.sisyphus (`ll-xist`) for the tests of unmodified ll.sisyphus jobs ([`python_with`]);
 //! - [`Capture`]: an HTTP endpoint that records each request (method, path, headers, body)
 //!   and answers 200 — standing in for Mattermost, Sentry and webhook receivers, which we
 //!   cannot install; the tests check that it received exactly what the real service would.
@@ -13,43 +14,53 @@ use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-static VENV: Mutex<Option<PathBuf>> = Mutex::new(None);
+static VENV: Mutex<()> = Mutex::new(());
 
-/// The Python of a virtualenv holding aiosmtpd, made once per checkout.
-fn python() -> PathBuf {
-    let mut done = VENV.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = done.as_ref() {
-        return p.clone();
-    }
+/// The Python of the tests' virtualenv (`target/test-venv`, made once per checkout), with
+/// `requirement` installed from PyPI unless `import` already imports.
+pub fn python_with(import: &str, requirement: &str) -> PathBuf {
+    let _one_at_a_time = VENV.lock().unwrap_or_else(|e| e.into_inner());
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-venv");
     let python = venv.join("bin/python");
     let has_it = |py: &Path| {
         Command::new(py)
-            .args(["-c", "import aiosmtpd"])
+            .args(["-c", &format!("import {import}")])
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
     };
-    if !has_it(&python) {
+    if has_it(&python) {
+        return python;
+    }
+    if !python.exists() {
         let made = Command::new("python3")
             .args(["-m", "venv"])
             .arg(&venv)
             .status()
             .expect("python3 -m venv");
         assert!(made.success(), "python3 -m venv {} failed", venv.display());
-        let installed = Command::new(venv.join("bin/pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "aiosmtpd==1.4.6",
-            ])
-            .status()
-            .expect("pip install aiosmtpd");
-        assert!(installed.success(), "pip install aiosmtpd failed");
     }
-    *done = Some(python.clone());
+    let installed = Command::new(venv.join("bin/pip"))
+        .args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            requirement,
+        ])
+        .status()
+        .expect("pip install");
+    assert!(installed.success(), "pip install {requirement} failed");
     python
+}
+
+/// The Python of a virtualenv holding aiosmtpd.
+fn python() -> PathBuf {
+    python_with("aiosmtpd", "aiosmtpd==1.4.6")
+}
+
+/// The Python of a virtualenv holding ll.sisyphus (the real package, `ll-xist` on PyPI).
+pub fn python_with_ll_sisyphus() -> PathBuf {
+    python_with("ll.sisyphus", "ll-xist==5.84")
 }
 
 /// A running aiosmtpd; killed when dropped.

@@ -236,3 +236,22 @@ async fn control_actions_match_the_requested_check() {
     assert_eq!(labels, ours, "{check}");
     assert!("kill".parse::<sisyphus_client::ControlAction>().is_err());
 }
+
+/// The formats `jobs.format` may hold (migration 0014) are exactly `JobFormat`'s.
+#[tokio::test]
+async fn job_formats_match_the_format_check() {
+    let db = TestDb::new().await;
+    let check: String = sqlx::query_scalar(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint
+          WHERE conrelid = 'sisyphus.jobs'::regclass AND conname = 'jobs_format_check'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("the check on jobs.format");
+    let labels: Vec<&str> = check.split('\'').skip(1).step_by(2).collect();
+    let ours: Vec<&str> = sisyphus_client::spec::JobFormat::ALL
+        .iter()
+        .map(|f| f.as_str())
+        .collect();
+    assert_eq!(labels, ours, "{check}");
+}

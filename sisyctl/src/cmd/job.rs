@@ -168,6 +168,7 @@ fn show(
                 if spec.shell { " (shell)" } else { "" }
             ),
         ),
+        ("format", spec.format.to_string()),
         ("schedule", status.schedule.clone()),
         ("timezone", spec.timezone.name().to_string()),
         (
@@ -280,6 +281,7 @@ fn definition_json(spec: &JobSpec) -> serde_json::Value {
         "name": spec.job.name,
         "command": spec.command,
         "shell": spec.shell,
+        "format": spec.format,
         "env": spec.env.keys().collect::<Vec<_>>(),
         "env_secrets": spec
             .env
