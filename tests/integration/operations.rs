@@ -64,6 +64,11 @@ async fn a_rerun_is_the_next_attempt_of_the_same_slot_linked_to_the_run_it_repea
     let json: serde_json::Value =
         serde_json::from_slice(&db.sisyctl(&["runs", "--json"]).stdout).expect("json");
     assert_eq!(json[0]["rerun_of"], first);
+    let show = stdout(&db.sisyctl(&["job", "show", "Ops/again"]));
+    assert!(
+        show.contains(&format!("run {again} reruns {first}")),
+        "{show}"
+    );
     // Audited with who and why.
     let (actor, reason, diff) = last_audit(&db, "run.rerun").await.expect("an audit row");
     assert_eq!(actor, "postgres");

@@ -1,6 +1,6 @@
 //! `sisyctl job ls | show | pause | resume | rm | next`.
 
-use sisyphus_client::{Client, JobSpec};
+use sisyphus_client::{Client, JobSpec, RunFilter, RunId};
 
 use crate::output::{self, opt, time};
 use crate::{say, Failure, JobCommand};
@@ -18,8 +18,10 @@ pub async fn run(client: &Client, command: JobCommand, json: bool) -> Result<(),
                 Err(e) => return Err(e.into()),
             };
             let durations = client.durations(&job, DURATION_HISTORY).await?;
+            let reruns = recent_reruns(client, &job).await?;
             if json {
                 let mut value = serde_json::to_value(&status)?;
+                value["recent_reruns"] = serde_json::to_value(&reruns)?;
                 match &spec {
                     Ok(spec) => value["definition"] = definition_json(spec),
                     Err(why) => value["definition_error"] = why.clone().into(),
@@ -28,7 +30,7 @@ pub async fn run(client: &Client, command: JobCommand, json: bool) -> Result<(),
                 return Ok(output::json(&value)?);
             }
             match &spec {
-                Ok(spec) => show(spec, &status, &durations)?,
+                Ok(spec) => show(spec, &status, &durations, &reruns)?,
                 Err(why) => show_unreadable(why, &status)?,
             }
             Ok(())
@@ -152,10 +154,32 @@ fn duration_history(durations: &[std::time::Duration]) -> String {
     )
 }
 
+/// How many of a job's newest runs `job show` looks through for reruns.
+const RERUN_HISTORY: i64 = 50;
+
+/// (rerun, the run it repeats) among the job's newest runs, newest first.
+async fn recent_reruns(
+    client: &Client,
+    job: &sisyphus_client::JobRef,
+) -> Result<Vec<(RunId, RunId)>, Failure> {
+    let mut filter = RunFilter::for_job(job);
+    filter.limit = Some(RERUN_HISTORY);
+    let runs = match client.runs(&filter).await {
+        Ok(runs) => runs,
+        Err(sisyphus_client::Error::NoSuchJob(_)) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(runs
+        .iter()
+        .filter_map(|r| r.rerun_of.map(|of| (r.id, of)))
+        .collect())
+}
+
 fn show(
     spec: &JobSpec,
     status: &sisyphus_client::JobStatus,
     durations: &[std::time::Duration],
+    reruns: &[(RunId, RunId)],
 ) -> std::io::Result<()> {
     let d = |x: std::time::Duration| sisyphus_client::schedule::format_duration(x);
     let mut lines = vec![
@@ -214,6 +238,18 @@ fn show(
         ("cpu weight", opt(spec.limits.cpu_weight)),
         ("notify", notify_rules(spec.notify.as_deref())),
         ("durations", duration_history(durations)),
+        (
+            "reruns",
+            if reruns.is_empty() {
+                "-".to_string()
+            } else {
+                reruns
+                    .iter()
+                    .map(|(run, of)| format!("run {run} reruns {of}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        ),
     ]);
     output::fields(&lines)
 }
