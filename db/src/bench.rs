@@ -89,13 +89,7 @@ pub fn migrator_through(version: i64) -> Migrator {
 /// version reached.
 pub async fn migrate_through(url: &str, version: i64) -> Result<i64> {
     let mut conn = connect(url).await?;
-    sqlx::query(include_str!("../../sql/schema/create.sql"))
-        .execute(&mut conn)
-        .await?;
-    sqlx::query(include_str!("../../sql/schema/search_path.sql"))
-        .execute(&mut conn)
-        .await?;
-    migrator_through(version).run(&mut conn).await?;
+    crate::run_migrations(&mut conn, &migrator_through(version)).await?;
     let reached: Option<i64> = sqlx::query_scalar(include_str!("../../sql/schema/version.sql"))
         .fetch_one(&mut conn)
         .await?;

@@ -250,6 +250,19 @@ fn ssl_mode_name(mode: PgSslMode) -> &'static str {
     }
 }
 
+/// The schema `sisyphus` (created where missing, its bookkeeping inside it), then `migrator`'s
+/// migrations that are not applied yet.
+pub(crate) async fn run_migrations(conn: &mut PgConnection, migrator: &Migrator) -> Result<()> {
+    sqlx::query(include_str!("../../sql/schema/create.sql"))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(include_str!("../../sql/schema/search_path.sql"))
+        .execute(&mut *conn)
+        .await?;
+    migrator.run(&mut *conn).await?;
+    Ok(())
+}
+
 /// Applies every pending migration. The migrations table lives in schema `sisyphus`, next to
 /// what it describes, so `public` stays untouched. Returns (version before, version after).
 pub async fn migrate(url: &str) -> Result<(i64, i64)> {
@@ -260,13 +273,7 @@ pub async fn migrate(url: &str) -> Result<(i64, i64)> {
 pub async fn migrate_with_timeout(url: &str, timeout: Duration) -> Result<(i64, i64)> {
     let mut conn = connect_within(url, &options(url, "sisyctl migrate")?, timeout).await?;
     let before = schema_version(&mut conn).await?.unwrap_or(0);
-    sqlx::query(include_str!("../../sql/schema/create.sql"))
-        .execute(&mut conn)
-        .await?;
-    sqlx::query(include_str!("../../sql/schema/search_path.sql"))
-        .execute(&mut conn)
-        .await?;
-    MIGRATOR.run(&mut conn).await?;
+    run_migrations(&mut conn, &MIGRATOR).await?;
     let after = schema_version(&mut conn).await?.unwrap_or(0);
     conn.close().await?;
     Ok((before, after))
