@@ -128,6 +128,8 @@ pub struct Claimed {
     pub cpu_weight: Option<i32>,
     /// The run's parameters (none for a job that declares none).
     pub params: BTreeMap<String, String>,
+    /// Its job declares parameters (then `claim` reads them).
+    pub takes_params: bool,
     /// How the run is started and its output read (`sisyphus` or `ll.sisyphus`).
     pub format: JobFormat,
 }
@@ -149,10 +151,15 @@ pub async fn claim(
         .try_map(claimed)
         .fetch_all(&mut *db)
         .await?;
-    if runs.is_empty() {
+    // Only runs of jobs that declare parameters have any: no second round trip otherwise.
+    let ids: Vec<i64> = runs
+        .iter()
+        .filter(|r| r.takes_params)
+        .map(|r| r.id.0)
+        .collect();
+    if ids.is_empty() {
         return Ok(runs);
     }
-    let ids: Vec<i64> = runs.iter().map(|r| r.id.0).collect();
     let params: Vec<(i64, Json<BTreeMap<String, String>>)> = sqlx::query_as(CLAIMED_PARAMS)
         .bind(&ids)
         .fetch_all(&mut *db)
@@ -191,6 +198,7 @@ fn claimed(row: PgRow) -> sqlx::Result<Claimed> {
         memory_max: row.try_get("memory_max")?,
         cpu_weight: row.try_get("cpu_weight")?,
         params: BTreeMap::new(),
+        takes_params: row.try_get("takes_params")?,
         format: row
             .try_get::<String, _>("format")?
             .parse()
