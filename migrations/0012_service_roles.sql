@@ -140,14 +140,20 @@ ALTER FUNCTION sisyphus.prune(interval, interval, integer)
 -- The audit log's retention (the scheduler's housekeeping): rows older than `p_keep`, at most
 -- `p_batch` at once. The only way any row of it is ever deleted.
 CREATE FUNCTION sisyphus.prune_audit(p_keep interval, p_batch integer DEFAULT 10000)
-RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, sisyphus AS $$
-    WITH gone AS (
-        DELETE FROM sisyphus.audit
-         WHERE id IN (SELECT id FROM sisyphus.audit WHERE at < now() - p_keep
-                       ORDER BY id LIMIT p_batch)
-        RETURNING 1)
-    SELECT count(*) FROM gone
-$$;
+RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, sisyphus AS $$
+DECLARE
+    n bigint;
+BEGIN
+    DELETE FROM sisyphus.audit
+     WHERE id IN (SELECT id FROM sisyphus.audit WHERE at < now() - p_keep ORDER BY id LIMIT p_batch);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    -- The pruning itself is on record: who (the scheduler's login), how many, how old.
+    IF n > 0 THEN
+        PERFORM sisyphus.audit_write('audit.prune', NULL, 'audit',
+                                     jsonb_build_object('deleted', n, 'older_than', p_keep::text));
+    END IF;
+    RETURN n;
+END $$;
 
 -- Guardian: its hosts' rows.
 CREATE POLICY guardian_own ON sisyphus.hosts FOR ALL TO sisyphus_guardian
