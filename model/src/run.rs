@@ -158,6 +158,9 @@ text_enum!(
         Missed = "missed",
         /// Taken back before it started (job paused or removed).
         Cancelled = "cancelled",
+        /// Came due and was deliberately not run: a calendar excludes its slot, or the job's
+        /// overlap policy yielded it to a run already active. The reason is the run's `error`.
+        Skipped = "skipped",
     }
 );
 
@@ -205,6 +208,8 @@ text_enum!(
         Retry = "retry",
         Data = "data",
         Rerun = "rerun",
+        /// A past slot run on request (`sisyctl backfill`).
+        Backfill = "backfill",
     }
 );
 

@@ -34,7 +34,8 @@ impl From<RunStatus> for Ending {
             | RunStatus::Running
             | RunStatus::Suspended
             | RunStatus::Missed
-            | RunStatus::Cancelled => Ending::Other,
+            | RunStatus::Cancelled
+            | RunStatus::Skipped => Ending::Other,
         }
     }
 }
@@ -63,7 +64,10 @@ mod tests {
             let ran_to_an_end = s.is_final()
                 && !matches!(
                     s,
-                    RunStatus::Missed | RunStatus::Cancelled | RunStatus::Uneventful
+                    RunStatus::Missed
+                        | RunStatus::Cancelled
+                        | RunStatus::Skipped
+                        | RunStatus::Uneventful
                 );
             assert_eq!(linked, ran_to_an_end, "{s}");
         }
