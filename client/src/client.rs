@@ -535,6 +535,54 @@ impl Client {
     pub async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
         db::access::audit(&self.pool, filter).await
     }
+
+    /// A new personal token for `login` to sign in to the dashboard with, valid for `valid_for`
+    /// (None: until revoked): its id and the token, which exists only in this answer (the
+    /// database keeps its SHA-256). One's own, or anyone's for admins.
+    pub async fn create_token(
+        &self,
+        login: &str,
+        valid_for: Option<std::time::Duration>,
+        label: Option<&str>,
+    ) -> Result<(i64, String)> {
+        access::check_login(login).map_err(Error::Refused)?;
+        let expires_at = match valid_for {
+            None => None,
+            Some(d) => {
+                let d = chrono::Duration::from_std(d)
+                    .ok()
+                    .filter(|d| *d > chrono::Duration::zero())
+                    .ok_or_else(|| {
+                        Error::Refused(format!("--expires: {d:?} is not a usable validity"))
+                    })?;
+                Some(Utc::now().checked_add_signed(d).ok_or_else(|| {
+                    Error::Refused("--expires: the token would expire after year 262143".into())
+                })?)
+            }
+        };
+        let token =
+            crate::token::generate().map_err(|e| Error::Refused(format!("no randomness: {e}")))?;
+        let id = db::tokens::create(
+            &self.pool,
+            login,
+            &crate::token::hash(&token),
+            expires_at,
+            label,
+        )
+        .await?;
+        Ok((id, token))
+    }
+
+    /// Revokes token `id` at once (sessions signed in with it end at their next request); false
+    /// when there was no such live token.
+    pub async fn revoke_token(&self, id: i64) -> Result<bool> {
+        db::tokens::revoke(&self.pool, id).await
+    }
+
+    /// The tokens this login may see (its own; admins all), newest first.
+    pub async fn tokens(&self) -> Result<Vec<access::TokenInfo>> {
+        db::tokens::list(&self.pool).await
+    }
 }
 
 /// Writes one checked definition against what is stored, and says what changed.

@@ -37,6 +37,7 @@
 pub mod client;
 pub mod jobsfile;
 pub mod lock;
+pub mod token;
 
 /// The database layer the client is built on.
 pub use sisyphus_db as db;

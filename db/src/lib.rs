@@ -21,6 +21,8 @@ pub mod notifications;
 pub mod resources;
 pub mod runs;
 pub mod scheduler;
+pub mod tokens;
+pub mod web;
 
 use std::time::Duration;
 
@@ -34,6 +36,11 @@ pub use listener::Listener;
 pub use sqlx::{PgConnection, PgPool};
 /// A transaction on a pooled connection.
 pub type Transaction = sqlx::Transaction<'static, sqlx::Postgres>;
+
+/// A transaction on a connection of `pool`.
+pub async fn begin(pool: &PgPool) -> Result<Transaction> {
+    Ok(pool.begin().await?)
+}
 
 /// A savepoint inside `tx`: committing it releases it, rolling it back (or dropping it) undoes
 /// only what was done since, and the transaction goes on.

@@ -31,8 +31,62 @@ crate::run::text_enum!(
         Guardian = "guardian",
         Scheduler = "scheduler",
         Dispatcher = "dispatcher",
+        /// The web dashboard: signs people in and acts as them (`migrations/0018_web.sql`).
+        Web = "web",
     }
 );
+
+/// Whether grant pattern `pattern` covers `project`, as `sisyphus.pattern_matches` decides:
+/// `*`, the project itself, or `P.*` for `P` and every project under it.
+pub fn pattern_matches(pattern: &str, project: &str) -> bool {
+    if pattern == "*" || pattern == project {
+        return true;
+    }
+    match pattern.strip_suffix(".*") {
+        Some(prefix) => {
+            project == prefix
+                || (project.starts_with(prefix) && project[prefix.len()..].starts_with('.'))
+        }
+        None => false,
+    }
+}
+
+/// What a person may do, as the dashboard reads it once per page to show only the buttons they
+/// may use (the database checks every action again).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Abilities {
+    pub admin: bool,
+    /// Patterns the person holds operator (or more) on.
+    pub operate: Vec<String>,
+    /// Patterns the person holds editor on.
+    pub edit: Vec<String>,
+}
+
+impl Abilities {
+    /// May run, kill, suspend, resume, pause and rerun in `project`.
+    pub fn may_operate(&self, project: &str) -> bool {
+        self.admin || self.operate.iter().any(|p| pattern_matches(p, project))
+    }
+
+    /// May change definitions in `project`.
+    pub fn may_edit(&self, project: &str) -> bool {
+        self.admin || self.edit.iter().any(|p| pattern_matches(p, project))
+    }
+}
+
+/// A dashboard token as its owner and admins see it (`sisyctl token ls`); never the token or
+/// its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub login: String,
+    pub label: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
 
 /// The longest login PostgreSQL keeps (`NAMEDATALEN - 1` bytes); a longer one would be cut.
 pub const MAX_LOGIN_BYTES: usize = 63;
@@ -158,8 +212,36 @@ mod tests {
                 .iter()
                 .map(|k| k.as_str())
                 .collect::<Vec<_>>(),
-            ["user", "admin", "guardian", "scheduler", "dispatcher"]
+            [
+                "user",
+                "admin",
+                "guardian",
+                "scheduler",
+                "dispatcher",
+                "web"
+            ]
         );
+    }
+
+    #[test]
+    fn patterns_match_as_the_database_matches_them() {
+        for (pattern, project, expected) in [
+            ("*", "ACME", true),
+            ("ACME", "ACME", true),
+            ("ACME", "ACME.Foo", false),
+            ("ACME.*", "ACME", true),
+            ("ACME.*", "ACME.Foo", true),
+            ("ACME.*", "ACME.Foo.Bar", true),
+            ("ACME.*", "ACMEX", false),
+            ("ACME.*", "ACMEX.Foo", false),
+            ("ACME.Foo", "ACME.Foobar", false),
+        ] {
+            assert_eq!(
+                pattern_matches(pattern, project),
+                expected,
+                "{pattern} {project}"
+            );
+        }
     }
 
     #[test]

@@ -758,6 +758,50 @@ impl SpecFields {
     }
 }
 
+impl JobSpec {
+    /// The definition as JSON with the jobs file's keys (env values are left out: they may be secret;
+    /// `env_secrets` names the secret each secret key refers to).
+    pub fn definition_json(&self) -> serde_json::Value {
+        let spec = self;
+        let d = |x: std::time::Duration| crate::schedule::format_duration(x);
+        serde_json::json!({
+            "project": spec.job.project,
+            "name": spec.job.name,
+            "command": spec.command,
+            "shell": spec.shell,
+            "format": spec.format,
+            "env": spec.env.keys().collect::<Vec<_>>(),
+            "env_secrets": spec
+                .env
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.secret_name()?.to_string())))
+                .collect::<std::collections::BTreeMap<String, String>>(),
+            "workdir": spec.workdir,
+            "schedule": spec.schedule.as_ref().map(|s| s.describe()),
+            "timezone": spec.timezone.name(),
+            "start": spec.start,
+            "end": spec.end,
+            "iterations": spec.iterations,
+            "ttl": d(spec.ttl),
+            "catchup": spec.catchup,
+            "jitter": d(spec.jitter),
+            "maxtime": spec.maxtime.map(d),
+            "retries": spec.retries,
+            "retry_backoff": d(spec.retry_backoff),
+            "concurrency": spec.concurrency,
+            "target": spec.target.to_string(),
+            "paused": spec.paused,
+            "userdata": spec.userdata,
+            "max_health_age": spec.max_health_age.map(d),
+            "warn_after": spec.warn_after.map(d),
+            "min_duration": spec.min_duration.map(d),
+            "memory_max": spec.limits.memory_max,
+            "cpu_weight": spec.limits.cpu_weight,
+            "notify": spec.notify,
+        })
+    }
+}
+
 impl std::ops::Deref for JobSpec {
     type Target = SpecFields;
     fn deref(&self) -> &SpecFields {

@@ -170,3 +170,18 @@ pub struct LogRow {
     pub task: Option<String>,
     pub text: String,
 }
+
+/// What the dashboard's Run page shows beyond a [`crate::Run`] (`sql/web/run_facts.sql`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunFacts {
+    pub pid: Option<i32>,
+    pub signal: Option<i32>,
+    /// Who asked for it (a person's login for manual runs and reruns).
+    pub created_by: Option<String>,
+    /// A control request its guardian has not carried out yet.
+    pub requested: Option<String>,
+    pub suspended_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub job_id: crate::JobId,
+}

@@ -222,6 +222,9 @@ enum Command {
     /// Logins for daemons.
     #[command(subcommand)]
     Service(cmd::access::ServiceCommand),
+    /// Personal tokens for signing in to the web dashboard (`sisyphus web`).
+    #[command(subcommand)]
+    Token(cmd::token::TokenCommand),
     /// The audit log, newest first: who changed what, through what, and why.
     Audit {
         /// Only this job's changes and its runs' (PROJECT/NAME).
@@ -511,6 +514,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let client = connect(url).await?;
             cmd::access::service_add(&client, kind, &name, &hosts, password.as_deref(), json).await
         }
+        Command::Token(command) => cmd::token::run(&connect(url).await?, command, json).await,
         Command::Audit {
             job,
             actor,
@@ -528,7 +532,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     sisyphus_client::spec::parse_duration(s)
 }
 

@@ -18,6 +18,7 @@ pub async fn run(
     state_dir: &Path,
     jobs: &Path,
     notify_config: Option<&Path>,
+    web: std::net::SocketAddr,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let settings = match notify_config {
@@ -75,6 +76,27 @@ pub async fn run(
     ))
     .await?;
     let dispatcher = tokio::spawn(dispatcher.run(shutdown.clone()));
+    // The dashboard, and a token for the operator to sign in with (a new one each start).
+    let operator = Client::connect(&logins.operator).await?;
+    let (_, token) = operator
+        .create_token(
+            OPERATOR,
+            Some(std::time::Duration::from_secs(30 * 86_400)),
+            Some("sisyphus dev"),
+        )
+        .await?;
+    let dashboard = tokio::spawn(sisyphus_web::serve(
+        sisyphus_web::Config {
+            listen: web,
+            database_url: logins.web.clone(),
+            read_only: false,
+            trusted_proxies: Vec::new(),
+            proxy_header: None,
+            secure_cookies: false,
+        },
+        shutdown.clone(),
+    ));
+    eprintln!("\nThe dashboard: http://{web}/ — sign in as {OPERATOR} with the token\n\n  {token}");
     eprintln!(
         "\nSisyphus is running: the scheduler, the dispatcher and guardian `dev`. In another shell:\n\n  \
          export SISYPHUS_DATABASE_URL={operator}\n  cargo run -q --bin sisyctl -- runs\n  \
@@ -88,6 +110,9 @@ pub async fn run(
     scheduler.await?;
     guardian.await?;
     dispatcher.await?;
+    if let Err(e) = dashboard.await? {
+        eprintln!("the dashboard stopped: {e}");
+    }
     if let Some(mut c) = cluster.take() {
         tokio::task::spawn_blocking(move || c.stop()).await?;
     }
@@ -103,6 +128,7 @@ struct Logins {
     scheduler: String,
     guardian: String,
     dispatcher: String,
+    web: String,
     operator: String,
 }
 
@@ -116,12 +142,14 @@ impl Logins {
         let dev = ["dev".to_string()];
         let guardian = one("sisyphus_dev_guardian", LoginKind::Guardian, &dev).await?;
         let dispatcher = one("sisyphus_dev_dispatcher", LoginKind::Dispatcher, &[]).await?;
+        let web = one("sisyphus_dev_web", LoginKind::Web, &[]).await?;
         let operator = one(OPERATOR, LoginKind::User, &[]).await?;
         owner.grant(OPERATOR, GrantLevel::Operator, "*").await?;
         Ok(Logins {
             scheduler,
             guardian,
             dispatcher,
+            web,
             operator,
         })
     }

@@ -42,6 +42,9 @@ enum Command {
         /// The dispatcher's channels (see `sisyphus dispatcher`); default: none.
         #[arg(long)]
         notify_config: Option<std::path::PathBuf>,
+        /// Where the dashboard listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        web: std::net::SocketAddr,
     },
     /// Deliver notifications from the outbox (any number of dispatchers may share it).
     Dispatcher {
@@ -83,6 +86,43 @@ enum Command {
         #[arg(long, value_parser = metrics_address)]
         metrics: Option<std::net::SocketAddr>,
     },
+    /// The web dashboard, as a web login (`sisyctl service add web NAME`); people sign in with
+    /// a personal token (`sisyctl token create --user NAME`) or through a trusted proxy.
+    Web(WebArgs),
+}
+
+/// `sisyphus web` options.
+#[derive(clap::Args)]
+pub struct WebArgs {
+    /// Where to listen; loopback by default (put an HTTPS reverse proxy in front for others).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Show no buttons and refuse every action.
+    #[arg(long)]
+    read_only: bool,
+    /// A reverse proxy whose --proxy-header names the person (repeat for several).
+    #[arg(long = "trusted-proxy")]
+    trusted_proxies: Vec<std::net::IpAddr>,
+    /// The header a trusted proxy names the person's login in (oauth2-proxy:
+    /// X-Forwarded-User).
+    #[arg(long)]
+    proxy_header: Option<String>,
+    /// Mark the session cookie Secure (when served over HTTPS).
+    #[arg(long)]
+    secure_cookies: bool,
+}
+
+impl WebArgs {
+    fn into_config(self, database_url: String) -> sisyphus_web::Config {
+        sisyphus_web::Config {
+            listen: self.listen,
+            database_url,
+            read_only: self.read_only,
+            trusted_proxies: self.trusted_proxies,
+            proxy_header: self.proxy_header,
+            secure_cookies: self.secure_cookies,
+        }
+    }
 }
 
 /// The `sisyphus` binary's main.
@@ -106,12 +146,14 @@ pub async fn main() -> anyhow::Result<()> {
             state_dir,
             jobs,
             notify_config,
+            web,
         } => {
             dev::run(
                 cli.database_url,
                 &state_dir,
                 &jobs,
                 notify_config.as_deref(),
+                web,
                 shutdown,
             )
             .await
@@ -181,6 +223,13 @@ pub async fn main() -> anyhow::Result<()> {
             };
             scheduler.run(shutdown).await;
             Ok(())
+        }
+        Command::Web(args) => {
+            let config = args.into_config(database_url(cli.database_url)?);
+            match sisyphus_web::serve(config, shutdown).await {
+                Err(sisyphus_web::Error::Config(why)) => refuse("web", &why),
+                other => Ok(other?),
+            }
         }
     }
 }

@@ -34,7 +34,7 @@ pub enum ServiceCommand {
     /// Create a daemon's login (or set an existing one's password), a member of that daemon's
     /// role only; a guardian's is bound to the host names it may act as.
     Add {
-        /// guardian, scheduler or dispatcher.
+        /// guardian, scheduler, dispatcher or web (the dashboard's login).
         #[arg(value_parser = parse_service)]
         kind: LoginKind,
         name: String,
@@ -50,10 +50,13 @@ pub enum ServiceCommand {
 /// A daemon's kind of login.
 fn parse_service(s: &str) -> Result<LoginKind, String> {
     match s.parse::<LoginKind>()? {
-        k @ (LoginKind::Guardian | LoginKind::Scheduler | LoginKind::Dispatcher) => Ok(k),
+        k @ (LoginKind::Guardian
+        | LoginKind::Scheduler
+        | LoginKind::Dispatcher
+        | LoginKind::Web) => Ok(k),
         k => Err(format!(
-            "`{k}` is a person's login (`sisyctl user add`); a service is guardian, scheduler \
-             or dispatcher"
+            "`{k}` is a person's login (`sisyctl user add`); a service is guardian, scheduler, \
+             dispatcher or web"
         )),
     }
 }

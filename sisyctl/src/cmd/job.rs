@@ -23,7 +23,7 @@ pub async fn run(client: &Client, command: JobCommand, json: bool) -> Result<(),
                 let mut value = serde_json::to_value(&status)?;
                 value["recent_reruns"] = serde_json::to_value(&reruns)?;
                 match &spec {
-                    Ok(spec) => value["definition"] = definition_json(spec),
+                    Ok(spec) => value["definition"] = spec.definition_json(),
                     Err(why) => value["definition_error"] = why.clone().into(),
                 }
                 value["durations_secs"] = durations.iter().map(|d| d.as_secs_f64()).collect();
@@ -86,7 +86,7 @@ pub async fn run(client: &Client, command: JobCommand, json: bool) -> Result<(),
     }
 }
 
-fn report(json: bool, changed: bool, yes: &str, no: &str) -> Result<(), Failure> {
+pub(crate) fn report(json: bool, changed: bool, yes: &str, no: &str) -> Result<(), Failure> {
     if json {
         output::json(&serde_json::json!({ "changed": changed }))?;
     } else {
@@ -306,47 +306,6 @@ fn show_unreadable(why: &str, status: &sisyphus_client::JobStatus) -> std::io::R
     ];
     lines.extend(status_fields(status));
     output::fields(&lines)
-}
-
-/// The definition as JSON with the jobs file's keys (env values are left out: they may be secret;
-/// `env_secrets` names the secret each secret key refers to).
-fn definition_json(spec: &JobSpec) -> serde_json::Value {
-    let d = |x: std::time::Duration| sisyphus_client::schedule::format_duration(x);
-    serde_json::json!({
-        "project": spec.job.project,
-        "name": spec.job.name,
-        "command": spec.command,
-        "shell": spec.shell,
-        "format": spec.format,
-        "env": spec.env.keys().collect::<Vec<_>>(),
-        "env_secrets": spec
-            .env
-            .iter()
-            .filter_map(|(k, v)| Some((k.clone(), v.secret_name()?.to_string())))
-            .collect::<std::collections::BTreeMap<String, String>>(),
-        "workdir": spec.workdir,
-        "schedule": spec.schedule.as_ref().map(|s| s.describe()),
-        "timezone": spec.timezone.name(),
-        "start": spec.start,
-        "end": spec.end,
-        "iterations": spec.iterations,
-        "ttl": d(spec.ttl),
-        "catchup": spec.catchup,
-        "jitter": d(spec.jitter),
-        "maxtime": spec.maxtime.map(d),
-        "retries": spec.retries,
-        "retry_backoff": d(spec.retry_backoff),
-        "concurrency": spec.concurrency,
-        "target": spec.target.to_string(),
-        "paused": spec.paused,
-        "userdata": spec.userdata,
-        "max_health_age": spec.max_health_age.map(d),
-        "warn_after": spec.warn_after.map(d),
-        "min_duration": spec.min_duration.map(d),
-        "memory_max": spec.limits.memory_max,
-        "cpu_weight": spec.limits.cpu_weight,
-        "notify": spec.notify,
-    })
 }
 
 /// `MODE, TOKEN=secret:API_TOKEN`: every key, and for a secret the reference (its value is not

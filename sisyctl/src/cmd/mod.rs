@@ -11,3 +11,4 @@ pub mod migrate;
 pub mod notifications;
 pub mod resources;
 pub mod runs;
+pub mod token;
