@@ -17,6 +17,7 @@ const TEMPLATE: &str = "sisyphus_template";
 /// these, never as the owner, unless `SISYPHUS_TEST_DAEMONS_AS_OWNER` is set (for comparisons).
 const SCHEDULER_LOGIN: &str = "test_scheduler";
 const DISPATCHER_LOGIN: &str = "test_dispatcher";
+const WEB_LOGIN: &str = "test_web";
 
 struct Shared {
     port: u16,
@@ -52,6 +53,7 @@ async fn shared() -> &'static Shared {
             for (kind, login) in [
                 ("scheduler", SCHEDULER_LOGIN),
                 ("dispatcher", DISPATCHER_LOGIN),
+                ("web", WEB_LOGIN),
             ] {
                 add_service(&db_url(port, TEMPLATE), kind, login, None);
             }
@@ -360,6 +362,7 @@ pub fn service_url(url: &str, args: &[String]) -> String {
     let login = match args.first().map(String::as_str) {
         Some("scheduler") => SCHEDULER_LOGIN.to_string(),
         Some("dispatcher") => DISPATCHER_LOGIN.to_string(),
+        Some("web") => WEB_LOGIN.to_string(),
         Some("guardian") => {
             let Some(name) = args
                 .iter()

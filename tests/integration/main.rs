@@ -28,3 +28,4 @@ mod secrets;
 mod sql_api;
 mod tls;
 mod validation;
+mod web;
