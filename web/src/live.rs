@@ -156,8 +156,9 @@ pub async fn events(
                 Err(broadcast::error::RecvError::Closed) => return None,
             };
             if let Some(name) = event {
+                // The name is the data too: a browser dispatches no event whose data is empty.
                 return Some((
-                    Ok(Event::default().event(name).data("")),
+                    Ok(Event::default().event(name).data(name)),
                     (rx, shutdown, run),
                 ));
             }
