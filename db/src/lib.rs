@@ -8,6 +8,7 @@
 //! migrated database by `tests/integration/schema.rs` before it can ship.
 
 pub mod access;
+pub mod calendars;
 pub mod bench;
 mod decode;
 pub mod dispatcher;

@@ -295,6 +295,8 @@ mod tests {
             cpu_weight: None,
             params: Default::default(),
             format: "sisyphus".into(),
+            skip_on: vec![],
+            only_on: vec![],
         }
     }
 
