@@ -362,18 +362,18 @@ impl CalendarSet {
     pub fn resolve<'n>(
         skip_on: &'n [String],
         only_on: &'n [String],
-        find: impl Fn(&str) -> Option<Arc<Calendar>>,
+        mut find: impl FnMut(&str) -> Option<Arc<Calendar>>,
     ) -> Result<CalendarSet, (&'static str, &'n str)> {
-        let resolve = |key, names: &'n [String]| {
-            names
-                .iter()
-                .map(|n| find(n).ok_or((key, n.as_str())))
-                .collect::<Result<Vec<_>, _>>()
-        };
-        Ok(CalendarSet {
-            skip_on: resolve("skip_on", skip_on)?,
-            only_on: resolve("only_on", only_on)?,
-        })
+        let mut set = CalendarSet::default();
+        for (key, names, into) in [
+            ("skip_on", skip_on, &mut set.skip_on),
+            ("only_on", only_on, &mut set.only_on),
+        ] {
+            for name in names {
+                into.push(find(name).ok_or((key, name.as_str()))?);
+            }
+        }
+        Ok(set)
     }
 
     /// Whether the set has no calendar (excludes nothing).
