@@ -6,6 +6,7 @@ mod harness;
 mod access;
 mod access_cli;
 mod apply;
+mod calendars;
 mod cli;
 mod failover;
 mod guardian;
