@@ -91,10 +91,7 @@ impl Client {
                 Error::Refused(format!("{job}: {field} names unknown calendar `{name}`"))
             })?;
         let times = self.next_fire_times(job, count).await?;
-        Ok(times
-            .into_iter()
-            .map(|at| upcoming(&set, at))
-            .collect())
+        Ok(times.into_iter().map(|at| upcoming(&set, at)).collect())
     }
 }
 
@@ -167,13 +164,20 @@ pub(crate) async fn check_specs(
 }
 
 /// The problem of a job whose calendars leave none of its slots in the horizon, if so.
-fn excludes_everything(spec: &JobSpec, set: &CalendarSet, now: DateTime<Utc>) -> Option<FieldProblem> {
+fn excludes_everything(
+    spec: &JobSpec,
+    set: &CalendarSet,
+    now: DateTime<Utc>,
+) -> Option<FieldProblem> {
     let schedule = spec.schedule.as_ref()?;
     let from = spec.start.map_or(now, |s| s.max(now));
     let horizon = from + Duration::days(HORIZON_YEARS * 366);
     let until = spec.end.map_or(horizon, |e| e.min(horizon));
     let before = from - Duration::microseconds(1);
-    if set.next_slot(schedule, spec.timezone, before, until).is_some() {
+    if set
+        .next_slot(schedule, spec.timezone, before, until)
+        .is_some()
+    {
         return None;
     }
     let field = if spec.only_on.is_empty() {

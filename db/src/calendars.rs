@@ -36,7 +36,12 @@ pub struct CalendarRow {
 impl CalendarRow {
     /// The calendar to evaluate; a stored value that does not read back, as text.
     pub fn to_calendar(&self) -> Result<Calendar, String> {
-        calendar(&self.name, &self.zone, &self.entries.0, self.description.clone())
+        calendar(
+            &self.name,
+            &self.zone,
+            &self.entries.0,
+            self.description.clone(),
+        )
     }
 }
 

@@ -8,8 +8,8 @@
 //! migrated database by `tests/integration/schema.rs` before it can ship.
 
 pub mod access;
-pub mod calendars;
 pub mod bench;
+pub mod calendars;
 mod decode;
 pub mod dispatcher;
 pub mod error;

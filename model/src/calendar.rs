@@ -303,12 +303,12 @@ pub fn start_of(day: NaiveDate, zone: Tz) -> Option<DateTime<Utc>> {
 /// A local time in `zone` as an instant: in a DST gap, the first instant after it; in a fold,
 /// the first occurrence (as `start`/`end` of a job are read).
 fn local_instant(t: NaiveDateTime, zone: Tz) -> Option<DateTime<Utc>> {
-    (0..=26 * 60).find_map(
-        |minutes| match zone.from_local_datetime(&(t + Duration::minutes(minutes))) {
+    (0..=26 * 60).find_map(|minutes| {
+        match zone.from_local_datetime(&(t + Duration::minutes(minutes))) {
             LocalResult::Single(x) | LocalResult::Ambiguous(x, _) => Some(x.with_timezone(&Utc)),
             LocalResult::None => None,
-        },
-    )
+        }
+    })
 }
 
 /// Why a slot is excluded: by a `skip_on` calendar that contains it, or by `only_on` calendars
@@ -474,9 +474,9 @@ fn weekday(text: &str) -> Option<Weekday> {
 }
 
 fn zone_named(name: &str) -> Result<Tz, String> {
-    name.trim()
-        .parse::<Tz>()
-        .map_err(|_| format!("unknown time zone `{name}`; use an IANA name such as Europe/Amsterdam"))
+    name.trim().parse::<Tz>().map_err(|_| {
+        format!("unknown time zone `{name}`; use an IANA name such as Europe/Amsterdam")
+    })
 }
 
 mod toml_calendar {
@@ -521,17 +521,26 @@ mod toml_calendar {
         if let Some(d) = parse_date(&text) {
             return Some(When::Date(d));
         }
-        ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
-            .iter()
-            .find_map(|f| NaiveDateTime::parse_from_str(text.trim(), f).ok())
-            .map(When::Local)
+        [
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M",
+            "%Y-%m-%d %H:%M:%S",
+            "%Y-%m-%d %H:%M",
+        ]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text.trim(), f).ok())
+        .map(When::Local)
     }
 
     fn shown(v: &toml::Value) -> String {
         v.to_string()
     }
 
-    pub(super) fn read(name: &str, text: &str, zone: Option<Tz>) -> Result<Calendar, CalendarError> {
+    pub(super) fn read(
+        name: &str,
+        text: &str,
+        zone: Option<Tz>,
+    ) -> Result<Calendar, CalendarError> {
         let file: File = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
@@ -569,7 +578,10 @@ mod toml_calendar {
                 .iter()
                 .map(|w| {
                     weekday(w).ok_or_else(|| {
-                        problem(None, format!("weekdays: `{w}` is not a day such as mon or sat"))
+                        problem(
+                            None,
+                            format!("weekdays: `{w}` is not a day such as mon or sat"),
+                        )
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -598,7 +610,8 @@ mod toml_calendar {
             )
         };
         let (m, d) = md.trim().split_once('-').ok_or_else(bad)?;
-        let (month, day): (u32, u32) = (m.parse().map_err(|_| bad())?, d.parse().map_err(|_| bad())?);
+        let (month, day): (u32, u32) =
+            (m.parse().map_err(|_| bad())?, d.parse().map_err(|_| bad())?);
         // 2024 is a leap year: February 29 is a valid yearly date.
         NaiveDate::from_ymd_opt(2024, month, day).ok_or_else(bad)?;
         Ok(Entry::Yearly {
@@ -626,7 +639,8 @@ mod toml_calendar {
             }
             (Some(When::Date(_)), Some(When::Date(_))) => Err(bad("`to` is before `from`")),
             (Some(When::Local(from)), Some(When::Local(to))) => {
-                let from = local_instant(from, zone).ok_or_else(|| bad("`from` is out of range"))?;
+                let from =
+                    local_instant(from, zone).ok_or_else(|| bad("`from` is out of range"))?;
                 let to = local_instant(to, zone).ok_or_else(|| bad("`to` is out of range"))?;
                 if to <= from {
                     return Err(bad("`to` is not after `from`"));
@@ -669,8 +683,8 @@ mod ics {
         for (n, line) in lines {
             let name_end = line.find([':', ';']).unwrap_or(line.len());
             let name = &line[..name_end];
-            let ok_name = !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            let ok_name =
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
             if !ok_name || name_end == line.len() || !has_value_colon(line) {
                 return Err(problem(
                     Some(*n),
@@ -688,9 +702,7 @@ mod ics {
                             format!("END:{value} closes BEGIN:{begun} of line {at}"),
                         ))
                     }
-                    None => {
-                        return Err(problem(Some(*n), format!("END:{value} without a BEGIN")))
-                    }
+                    None => return Err(problem(Some(*n), format!("END:{value} without a BEGIN"))),
                 },
                 _ if open.is_empty() => {
                     return Err(problem(
@@ -758,7 +770,11 @@ mod ics {
         out
     }
 
-    pub(super) fn read(name: &str, text: &str, zone: Option<Tz>) -> Result<Calendar, CalendarError> {
+    pub(super) fn read(
+        name: &str,
+        text: &str,
+        zone: Option<Tz>,
+    ) -> Result<Calendar, CalendarError> {
         let lines = logical_lines(text);
         check_lines(&lines)?;
         let unfolded = unfold(text);
@@ -874,7 +890,10 @@ mod ics {
             None => (text, false),
         };
         let naive = NaiveDateTime::parse_from_str(local, "%Y%m%dT%H%M%S").map_err(|_| {
-            at.error(name, format!("`{text}` is not a date-time (YYYYMMDDTHHMMSS[Z])"))
+            at.error(
+                name,
+                format!("`{text}` is not a date-time (YYYYMMDDTHHMMSS[Z])"),
+            )
         })?;
         if utc {
             return Ok(Value::Instant(Utc.from_utc_datetime(&naive)));
@@ -923,8 +942,14 @@ mod ics {
         Some(total)
     }
 
-    fn event_entry(event: &Component, zone: Tz, at: &Place) -> Result<Option<Entry>, CalendarError> {
-        if prop(event, "STATUS").is_some_and(|s| s.val.as_str().trim().eq_ignore_ascii_case("CANCELLED")) {
+    fn event_entry(
+        event: &Component,
+        zone: Tz,
+        at: &Place,
+    ) -> Result<Option<Entry>, CalendarError> {
+        if prop(event, "STATUS")
+            .is_some_and(|s| s.val.as_str().trim().eq_ignore_ascii_case("CANCELLED"))
+        {
             return Ok(None);
         }
         for refused in ["RDATE", "EXDATE", "EXRULE"] {
@@ -966,7 +991,9 @@ mod ics {
                             "is a date-time while DTSTART is a date".to_string(),
                         ))
                     }
-                    (None, Some(d)) if d.num_days() >= 1 => first + Duration::days(d.num_days() - 1),
+                    (None, Some(d)) if d.num_days() >= 1 => {
+                        first + Duration::days(d.num_days() - 1)
+                    }
                     (None, Some(_)) => {
                         return Err(at.error(
                             "DURATION",
@@ -1032,17 +1059,16 @@ mod ics {
                 "FREQ" => freq = Some(value.to_ascii_uppercase()),
                 "INTERVAL" if value == "1" => {}
                 "UNTIL" => {
-                    let date = value.get(..8).and_then(|d| NaiveDate::parse_from_str(d, "%Y%m%d").ok());
-                    until = Some(date.ok_or_else(|| refuse(format!("UNTIL `{value}` is not a date")))?);
+                    let date = value
+                        .get(..8)
+                        .and_then(|d| NaiveDate::parse_from_str(d, "%Y%m%d").ok());
+                    until =
+                        Some(date.ok_or_else(|| refuse(format!("UNTIL `{value}` is not a date")))?);
                 }
                 "COUNT" => {
-                    count = Some(
-                        value
-                            .parse()
-                            .ok()
-                            .filter(|n| *n > 0)
-                            .ok_or_else(|| refuse(format!("COUNT `{value}` is not a positive number")))?,
-                    )
+                    count = Some(value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        refuse(format!("COUNT `{value}` is not a positive number"))
+                    })?)
                 }
                 "BYMONTH" if value.parse() == Ok(first.month()) => {}
                 "BYMONTHDAY" if value.parse() == Ok(first.day()) => {}
@@ -1078,7 +1104,11 @@ mod ics {
                     None => vec![first.weekday()],
                     Some(list) => list
                         .split(',')
-                        .map(|d| weekday(d).ok_or_else(|| refuse(format!("BYDAY `{d}` is not a day such as MO"))))
+                        .map(|d| {
+                            weekday(d).ok_or_else(|| {
+                                refuse(format!("BYDAY `{d}` is not a day such as MO"))
+                            })
+                        })
                         .collect::<Result<Vec<_>, _>>()?,
                 };
                 let last = match (until, count) {
@@ -1128,7 +1158,11 @@ mod tests {
         let text = format!(
             "BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART:20260101T000000Z\nDURATION:{s}\nEND:VEVENT\nEND:VCALENDAR\n"
         );
-        match Calendar::from_ics("d", &text, Some(Tz::UTC)).ok()?.entries.first()? {
+        match Calendar::from_ics("d", &text, Some(Tz::UTC))
+            .ok()?
+            .entries
+            .first()?
+        {
             Entry::Span { from, to } => Some(*to - *from),
             _ => None,
         }

@@ -157,7 +157,10 @@ fn a_year_of_business_days_without_holidays() {
     let ams = zone("Europe/Amsterdam");
     let set = CalendarSet::new(vec![holidays()], vec![business_days()]);
     let schedule = cron("0 9 * * *");
-    let (from, to) = (t("2026-01-01T00:00:00+01:00"), t("2027-01-01T00:00:00+01:00"));
+    let (from, to) = (
+        t("2026-01-01T00:00:00+01:00"),
+        t("2027-01-01T00:00:00+01:00"),
+    );
     let all = slots(&set, &schedule, ams, from, to);
     assert_eq!(all.len(), 365);
     let allowed: Vec<DateTime<Utc>> = all
@@ -269,9 +272,19 @@ fn a_freeze_window_in_another_zone_than_the_job() {
         .iter()
         .filter_map(|(_, e)| e.as_deref())
         .all(|e| e == "skip_on calendar `freeze-2026` contains the slot"));
-    let allowed: Vec<_> = all.iter().filter(|(_, e)| e.is_none()).map(|(s, _)| *s).collect();
+    let allowed: Vec<_> = all
+        .iter()
+        .filter(|(_, e)| e.is_none())
+        .map(|(s, _)| *s)
+        .collect();
     assert_eq!(
-        allowed_by_jumps(&set, &schedule, ams, t("2026-12-15T00:00:00Z"), t("2027-01-10T00:00:00Z")),
+        allowed_by_jumps(
+            &set,
+            &schedule,
+            ams,
+            t("2026-12-15T00:00:00Z"),
+            t("2027-01-10T00:00:00Z")
+        ),
         allowed
     );
 }
@@ -413,33 +426,76 @@ fn bad_files_name_the_line() {
     };
     let begin = "BEGIN:VCALENDAR\nVERSION:2.0\nBEGIN:VEVENT\n";
     let end = "END:VEVENT\nEND:VCALENDAR\n";
-    let e = err(&format!("{begin}DTSTART;VALUE=DATE:20260101\nthis is garbage\n{end}"));
-    assert!(e.starts_with("line 5: `this is garbage` is not a content line"), "{e}");
+    let e = err(&format!(
+        "{begin}DTSTART;VALUE=DATE:20260101\nthis is garbage\n{end}"
+    ));
+    assert!(
+        e.starts_with("line 5: `this is garbage` is not a content line"),
+        "{e}"
+    );
     let e = err(&format!("{begin}DTSTART;VALUE=DATE:2026-01-01\n{end}"));
-    assert!(e.starts_with("line 4: DTSTART: `2026-01-01` is not a date"), "{e}");
-    let e = err(&format!("{begin}DTSTART;VALUE=DATE:20260101\nRRULE:FREQ=MONTHLY\n{end}"));
-    assert!(e.starts_with("line 5: RRULE: `FREQ=MONTHLY`: FREQ=MONTHLY is not supported"), "{e}");
-    let e = err(&format!("{begin}DTSTART;VALUE=DATE:20260101\nRRULE:FREQ=YEARLY;BYDAY=1MO\n{end}"));
+    assert!(
+        e.starts_with("line 4: DTSTART: `2026-01-01` is not a date"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{begin}DTSTART;VALUE=DATE:20260101\nRRULE:FREQ=MONTHLY\n{end}"
+    ));
+    assert!(
+        e.starts_with("line 5: RRULE: `FREQ=MONTHLY`: FREQ=MONTHLY is not supported"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{begin}DTSTART;VALUE=DATE:20260101\nRRULE:FREQ=YEARLY;BYDAY=1MO\n{end}"
+    ));
     assert!(e.starts_with("line 5: RRULE:"), "{e}");
-    let e = err(&format!("{begin}DTSTART;VALUE=DATE:20260101\nEXDATE;VALUE=DATE:20270101\n{end}"));
+    let e = err(&format!(
+        "{begin}DTSTART;VALUE=DATE:20260101\nEXDATE;VALUE=DATE:20270101\n{end}"
+    ));
     assert!(e.starts_with("line 5: EXDATE: is not supported"), "{e}");
-    let e = err(&format!("{begin}DTSTART;TZID=W. Europe Standard Time:20260101T100000\nDURATION:PT1H\n{end}"));
-    assert!(e.starts_with("line 4: DTSTART: TZID `W. Europe Standard Time`"), "{e}");
+    let e = err(&format!(
+        "{begin}DTSTART;TZID=W. Europe Standard Time:20260101T100000\nDURATION:PT1H\n{end}"
+    ));
+    assert!(
+        e.starts_with("line 4: DTSTART: TZID `W. Europe Standard Time`"),
+        "{e}"
+    );
     let e = err(&format!("{begin}DTSTART:20260101T100000Z\n{end}"));
-    assert!(e.starts_with("line 4: DTSTART: a timed event needs DTEND or DURATION"), "{e}");
-    let e = err(&format!("{begin}DTSTART;VALUE=DATE:20260101\nEND:VCALENDAR\n"));
-    assert!(e.starts_with("line 5: END:VCALENDAR closes BEGIN:VEVENT of line 3"), "{e}");
+    assert!(
+        e.starts_with("line 4: DTSTART: a timed event needs DTEND or DURATION"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{begin}DTSTART;VALUE=DATE:20260101\nEND:VCALENDAR\n"
+    ));
+    assert!(
+        e.starts_with("line 5: END:VCALENDAR closes BEGIN:VEVENT of line 3"),
+        "{e}"
+    );
     let e = err(&format!("{begin}DTSTART;VALUE=DATE:20260101\nEND:VEVENT\n"));
-    assert!(e.starts_with("line 1: BEGIN:VCALENDAR is never closed"), "{e}");
+    assert!(
+        e.starts_with("line 1: BEGIN:VCALENDAR is never closed"),
+        "{e}"
+    );
     let e = err("just some text\n");
-    assert!(e.starts_with("line 1: `just some text` is not a content line"), "{e}");
+    assert!(
+        e.starts_with("line 1: `just some text` is not a content line"),
+        "{e}"
+    );
     // Folded lines count as the lines of the file.
-    let e = err(&format!("{begin}SUMMARY:a long\n  title\nDTSTART;VALUE=DATE:20261301\n{end}"));
+    let e = err(&format!(
+        "{begin}SUMMARY:a long\n  title\nDTSTART;VALUE=DATE:20261301\n{end}"
+    ));
     assert!(e.starts_with("line 6: DTSTART:"), "{e}");
     // No zone anywhere.
-    let e = Calendar::parse("x", CalendarFormat::Ics, &format!("{begin}DTSTART;VALUE=DATE:20260101\n{end}"), None)
-        .expect_err("refused")
-        .to_string();
+    let e = Calendar::parse(
+        "x",
+        CalendarFormat::Ics,
+        &format!("{begin}DTSTART;VALUE=DATE:20260101\n{end}"),
+        None,
+    )
+    .expect_err("refused")
+    .to_string();
     assert!(e.contains("--zone"), "{e}");
 
     let toml_err = |text: &str| {

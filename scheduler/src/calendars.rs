@@ -66,7 +66,9 @@ impl Calendars {
         match (set, problem) {
             (Ok(set), _) => Ok(set),
             (Err(_), Some(p)) => Err(p),
-            (Err((key, name)), None) => Err(format!("{key} names calendar `{name}`, which does not exist")),
+            (Err((key, name)), None) => Err(format!(
+                "{key} names calendar `{name}`, which does not exist"
+            )),
         }
     }
 }

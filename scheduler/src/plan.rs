@@ -608,8 +608,7 @@ mod tests {
         let mut j = job("all");
         j.iterations = Some(20);
         j.ttl = interval::from_duration(2 * MINUTE);
-        let p = plan_with(&j, at(12, 10, 30), &[], &PlanSettings::default(), &set)
-            .expect("plans");
+        let p = plan_with(&j, at(12, 10, 30), &[], &PlanSettings::default(), &set).expect("plans");
         assert_eq!(slots(&p), passed());
         for r in &p.runs {
             let minute = (r.slot - at(12, 0, 0)).num_minutes();
@@ -632,14 +631,22 @@ mod tests {
         // An `all` job records a skipped slot once, not per host.
         j.target_all = true;
         let hosts = [
-            Host { name: "a".into(), pools: vec![] },
-            Host { name: "b".into(), pools: vec![] },
+            Host {
+                name: "a".into(),
+                pools: vec![],
+            },
+            Host {
+                name: "b".into(),
+                pools: vec![],
+            },
         ];
-        let p = plan_with(&j, at(12, 3, 0), &hosts, &PlanSettings::default(), &set)
-            .expect("plans");
+        let p = plan_with(&j, at(12, 3, 0), &hosts, &PlanSettings::default(), &set).expect("plans");
         let at_3: Vec<_> = p.runs.iter().filter(|r| r.slot == at(12, 3, 0)).collect();
         assert_eq!(at_3.len(), 1);
-        assert_eq!((at_3[0].status, at_3[0].target_host.as_deref()), (RunStatus::Skipped, None));
+        assert_eq!(
+            (at_3[0].status, at_3[0].target_host.as_deref()),
+            (RunStatus::Skipped, None)
+        );
     }
 
     impl Plan {

@@ -34,7 +34,11 @@ fn calendar_file(file: &str, text: &str) -> PathBuf {
 fn set(db: &TestDb, name: &str, file: &str, text: &str) {
     let path = calendar_file(file, text);
     let out = db.sisyctl(&["calendar", "set", name, path.to_str().expect("path")]);
-    assert!(out.status.success(), "calendar set {name}: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "calendar set {name}: {}",
+        stderr(&out)
+    );
 }
 
 const NL_HOLIDAYS: &str = "BEGIN:VCALENDAR
@@ -73,14 +77,20 @@ END:VEVENT
 END:VCALENDAR
 ";
 
-const BUSINESS_DAYS: &str = "zone = \"Europe/Amsterdam\"\nweekdays = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"]\n";
+const BUSINESS_DAYS: &str =
+    "zone = \"Europe/Amsterdam\"\nweekdays = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"]\n";
 
 /// New York's freeze, 21 December to 1 January (whole New York days).
 const FREEZE: &str =
     "zone = \"America/New_York\"\nranges = [{ from = 2026-12-21, to = 2027-01-01 }]\n";
 
 /// A tick at `now` on the scheduler's own login, with the calendars kept in `calendars`.
-async fn tick_at(db: &TestDb, calendars: &mut Calendars, now: DateTime<Utc>, settings: &PlanSettings) {
+async fn tick_at(
+    db: &TestDb,
+    calendars: &mut Calendars,
+    now: DateTime<Utc>,
+    settings: &PlanSettings,
+) {
     let pool = db.service_pool("scheduler", "cal").await;
     let mut conn = pool.acquire().await.expect("conn");
     tick_with(&mut conn, Some(now), settings, "test", calendars)
@@ -123,13 +133,21 @@ async fn a_year_of_holidays_weekends_and_a_freeze_in_new_york_is_skipped_by_name
     };
     job_from(&db, def, t("2026-01-01T03:00:00+01:00")).await;
     let mut calendars = Calendars::default();
-    tick_at(&db, &mut calendars, t("2026-12-31T23:59:00+01:00"), &PlanSettings::default()).await;
+    tick_at(
+        &db,
+        &mut calendars,
+        t("2026-12-31T23:59:00+01:00"),
+        &PlanSettings::default(),
+    )
+    .await;
     let all = rows(&db).await;
     assert_eq!(all.len(), 365, "one row per slot of 2026");
     let named = |calendar: &str| -> Vec<NaiveDate> {
         all.iter()
             .filter(|(_, status, e)| {
-                status == "skipped" && e.as_deref().is_some_and(|e| e.contains(&format!("`{calendar}`")))
+                status == "skipped"
+                    && e.as_deref()
+                        .is_some_and(|e| e.contains(&format!("`{calendar}`")))
             })
             // 03:00 in Amsterdam is 01:00 or 02:00 UTC: the same date.
             .map(|(s, ..)| s.date_naive())
@@ -143,15 +161,27 @@ async fn a_year_of_holidays_weekends_and_a_freeze_in_new_york_is_skipped_by_name
     assert_eq!(
         named("nl-holidays"),
         days(&[
-            "2026-01-01", "2026-04-06", "2026-04-27", "2026-05-05", "2026-05-14", "2026-05-25",
-            "2026-12-25", "2026-12-26"
+            "2026-01-01",
+            "2026-04-06",
+            "2026-04-27",
+            "2026-05-05",
+            "2026-05-14",
+            "2026-05-25",
+            "2026-12-25",
+            "2026-12-26"
         ])
     );
     assert_eq!(
         named("freeze-2026"),
         days(&[
-            "2026-12-22", "2026-12-23", "2026-12-24", "2026-12-27", "2026-12-28", "2026-12-29",
-            "2026-12-30", "2026-12-31"
+            "2026-12-22",
+            "2026-12-23",
+            "2026-12-24",
+            "2026-12-27",
+            "2026-12-28",
+            "2026-12-29",
+            "2026-12-30",
+            "2026-12-31"
         ])
     );
     // 104 weekend days, less Sat 26 Dec (a holiday) and Sun 27 Dec (frozen).
@@ -159,7 +189,9 @@ async fn a_year_of_holidays_weekends_and_a_freeze_in_new_york_is_skipped_by_name
     // 261 weekdays, less 7 holidays and 7 frozen weekdays.
     let pending = all.iter().filter(|(_, s, _)| s == "pending").count();
     assert_eq!(pending, 247);
-    let skipped = db.count("runs WHERE status = 'skipped' AND finished_at IS NOT NULL").await;
+    let skipped = db
+        .count("runs WHERE status = 'skipped' AND finished_at IS NOT NULL")
+        .await;
     assert_eq!(skipped, 8 + 8 + 102, "skipped rows are final");
     // Skipped slots do not count as fired.
     let fired: i32 = sqlx::query_scalar("SELECT fired FROM sisyphus.jobs")
@@ -183,8 +215,17 @@ async fn a_year_of_holidays_weekends_and_a_freeze_in_new_york_is_skipped_by_name
         "{next}"
     );
     let out = db.sisyctl(&[
-        "cron", "0 3 * * *", "--tz", "Europe/Amsterdam", "--from", "2026-12-20T00:00:00Z",
-        "--count", "3", "--calendar", "freeze-2026", "--json",
+        "cron",
+        "0 3 * * *",
+        "--tz",
+        "Europe/Amsterdam",
+        "--from",
+        "2026-12-20T00:00:00Z",
+        "--count",
+        "3",
+        "--calendar",
+        "freeze-2026",
+        "--json",
     ]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&out), stderr(&out)));
@@ -205,14 +246,25 @@ async fn a_year_of_holidays_weekends_and_a_freeze_in_new_york_is_skipped_by_name
 #[tokio::test]
 async fn a_dst_day_of_an_amsterdam_calendar_skips_23_hourly_slots() {
     let db = TestDb::new().await;
-    set(&db, "dst-day", "dst.toml", "zone = \"Europe/Amsterdam\"\ndays = [2026-03-29]\n");
+    set(
+        &db,
+        "dst-day",
+        "dst.toml",
+        "zone = \"Europe/Amsterdam\"\ndays = [2026-03-29]\n",
+    );
     let def = JobDefinition {
         skip_on: Some(vec!["dst-day".into()]),
         ttl: Some("10d".into()),
         ..JobDefinition::new("ACME", "hourly", ["true"]).cron("0 * * * *")
     };
     job_from(&db, def, t("2026-03-28T12:00:00Z")).await;
-    tick_at(&db, &mut Calendars::default(), t("2026-03-30T11:59:00Z"), &PlanSettings::default()).await;
+    tick_at(
+        &db,
+        &mut Calendars::default(),
+        t("2026-03-30T11:59:00Z"),
+        &PlanSettings::default(),
+    )
+    .await;
     let skipped: Vec<DateTime<Utc>> = rows(&db)
         .await
         .into_iter()
@@ -246,7 +298,11 @@ async fn changing_a_calendar_changes_only_slots_not_yet_materialised() {
         let now = t("2026-06-01T12:00:00Z") + chrono::Duration::minutes(minute);
         tick_at(&db, &mut calendars, now, &settings).await;
     }
-    assert_eq!(calendars.loads(), 1, "read once, then kept while its version stayed");
+    assert_eq!(
+        calendars.loads(),
+        1,
+        "read once, then kept while its version stayed"
+    );
     let before = rows(&db).await;
     let statuses = |rows: &[(DateTime<Utc>, String, Option<String>)]| -> Vec<String> {
         rows.iter().map(|(_, s, _)| s.clone()).collect()
@@ -315,14 +371,18 @@ async fn a_real_scheduler_records_excluded_slots_as_skipped() {
     assert!(out.status.success(), "{}", stderr(&out));
     let _scheduler = Daemon::scheduler(&db.url);
     let end = t(&format!("{to}Z")) + chrono::Duration::seconds(2);
-    wait_for("slots after the blackout", Duration::from_secs(20), || async {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sisyphus.runs WHERE slot >= $1")
-            .bind(end)
-            .fetch_one(&db.pool)
-            .await
-            .expect("count");
-        (n > 0).then_some(())
-    })
+    wait_for(
+        "slots after the blackout",
+        Duration::from_secs(20),
+        || async {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sisyphus.runs WHERE slot >= $1")
+                .bind(end)
+                .fetch_one(&db.pool)
+                .await
+                .expect("count");
+            (n > 0).then_some(())
+        },
+    )
     .await;
     let window = (t(&format!("{from}Z")), t(&format!("{to}Z")));
     for (slot, status, error) in rows(&db).await {
@@ -359,14 +419,24 @@ async fn bad_calendars_and_names_are_refused_with_nothing_written() {
         "monthly.ics",
         "BEGIN:VCALENDAR\nX-WR-TIMEZONE:UTC\nBEGIN:VEVENT\nDTSTART;VALUE=DATE:20260101\nRRULE:FREQ=MONTHLY\nEND:VEVENT\nEND:VCALENDAR\n",
     );
-    let out = db.sisyctl(&["calendar", "set", "monthly", unsupported.to_str().expect("path")]);
+    let out = db.sisyctl(&[
+        "calendar",
+        "set",
+        "monthly",
+        unsupported.to_str().expect("path"),
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("line 5: RRULE"), "{}", stderr(&out));
     assert_eq!(db.count("calendars").await, 0);
     assert_eq!(db.count("audit WHERE action LIKE 'calendar.%'").await, 0);
 
     // An unknown calendar name in a job: the key and the name, nothing written.
-    set(&db, "weekends", "weekends.toml", "zone = \"UTC\"\nweekdays = [\"sat\", \"sun\"]\n");
+    set(
+        &db,
+        "weekends",
+        "weekends.toml",
+        "zone = \"UTC\"\nweekdays = [\"sat\", \"sun\"]\n",
+    );
     let file = jobs_file(
         "[[job]]\nproject = \"ACME\"\nname = \"a\"\ncommand = [\"true\"]\ncron = \"0 9 * * *\"\n\
          [[job]]\nproject = \"ACME\"\nname = \"b\"\ncommand = [\"true\"]\ncron = \"0 9 * * *\"\n\
@@ -379,7 +449,11 @@ async fn bad_calendars_and_names_are_refused_with_nothing_written() {
         e.contains("ACME/b") && e.contains("field `skip_on`: unknown calendar `nl-holidayz`"),
         "{e}"
     );
-    assert_eq!(db.count("jobs").await, 0, "the good job of the file is not written either");
+    assert_eq!(
+        db.count("jobs").await,
+        0,
+        "the good job of the file is not written either"
+    );
 
     // Calendars that leave no slot in 5 years: refused like a cron that never fires.
     let file = jobs_file(
@@ -398,14 +472,21 @@ async fn bad_calendars_and_names_are_refused_with_nothing_written() {
     // A misspelt name for `cron --calendar`.
     let out = db.sisyctl(&["cron", "0 9 * * *", "--calendar", "weekendz"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("--calendar: unknown calendar `weekendz`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--calendar: unknown calendar `weekendz`"),
+        "{}",
+        stderr(&out)
+    );
 
     // The database refuses a name written past the client too.
     let e = sqlx::query("INSERT INTO sisyphus.jobs (project, name, command, only_on) VALUES ('ACME', 'sql', '{true}', '{nope}')")
         .execute(&db.pool)
         .await
         .expect_err("refused");
-    assert!(e.to_string().contains("unknown calendar `nope` in only_on"), "{e}");
+    assert!(
+        e.to_string().contains("unknown calendar `nope` in only_on"),
+        "{e}"
+    );
 
     // A calendar in use is not removed; the error names the job.
     let file = jobs_file(
@@ -416,7 +497,11 @@ async fn bad_calendars_and_names_are_refused_with_nothing_written() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = db.sisyctl(&["calendar", "rm", "weekends"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("calendar weekends is used by ACME/weekly"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("calendar weekends is used by ACME/weekly"),
+        "{}",
+        stderr(&out)
+    );
     let out = db.sisyctl(&["calendar", "ls"]);
     assert!(stdout(&out).contains("ACME/weekly"), "{}", stdout(&out));
     let out = db.sisyctl(&["job", "rm", "ACME/weekly"]);
@@ -424,13 +509,22 @@ async fn bad_calendars_and_names_are_refused_with_nothing_written() {
     let out = db.sisyctl(&["calendar", "rm", "weekends"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(db.count("calendars").await, 0);
-    assert_eq!(db.count("audit WHERE action = 'calendar.remove' AND target = 'weekends'").await, 1);
+    assert_eq!(
+        db.count("audit WHERE action = 'calendar.remove' AND target = 'weekends'")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
 async fn calendars_are_read_by_everyone_and_written_by_admins() {
     let db = TestDb::new().await;
-    set(&db, "weekends", "weekends.toml", "zone = \"UTC\"\nweekdays = [\"sat\", \"sun\"]\n");
+    set(
+        &db,
+        "weekends",
+        "weekends.toml",
+        "zone = \"UTC\"\nweekdays = [\"sat\", \"sun\"]\n",
+    );
     let base = db.url.rsplit('/').next().unwrap_or("t").to_string();
     let viewer = format!("{base}_viewer");
     for args in [
@@ -440,7 +534,9 @@ async fn calendars_are_read_by_everyone_and_written_by_admins() {
         let out = db.sisyctl(&args);
         assert!(out.status.success(), "{}", stderr(&out));
     }
-    let url = db.url.replacen("postgres://postgres@", &format!("postgres://{viewer}@"), 1);
+    let url = db
+        .url
+        .replacen("postgres://postgres@", &format!("postgres://{viewer}@"), 1);
     let as_viewer = |args: &[&str]| crate::harness::sisyctl_with_url(Some(&url), args);
     let out = as_viewer(&["calendar", "show", "weekends"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -449,9 +545,17 @@ async fn calendars_are_read_by_everyone_and_written_by_admins() {
     let path = calendar_file("mine.toml", "zone = \"UTC\"\ndays = [2026-01-01]\n");
     let out = as_viewer(&["calendar", "set", "weekends", path.to_str().expect("path")]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("may not set calendars: needs admin"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("may not set calendars: needs admin"),
+        "{}",
+        stderr(&out)
+    );
     let out = as_viewer(&["calendar", "rm", "weekends"]);
-    assert!(stderr(&out).contains("may not remove calendars: needs admin"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("may not remove calendars: needs admin"),
+        "{}",
+        stderr(&out)
+    );
     let viewer_pool = sqlx::PgPool::connect(&url).await.expect("connect");
     let e = sqlx::query("DELETE FROM sisyphus.calendars")
         .execute(&viewer_pool)

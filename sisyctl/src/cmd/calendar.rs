@@ -37,7 +37,10 @@ pub async fn run(
     match command {
         CalendarCommand::Set { name, file, zone } => {
             let (calendar, format, source) = read(&name, &file, zone.as_deref())?;
-            let created = client.await?.set_calendar(&calendar, format, &source).await?;
+            let created = client
+                .await?
+                .set_calendar(&calendar, format, &source)
+                .await?;
             let entries = calendar.entries.len();
             if json {
                 return Ok(output::json(&serde_json::json!({

@@ -69,7 +69,8 @@ pub async fn run(client: &Client, command: JobCommand, json: bool) -> Result<(),
             let slots = client.upcoming_slots(&job, count).await?;
             let spec = client.job_spec(&job).await?;
             let with_calendars = !spec.skip_on.is_empty() || !spec.only_on.is_empty();
-            let local = |t: &chrono::DateTime<chrono::Utc>| t.with_timezone(&spec.timezone).to_rfc3339();
+            let local =
+                |t: &chrono::DateTime<chrono::Utc>| t.with_timezone(&spec.timezone).to_rfc3339();
             if json && with_calendars {
                 // Each slot with the calendar that skips it, if one does.
                 return Ok(output::json(&slots)?);
