@@ -133,6 +133,7 @@ impl Client {
             notifications::set_project(&mut tx, d).await?;
         }
         let now = jobs::now(&mut *tx).await?;
+        crate::calendars::check_specs(&mut tx, specs, now).await?;
         let projects: Vec<String> = specs
             .iter()
             .map(|s| s.job.project.clone())

@@ -6,6 +6,8 @@
 //!
 //! - [`Client`]: the API `sisyctl` is a thin shell over, and that services use directly.
 //! - [`jobsfile`]: jobs files (TOML) for `sisyctl apply`.
+//! - [`calendars`]: calendars (`sisyctl calendar`), a job's upcoming slots with the calendar
+//!   that excludes each, and `apply`'s check of `skip_on`/`only_on`.
 //! - [`lock`]: reader/writer locks on resources for any service ([`ResourceLock`]).
 //! - Re-exported from `sisyphus-model`: [`model`] (ids, statuses, runs), [`schedule`], [`spec`]
 //!   (definitions as written and as checked), [`resources`], [`notifications`], [`views`],
@@ -34,6 +36,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod calendars;
 pub mod client;
 pub mod jobsfile;
 pub mod lock;
@@ -44,7 +47,9 @@ pub use sisyphus_db as db;
 /// The model's run types (`sisyphus_client::model::RunStatus`).
 pub use sisyphus_model::run as model;
 /// The model, under the paths it had when it lived here.
-pub use sisyphus_model::{access, notifications, params, resources, schedule, spec, status, views};
+pub use sisyphus_model::{
+    access, calendar, notifications, params, resources, schedule, spec, status, views,
+};
 
 pub use client::{Applied, BulkAction, Change, Client};
 pub use db::access::AuditFilter;

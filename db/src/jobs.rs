@@ -83,6 +83,10 @@ pub struct JobRow {
     pub params: Json<Params>,
     /// `sisyphus` or `ll.sisyphus` (`JobFormat`).
     pub format: String,
+    /// Calendars (names) whose times the job's slots skip.
+    pub skip_on: Vec<String>,
+    /// Calendars outside of which the job's slots are skipped.
+    pub only_on: Vec<String>,
 }
 
 /// A stored row that no longer reads as a valid definition (changed by hand in SQL).
@@ -201,6 +205,8 @@ impl JobRow {
             },
             params: self.params.0.clone(),
             format: self.format.parse().map_err(|e| self.corrupt("format", e))?,
+            skip_on: self.skip_on.clone(),
+            only_on: self.only_on.clone(),
         };
         // A value changed by hand past what validation allows reads back as corrupt, naming
         // the first key the validator names (keys and columns share their names).
@@ -375,6 +381,8 @@ pub async fn upsert(
         .bind(cpu_weight)
         .bind(Json(&spec.params))
         .bind(spec.format.as_str())
+        .bind(&spec.skip_on)
+        .bind(&spec.only_on)
         .fetch_one(conn)
         .await
         .map(JobId)
@@ -467,6 +475,8 @@ const COLUMN_KEYS: &[(&str, &str)] = &[
     ("cpu_weight", "cpu_weight"),
     ("params", "params"),
     ("format", "format"),
+    ("skip_on", "skip_on"),
+    ("only_on", "only_on"),
 ];
 
 /// The key a column or constraint of `jobs` belongs to: `jobs_retries_check` → `retries`.

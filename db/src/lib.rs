@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod bench;
+pub mod calendars;
 mod decode;
 pub mod dispatcher;
 pub mod error;

@@ -11,6 +11,8 @@
 //!   notifications call an ending.
 //! - [`control`]: the remote actions on a run ([`ControlAction`]).
 //! - [`schedule`]: cron expressions, intervals and one-shot times; next fire times in a zone.
+//! - [`calendar`]: calendars (days and time ranges in a zone, from `.ics` or TOML) and a job's
+//!   `skip_on`/`only_on` set of them, which excludes slots.
 //! - [`spec`]: job definitions as written ([`JobDefinition`]) and as checked ([`JobSpec`]: the
 //!   validator is the only way to make one).
 //! - [`params`]: the parameters a job declares and a run is given.
@@ -21,6 +23,7 @@
 //! - [`access`]: grants on projects, kinds of logins, the audit log as people read it.
 
 pub mod access;
+pub mod calendar;
 pub mod control;
 pub mod event;
 pub mod notifications;

@@ -113,6 +113,12 @@ pub struct JobDefinition {
     /// How the guardian runs the job and reads what it prints: `sisyphus` (default) or
     /// `ll.sisyphus` (an existing Python ll.sisyphus job, run unmodified; see [`JobFormat`]).
     pub format: Option<String>,
+    /// Calendars whose days and ranges this job's slots skip (each such slot is recorded as a
+    /// `skipped` run naming the calendar), e.g. `["nl-holidays", "freeze-2026"]`.
+    pub skip_on: Option<Vec<String>>,
+    /// Calendars outside of which this job's slots are skipped, e.g. `["business-days"]` (a slot
+    /// runs when any of them contains it).
+    pub only_on: Option<Vec<String>>,
 }
 
 /// A size as written: a number of bytes, or text with a binary unit (`K`, `M`, `G`, `T`; `KiB`
@@ -503,6 +509,8 @@ impl JobDefinition {
                 );
             }
         }
+        let skip_on = v.field("skip_on", check_calendars(self.skip_on.as_deref()));
+        let only_on = v.field("only_on", check_calendars(self.only_on.as_deref()));
         let resources = self.resources(&mut v);
         if let Some(r) = &resources {
             if r.on_inputs && target.as_ref().is_some_and(|t| t.all) {
@@ -563,6 +571,8 @@ impl JobDefinition {
                 },
                 params: self.params.clone().unwrap_or_default(),
                 format: format?,
+                skip_on: skip_on?,
+                only_on: only_on?,
             })
         };
         let fields = fields().ok_or_else(|| InvalidJob::internal(self.label(position)))?;
@@ -744,6 +754,10 @@ pub struct SpecFields {
     pub params: crate::params::Params,
     /// How the guardian runs the job and reads its output.
     pub format: JobFormat,
+    /// Calendars whose times the job's slots skip (names; `sisyphus.calendars`).
+    pub skip_on: Vec<String>,
+    /// Calendars outside of which the job's slots are skipped (none: no such limit).
+    pub only_on: Vec<String>,
 }
 
 impl SpecFields {
@@ -779,6 +793,8 @@ impl JobSpec {
             "workdir": spec.workdir,
             "schedule": spec.schedule.as_ref().map(|s| s.describe()),
             "timezone": spec.timezone.name(),
+            "skip_on": spec.skip_on,
+            "only_on": spec.only_on,
             "start": spec.start,
             "end": spec.end,
             "iterations": spec.iterations,
@@ -848,6 +864,8 @@ fn check_fields(f: &SpecFields) -> Vec<FieldProblem> {
     };
     v.field("command", check_command(command.as_ref(), f.shell));
     v.field("format", check_format(f.format, f.shell));
+    v.field("skip_on", check_calendars(Some(&f.skip_on)));
+    v.field("only_on", check_calendars(Some(&f.only_on)));
     v.field("env", check_env(f.env.clone()));
     v.field("workdir", check_workdir(f.workdir.as_deref()));
     v.field("run_as", check_user(f.run_as.as_deref()));
@@ -965,6 +983,19 @@ fn check_format(format: JobFormat, shell: bool) -> Result<(), String> {
         ),
         _ => Ok(()),
     }
+}
+
+/// `skip_on`/`only_on`: calendar names, each once. Whether they exist is the database's to say
+/// (`apply` checks them against `sisyphus.calendars`, naming the key and the name).
+fn check_calendars(names: Option<&[String]>) -> Result<Vec<String>, String> {
+    let names = names.unwrap_or_default();
+    for (i, name) in names.iter().enumerate() {
+        crate::calendar::check_name(name)?;
+        if names[..i].contains(name) {
+            return Err(format!("calendar `{name}` is named twice"));
+        }
+    }
+    Ok(names.to_vec())
 }
 
 /// What a run's cgroup is limited to, where the host can apply it.

@@ -12,6 +12,8 @@
 //!   a standby takes over about a second after the leader's session ends (kill -9 included:
 //!   PostgreSQL ends the session when the socket closes). The leader wakes on NOTIFY
 //!   `sisyphus_jobs` (definitions changed) and at least every `interval`.
+//! - [`calendars`]: the calendars jobs' `skip_on`/`only_on` name, kept between ticks and read
+//!   again when their version moves.
 //! - [`metrics`]: counters served as Prometheus text on `--metrics ADDR`.
 //! - [`alerts`]: each tick, the notifications that are about time rather than an outcome —
 //!   runs past `warn_after` (slow) and jobs past `max_health_age` (missed, the dead-man's switch).
@@ -24,6 +26,7 @@
 //! The scheduler never depends on the guardian or the dispatcher; they meet only in rows.
 
 pub mod alerts;
+pub mod calendars;
 pub mod data;
 pub mod metrics;
 pub mod plan;
@@ -40,7 +43,7 @@ use tokio_util::task::TaskTracker;
 pub use alerts::raise_alerts;
 pub use plan::PlanSettings;
 pub use retention::{housekeep, Housekeeping, Retention};
-pub use tick::{tick, TickReport};
+pub use tick::{tick, tick_with, TickReport};
 
 /// The advisory lock key that elects the leader ("SISYPHUS" in ASCII).
 pub const LEADER_LOCK: i64 = 0x5349_5359_5048_5553;
@@ -258,6 +261,7 @@ impl Scheduler {
             Listener::connect(url, "sisyphus scheduler (listen)", &[db::JOBS_CHANNEL]).await?;
         let mut last_housekeeping: Option<std::time::Instant> = None;
         let mut last_overdue_check: Option<std::time::Instant> = None;
+        let mut calendars = calendars::Calendars::default();
         loop {
             let started = std::time::Instant::now();
             // Pauses that have ended first, so that their jobs are planned in this tick (their
@@ -266,7 +270,14 @@ impl Scheduler {
             if resumed > 0 {
                 tracing::info!(resumed, "pauses ended");
             }
-            let report = tick(conn, None, &self.config.plan, &self.config.name).await?;
+            let report = tick_with(
+                conn,
+                None,
+                &self.config.plan,
+                &self.config.name,
+                &mut calendars,
+            )
+            .await?;
             self.metrics.tick(&report, started.elapsed());
             let overdue = last_overdue_check.is_none_or(|t| t.elapsed() >= alerts::OVERDUE_EVERY);
             if overdue {
@@ -281,7 +292,7 @@ impl Scheduler {
                 }
                 last_housekeeping = Some(std::time::Instant::now());
             }
-            if report.pending + report.missed + report.expired + report.lost > 0 {
+            if report.pending + report.missed + report.skipped + report.expired + report.lost > 0 {
                 tracing::debug!(?report, "tick");
             }
             if report.full {

@@ -13,6 +13,11 @@
 //!
 //! Every slot not run becomes a `missed` run, so history shows the gap (invariant `no-late-start`).
 //!
+//! Calendars come first: a slot that the job's `skip_on`/`only_on` calendars exclude (evaluated
+//! at the nominal slot, in each calendar's own zone) becomes one `skipped` run whose error names
+//! the calendar, whatever its TTL or catch-up would have said; it does not count for
+//! `iterations`. [`plan_with`] takes the job's calendars; [`plan`] is for a job without any.
+//!
 //! Time arithmetic is checked: a job whose stored values put a slot, a due time or a deadline
 //! out of the range of timestamps gets a [`PlanError`] (the tick marks it and goes on), never a
 //! panic (invariant `bad-job-isolated`).
@@ -21,6 +26,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sisyphus_db::jobs::{CorruptJob, JobRow};
+use sisyphus_model::calendar::CalendarSet;
 use sisyphus_model::schedule::{format_duration, jitter_offset, Schedule};
 use sisyphus_model::{Catchup, JobId, JobRef, RunStatus, Target};
 
@@ -70,12 +76,23 @@ pub enum PlanError {
     OutOfRange { job: JobRef, what: &'static str },
 }
 
-/// Plans one due job at `now`.
+/// Plans one due job at `now` that names no calendar.
 pub fn plan(
     job: &JobRow,
     now: DateTime<Utc>,
     hosts: &[Host],
     settings: &PlanSettings,
+) -> Result<Plan, PlanError> {
+    plan_with(job, now, hosts, settings, &CalendarSet::default())
+}
+
+/// Plans one due job at `now`, with its calendars resolved.
+pub fn plan_with(
+    job: &JobRow,
+    now: DateTime<Utc>,
+    hosts: &[Host],
+    settings: &PlanSettings,
+    calendars: &CalendarSet,
 ) -> Result<Plan, PlanError> {
     let spec = job.to_spec()?;
     let add = |t: DateTime<Utc>, d: chrono::Duration, what: &'static str| {
@@ -144,23 +161,26 @@ pub fn plan(
             None if targets.is_empty() => Some("no live host in the job's target".to_string()),
             other => other,
         };
-        if refusal.is_none() {
+        let outcome = match (calendars.excluded_by(slot), refusal) {
+            (Some(exclusion), _) => (RunStatus::Skipped, Some(exclusion.to_string())),
+            (None, Some(refusal)) => (RunStatus::Missed, Some(refusal)),
+            (None, None) => (RunStatus::Pending, None),
+        };
+        if outcome.0 == RunStatus::Pending {
             plan.fired += 1;
         }
-        push_runs(
-            &mut plan.runs,
-            job.id,
+        let slot_runs = SlotRuns {
+            job: job.id,
             slot,
             due,
-            deadline,
-            refusal,
-            &targets,
-        );
+            expires_at: deadline,
+        };
+        slot_runs.push(&mut plan.runs, outcome, &targets);
         slots += 1;
         // An interval job's next slot is measured from the end of its run; when the slot is
-        // missed there is no run to end, so the interval counts from now.
+        // missed or skipped there is no run to end, so the interval counts from now.
         if let (Some(Schedule::Interval(every)), Some(last)) = (&spec.schedule, plan.runs.last()) {
-            if last.status == RunStatus::Missed {
+            if matches!(last.status, RunStatus::Missed | RunStatus::Skipped) {
                 next = Some(add(now, chrono_duration(*every), "now + interval")?);
             }
         }
@@ -187,37 +207,41 @@ fn targets(target: &Target, hosts: &[Host]) -> Vec<Option<String>> {
         .collect()
 }
 
-fn push_runs(
-    runs: &mut Vec<PlannedRun>,
+/// One slot's times, to become its runs.
+struct SlotRuns {
     job: JobId,
     slot: DateTime<Utc>,
     due: DateTime<Utc>,
     expires_at: DateTime<Utc>,
-    refusal: Option<String>,
-    targets: &[Option<String>],
-) {
-    let status = if refusal.is_some() {
-        RunStatus::Missed
-    } else {
-        RunStatus::Pending
-    };
-    // An `all` job with no live host in its pool still records its (missed) slot, once.
-    let nobody = [None];
-    let targets = if targets.is_empty() {
-        &nobody[..]
-    } else {
-        targets
-    };
-    for host in targets {
-        runs.push(PlannedRun {
-            job,
-            slot,
-            scheduled_for: due,
-            expires_at,
-            target_host: host.clone(),
-            status,
-            error: refusal.clone(),
-        });
+}
+
+impl SlotRuns {
+    /// The slot's runs with `status` and its reason: one per target, but one only for a slot
+    /// a calendar skipped (it is about the slot, not a host) and for an `all` job with no live
+    /// host in its pool, which still records its (missed) slot.
+    fn push(
+        &self,
+        runs: &mut Vec<PlannedRun>,
+        (status, reason): (RunStatus, Option<String>),
+        targets: &[Option<String>],
+    ) {
+        let nobody = [None];
+        let targets = if targets.is_empty() || status == RunStatus::Skipped {
+            &nobody[..]
+        } else {
+            targets
+        };
+        for host in targets {
+            runs.push(PlannedRun {
+                job: self.job,
+                slot: self.slot,
+                scheduled_for: self.due,
+                expires_at: self.expires_at,
+                target_host: host.clone(),
+                status,
+                error: reason.clone(),
+            });
+        }
     }
 }
 
@@ -295,6 +319,8 @@ mod tests {
             cpu_weight: None,
             params: Default::default(),
             format: "sisyphus".into(),
+            skip_on: vec![],
+            only_on: vec![],
         }
     }
 
@@ -564,6 +590,63 @@ mod tests {
         j.next_slot = Some(end);
         let e = plan(&j, end, &[], &PlanSettings::default()).expect_err("refused");
         assert!(matches!(e, PlanError::OutOfRange { .. }), "{e}");
+    }
+
+    #[test]
+    fn slots_a_calendar_excludes_are_skipped_naming_it_and_do_not_count() {
+        use sisyphus_model::calendar::{Calendar, CalendarFormat};
+        use std::sync::Arc;
+        // 12:03 to 12:06 UTC is a maintenance window.
+        let window = Calendar::parse(
+            "window",
+            CalendarFormat::Toml,
+            "zone = \"UTC\"\nranges = [{ from = 2026-11-23T12:03:00, to = 2026-11-23T12:06:00 }]\n",
+            None,
+        )
+        .expect("reads");
+        let set = CalendarSet::new(vec![Arc::new(window)], vec![]);
+        let mut j = job("all");
+        j.iterations = Some(20);
+        j.ttl = interval::from_duration(2 * MINUTE);
+        let p = plan_with(&j, at(12, 10, 30), &[], &PlanSettings::default(), &set).expect("plans");
+        assert_eq!(slots(&p), passed());
+        for r in &p.runs {
+            let minute = (r.slot - at(12, 0, 0)).num_minutes();
+            let expected = match minute {
+                3..=5 => RunStatus::Skipped,
+                // Past their TTL of 2 minutes by 12:10:30.
+                0..=8 => RunStatus::Missed,
+                _ => RunStatus::Pending,
+            };
+            assert_eq!(r.status, expected, "{r:?}");
+            if expected == RunStatus::Skipped {
+                assert_eq!(
+                    r.error.as_deref(),
+                    Some("skip_on calendar `window` contains the slot")
+                );
+            }
+        }
+        // Only the pending runs count for `iterations`.
+        assert_eq!(p.fired, 2);
+        // An `all` job records a skipped slot once, not per host.
+        j.target_all = true;
+        let hosts = [
+            Host {
+                name: "a".into(),
+                pools: vec![],
+            },
+            Host {
+                name: "b".into(),
+                pools: vec![],
+            },
+        ];
+        let p = plan_with(&j, at(12, 3, 0), &hosts, &PlanSettings::default(), &set).expect("plans");
+        let at_3: Vec<_> = p.runs.iter().filter(|r| r.slot == at(12, 3, 0)).collect();
+        assert_eq!(at_3.len(), 1);
+        assert_eq!(
+            (at_3[0].status, at_3[0].target_host.as_deref()),
+            (RunStatus::Skipped, None)
+        );
     }
 
     impl Plan {

@@ -11,8 +11,9 @@ use sisyphus_db::scheduler::{self as db, begin, reason, Advance, Expiry, Take, T
 use sisyphus_db::{Error, PgConnection, Result};
 use sisyphus_model::{JobId, RunStatus};
 
+use crate::calendars::Calendars;
 use crate::data::{data_jobs, trigger_one};
-use crate::plan::{plan, Host, PlanSettings, PlannedRun};
+use crate::plan::{plan_with, Host, PlanSettings, PlannedRun};
 
 /// Due jobs handled per tick at most; more wait for the next tick (which follows at once).
 pub const JOBS_PER_TICK: i64 = 1000;
@@ -33,6 +34,8 @@ pub struct TickReport {
     pub data: u64,
     /// Slots recorded as missed (catch-up, TTL, no host).
     pub missed: u64,
+    /// Slots recorded as skipped (a calendar excludes them).
+    pub skipped: u64,
     /// Pending runs whose TTL passed, marked missed.
     pub expired: u64,
     /// Active runs whose guardian's lease ran out, marked lost.
@@ -91,17 +94,30 @@ async fn fire_deferred(conn: &mut PgConnection) -> Result<()> {
     db::defer_again(&mut *conn).await
 }
 
-/// Runs one tick at `now` (`None`: the database's clock) on the leader's connection.
-///
-/// Each step (materialising slots, data triggers, expiring pending runs, expiring leases) runs
-/// in bulk inside a savepoint. When one fails with an isolable error (see [`isolable`]), it is
-/// rolled back and redone job by job (or run by run), each in its own savepoint; what still
-/// fails marks its job with a scheduler error, and the tick goes on for everything else.
+/// Runs one tick at `now` (`None`: the database's clock) on the leader's connection, reading
+/// the calendars afresh if a due job names any (the leader keeps them: [`tick_with`]).
 pub async fn tick(
     conn: &mut PgConnection,
     now: Option<DateTime<Utc>>,
     settings: &PlanSettings,
     created_by: &str,
+) -> Result<TickReport> {
+    tick_with(conn, now, settings, created_by, &mut Calendars::default()).await
+}
+
+/// Runs one tick at `now` (`None`: the database's clock) on the leader's connection, with the
+/// calendars kept since the last tick (read again only when their version moved).
+///
+/// Each step (materialising slots, data triggers, expiring pending runs, expiring leases) runs
+/// in bulk inside a savepoint. When one fails with an isolable error (see [`isolable`]), it is
+/// rolled back and redone job by job (or run by run), each in its own savepoint; what still
+/// fails marks its job with a scheduler error, and the tick goes on for everything else.
+pub async fn tick_with(
+    conn: &mut PgConnection,
+    now: Option<DateTime<Utc>>,
+    settings: &PlanSettings,
+    created_by: &str,
+    calendars: &mut Calendars,
 ) -> Result<TickReport> {
     let mut tx = begin(conn).await?;
     db::no_jit(&mut *tx).await?;
@@ -125,9 +141,22 @@ pub async fn tick(
     } else {
         Vec::new()
     };
+    if due.iter().any(Calendars::used_by) {
+        calendars.refresh(&mut tx).await?;
+    }
     let mut planned: Vec<JobPlan> = Vec::new();
     for job in &due {
-        match plan(job, now, &hosts, settings) {
+        let set = match calendars.set_for(job) {
+            Ok(set) => set,
+            Err(e) => {
+                failures.push(Failure {
+                    job: job.id,
+                    error: format!("cannot evaluate its calendars: {e}"),
+                });
+                continue;
+            }
+        };
+        match plan_with(job, now, &hosts, settings, &set) {
             Ok(p) => planned.push(JobPlan {
                 job: job.id,
                 next_slot: p.next_slot,
@@ -166,10 +195,10 @@ pub async fn tick(
     }
     for p in &planned {
         for r in &p.runs {
-            if r.status == RunStatus::Pending {
-                report.pending += 1;
-            } else {
-                report.missed += 1;
+            match r.status {
+                RunStatus::Pending => report.pending += 1,
+                RunStatus::Skipped => report.skipped += 1,
+                _ => report.missed += 1,
             }
         }
     }

@@ -63,7 +63,18 @@ enum Command {
         /// How many (1 to 10,000).
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT))]
         count: u64,
+        /// Mark the times this calendar excludes, as a job's `skip_on` would (needs the
+        /// database); repeat for more.
+        #[arg(long = "calendar", value_name = "NAME")]
+        calendars: Vec<String>,
+        /// Mark the times none of these calendars contains, as a job's `only_on` would.
+        #[arg(long = "only-on", value_name = "NAME")]
+        only_on: Vec<String>,
     },
+    /// Calendars (days and time ranges in a zone) that jobs skip (`skip_on`) or keep to
+    /// (`only_on`).
+    #[command(subcommand)]
+    Calendar(cmd::calendar::CalendarCommand),
     /// Make the database hold the jobs of a TOML file (idempotent).
     Apply {
         file: String,
@@ -371,7 +382,24 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             tz,
             from,
             count,
-        } => cmd::cron::run(&expression, &tz, from.as_deref(), count as usize, json),
+            calendars,
+            only_on,
+        } => {
+            let args = cmd::cron::Args {
+                expression: &expression,
+                tz: &tz,
+                from: from.as_deref(),
+                count: count as usize,
+                json,
+            };
+            if calendars.is_empty() && only_on.is_empty() {
+                cmd::cron::run(&args)
+            } else {
+                let client = connect(url).await?;
+                cmd::cron::run_with_calendars(&args, &client, &calendars, &only_on).await
+            }
+        }
+        Command::Calendar(c) => cmd::calendar::run(connect(url), c, json).await,
         Command::Migrate => cmd::migrate::run(&need_url(url.url)?, url.timeout, json).await,
         Command::Apply { file, prune } => {
             let checked = cmd::apply::read(&file)?;

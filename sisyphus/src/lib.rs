@@ -448,7 +448,7 @@ mod tests {
         match cli.command {
             Command::Guardian(g) => g.metrics,
             Command::Scheduler { metrics, .. } | Command::Dispatcher { metrics, .. } => metrics,
-            Command::Dev { .. } => None,
+            Command::Dev { .. } | Command::Web(_) => None,
         }
     }
 

@@ -7,6 +7,7 @@ mod access;
 mod access_cli;
 mod apply;
 mod browser;
+mod calendars;
 mod cli;
 mod failover;
 mod guardian;

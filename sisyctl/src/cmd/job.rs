@@ -66,20 +66,27 @@ pub async fn run(client: &Client, command: JobCommand, json: bool) -> Result<(),
         JobCommand::Next { job, count } => {
             // `count` is at most MAX_COUNT (clap checks), so it fits.
             let count = usize::try_from(count).unwrap_or(usize::MAX);
-            let times = client.next_fire_times(&job, count).await?;
+            let slots = client.upcoming_slots(&job, count).await?;
             let spec = client.job_spec(&job).await?;
-            let shown: Vec<String> = times
-                .iter()
-                .map(|t| t.with_timezone(&spec.timezone).to_rfc3339())
-                .collect();
+            let with_calendars = !spec.skip_on.is_empty() || !spec.only_on.is_empty();
+            let local =
+                |t: &chrono::DateTime<chrono::Utc>| t.with_timezone(&spec.timezone).to_rfc3339();
+            if json && with_calendars {
+                // Each slot with the calendar that skips it, if one does.
+                return Ok(output::json(&slots)?);
+            }
             if json {
+                let shown: Vec<String> = slots.iter().map(|s| local(&s.at)).collect();
                 return Ok(output::json(&shown)?);
             }
-            if shown.is_empty() {
+            if slots.is_empty() {
                 say!("{job} has no upcoming slot")?;
             }
-            for t in shown {
-                say!("{t}")?;
+            for s in &slots {
+                match &s.skipped {
+                    None => say!("{}", local(&s.at))?,
+                    Some(why) => say!("{}  skipped: {why}", local(&s.at))?,
+                }
             }
             Ok(())
         }
@@ -195,6 +202,8 @@ fn show(
         ("format", spec.format.to_string()),
         ("schedule", status.schedule.clone()),
         ("timezone", spec.timezone.name().to_string()),
+        ("skip on", calendars(&spec.skip_on)),
+        ("only on", calendars(&spec.only_on)),
         (
             "window",
             format!("{} .. {}", time(spec.start), time(spec.end)),
@@ -252,6 +261,15 @@ fn show(
         ),
     ]);
     output::fields(&lines)
+}
+
+/// Calendar names, or `-`.
+fn calendars(names: &[String]) -> String {
+    if names.is_empty() {
+        "-".to_string()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// What `job show` says of a job's state, whether its definition reads or not.
