@@ -35,5 +35,5 @@ pub mod views;
 pub use control::ControlAction;
 pub use event::Event;
 pub use run::{Catchup, JobId, JobRef, OutboxState, Run, RunId, RunStatus, RunTrigger, Target};
-pub use schedule::{CronError, CronExpr, Schedule};
+pub use schedule::{CronError, CronExpr, DstRule, Schedule};
 pub use spec::{InvalidJob, JobDefinition, JobFormat, JobSpec, ResourceSpec};
