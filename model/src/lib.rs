@@ -10,9 +10,10 @@
 //! - [`status`]: the one place a [`RunStatus`] becomes what the job protocol, log files and
 //!   notifications call an ending.
 //! - [`control`]: the remote actions on a run ([`ControlAction`]).
-//! - [`schedule`]: cron expressions, intervals and one-shot times; next fire times in a zone.
+//! - [`schedule`]: cron expressions, intervals and one-shot times; next fire times in a zone,
+//!   DST transitions (`schedule::zone`) and a schedule explained (`schedule::explain`).
 //! - [`spec`]: job definitions as written ([`JobDefinition`]) and as checked ([`JobSpec`]: the
-//!   validator is the only way to make one).
+//!   validator is the only way to make one); [`diff`]: two definitions compared key by key.
 //! - [`params`]: the parameters a job declares and a run is given.
 //! - [`resources`]: resource name templates and the lineage graph.
 //! - [`notifications`]: notification rules and the outbox as people read it; [`event`]: why a
@@ -22,6 +23,7 @@
 
 pub mod access;
 pub mod control;
+pub mod diff;
 pub mod event;
 pub mod notifications;
 pub mod params;
