@@ -5,7 +5,8 @@
 //! # Layout
 //!
 //! - [`Client`]: the API `sisyctl` is a thin shell over, and that services use directly.
-//! - [`jobsfile`]: jobs files (TOML) for `sisyctl apply`.
+//! - [`jobsfile`]: jobs files (TOML) for `sisyctl apply`; [`plan`]: what applying one would
+//!   change (`apply --plan`), writing nothing.
 //! - [`lock`]: reader/writer locks on resources for any service ([`ResourceLock`]).
 //! - Re-exported from `sisyphus-model`: [`model`] (ids, statuses, runs), [`schedule`], [`spec`]
 //!   (definitions as written and as checked), [`resources`], [`notifications`], [`views`],
@@ -37,19 +38,23 @@
 pub mod client;
 pub mod jobsfile;
 pub mod lock;
+pub mod plan;
 
 /// The database layer the client is built on.
 pub use sisyphus_db as db;
 /// The model's run types (`sisyphus_client::model::RunStatus`).
 pub use sisyphus_model::run as model;
 /// The model, under the paths it had when it lived here.
-pub use sisyphus_model::{access, notifications, params, resources, schedule, spec, status, views};
+pub use sisyphus_model::{
+    access, diff, notifications, params, resources, schedule, spec, status, views,
+};
 
 pub use client::{Applied, BulkAction, Change, Client};
 pub use db::access::AuditFilter;
 pub use db::runs::RunFilter;
 pub use db::{Error, Result};
 pub use lock::{LockRequest, ResourceLock};
+pub use plan::{Plan, PlannedJob, PlannedProject};
 pub use schedule::{CronError, CronExpr, Schedule};
 pub use sisyphus_model::views::{Host, JobHealth, JobStatus};
 pub use sisyphus_model::{

@@ -127,11 +127,23 @@ pub fn keys(spec: &JobSpec) -> Vec<(&'static str, String)> {
         ("compress_mode", logs.compression.as_str().to_string()),
         (
             "inputs",
-            json(&resources.inputs.iter().map(|t| t.as_str()).collect::<Vec<_>>()),
+            json(
+                &resources
+                    .inputs
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>(),
+            ),
         ),
         (
             "outputs",
-            json(&resources.outputs.iter().map(|t| t.as_str()).collect::<Vec<_>>()),
+            json(
+                &resources
+                    .outputs
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>(),
+            ),
         ),
         ("lock_lease", d(&resources.lease)),
         ("lock_wait", d(&resources.wait)),
@@ -146,7 +158,10 @@ pub fn keys(spec: &JobSpec) -> Vec<(&'static str, String)> {
         ),
         ("warn_after", opt_d(warn_after)),
         ("min_duration", opt_d(min_duration)),
-        ("memory_max", opt(limits.memory_max.map(|b| format!("{b} bytes")))),
+        (
+            "memory_max",
+            opt(limits.memory_max.map(|b| format!("{b} bytes"))),
+        ),
         ("cpu_weight", opt(limits.cpu_weight.map(|w| w.to_string()))),
         ("params", json(params)),
     ]

@@ -15,6 +15,7 @@ use serde::Serialize;
 use super::cron::{field_value, CronExpr, DstRule};
 use super::zone::{self, Transition};
 use super::Schedule;
+use crate::spec::JobSpec;
 
 /// Which calendar, if any, excludes a slot (its name). The scheduler records such a slot as
 /// `skipped`; explanations show it as one.
@@ -188,6 +189,60 @@ pub fn explain_fires(
             .collect(),
         notes,
     }
+}
+
+/// A stored job's schedule explained: as [`explain_fires`] with the job's next slots (which heed
+/// its window and iterations), and notes on what else moves its runs — the window, the
+/// iterations left, its jitter offset, a pause. A job without a schedule gets words saying so.
+pub fn explain_job(
+    spec: &JobSpec,
+    from: DateTime<Utc>,
+    fires: &[DateTime<Utc>],
+    excluded: Exclusion<'_>,
+) -> Explanation {
+    let tz = spec.timezone;
+    let mut e = match &spec.schedule {
+        Some(schedule) => explain_fires(schedule, tz, from, fires, excluded),
+        None => Explanation {
+            schedule: "-".to_string(),
+            zone: tz.name().to_string(),
+            words: vec![if spec.resources.on_inputs {
+                "no clock schedule: runs when its inputs are written, or when asked".to_string()
+            } else {
+                "no schedule: runs only when asked (sisyctl run)".to_string()
+            }],
+            rules: Vec::new(),
+            fires: Vec::new(),
+            transitions: Vec::new(),
+            notes: Vec::new(),
+        },
+    };
+    if let Some(start) = spec.start {
+        e.notes.push(format!(
+            "its window starts at {}",
+            local_clock(start, tz, true)
+        ));
+    }
+    if let Some(end) = spec.end {
+        e.notes
+            .push(format!("its window ends at {}", local_clock(end, tz, true)));
+    }
+    if let Some(n) = spec.iterations {
+        e.notes.push(format!("at most {n} scheduled run(s) in all"));
+    }
+    let offset = super::jitter_offset(&spec.job.project, &spec.job.name, Some(spec.jitter));
+    if !offset.is_zero() {
+        e.notes.push(format!(
+            "each run is due {} after its slot (jitter up to {}; the slots are shown)",
+            super::format_duration(offset),
+            super::format_duration(spec.jitter)
+        ));
+    }
+    if spec.paused {
+        e.notes
+            .push("the job is paused: no slot becomes a run until it is resumed".to_string());
+    }
+    e
 }
 
 impl fmt::Display for Explanation {

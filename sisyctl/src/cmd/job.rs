@@ -1,5 +1,6 @@
-//! `sisyctl job ls | show | pause | resume | rm | next`.
+//! `sisyctl job ls | show | pause | resume | rm | next | explain`.
 
+use sisyphus_client::schedule::explain::{explain_job, no_exclusions};
 use sisyphus_client::{Client, JobSpec, RunFilter, RunId};
 
 use crate::output::{self, opt, time};
@@ -62,6 +63,19 @@ pub async fn run(client: &Client, command: JobCommand, json: bool) -> Result<(),
             }
             say!("{job} removed, with {runs} run(s)")?;
             Ok(())
+        }
+        JobCommand::Explain { job, count } => {
+            // `count` is at most MAX_COUNT (clap checks), so it fits.
+            let count = usize::try_from(count).unwrap_or(usize::MAX);
+            let spec = client.job_spec(&job).await?;
+            let fires = client.next_fire_times(&job, count).await?;
+            // The window starts now, or just before a slot that is already due.
+            let now = chrono::Utc::now();
+            let from = fires
+                .first()
+                .map_or(now, |first| now.min(*first - chrono::Duration::seconds(1)));
+            let explanation = explain_job(&spec, from, &fires, &no_exclusions);
+            crate::cmd::cron::print_explanation(&explanation, json)
         }
         JobCommand::Next { job, count } => {
             // `count` is at most MAX_COUNT (clap checks), so it fits.
