@@ -17,6 +17,7 @@ mod notifications;
 mod once;
 mod operations;
 mod peers;
+mod plan;
 mod poison;
 mod resilience;
 mod resources;

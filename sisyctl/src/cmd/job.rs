@@ -69,11 +69,11 @@ pub async fn run(client: &Client, command: JobCommand, json: bool) -> Result<(),
             let count = usize::try_from(count).unwrap_or(usize::MAX);
             let spec = client.job_spec(&job).await?;
             let fires = client.next_fire_times(&job, count).await?;
-            // The window starts now, or just before a slot that is already due.
-            let now = chrono::Utc::now();
-            let from = fires
-                .first()
-                .map_or(now, |first| now.min(*first - chrono::Duration::seconds(1)));
+            // The window starts just before the first slot shown (transitions before it move
+            // none of them), or now when there is none.
+            let from = fires.first().map_or_else(chrono::Utc::now, |first| {
+                *first - chrono::Duration::seconds(1)
+            });
             let explanation = explain_job(&spec, from, &fires, &no_exclusions);
             crate::cmd::cron::print_explanation(&explanation, json)
         }
