@@ -7,6 +7,7 @@ mod access;
 mod access_cli;
 mod apply;
 mod cli;
+mod dst;
 mod failover;
 mod guardian;
 mod health;
