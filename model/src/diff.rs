@@ -154,7 +154,7 @@ pub fn keys(spec: &JobSpec) -> Vec<(&'static str, String)> {
             "notify",
             notify
                 .as_ref()
-                .map_or_else(|| "(the project's defaults)".to_string(), |r| json(r)),
+                .map_or_else(|| "(the project's defaults)".to_string(), json),
         ),
         ("warn_after", opt_d(warn_after)),
         ("min_duration", opt_d(min_duration)),
