@@ -918,4 +918,55 @@ mod tests {
         assert!(e.to_string().contains("skipped: calendar nl-holidays"));
         assert!(e.transitions.is_empty());
     }
+
+    #[test]
+    fn intervals_one_shots_and_several_lines_are_explained() {
+        let tz: Tz = "Europe/Amsterdam".parse().expect("zone");
+        let every = explain(
+            &Schedule::Interval(std::time::Duration::from_secs(5400)),
+            tz,
+            t("2026-01-01T00:00:00Z"),
+            5,
+            &no_exclusions,
+        );
+        assert_eq!(
+            every.words,
+            ["every 1h 30m, counted from the end of the previous run (the first run at once)"]
+        );
+        assert!(every.fires.is_empty() && every.rules.is_empty());
+        assert!(every.notes[0].contains("real time"));
+        let once = explain(
+            &Schedule::At(t("2026-12-24T05:00:00Z")),
+            tz,
+            t("2026-01-01T00:00:00Z"),
+            5,
+            &no_exclusions,
+        );
+        assert_eq!(
+            once.words,
+            ["once, at 2026-12-24 06:00 CET (2026-12-24T05:00:00Z)"]
+        );
+        assert_eq!(once.fires.len(), 1);
+        // Two lines: words and a rule for each; 02:30 (missing) and 03:00 share one fire.
+        let both = Schedule::Cron(vec![
+            CronExpr::parse("30 2 * * *").expect("cron"),
+            CronExpr::parse("0 3 * * *").expect("cron"),
+        ]);
+        let e = explain(&both, tz, t("2026-03-28T12:00:00Z"), 2, &no_exclusions);
+        assert_eq!(e.schedule, "30 2 * * * | 0 3 * * *");
+        assert_eq!(e.words.len(), 2);
+        assert_eq!(e.rules.len(), 2);
+        assert_eq!(e.fires[0].utc, t("2026-03-29T01:00:00Z"));
+        let note = e.fires[0].note.as_deref().expect("note");
+        assert!(
+            note.contains("`30 2 * * *` fires once right after the gap"),
+            "{note}"
+        );
+        assert!(!note.contains("`0 3 * * *`"), "{note}");
+        let transition = &e.transitions[0].note;
+        assert!(
+            transition.contains("`0 3 * * *` has no fire time in them"),
+            "{transition}"
+        );
+    }
 }
