@@ -134,17 +134,7 @@ impl Client {
         }
         let now = jobs::now(&mut *tx).await?;
         crate::calendars::check_specs(&mut tx, specs, now).await?;
-        let projects: Vec<String> = specs
-            .iter()
-            .map(|s| s.job.project.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let existing: BTreeMap<JobRef, jobs::JobRow> = jobs::by_project(&mut tx, &projects, None)
-            .await?
-            .into_iter()
-            .map(|row| (row.job_ref(), row))
-            .collect();
+        let existing = existing_jobs(&mut tx, specs).await?;
         let mut report = Vec::new();
         for spec in specs {
             let change = apply_one(&mut tx, spec, existing.get(&spec.job), now).await?;
@@ -154,8 +144,7 @@ impl Client {
             });
         }
         if prune {
-            let listed: BTreeSet<&JobRef> = specs.iter().map(|s| &s.job).collect();
-            for job in existing.keys().filter(|j| !listed.contains(j)) {
+            for job in pruned(&existing, specs) {
                 jobs::remove(&mut *tx, job).await?;
                 report.push(Applied {
                     job: job.to_string(),
@@ -230,26 +219,7 @@ impl Client {
             .await?
             .ok_or_else(|| Error::NoSuchJob(job.clone()))?;
         let spec = row.to_spec().map_err(|e| Error::Refused(e.to_string()))?;
-        let mut out = Vec::new();
-        let Some(mut cursor) = row.next_slot else {
-            return Ok(out);
-        };
-        let left = spec
-            .iterations
-            .map(|n| (n as i64 - row.fired as i64).max(0) as usize);
-        let count = left.map_or(count, |l| l.min(count));
-        while out.len() < count && spec.end.is_none_or(|end| cursor <= end) {
-            out.push(cursor);
-            match spec
-                .schedule
-                .as_ref()
-                .and_then(|s| s.next_after(cursor, spec.timezone))
-            {
-                Some(next) => cursor = next,
-                None => break,
-            }
-        }
-        Ok(out)
+        Ok(slots_from(&spec, row.next_slot, row.fired, count))
     }
 
     /// Runs a job now, outside its schedule. Returns the new runs (one per host for `all` jobs).
@@ -586,6 +556,78 @@ impl Client {
     }
 }
 
+/// The stored jobs of the projects `specs` name, by job: what apply (and a plan) compares with.
+pub(crate) async fn existing_jobs(
+    conn: &mut PgConnection,
+    specs: &[JobSpec],
+) -> Result<BTreeMap<JobRef, jobs::JobRow>> {
+    let projects: Vec<String> = specs
+        .iter()
+        .map(|s| s.job.project.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    Ok(jobs::by_project(conn, &projects, None)
+        .await?
+        .into_iter()
+        .map(|row| (row.job_ref(), row))
+        .collect())
+}
+
+/// The stored jobs `--prune` removes: those of the file's projects that the file does not list.
+pub(crate) fn pruned<'a>(
+    existing: &'a BTreeMap<JobRef, jobs::JobRow>,
+    specs: &[JobSpec],
+) -> Vec<&'a JobRef> {
+    let listed: BTreeSet<&JobRef> = specs.iter().map(|s| &s.job).collect();
+    existing.keys().filter(|j| !listed.contains(j)).collect()
+}
+
+/// What apply does to one job, decided from the definition and the stored row alone — the one
+/// decision `apply` acts on and `apply --plan` reports: the change, and whether the job's slots
+/// move (then its future runs are taken back and its next slot is computed afresh).
+pub(crate) fn decide(spec: &JobSpec, existing: Option<&jobs::JobRow>) -> (Change, bool) {
+    let Some(row) = existing else {
+        return (Change::Created, true);
+    };
+    let old = row.to_spec().ok();
+    if old.as_ref() == Some(spec) {
+        return (Change::Unchanged, false);
+    }
+    let timing_changed = old.as_ref().is_none_or(|o| !same_timing(o, spec));
+    (Change::Updated, timing_changed)
+}
+
+/// A job's next `count` slots from `first`, as the scheduler will make them: within its window
+/// and the iterations it has left after `fired`.
+pub(crate) fn slots_from(
+    spec: &JobSpec,
+    first: Option<DateTime<Utc>>,
+    fired: i32,
+    count: usize,
+) -> Vec<DateTime<Utc>> {
+    let mut out = Vec::new();
+    let Some(mut cursor) = first else {
+        return out;
+    };
+    let left = spec
+        .iterations
+        .map(|n| (i64::from(n) - i64::from(fired)).max(0) as usize);
+    let count = left.map_or(count, |l| l.min(count));
+    while out.len() < count && spec.end.is_none_or(|end| cursor <= end) {
+        out.push(cursor);
+        match spec
+            .schedule
+            .as_ref()
+            .and_then(|s| s.next_after(cursor, spec.timezone))
+        {
+            Some(next) => cursor = next,
+            None => break,
+        }
+    }
+    out
+}
+
 /// Writes one checked definition against what is stored, and says what changed.
 async fn apply_one(
     conn: &mut PgConnection,
@@ -593,6 +635,7 @@ async fn apply_one(
     existing: Option<&jobs::JobRow>,
     now: DateTime<Utc>,
 ) -> Result<Change> {
+    let (change, timing_changed) = decide(spec, existing);
     let Some(row) = existing else {
         jobs::upsert(conn, spec, jobs::first_slot(spec, now, 0)).await?;
         if spec.paused {
@@ -600,11 +643,9 @@ async fn apply_one(
         }
         return Ok(Change::Created);
     };
-    let old = row.to_spec().ok();
-    if old.as_ref() == Some(spec) {
+    if change == Change::Unchanged {
         return Ok(Change::Unchanged);
     }
-    let timing_changed = old.as_ref().is_none_or(|o| !same_timing(o, spec));
     let next_slot = if timing_changed {
         jobs::take_back_future_runs(conn, row.id).await?;
         let fired = jobs::fired(&mut *conn, row.id).await?;

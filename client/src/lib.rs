@@ -8,6 +8,8 @@
 //! - [`jobsfile`]: jobs files (TOML) for `sisyctl apply`.
 //! - [`calendars`]: calendars (`sisyctl calendar`), a job's upcoming slots with the calendar
 //!   that excludes each, and `apply`'s check of `skip_on`/`only_on`.
+//! - [`jobsfile`]: jobs files (TOML) for `sisyctl apply`; [`plan`]: what applying one would
+//!   change (`apply --plan`), writing nothing.
 //! - [`lock`]: reader/writer locks on resources for any service ([`ResourceLock`]).
 //! - Re-exported from `sisyphus-model`: [`model`] (ids, statuses, runs), [`schedule`], [`spec`]
 //!   (definitions as written and as checked), [`resources`], [`notifications`], [`views`],
@@ -40,6 +42,7 @@ pub mod calendars;
 pub mod client;
 pub mod jobsfile;
 pub mod lock;
+pub mod plan;
 pub mod token;
 
 /// The database layer the client is built on.
@@ -48,7 +51,7 @@ pub use sisyphus_db as db;
 pub use sisyphus_model::run as model;
 /// The model, under the paths it had when it lived here.
 pub use sisyphus_model::{
-    access, calendar, notifications, params, resources, schedule, spec, status, views,
+    access, calendar, diff, notifications, params, resources, schedule, spec, status, views,
 };
 
 pub use client::{Applied, BulkAction, Change, Client};
@@ -56,6 +59,7 @@ pub use db::access::AuditFilter;
 pub use db::runs::RunFilter;
 pub use db::{Error, Result};
 pub use lock::{LockRequest, ResourceLock};
+pub use plan::{Plan, PlannedJob, PlannedProject};
 pub use schedule::{CronError, CronExpr, Schedule};
 pub use sisyphus_model::views::{Host, JobHealth, JobStatus};
 pub use sisyphus_model::{

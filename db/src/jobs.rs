@@ -575,6 +575,7 @@ const RESUME: &str = include_str!("../../sql/jobs/resume.sql");
 const REMOVE: &str = include_str!("../../sql/jobs/remove.sql");
 const FIRED: &str = include_str!("../../sql/jobs/fired.sql");
 const NOW: &str = include_str!("../../sql/schema/now.sql");
+const READ_ONLY: &str = include_str!("../../sql/schema/read_only.sql");
 
 /// Jobs' states from `sisyphus.job_status`: every job, one project's, or one job.
 pub async fn status<'e>(
@@ -722,6 +723,12 @@ pub async fn fired<'e>(db: impl PgExecutor<'e>, job: JobId) -> crate::Result<i32
         .fetch_one(db)
         .await
         .map_err(crate::Error::from)
+}
+
+/// Makes the current transaction read-only (its first statement): a plan can write nothing.
+pub async fn read_only(conn: &mut PgConnection) -> crate::Result<()> {
+    sqlx::query(READ_ONLY).execute(conn).await?;
+    Ok(())
 }
 
 /// The transaction's time.

@@ -10,6 +10,7 @@ use sisyphus_model::JobId;
 const SET_PROJECT: &str = include_str!("../../sql/notifications/set_project.sql");
 const LIST: &str = include_str!("../../sql/notifications/list.sql");
 const RETRY: &str = include_str!("../../sql/notifications/retry.sql");
+const PROJECTS: &str = include_str!("../../sql/notifications/projects.sql");
 
 /// Sets a project's default notification rules.
 pub async fn set_project(conn: &mut PgConnection, defaults: &ProjectDefaults) -> crate::Result<()> {
@@ -19,6 +20,20 @@ pub async fn set_project(conn: &mut PgConnection, defaults: &ProjectDefaults) ->
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// These projects' stored default rules, as the JSON `set_project` wrote (projects without a row
+/// are left out).
+pub async fn projects(
+    conn: &mut PgConnection,
+    projects: &[String],
+) -> crate::Result<Vec<(String, serde_json::Value)>> {
+    sqlx::query_as::<_, (String, Json<serde_json::Value>)>(PROJECTS)
+        .bind(projects)
+        .fetch_all(conn)
+        .await
+        .map(|rows| rows.into_iter().map(|(p, Json(v))| (p, v)).collect())
+        .map_err(crate::Error::from)
 }
 
 /// The outbox, newest first: every notification, or those in one `state`, or one job's.

@@ -10,11 +10,12 @@
 //! - [`status`]: the one place a [`RunStatus`] becomes what the job protocol, log files and
 //!   notifications call an ending.
 //! - [`control`]: the remote actions on a run ([`ControlAction`]).
-//! - [`schedule`]: cron expressions, intervals and one-shot times; next fire times in a zone.
+//! - [`schedule`]: cron expressions, intervals and one-shot times; next fire times in a zone,
+//!   DST transitions (`schedule::zone`) and a schedule explained (`schedule::explain`).
 //! - [`calendar`]: calendars (days and time ranges in a zone, from `.ics` or TOML) and a job's
 //!   `skip_on`/`only_on` set of them, which excludes slots.
 //! - [`spec`]: job definitions as written ([`JobDefinition`]) and as checked ([`JobSpec`]: the
-//!   validator is the only way to make one).
+//!   validator is the only way to make one); [`diff`]: two definitions compared key by key.
 //! - [`params`]: the parameters a job declares and a run is given.
 //! - [`resources`]: resource name templates and the lineage graph.
 //! - [`notifications`]: notification rules and the outbox as people read it; [`event`]: why a
@@ -25,6 +26,7 @@
 pub mod access;
 pub mod calendar;
 pub mod control;
+pub mod diff;
 pub mod event;
 pub mod notifications;
 pub mod params;
@@ -38,5 +40,5 @@ pub mod views;
 pub use control::ControlAction;
 pub use event::Event;
 pub use run::{Catchup, JobId, JobRef, OutboxState, Run, RunId, RunStatus, RunTrigger, Target};
-pub use schedule::{CronError, CronExpr, Schedule};
+pub use schedule::{CronError, CronExpr, DstRule, Schedule};
 pub use spec::{InvalidJob, JobDefinition, JobFormat, JobSpec, ResourceSpec};

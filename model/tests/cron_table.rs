@@ -1,10 +1,11 @@
 //! The cron table: expressions × zones × start instants against expected fire times.
 //!
-//! Expected instants were worked out by hand and cross-checked with Python's `zoneinfo`, not
-//! produced by this code. DST dates used: Europe/Amsterdam 2026-03-29 01:00Z (02:00 CET → 03:00
-//! CEST) and 2026-10-25 01:00Z (03:00 CEST → 02:00 CET); America/New_York 2026-03-08 07:00Z
-//! (02:00 EST → 03:00 EDT) and 2026-11-01 06:00Z (02:00 EDT → 01:00 EST); Australia/Sydney
-//! 2026-04-04 16:00Z (03:00 AEDT → 02:00 AEST).
+//! Expected instants were worked out by hand from the tz database's transition times, not
+//! produced by this code; the DST rows are checked independently by `cron_dst_check.py` (next to
+//! this file), which applies each rule's definition by brute force with Python's `zoneinfo`:
+//! `python3 model/tests/cron_dst_check.py`. Both DST rules are covered in each zone: the
+//! interval rule (a `*`, step or range in the second, minute or hour field) and the fixed-time
+//! rule (fixed numbers or lists of them); see ARCHITECTURE.md, "Cron semantics".
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -295,7 +296,10 @@ const TABLE: &[(&str, &str, &str, &[&str])] = &[
             "2026-03-31T22:00:00Z",
         ],
     ),
-    // Europe/Amsterdam, spring forward: 02:xx does not exist on 2026-03-29 → fires once at 03:00 CEST.
+    // DST rows (checked by cron_dst_check.py, which works them out with zoneinfo by brute force).
+    // Europe/Amsterdam: 2026-03-29 01:00Z, 02:00 CET → 03:00 CEST (02:xx does not exist); 2026-10-25
+    // 01:00Z, 03:00 CEST → 02:00 CET (02:xx happens twice).
+    // Fixed-time rule: a missing time fires once at 03:00 CEST; a repeated one once, the first time.
     (
         "30 2 * * *",
         "Europe/Amsterdam",
@@ -303,34 +307,98 @@ const TABLE: &[(&str, &str, &str, &[&str])] = &[
         &["2026-03-29T01:00:00Z", "2026-03-30T00:30:00Z"],
     ),
     (
-        "*/15 2 * * *",
-        "Europe/Amsterdam",
-        "2026-03-29T00:00:00Z",
-        &["2026-03-29T01:00:00Z", "2026-03-30T00:00:00Z"],
-    ),
-    (
         "0 3 * * *",
         "Europe/Amsterdam",
         "2026-03-28T12:00:00Z",
         &["2026-03-29T01:00:00Z", "2026-03-30T01:00:00Z"],
     ),
-    // Every second of 02:xx: the 3,600 missing seconds fire once, at 03:00:00 CEST.
+    // A list of fixed numbers is fixed: 02:00 (missing) and 03:00 fire once together.
     (
-        "* 2 * * * *",
+        "0 2,3 * * *",
         "Europe/Amsterdam",
-        "2026-03-29T00:59:58Z",
+        "2026-03-28T12:00:00Z",
         &[
             "2026-03-29T01:00:00Z",
             "2026-03-30T00:00:00Z",
-            "2026-03-30T00:00:01Z",
+            "2026-03-30T01:00:00Z",
         ],
     ),
-    // Europe/Amsterdam, fall back: 02:xx happens twice on 2026-10-25 → fires once, the first time.
+    (
+        "30 2 * * * 0,30",
+        "Europe/Amsterdam",
+        "2026-03-28T12:00:00Z",
+        &[
+            "2026-03-29T01:00:00Z",
+            "2026-03-30T00:30:00Z",
+            "2026-03-30T00:30:30Z",
+        ],
+    ),
     (
         "30 2 * * *",
         "Europe/Amsterdam",
         "2026-10-24T12:00:00Z",
         &["2026-10-25T00:30:00Z", "2026-10-26T01:30:00Z"],
+    ),
+    (
+        "0 2,3 * * *",
+        "Europe/Amsterdam",
+        "2026-10-24T12:00:00Z",
+        &[
+            "2026-10-25T00:00:00Z",
+            "2026-10-25T02:00:00Z",
+            "2026-10-26T01:00:00Z",
+        ],
+    ),
+    (
+        "30 2 * * * 0,30",
+        "Europe/Amsterdam",
+        "2026-10-24T12:00:00Z",
+        &[
+            "2026-10-25T00:30:00Z",
+            "2026-10-25T00:30:30Z",
+            "2026-10-26T01:30:00Z",
+        ],
+    ),
+    // Starting inside the first pass: the second pass does not fire again.
+    (
+        "0,20,40 2 * * *",
+        "Europe/Amsterdam",
+        "2026-10-25T00:50:00Z",
+        &["2026-10-26T01:00:00Z", "2026-10-26T01:20:00Z"],
+    ),
+    // Interval rule: nothing fires in the gap; the repeated hour fires in both passes.
+    (
+        "*/15 2 * * *",
+        "Europe/Amsterdam",
+        "2026-03-29T00:00:00Z",
+        &["2026-03-30T00:00:00Z", "2026-03-30T00:15:00Z"],
+    ),
+    (
+        "30 * * * *",
+        "Europe/Amsterdam",
+        "2026-03-29T00:00:00Z",
+        &["2026-03-29T00:30:00Z", "2026-03-29T01:30:00Z"],
+    ),
+    (
+        "0 1-3 * * *",
+        "Europe/Amsterdam",
+        "2026-03-28T22:00:00Z",
+        &[
+            "2026-03-29T00:00:00Z",
+            "2026-03-29T01:00:00Z",
+            "2026-03-29T23:00:00Z",
+        ],
+    ),
+    // Every second of 02:xx: none of the 3,600 missing seconds fires.
+    (
+        "* 2 * * * *",
+        "Europe/Amsterdam",
+        "2026-03-29T00:59:58Z",
+        &[
+            "2026-03-30T00:00:00Z",
+            "2026-03-30T00:00:01Z",
+            "2026-03-30T00:00:02Z",
+        ],
     ),
     (
         "*/30 * * * *",
@@ -339,17 +407,57 @@ const TABLE: &[(&str, &str, &str, &[&str])] = &[
         &[
             "2026-10-25T00:00:00Z",
             "2026-10-25T00:30:00Z",
+            "2026-10-25T01:00:00Z",
+            "2026-10-25T01:30:00Z",
             "2026-10-25T02:00:00Z",
-            "2026-10-25T02:30:00Z",
         ],
     ),
     (
         "*/30 * * * *",
         "Europe/Amsterdam",
         "2026-10-25T01:10:00Z",
-        &["2026-10-25T02:00:00Z"],
+        &["2026-10-25T01:30:00Z", "2026-10-25T02:00:00Z"],
     ),
-    // America/New_York, spring forward on 2026-03-08 and fall back on 2026-11-01.
+    (
+        "0 1-3 * * *",
+        "Europe/Amsterdam",
+        "2026-10-24T22:00:00Z",
+        &[
+            "2026-10-24T23:00:00Z",
+            "2026-10-25T00:00:00Z",
+            "2026-10-25T01:00:00Z",
+            "2026-10-25T02:00:00Z",
+        ],
+    ),
+    // A step in the seconds field makes a 6-field expression interval-like too.
+    (
+        "30 2 * * * */20",
+        "Europe/Amsterdam",
+        "2026-10-24T12:00:00Z",
+        &[
+            "2026-10-25T00:30:00Z",
+            "2026-10-25T00:30:20Z",
+            "2026-10-25T00:30:40Z",
+            "2026-10-25T01:30:00Z",
+            "2026-10-25T01:30:20Z",
+            "2026-10-25T01:30:40Z",
+            "2026-10-26T01:30:00Z",
+        ],
+    ),
+    // Starting inside the first pass: the second pass still comes.
+    (
+        "*/20 2 * * *",
+        "Europe/Amsterdam",
+        "2026-10-25T00:50:00Z",
+        &[
+            "2026-10-25T01:00:00Z",
+            "2026-10-25T01:20:00Z",
+            "2026-10-25T01:40:00Z",
+            "2026-10-26T01:00:00Z",
+        ],
+    ),
+    // America/New_York: 2026-03-08 07:00Z, 02:00 EST → 03:00 EDT; 2026-11-01 06:00Z, 02:00 EDT →
+    // 01:00 EST.
     (
         "30 2 * * *",
         "America/New_York",
@@ -374,17 +482,175 @@ const TABLE: &[(&str, &str, &str, &[&str])] = &[
         "2026-11-01T04:30:00Z",
         &[
             "2026-11-01T05:00:00Z",
+            "2026-11-01T06:00:00Z",
             "2026-11-01T07:00:00Z",
-            "2026-11-01T08:00:00Z",
         ],
     ),
-    // Australia/Sydney, fall back on 2026-04-05 (southern hemisphere).
+    (
+        "*/30 1 * * *",
+        "America/New_York",
+        "2026-10-31T12:00:00Z",
+        &[
+            "2026-11-01T05:00:00Z",
+            "2026-11-01T05:30:00Z",
+            "2026-11-01T06:00:00Z",
+            "2026-11-01T06:30:00Z",
+            "2026-11-02T06:00:00Z",
+        ],
+    ),
+    (
+        "*/30 2 * * *",
+        "America/New_York",
+        "2026-03-07T12:00:00Z",
+        &["2026-03-09T06:00:00Z", "2026-03-09T06:30:00Z"],
+    ),
+    (
+        "0 * * * *",
+        "America/New_York",
+        "2026-03-08T05:30:00Z",
+        &[
+            "2026-03-08T06:00:00Z",
+            "2026-03-08T07:00:00Z",
+            "2026-03-08T08:00:00Z",
+        ],
+    ),
+    // Australia/Sydney (southern hemisphere): 2026-04-04 16:00Z, 03:00 AEDT → 02:00 AEST on 04-05;
+    // 2026-10-03 16:00Z, 02:00 AEST → 03:00 AEDT on 10-04.
     (
         "30 2 * * *",
         "Australia/Sydney",
         "2026-04-04T12:00:00Z",
         &["2026-04-04T15:30:00Z", "2026-04-05T16:30:00Z"],
     ),
+    (
+        "20,40 2 * * *",
+        "Australia/Sydney",
+        "2026-10-03T12:00:00Z",
+        &[
+            "2026-10-03T16:00:00Z",
+            "2026-10-04T15:20:00Z",
+            "2026-10-04T15:40:00Z",
+        ],
+    ),
+    (
+        "0 * * * *",
+        "Australia/Sydney",
+        "2026-04-04T14:30:00Z",
+        &[
+            "2026-04-04T15:00:00Z",
+            "2026-04-04T16:00:00Z",
+            "2026-04-04T17:00:00Z",
+        ],
+    ),
+    (
+        "*/20 2 * * *",
+        "Australia/Sydney",
+        "2026-10-03T12:00:00Z",
+        &["2026-10-04T15:00:00Z", "2026-10-04T15:20:00Z"],
+    ),
+    // Australia/Lord_Howe, a 30-minute shift: 2026-04-04 15:00Z, 02:00 +11 → 01:30 +10:30 on 04-05
+    // (01:30–01:59 twice); 2026-10-03 15:30Z, 02:00 +10:30 → 02:30 +11 on 10-04 (02:00–02:29
+    // missing).
+    (
+        "45 1 * * *",
+        "Australia/Lord_Howe",
+        "2026-04-04T12:00:00Z",
+        &["2026-04-04T14:45:00Z", "2026-04-05T15:15:00Z"],
+    ),
+    (
+        "15 2 * * *",
+        "Australia/Lord_Howe",
+        "2026-10-03T12:00:00Z",
+        &["2026-10-03T15:30:00Z", "2026-10-04T15:15:00Z"],
+    ),
+    (
+        "*/15 * * * *",
+        "Australia/Lord_Howe",
+        "2026-04-04T14:05:00Z",
+        &[
+            "2026-04-04T14:15:00Z",
+            "2026-04-04T14:30:00Z",
+            "2026-04-04T14:45:00Z",
+            "2026-04-04T15:00:00Z",
+            "2026-04-04T15:15:00Z",
+            "2026-04-04T15:30:00Z",
+        ],
+    ),
+    (
+        "*/15 * * * *",
+        "Australia/Lord_Howe",
+        "2026-10-03T15:05:00Z",
+        &[
+            "2026-10-03T15:15:00Z",
+            "2026-10-03T15:30:00Z",
+            "2026-10-03T15:45:00Z",
+        ],
+    ),
+    (
+        "*/10 2 * * *",
+        "Australia/Lord_Howe",
+        "2026-10-03T12:00:00Z",
+        &[
+            "2026-10-03T15:30:00Z",
+            "2026-10-03T15:40:00Z",
+            "2026-10-03T15:50:00Z",
+            "2026-10-04T15:00:00Z",
+        ],
+    ),
+    // America/Santiago, transitions at midnight: 2026-04-05 03:00Z, Saturday 24:00 -03 → 23:00 -04
+    // (Saturday 23:xx twice); 2026-09-06 04:00Z, Saturday 24:00 -04 → Sunday 01:00 -03 (Sunday 00:xx
+    // missing).
+    (
+        "0 0 * * *",
+        "America/Santiago",
+        "2026-09-05T12:00:00Z",
+        &["2026-09-06T04:00:00Z", "2026-09-07T03:00:00Z"],
+    ),
+    (
+        "30 23 * * *",
+        "America/Santiago",
+        "2026-04-04T12:00:00Z",
+        &["2026-04-05T02:30:00Z", "2026-04-06T03:30:00Z"],
+    ),
+    (
+        "0,30 0 * * sun",
+        "America/Santiago",
+        "2026-09-05T12:00:00Z",
+        &[
+            "2026-09-06T04:00:00Z",
+            "2026-09-13T03:00:00Z",
+            "2026-09-13T03:30:00Z",
+        ],
+    ),
+    (
+        "*/30 * * * sat",
+        "America/Santiago",
+        "2026-04-05T01:45:00Z",
+        &[
+            "2026-04-05T02:00:00Z",
+            "2026-04-05T02:30:00Z",
+            "2026-04-05T03:00:00Z",
+            "2026-04-05T03:30:00Z",
+            "2026-04-11T04:00:00Z",
+        ],
+    ),
+    (
+        "*/30 0 * * *",
+        "America/Santiago",
+        "2026-09-05T12:00:00Z",
+        &["2026-09-07T03:00:00Z", "2026-09-07T03:30:00Z"],
+    ),
+    (
+        "0 * * * *",
+        "America/Santiago",
+        "2026-09-06T02:30:00Z",
+        &[
+            "2026-09-06T03:00:00Z",
+            "2026-09-06T04:00:00Z",
+            "2026-09-06T05:00:00Z",
+        ],
+    ),
+    // End of DST rows.
 ];
 
 #[test]
@@ -452,6 +718,92 @@ fn bad_expressions_name_their_field() {
         assert!(
             err.to_string().starts_with(field),
             "{expr}: message `{err}` should start with the field"
+        );
+    }
+}
+
+const DST_ZONES: [&str; 5] = [
+    "Europe/Amsterdam",
+    "America/New_York",
+    "Australia/Sydney",
+    "Australia/Lord_Howe",
+    "America/Santiago",
+];
+
+#[test]
+fn fire_times_are_strictly_increasing_through_a_year_of_transitions() {
+    // A slot is a UTC instant: the two passes of a repeated hour are two slots, and the
+    // scheduler's cursor (`next_after` of the last slot) must always move forward.
+    let expressions = [
+        "*/15 * * * *",
+        "0 * * * *",
+        "*/10 2 * * *",
+        "0 1-3 * * *",
+        "30 2 * * *",
+        "0 2,3 * * *",
+        "0 0 * * *",
+        "45 1 * * *",
+    ];
+    for zone in DST_ZONES {
+        let tz: Tz = zone.parse().expect("zone");
+        for expr in expressions {
+            let cron = CronExpr::parse(expr).expect("cron");
+            let mut cursor = t("2026-01-01T00:00:00Z");
+            let end = t("2027-01-01T00:00:00Z");
+            while cursor < end {
+                let next = cron.next_after(cursor, tz).expect("fires");
+                assert!(next > cursor, "{expr} in {zone}: {next} after {cursor}");
+                cursor = next;
+            }
+        }
+    }
+}
+
+#[test]
+fn an_hourly_job_fires_23_times_on_a_spring_forward_day_and_25_on_a_fall_back_day() {
+    // Amsterdam's local days 2026-03-29 (23 hours long) and 2026-10-25 (25 hours long).
+    let tz: Tz = "Europe/Amsterdam".parse().expect("zone");
+    let hourly = CronExpr::parse("0 * * * *").expect("cron");
+    let daily = CronExpr::parse("0 2 * * *").expect("cron");
+    for (from, to, hourly_fires) in [
+        ("2026-03-28T23:00:00Z", "2026-03-29T22:00:00Z", 23),
+        ("2026-10-24T22:00:00Z", "2026-10-25T23:00:00Z", 25),
+    ] {
+        let (from, to) = (t(from), t(to));
+        let count = |c: &CronExpr| {
+            c.upcoming(from - chrono::Duration::seconds(1), tz, 30)
+                .into_iter()
+                .filter(|x| *x < to)
+                .count()
+        };
+        assert_eq!(count(&hourly), hourly_fires, "hourly from {from}");
+        assert_eq!(count(&daily), 1, "02:00 daily from {from}");
+    }
+}
+
+#[test]
+fn the_rule_follows_the_shape_of_second_minute_and_hour() {
+    use sisyphus_model::DstRule::{FixedTime, Interval};
+    let cases = [
+        ("30 2 * * *", FixedTime),
+        ("0 6,18 * * *", FixedTime),
+        ("0 0 * * mon-fri", FixedTime),
+        ("0 0 1-7 */2 *", FixedTime),
+        ("30 2 * * * 0,30", FixedTime),
+        ("* 2 * * *", Interval),
+        ("0 * * * *", Interval),
+        ("*/15 2 * * *", Interval),
+        ("0 9-17 * * *", Interval),
+        ("5/15 3 * * *", Interval),
+        ("0 ? * * *", Interval),
+        ("30 2 * * * */20", Interval),
+        ("30 2 * * * 10-20", Interval),
+    ];
+    for (expr, rule) in cases {
+        assert_eq!(
+            CronExpr::parse(expr).expect("cron").dst_rule(),
+            rule,
+            "{expr}"
         );
     }
 }

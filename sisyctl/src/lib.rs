@@ -6,7 +6,9 @@
 //! Exit codes, chosen in one place ([`Failure`]): 0 success, 1 failure (database, unreachable
 //! database, missing job or run, refused action, unhealthy job), 2 bad input (bad arguments,
 //! a limit out of range, invalid cron expression, invalid jobs file or definition — also when
-//! the database refuses a value), 141 when stdout was closed (`sisyctl … | head`), quietly.
+//! the database refuses a value), 3 from `apply --plan` when applying would change something
+//! ([`CHANGES_PLANNED`]; 0 when it would change nothing), 141 when stdout was closed
+//! (`sisyctl … | head`), quietly.
 
 mod cmd;
 mod output;
@@ -50,7 +52,9 @@ struct Cli {
 enum Command {
     /// Create or upgrade the database schema.
     Migrate,
-    /// Print the next fire times of a cron expression (no database needed).
+    /// Print the next fire times of a cron expression (no database needed); with --explain, the
+    /// expression in words, its fire times in local time and UTC, and what each DST transition
+    /// in that window does to it and why (the interval rule or the fixed-time rule).
     Cron {
         /// 5 fields (crontab) or 6 (seconds last), quoted: "*/5 * * * *".
         expression: String,
@@ -60,9 +64,9 @@ enum Command {
         /// Start after this instant (RFC 3339); default now.
         #[arg(long)]
         from: Option<String>,
-        /// How many (1 to 10,000).
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT))]
-        count: u64,
+        /// How many (1 to 10,000; default 5, or 10 with --explain).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT))]
+        count: Option<u64>,
         /// Mark the times this calendar excludes, as a job's `skip_on` would (needs the
         /// database); repeat for more.
         #[arg(long = "calendar", value_name = "NAME")]
@@ -70,17 +74,29 @@ enum Command {
         /// Mark the times none of these calendars contains, as a job's `only_on` would.
         #[arg(long = "only-on", value_name = "NAME")]
         only_on: Vec<String>,
+        /// Explain the schedule: in words, fire times local and UTC, DST transitions and
+        /// calendar exclusions.
+        #[arg(long)]
+        explain: bool,
     },
     /// Calendars (days and time ranges in a zone) that jobs skip (`skip_on`) or keep to
     /// (`only_on`).
     #[command(subcommand)]
     Calendar(cmd::calendar::CalendarCommand),
     /// Make the database hold the jobs of a TOML file (idempotent).
+    ///
+    /// With --plan: print what applying would change — per job added, changed (each key old →
+    /// new, and the next fire times before and after where the schedule changes), removed (with
+    /// --prune) — and write nothing. Exit status of --plan: 0 no changes, 3 changes, 2 a bad
+    /// file or arguments, 1 any other failure.
     Apply {
         file: String,
         /// Also remove jobs of the file's projects that the file does not list.
         #[arg(long)]
         prune: bool,
+        /// Only show what applying would change; write nothing (exit 3 if anything would).
+        #[arg(long)]
+        plan: bool,
     },
     /// Inspect and manage jobs.
     #[command(subcommand)]
@@ -278,6 +294,14 @@ enum JobCommand {
     Resume { job: JobRef },
     /// Remove a job and its history.
     Rm { job: JobRef },
+    /// Explain a job's schedule: in words, its next fire times in local time and UTC, and what
+    /// each DST transition in that window does to it and why.
+    Explain {
+        job: JobRef,
+        /// How many fire times (1 to 10,000).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT))]
+        count: u64,
+    },
     /// Print a job's next fire times.
     Next {
         job: JobRef,
@@ -292,6 +316,10 @@ pub const MAX_COUNT: u64 = 10_000;
 
 /// The exit code of a closed stdout: what a shell reports for a process ended by SIGPIPE.
 const CLOSED_PIPE: u8 = 141;
+
+/// The exit code of `apply --plan` when applying would change something (0: it would not), for
+/// CI — as `terraform plan -detailed-exitcode` returns 2, which is our code for bad input.
+pub const CHANGES_PLANNED: u8 = 3;
 
 /// A failure with the exit code it deserves: the one place exit codes are chosen.
 pub struct Failure {
@@ -335,6 +363,14 @@ impl Failure {
     pub fn unhealthy(error: anyhow::Error) -> Failure {
         Failure { code: 1, error }
     }
+
+    /// `apply --plan` found changes (exit [`CHANGES_PLANNED`], with nothing more printed).
+    pub fn changes_planned() -> Failure {
+        Failure {
+            code: CHANGES_PLANNED,
+            error: anyhow::anyhow!("applying would change something"),
+        }
+    }
 }
 
 /// Parses the process's arguments, runs the command, prints any error, and returns the exit code.
@@ -355,7 +391,7 @@ pub fn main() -> ExitCode {
         .and_then(|()| Ok(std::io::stdout().flush()?));
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(f) if f.code == CLOSED_PIPE => ExitCode::from(CLOSED_PIPE),
+        Err(f) if f.code == CLOSED_PIPE || f.code == CHANGES_PLANNED => ExitCode::from(f.code),
         Err(f) => {
             // Messages may quote what a job or a file held: control characters are escaped.
             let message = format!("{:#}", f.error);
@@ -384,13 +420,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             count,
             calendars,
             only_on,
+            explain,
         } => {
+            let count = count.unwrap_or(if explain { 10 } else { 5 });
             let args = cmd::cron::Args {
                 expression: &expression,
                 tz: &tz,
                 from: from.as_deref(),
-                count: count as usize,
+                count: usize::try_from(count).unwrap_or(usize::MAX),
                 json,
+                explain,
             };
             if calendars.is_empty() && only_on.is_empty() {
                 cmd::cron::run(&args)
@@ -401,9 +440,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Calendar(c) => cmd::calendar::run(connect(url), c, json).await,
         Command::Migrate => cmd::migrate::run(&need_url(url.url)?, url.timeout, json).await,
-        Command::Apply { file, prune } => {
+        Command::Apply { file, prune, plan } => {
             let checked = cmd::apply::read(&file)?;
-            cmd::apply::run(&connect(url).await?, &checked, prune, json).await
+            let client = connect(url).await?;
+            if plan {
+                cmd::apply::plan(&client, &checked, prune, json).await
+            } else {
+                cmd::apply::run(&client, &checked, prune, json).await
+            }
         }
         Command::Job(JobCommand::Pause { job, until, .. }) => {
             let reason = url.reason.clone();

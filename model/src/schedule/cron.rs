@@ -12,10 +12,16 @@
 //! if either matches — crontab's rule. A stepped star such as `*/2` counts as restricted, as it does
 //! in croniter (Sisy's library); Vixie cron treats it as a star.
 //!
-//! Evaluation happens on the wall clock of the job's zone, with two DST rules:
-//! - a local time that does not exist (spring forward) fires once, at the first instant after the
-//!   gap (several such times in one gap fire once together);
-//! - a local time that happens twice (fall back) fires once, at its first occurrence.
+//! Evaluation happens on the wall clock of the job's zone. Across a DST transition an expression
+//! follows one of two rules, chosen by its shape ([`DstRule`], Vixie cron's):
+//! - **interval rule**, for expressions with a `*`, a step or a range in the second, minute or
+//!   hour field (`*/15 * * * *`, `0 * * * *`, `0 9-17 * * *`): they keep their rhythm in real time.
+//!   An instant fires when its wall-clock reading matches, so a repeated local hour (fall back)
+//!   fires in both passes and local times that do not exist (spring forward) do not fire;
+//! - **fixed-time rule**, for expressions whose second, minute and hour fields are fixed numbers
+//!   or lists of them (`30 2 * * *`, `0 6,18 * * *`): a local time that does not exist fires
+//!   once, at the first instant after the gap (several such times in one gap fire once together);
+//!   a local time that happens twice fires once, at its first occurrence.
 //!
 //! Why hand-written: the `cron` crate reads seconds first and has no `L` on its own terms, and
 //! neither it nor `croner` names the offending field in its errors, which invariant `refused-before-written` asks for.
@@ -27,6 +33,9 @@ use chrono::{
     Timelike, Utc,
 };
 use chrono_tz::Tz;
+use serde::Serialize;
+
+use super::zone;
 
 /// How far ahead `next_after` looks before it concludes an expression never fires again.
 const SEARCH_YEARS: i32 = 30;
@@ -47,6 +56,46 @@ pub struct CronExpr {
     days_of_week: u8,
     dom_restricted: bool,
     dow_restricted: bool,
+    /// Second, minute and hour are fixed numbers or lists of them: the fixed-time rule.
+    fixed_time: bool,
+}
+
+/// How an expression meets a DST transition (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DstRule {
+    /// A `*`, a step or a range in the second, minute or hour field: fires whenever the wall
+    /// clock reads a matching time — twice in a repeated hour, never in a skipped one.
+    Interval,
+    /// Only fixed numbers (or lists of them) in the second, minute and hour fields: a skipped
+    /// time fires once right after the gap, a repeated one once, the first time.
+    FixedTime,
+}
+
+impl DstRule {
+    /// The rule's name, as `--explain` says it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DstRule::Interval => "interval rule",
+            DstRule::FixedTime => "fixed-time rule",
+        }
+    }
+
+    /// What the rule does, in one sentence.
+    pub fn summary(self) -> &'static str {
+        match self {
+            DstRule::Interval => {
+                "keeps its rhythm in real time (Vixie cron's rule for `*`, steps and ranges in \
+                 the minute or hour field): a repeated local hour fires in both passes, local \
+                 times that do not exist do not fire"
+            }
+            DstRule::FixedTime => {
+                "fires at fixed local times (Vixie cron's rule for fixed minute and hour): a \
+                 local time that does not exist fires once right after the gap, a repeated one \
+                 fires once, the first time"
+            }
+        }
+    }
 }
 
 /// A cron expression that could not be parsed; names the field and what is wrong with it.
@@ -108,11 +157,13 @@ const DAY_OF_WEEK: FieldSpec = FieldSpec {
     names: &["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
 };
 
-/// One parsed field: a bit set of allowed values, whether it held `L`, whether it was a bare `*`.
+/// One parsed field: a bit set of allowed values, whether it held `L`, whether it was a bare `*`,
+/// whether it was only numbers (no `*`, step or range).
 struct Field {
     bits: u64,
     last: bool,
     star: bool,
+    fixed: bool,
 }
 
 impl CronExpr {
@@ -140,17 +191,21 @@ impl CronExpr {
         if dow_field.bits & (1 << 7) != 0 {
             dow_field.bits = (dow_field.bits & !(1 << 7)) | 1;
         }
+        let seconds = parse_field(second, SECOND, false)?;
+        let minutes = parse_field(minute, MINUTE, false)?;
+        let hours = parse_field(hour, HOUR, false)?;
         let expr = CronExpr {
             source: fields.join(" "),
-            seconds: parse_field(second, SECOND, false)?.bits,
-            minutes: parse_field(minute, MINUTE, false)?.bits,
-            hours: parse_field(hour, HOUR, false)?.bits as u32,
+            seconds: seconds.bits,
+            minutes: minutes.bits,
+            hours: hours.bits as u32,
             days_of_month: dom.bits as u32,
             last_day_of_month: dom.last,
             months: parse_field(month, MONTH, false)?.bits as u16,
             days_of_week: dow_field.bits as u8,
             dom_restricted: !dom.star,
             dow_restricted: !dow_field.star,
+            fixed_time: seconds.fixed && minutes.fixed && hours.fixed,
         };
         expr.check_can_fire()?;
         Ok(expr)
@@ -161,33 +216,103 @@ impl CronExpr {
         &self.source
     }
 
-    /// The first fire time strictly after `after`, evaluated on the wall clock of `tz`.
-    /// `None` if the expression does not fire in the next 30 years.
+    /// The fields as written: minute, hour, day-of-month, month, day-of-week, and the second
+    /// when the expression has six.
+    pub fn fields(&self) -> Vec<&str> {
+        self.source.split(' ').collect()
+    }
+
+    /// How this expression meets a DST transition.
+    pub fn dst_rule(&self) -> DstRule {
+        if self.fixed_time {
+            DstRule::FixedTime
+        } else {
+            DstRule::Interval
+        }
+    }
+
+    /// Whether the wall-clock time `local` matches (date and time of day, to the second).
+    pub fn matches_local(&self, local: NaiveDateTime) -> bool {
+        let time = local.time();
+        self.month_matches(local.date())
+            && self.day_matches(local.date())
+            && self.hours & (1 << time.hour()) != 0
+            && self.minutes & (1 << time.minute()) != 0
+            && self.seconds & (1 << time.second()) != 0
+    }
+
+    /// The first fire time strictly after `after`, evaluated on the wall clock of `tz` with the
+    /// expression's [`DstRule`]. `None` if the expression does not fire in the next 30 years.
+    /// Strictly increasing: every slot is a distinct instant, also the two passes of a repeated
+    /// hour.
     pub fn next_after(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
-        // The wall-clock time of `after`. Mapping wall-clock times to instants (first occurrence
-        // in a fold, end of gap in a gap) never decreases, and maps this time to at most `after`;
-        // so every candidate that can fire after `after` lies strictly after it on the wall clock.
+        let limit = NaiveDate::from_ymd_opt(after.year().checked_add(SEARCH_YEARS)?, 1, 1)?;
+        match self.dst_rule() {
+            DstRule::FixedTime => self.next_fixed_time(after, tz, limit),
+            DstRule::Interval => self.next_in_real_time(after, tz, limit),
+        }
+    }
+
+    /// The fixed-time rule: walks matching wall-clock times and maps each to the instant it fires
+    /// at (itself, the first occurrence in a fold, the end of a gap). That mapping never
+    /// decreases and maps the wall-clock time of `after` to at most `after`, so every candidate
+    /// that can fire after `after` lies strictly after it on the wall clock.
+    fn next_fixed_time(
+        &self,
+        after: DateTime<Utc>,
+        tz: Tz,
+        limit: NaiveDate,
+    ) -> Option<DateTime<Utc>> {
         let local = after.with_timezone(&tz).naive_local();
-        let start = local.with_nanosecond(0)? + Duration::seconds(1);
-        let mut date = start.date();
-        let first_day = date;
-        let limit = NaiveDate::from_ymd_opt(first_day.year() + SEARCH_YEARS, 1, 1)?;
+        let mut from = local.with_nanosecond(0)? + Duration::seconds(1);
+        loop {
+            let candidate = self.next_local_match(from, limit)?;
+            let instant = resolve_local(tz, candidate);
+            if instant > after {
+                return Some(instant);
+            }
+            from = candidate + Duration::seconds(1);
+        }
+    }
+
+    /// The interval rule: the first whole second after `after` whose wall-clock reading matches.
+    /// Between two transitions the offset is fixed, so the wall clock there is the instant plus
+    /// the offset; the search goes on from the next transition when the first match lies beyond it.
+    fn next_in_real_time(
+        &self,
+        after: DateTime<Utc>,
+        tz: Tz,
+        limit: NaiveDate,
+    ) -> Option<DateTime<Utc>> {
+        let mut from = after.with_nanosecond(0)? + Duration::seconds(1);
+        loop {
+            let offset = zone::offset_at(tz, from);
+            let local = self.next_local_match(from.naive_utc() + offset, limit)?;
+            let candidate = (local - offset).and_utc();
+            match zone::next_transition(tz, from, candidate) {
+                None => return Some(candidate),
+                Some(change) => from = change.at,
+            }
+        }
+    }
+
+    /// The first wall-clock time at or after `from` (a whole second) that matches, before the
+    /// date `limit`.
+    fn next_local_match(&self, from: NaiveDateTime, limit: NaiveDate) -> Option<NaiveDateTime> {
+        let mut date = from.date();
         while date < limit {
             if !self.month_matches(date) {
                 date = first_of_next_month(date)?;
                 continue;
             }
             if self.day_matches(date) {
-                let from = if date == first_day {
-                    start.time()
+                let start = if date == from.date() {
+                    from.time()
                 } else {
                     NaiveTime::MIN
                 };
-                for time in self.times_from(from) {
-                    let instant = resolve_local(tz, date.and_time(time));
-                    if instant > after {
-                        return Some(instant);
-                    }
+                if let Some(time) = self.times_from(start).next() {
+                    return Some(date.and_time(time));
                 }
             }
             date = date.succ_opt()?;
@@ -344,6 +469,7 @@ fn parse_field(text: &str, spec: FieldSpec, allow_last: bool) -> Result<Field, C
         bits: 0,
         last: false,
         star: text == "*" || text == "?",
+        fixed: true,
     };
     for part in text.split(',') {
         if part.is_empty() {
@@ -352,6 +478,9 @@ fn parse_field(text: &str, spec: FieldSpec, allow_last: bool) -> Result<Field, C
         if allow_last && part.eq_ignore_ascii_case("l") {
             field.last = true;
             continue;
+        }
+        if part.contains(['*', '?', '/', '-']) {
+            field.fixed = false;
         }
         let (range, step) = match part.split_once('/') {
             Some((r, s)) => {
@@ -390,6 +519,15 @@ fn parse_field(text: &str, spec: FieldSpec, allow_last: bool) -> Result<Field, C
         }
     }
     Ok(field)
+}
+
+/// The number a field's value stands for (`jan` → 1, `mon` → 1, `7` → 7), for explaining
+/// expressions that parsed; `field` is a field name as in [`CronError::field`].
+pub(super) fn field_value(field: &str, text: &str) -> Option<u32> {
+    let spec = [SECOND, MINUTE, HOUR, DAY_OF_MONTH, MONTH, DAY_OF_WEEK]
+        .into_iter()
+        .find(|s| s.name == field)?;
+    value(text, spec).ok()
 }
 
 fn value(text: &str, spec: FieldSpec) -> Result<u32, String> {

@@ -8,13 +8,15 @@
 //! time written by `apply`) and the scheduler compute exactly the same slots.
 
 pub mod cron;
+pub mod explain;
+pub mod zone;
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-pub use self::cron::{CronError, CronExpr};
+pub use self::cron::{CronError, CronExpr, DstRule};
 
 /// When a job's slots fall.
 #[derive(Debug, Clone, PartialEq, Eq)]

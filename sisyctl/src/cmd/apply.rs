@@ -1,11 +1,12 @@
-//! `sisyctl apply FILE`: make the database hold a jobs file's definitions.
+//! `sisyctl apply FILE`: make the database hold a jobs file's definitions; `--plan` shows what
+//! that would change and writes nothing (exit 3 when something would change, 0 when nothing).
 
 use std::io::{Read, Write};
 use std::os::unix::fs::FileTypeExt;
 
 use anyhow::anyhow;
 use sisyphus_client::jobsfile::{self, Checked};
-use sisyphus_client::{Change, Client};
+use sisyphus_client::{Change, Client, Plan, PlannedJob};
 
 use crate::{output, say, Failure};
 
@@ -100,5 +101,111 @@ pub async fn run(
         .filter(|a| a.change != Change::Unchanged)
         .count();
     say!("{changed} of {} job(s) changed", report.len())?;
+    Ok(())
+}
+
+/// How many next fire times `apply --plan` shows where a schedule changes.
+const PLAN_FIRES: usize = 5;
+
+/// `apply --plan`: what applying would change, writing nothing. Exit 0 when nothing would change,
+/// [`CHANGES_PLANNED`](crate::CHANGES_PLANNED) when something would.
+pub async fn plan(
+    client: &Client,
+    checked: &Checked,
+    prune: bool,
+    json: bool,
+) -> Result<(), Failure> {
+    let plan = client
+        .plan(&checked.jobs, &checked.projects, prune, PLAN_FIRES)
+        .await?;
+    if json {
+        output::json(&plan)?;
+    } else {
+        print_plan(&plan)?;
+    }
+    if plan.has_changes() {
+        Err(Failure::changes_planned())
+    } else {
+        Ok(())
+    }
+}
+
+/// The plan for people: one block per job that changes (`+` added, `~` changed, `-` removed),
+/// then a count of each; nothing is written.
+fn print_plan(plan: &Plan) -> std::io::Result<()> {
+    let show = |text: &str| output::escape(text, true).into_owned();
+    let count = |change: Change| plan.jobs.iter().filter(|j| j.change == change).count();
+    for job in plan.jobs.iter().filter(|j| j.change != Change::Unchanged) {
+        let (mark, what) = match job.change {
+            Change::Created => ("+", "added"),
+            Change::Updated => ("~", "changed"),
+            Change::Removed => ("-", "removed (--prune)"),
+            Change::Unchanged => (" ", "unchanged"),
+        };
+        say!("{mark} {} {what}", show(&job.job))?;
+        if let Some(why) = &job.unreadable {
+            say!(
+                "    (the stored definition does not read back: {}; it is written afresh)",
+                show(why)
+            )?;
+        }
+        for key in &job.keys {
+            say!(
+                "    {}: {} → {}",
+                show(&key.key),
+                show(key.old.as_deref().unwrap_or("(not set)")),
+                show(key.new.as_deref().unwrap_or("(not set)"))
+            )?;
+        }
+        print_fires(job)?;
+    }
+    for project in &plan.projects {
+        let old = project
+            .old
+            .as_ref()
+            .map_or_else(|| "(none)".to_string(), ToString::to_string);
+        say!("~ project {} default notify", show(&project.project))?;
+        say!(
+            "    notify: {} → {}",
+            show(&old),
+            show(&project.new.to_string())
+        )?;
+    }
+    say!(
+        "plan: {} to add, {} to change, {} to remove, {} unchanged{}; nothing was written",
+        count(Change::Created),
+        count(Change::Updated),
+        count(Change::Removed),
+        count(Change::Unchanged),
+        if plan.projects.is_empty() {
+            String::new()
+        } else {
+            format!(", {} project default(s) to change", plan.projects.len())
+        }
+    )
+}
+
+/// The next fire times before and after, where the schedule changes.
+fn print_fires(job: &PlannedJob) -> std::io::Result<()> {
+    if !job.schedule_changes {
+        return Ok(());
+    }
+    let list = |times: &[chrono::DateTime<chrono::Utc>]| {
+        if times.is_empty() {
+            "none".to_string()
+        } else {
+            times
+                .iter()
+                .map(|t| output::time(Some(*t)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    if job.change != Change::Created {
+        say!("    next fire times now:   {}", list(&job.fires_before))?;
+    }
+    if job.change != Change::Removed {
+        say!("    next fire times after: {}", list(&job.fires_after))?;
+    }
     Ok(())
 }

@@ -1,21 +1,24 @@
 //! `sisyctl cron EXPR`: next fire times, no database needed — but for `--calendar`/`--only-on`,
-//! which mark the times those calendars exclude.
+//! which mark the times those calendars exclude; `--explain` explains them (in words, local and
+//! UTC, DST transitions and calendar exclusions with the rule or calendar behind each).
 
 use anyhow::anyhow;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sisyphus_client::calendars::upcoming;
-use sisyphus_client::{Client, CronExpr};
+use sisyphus_client::schedule::explain::{explain, no_exclusions, Explanation};
+use sisyphus_client::{Client, CronExpr, Schedule};
 
 use crate::{output, say, Failure};
 
-/// What `cron` was asked.
+/// What `sisyctl cron` was asked.
 pub struct Args<'a> {
     pub expression: &'a str,
     pub tz: &'a str,
     pub from: Option<&'a str>,
     pub count: usize,
     pub json: bool,
+    pub explain: bool,
 }
 
 /// The expression, zone and start, checked (exit 2 naming what is wrong).
@@ -23,12 +26,7 @@ fn parse(args: &Args) -> Result<(CronExpr, Tz, DateTime<Utc>), Failure> {
     let expression = args.expression;
     let cron = CronExpr::parse(expression)
         .map_err(|e| Failure::usage(anyhow!("invalid cron expression `{expression}`: {e}")))?;
-    let tz = args.tz;
-    let zone: Tz = tz.parse().map_err(|_| {
-        Failure::usage(anyhow!(
-            "--tz: unknown time zone `{tz}`; use an IANA name such as Europe/Amsterdam"
-        ))
-    })?;
+    let zone = parse_zone(args.tz)?;
     let from = match args.from {
         None => Utc::now(),
         Some(f) => DateTime::parse_from_rfc3339(f)
@@ -40,6 +38,13 @@ fn parse(args: &Args) -> Result<(CronExpr, Tz, DateTime<Utc>), Failure> {
 
 pub fn run(args: &Args) -> Result<(), Failure> {
     let (cron, zone, from) = parse(args)?;
+    if args.explain {
+        let schedule = Schedule::Cron(vec![cron]);
+        return print_explanation(
+            &explain(&schedule, zone, from, args.count, &no_exclusions),
+            args.json,
+        );
+    }
     let times: Vec<String> = cron
         .upcoming(from, zone, args.count)
         .into_iter()
@@ -74,6 +79,14 @@ pub async fn run_with_calendars(
                 .replace("only_on:", "--only-on:");
             Failure::usage(anyhow!(e))
         })?;
+    if args.explain {
+        let schedule = Schedule::Cron(vec![cron]);
+        let excluded = |t| set.excluding_calendar(t);
+        return print_explanation(
+            &explain(&schedule, zone, from, args.count, &excluded),
+            args.json,
+        );
+    }
     let slots: Vec<_> = cron
         .upcoming(from, zone, args.count)
         .into_iter()
@@ -88,6 +101,26 @@ pub async fn run_with_calendars(
             None => say!("{at}")?,
             Some(why) => say!("{at}  skipped: {why}")?,
         }
+    }
+    Ok(())
+}
+
+/// `--tz`: an IANA zone name.
+fn parse_zone(tz: &str) -> Result<Tz, Failure> {
+    tz.parse().map_err(|_| {
+        Failure::usage(anyhow!(
+            "--tz: unknown time zone `{tz}`; use an IANA name such as Europe/Amsterdam"
+        ))
+    })
+}
+
+/// An explanation as text (escaped line by line: calendar names come from the database) or JSON.
+pub fn print_explanation(explanation: &Explanation, json: bool) -> Result<(), Failure> {
+    if json {
+        return Ok(output::json(explanation)?);
+    }
+    for line in explanation.to_string().lines() {
+        say!("{}", output::escape(line, true))?;
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! `sisyctl job ls | show | pause | resume | rm | next`.
+//! `sisyctl job ls | show | pause | resume | rm | next | explain`.
 
+use sisyphus_client::schedule::explain::{explain_job, no_exclusions};
 use sisyphus_client::{Client, JobSpec, RunFilter, RunId};
 
 use crate::output::{self, opt, time};
@@ -62,6 +63,27 @@ pub async fn run(client: &Client, command: JobCommand, json: bool) -> Result<(),
             }
             say!("{job} removed, with {runs} run(s)")?;
             Ok(())
+        }
+        JobCommand::Explain { job, count } => {
+            // `count` is at most MAX_COUNT (clap checks), so it fits.
+            let count = usize::try_from(count).unwrap_or(usize::MAX);
+            let spec = client.job_spec(&job).await?;
+            let fires = client.next_fire_times(&job, count).await?;
+            // The window starts just before the first slot shown (transitions before it move
+            // none of them), or now when there is none.
+            let from = fires.first().map_or_else(chrono::Utc::now, |first| {
+                *first - chrono::Duration::seconds(1)
+            });
+            let explanation = if spec.skip_on.is_empty() && spec.only_on.is_empty() {
+                explain_job(&spec, from, &fires, &no_exclusions)
+            } else {
+                // The fire times the job's calendars exclude are marked with the calendar.
+                let set = client
+                    .calendar_set(&spec.skip_on, &spec.only_on, "")
+                    .await?;
+                explain_job(&spec, from, &fires, &|t| set.excluding_calendar(t))
+            };
+            crate::cmd::cron::print_explanation(&explanation, json)
         }
         JobCommand::Next { job, count } => {
             // `count` is at most MAX_COUNT (clap checks), so it fits.
