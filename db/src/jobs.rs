@@ -83,6 +83,8 @@ pub struct JobRow {
     pub params: Json<Params>,
     /// `sisyphus` or `ll.sisyphus` (`JobFormat`).
     pub format: String,
+    /// `queue`, `skip`, `buffer_one` or `replace` (`Overlap`).
+    pub overlap: String,
 }
 
 /// A stored row that no longer reads as a valid definition (changed by hand in SQL).
@@ -201,6 +203,10 @@ impl JobRow {
             },
             params: self.params.0.clone(),
             format: self.format.parse().map_err(|e| self.corrupt("format", e))?,
+            overlap: self
+                .overlap
+                .parse()
+                .map_err(|e| self.corrupt("overlap", e))?,
         };
         // A value changed by hand past what validation allows reads back as corrupt, naming
         // the first key the validator names (keys and columns share their names).
@@ -375,6 +381,7 @@ pub async fn upsert(
         .bind(cpu_weight)
         .bind(Json(&spec.params))
         .bind(spec.format.as_str())
+        .bind(spec.overlap.as_str())
         .fetch_one(conn)
         .await
         .map(JobId)

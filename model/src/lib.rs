@@ -36,4 +36,4 @@ pub use control::ControlAction;
 pub use event::Event;
 pub use run::{Catchup, JobId, JobRef, OutboxState, Run, RunId, RunStatus, RunTrigger, Target};
 pub use schedule::{CronError, CronExpr, Schedule};
-pub use spec::{InvalidJob, JobDefinition, JobFormat, JobSpec, ResourceSpec};
+pub use spec::{InvalidJob, JobDefinition, JobFormat, JobSpec, Overlap, ResourceSpec};

@@ -113,6 +113,9 @@ pub struct JobDefinition {
     /// How the guardian runs the job and reads what it prints: `sisyphus` (default) or
     /// `ll.sisyphus` (an existing Python ll.sisyphus job, run unmodified; see [`JobFormat`]).
     pub format: Option<String>,
+    /// What a slot does that comes due while the job is at its concurrency: `queue` (default),
+    /// `skip`, `buffer_one` or `replace` (see [`Overlap`]).
+    pub overlap: Option<String>,
 }
 
 /// A size as written: a number of bytes, or text with a binary unit (`K`, `M`, `G`, `T`; `KiB`
@@ -491,6 +494,12 @@ impl JobDefinition {
         if let Some(format) = format {
             v.field("format", check_format(format, shell));
         }
+        let overlap = v.field(
+            "overlap",
+            self.overlap
+                .as_deref()
+                .map_or(Ok(Overlap::Queue), str::parse),
+        );
         if let (Some(Some(warn)), Some(Some(max))) = (&warn_after, &maxtime) {
             if warn >= max {
                 v.push(
@@ -563,6 +572,7 @@ impl JobDefinition {
                 },
                 params: self.params.clone().unwrap_or_default(),
                 format: format?,
+                overlap: overlap?,
             })
         };
         let fields = fields().ok_or_else(|| InvalidJob::internal(self.label(position)))?;
@@ -744,6 +754,8 @@ pub struct SpecFields {
     pub params: crate::params::Params,
     /// How the guardian runs the job and reads its output.
     pub format: JobFormat,
+    /// What a slot does that comes due while the job is at its concurrency.
+    pub overlap: Overlap,
 }
 
 impl SpecFields {
@@ -901,6 +913,24 @@ crate::run::text_enum!(
         /// files, and reads its log lines (tags, task stack, the result line) as the SDK's
         /// records.
         LlSisyphus = "ll.sisyphus",
+    }
+);
+
+crate::run::text_enum!(
+    /// What a slot of the schedule does when it comes due while the job is at its concurrency
+    /// (the key `overlap`; the CHECK on `jobs.overlap` lists the same labels). It governs runs of
+    /// the schedule only; runs a person asked for, retries and data-triggered runs wait for a
+    /// place as under `queue` (migrations/0016_overlap_backfill.sql).
+    Overlap, "overlap policy" {
+        /// Wait for a free place within the TTL (Kubernetes' `Allow` with a limit).
+        Queue = "queue",
+        /// Recorded as `skipped`, yielded to the run that holds the place (`Forbid`).
+        Skip = "skip",
+        /// One waits; later ones are `skipped` (Temporal's `BUFFER_ONE`).
+        BufferOne = "buffer_one",
+        /// The running runs of the schedule are terminated ("replaced by run N") and the new
+        /// slot starts (`Replace`).
+        Replace = "replace",
     }
 );
 

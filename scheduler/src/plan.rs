@@ -295,6 +295,7 @@ mod tests {
             cpu_weight: None,
             params: Default::default(),
             format: "sisyphus".into(),
+            overlap: "queue".into(),
         }
     }
 
