@@ -20,6 +20,7 @@ use sisyphus_model::spec::{
     MAX_COUNT, MAX_DURATION,
 };
 use sisyphus_model::views::{JobHealth, JobStatus, Pause};
+use sisyphus_model::backfill::BackfillState;
 use sisyphus_model::{Catchup, JobId, JobRef, RunId, Target};
 
 const UPSERT: &str = include_str!("../../sql/jobs/upsert.sql");
@@ -724,6 +725,63 @@ pub async fn fired<'e>(db: impl PgExecutor<'e>, job: JobId) -> crate::Result<i32
 /// The transaction's time.
 pub async fn now<'e>(db: impl PgExecutor<'e>) -> crate::Result<DateTime<Utc>> {
     sqlx::query_scalar(NOW)
+        .fetch_one(db)
+        .await
+        .map_err(crate::Error::from)
+}
+
+/// One slot of a backfill (`sql/jobs/backfill.sql`): the slot, the host of an `all` job's copy,
+/// what the backfill found, and the run that is active or done.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BackfillSlot {
+    pub slot: DateTime<Utc>,
+    pub target_host: Option<String>,
+    pub state: BackfillState,
+    pub run: Option<RunId>,
+}
+
+/// Backfills `job`'s `slots` (the schedule's in `[from, to)`, at most `max`), or with `dry_run`
+/// says what it would do. The database's refusal of the range or the slots is bad input.
+#[allow(clippy::too_many_arguments)]
+pub async fn backfill<'e>(
+    db: impl PgExecutor<'e>,
+    job: &JobRef,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    slots: &[DateTime<Utc>],
+    max: u32,
+    dry_run: bool,
+) -> crate::Result<Vec<BackfillSlot>> {
+    sqlx::query(include_str!("../../sql/jobs/backfill.sql"))
+        .bind(&job.project)
+        .bind(&job.name)
+        .bind(from)
+        .bind(to)
+        .bind(slots)
+        .bind(i32::try_from(max).unwrap_or(i32::MAX))
+        .bind(dry_run)
+        .try_map(|row: sqlx::postgres::PgRow| {
+            use sqlx::Row as _;
+            Ok(BackfillSlot {
+                slot: row.try_get("slot")?,
+                target_host: row.try_get("target_host")?,
+                state: crate::decode::label(&row, "state")?,
+                run: crate::decode::run_id_opt(&row, "run_id")?,
+            })
+        })
+        .fetch_all(db)
+        .await
+        .map_err(|e| match Error::from(e) {
+            Error::Declined { code, message } if code == "22023" => Error::BadInput(message),
+            other => other,
+        })
+}
+
+/// Takes back `job`'s backfill slots that are not runs yet; how many.
+pub async fn cancel_backfill<'e>(db: impl PgExecutor<'e>, job: &JobRef) -> crate::Result<i32> {
+    sqlx::query_scalar(include_str!("../../sql/jobs/cancel_backfill.sql"))
+        .bind(&job.project)
+        .bind(&job.name)
         .fetch_one(db)
         .await
         .map_err(crate::Error::from)

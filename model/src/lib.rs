@@ -11,6 +11,7 @@
 //!   notifications call an ending.
 //! - [`control`]: the remote actions on a run ([`ControlAction`]).
 //! - [`schedule`]: cron expressions, intervals and one-shot times; next fire times in a zone.
+//! - [`backfill`]: a job's past slots in a range, and what a backfill found for each.
 //! - [`spec`]: job definitions as written ([`JobDefinition`]) and as checked ([`JobSpec`]: the
 //!   validator is the only way to make one).
 //! - [`params`]: the parameters a job declares and a run is given.
@@ -21,6 +22,7 @@
 //! - [`access`]: grants on projects, kinds of logins, the audit log as people read it.
 
 pub mod access;
+pub mod backfill;
 pub mod control;
 pub mod event;
 pub mod notifications;

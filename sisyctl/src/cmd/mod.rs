@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod apply;
+pub mod backfill;
 pub mod control;
 pub mod cron;
 pub mod health;
