@@ -14,9 +14,10 @@
 -- skipped: they wait for a free place, as under `queue`; while active they count against the
 -- concurrency like any run, so a slot that comes due then yields to them. `replace` terminates
 -- only runs of the schedule (and their retries), never a run a person asked for. For an `all`
--- job every host's copies are settled among themselves: a host's copy yields to (or replaces)
--- the job's active runs on that host, `concurrency` of them at most; the claim's fleet-wide
--- count still applies on top.
+-- job the policy is per host: a host's copy of a slot that comes due while a run of the job is
+-- still active on that host yields to (or replaces) it — one run per host is the unit of overlap
+-- — and `concurrency` still caps the copies across the fleet (a copy that fits its host but not
+-- the fleet waits, as under `queue`).
 --
 -- Where the decision is taken, and why it is exact (invariant `fleet-wide-concurrency`):
 -- `settle_overlap` decides under the job's transaction advisory lock — the one every claim takes
@@ -88,7 +89,8 @@ $$;
 
 -- Decides the overlap policy of the given jobs for their scheduled runs that are due and pending.
 -- The caller holds each job's transaction advisory lock (key 1397313369, job id), taken in job-id
--- order. Per job (per host for an `all` job): with `room` free places of its concurrency,
+-- order. Per job (per host for an `all` job, whose limit there is one run): with `room` free
+-- places of its concurrency,
 -- - skip: the oldest `room` may still start, the rest are skipped (yielded to the newest active
 --   run, or to the last one that may start);
 -- - buffer_one: one more than `room` may, the rest are skipped (yielded to the one that waits);
@@ -122,7 +124,8 @@ BEGIN
     skipped := 0;
     replaced := 0;
     FOR g IN
-        SELECT j.id AS job, j.overlap AS policy, j.concurrency AS lim, k.grp
+        SELECT j.id AS job, j.overlap AS policy,
+               CASE WHEN j.target_all THEN 1 ELSE j.concurrency END AS lim, k.grp
           FROM sisyphus.jobs j
           CROSS JOIN LATERAL (
                 SELECT DISTINCT coalesce(r.target_host, '') AS grp

@@ -11,6 +11,7 @@ use sqlx::{PgConnection, PgExecutor, Postgres};
 
 use super::interval;
 use crate::error::{Error, Result};
+use sisyphus_model::backfill::BackfillState;
 use sisyphus_model::notifications::Rule;
 use sisyphus_model::params::Params;
 use sisyphus_model::resources::Template;
@@ -20,7 +21,6 @@ use sisyphus_model::spec::{
     MAX_COUNT, MAX_DURATION,
 };
 use sisyphus_model::views::{JobHealth, JobStatus, Pause};
-use sisyphus_model::backfill::BackfillState;
 use sisyphus_model::{Catchup, JobId, JobRef, RunId, Target};
 
 const UPSERT: &str = include_str!("../../sql/jobs/upsert.sql");

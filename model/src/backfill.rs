@@ -139,7 +139,10 @@ mod tests {
                 beyond: at(1, 10)
             }
         );
-        assert_eq!(slots(&hourly(), at(1, 0), at(1, 10), 10).map(|s| s.len()), Ok(10));
+        assert_eq!(
+            slots(&hourly(), at(1, 0), at(1, 10), 10).map(|s| s.len()),
+            Ok(10)
+        );
     }
 
     #[test]
@@ -152,7 +155,9 @@ mod tests {
             slots(&hourly(), at(2, 0), at(2, 0), 10),
             Err(BackfillError::EmptyRange { .. })
         ));
-        let manual = JobDefinition::new("P", "m", ["true"]).validate().expect("valid");
+        let manual = JobDefinition::new("P", "m", ["true"])
+            .validate()
+            .expect("valid");
         assert!(matches!(
             slots(&manual, at(1, 0), at(2, 0), 10),
             Err(BackfillError::NoSlots { .. })

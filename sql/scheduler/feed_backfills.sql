@@ -46,5 +46,7 @@ SELECT t.job_id, t.slot,
                     WHERE d.job_id = t.job_id AND d.slot = t.slot
                       AND coalesce(d.target_host, '') = t.target_host
                       AND d.status IN ('successful', 'uneventful', 'pending', 'running', 'suspended'))
+ -- Ids in slot order: the claim takes runs due at the same time by id, so oldest first.
+ ORDER BY t.slot, t.target_host
 ON CONFLICT DO NOTHING
 RETURNING job_id
