@@ -222,7 +222,7 @@ enum Command {
         #[arg(long)]
         undo: bool,
     },
-    /// Give a login a level on projects: viewer (read), operator (viewer + run now, kill,
+    /// Give a login a level on projects: viewer (read), operator (viewer + run now, backfill, kill,
     /// suspend, resume, pause, retry notifications), editor (operator + apply and remove jobs).
     Grant {
         login: String,
