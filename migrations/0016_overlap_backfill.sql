@@ -527,6 +527,146 @@ BEGIN
     RETURN n;
 END $$;
 
+-- A skipped slot is no outcome: the job's last run, its health and the notifications' "previous
+-- outcome" pass over it as over a cancelled one, and it raises nothing. A replaced run is the
+-- policy at work, not a failure: it raises no `terminated`. (0007's run_ended_notify, 0008's
+-- health_reason and 0013's job_status, restated whole with only that changed.)
+CREATE OR REPLACE FUNCTION sisyphus.run_ended_notify() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, sisyphus AS $$
+DECLARE
+    rules jsonb;
+    overdue boolean;
+    shortest interval;
+    previous sisyphus.run_status;
+BEGIN
+    -- One lookup for the common case (bench: `sisyphus-bench notify`).
+    SELECT coalesce(j.notify, d.notify, '[]'::jsonb), j.overdue_since IS NOT NULL, j.min_duration
+      INTO rules, overdue, shortest
+      FROM sisyphus.jobs j
+      LEFT JOIN sisyphus.project_defaults d ON d.project = j.project
+     WHERE j.id = NEW.job_id;
+    IF overdue AND NEW.status IN ('successful', 'uneventful') THEN
+        UPDATE sisyphus.jobs SET overdue_since = NULL WHERE id = NEW.job_id;
+    END IF;
+    IF rules = '[]'::jsonb THEN
+        RETURN NULL;  -- the common case: nobody listens
+    END IF;
+    IF NEW.status IN ('failed', 'timeout', 'lost', 'missed', 'terminated')
+       AND NOT (NEW.status = 'terminated' AND NEW.yielded_to IS NOT NULL) THEN
+        IF NOT EXISTS (SELECT 1 FROM sisyphus.runs x
+                        WHERE x.job_id = NEW.job_id AND x.slot = NEW.slot
+                          AND x.attempt > NEW.attempt
+                          AND coalesce(x.target_host, '') = coalesce(NEW.target_host, '')) THEN
+            PERFORM sisyphus.enqueue_notifications(NEW.job_id, NEW.id,
+                                                   NEW.status::text::sisyphus.notify_event);
+        END IF;
+    ELSIF NEW.status IN ('successful', 'uneventful') THEN
+        -- The job's previous outcome, not counting earlier attempts of this same slot.
+        SELECT x.status INTO previous
+          FROM sisyphus.runs x
+         WHERE x.job_id = NEW.job_id AND x.id < NEW.id
+           AND x.status NOT IN ('pending', 'running', 'suspended', 'cancelled', 'skipped')
+           AND NOT (x.slot = NEW.slot AND x.attempt < NEW.attempt)
+         ORDER BY x.id DESC
+         LIMIT 1;
+        IF previous IN ('failed', 'timeout', 'lost', 'missed') THEN
+            PERFORM sisyphus.enqueue_notifications(NEW.job_id, NEW.id, 'recovered',
+                                                   format('previous run %s', previous));
+        END IF;
+        IF shortest IS NOT NULL AND NEW.finished_at - NEW.started_at < shortest THEN
+            PERFORM sisyphus.enqueue_notifications(NEW.job_id, NEW.id, 'too_fast',
+                format('ended after %s, sooner than min_duration %s',
+                       NEW.finished_at - NEW.started_at, shortest));
+        END IF;
+    END IF;
+    IF EXISTS (SELECT 1 FROM sisyphus.run_logs l
+                WHERE l.run_id = NEW.id AND l.tags && '{email,mattermost,sentry,external}') THEN
+        PERFORM sisyphus.enqueue_notifications(NEW.job_id, NEW.id, 'tagged');
+    END IF;
+    RETURN NULL;
+END $$;
+
+DROP TRIGGER runs_ended_notify ON sisyphus.runs;
+CREATE CONSTRAINT TRIGGER runs_ended_notify AFTER UPDATE OF status ON sisyphus.runs
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW
+    WHEN (OLD.status IN ('pending', 'running', 'suspended')
+          AND NEW.status NOT IN ('pending', 'running', 'suspended', 'cancelled', 'skipped'))
+    EXECUTE FUNCTION sisyphus.run_ended_notify();
+
+CREATE OR REPLACE FUNCTION sisyphus.health_reason(p_job bigint) RETURNS text
+LANGUAGE sql STABLE AS $$
+    WITH last AS (
+        SELECT r.status, r.finished_at, coalesce(r.error, r.summary, '') AS text
+          FROM sisyphus.runs r
+         WHERE r.job_id = p_job AND r.status NOT IN ('pending', 'running', 'suspended', 'cancelled', 'skipped')
+         ORDER BY r.id DESC
+         LIMIT 1),
+    good AS (
+        SELECT r.finished_at
+          FROM sisyphus.runs r
+         WHERE r.job_id = p_job AND r.status IN ('successful', 'uneventful')
+         ORDER BY r.id DESC
+         LIMIT 1)
+    SELECT CASE
+        WHEN j.scheduler_error IS NOT NULL THEN
+            format('scheduler error: %s', j.scheduler_error)
+        WHEN l.status IS NULL THEN 'never run'
+        WHEN l.status NOT IN ('successful', 'uneventful') THEN
+            format('last run %s at %s: %s', l.status,
+                   to_char(l.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS"Z"'), l.text)
+        WHEN j.max_health_age IS NOT NULL AND now() - g.finished_at > j.max_health_age THEN
+            format('last good run ended %s ago, more than max_health_age %s',
+                   date_trunc('second', now() - g.finished_at), j.max_health_age)
+        END
+      FROM sisyphus.jobs j
+      LEFT JOIN last l ON true
+      LEFT JOIN good g ON true
+     WHERE j.id = p_job
+$$;
+
+CREATE OR REPLACE VIEW sisyphus.job_status WITH (security_invoker = true) AS
+SELECT j.id,
+       j.project,
+       j.name,
+       j.project || '/' || j.name AS job,
+       CASE WHEN j.cron IS NOT NULL THEN array_to_string(j.cron, ' | ')
+            WHEN j.every IS NOT NULL THEN 'every ' || j.every::text
+            WHEN j.at IS NOT NULL THEN 'at ' || j.at::text
+            ELSE 'manual' END AS schedule,
+       j.timezone,
+       j.paused,
+       j.next_slot AS next_due,
+       (SELECT count(*) FROM sisyphus.runs a
+         WHERE a.job_id = j.id AND a.status IN ('running', 'suspended')) AS active_runs,
+       last.id AS last_run_id,
+       last.status AS last_status,
+       last.finished_at AS last_finished_at,
+       last.summary AS last_summary,
+       CASE WHEN j.paused THEN 'paused'
+            WHEN j.scheduler_error IS NOT NULL THEN 'scheduler-error'
+            WHEN last.id IS NULL THEN 'never-run'
+            WHEN last.status IN ('successful', 'uneventful') THEN 'ok'
+            WHEN last.status = 'missed' THEN 'missed'
+            ELSE 'failing' END AS health,
+       reason.text IS NULL AS healthy,
+       reason.text AS health_reason,
+       j.max_health_age,
+       j.scheduler_error,
+       j.scheduler_error_at,
+       j.pause_reason,
+       j.paused_by,
+       j.paused_at,
+       j.paused_until
+  FROM sisyphus.jobs j
+  LEFT JOIN LATERAL (
+        SELECT r.id, r.status, r.finished_at, r.summary
+          FROM sisyphus.runs r
+         WHERE r.job_id = j.id AND r.status NOT IN ('pending', 'running', 'suspended', 'cancelled', 'skipped')
+         ORDER BY r.id DESC
+         LIMIT 1) last ON true
+  CROSS JOIN LATERAL (SELECT sisyphus.health_reason(j.id) AS text) reason;
+
 -- Who may call what: people call the checking actions (which check the grant themselves); the
 -- scheduler settles overlaps after its ticks. The bodies are granted to nobody.
 REVOKE EXECUTE ON FUNCTION

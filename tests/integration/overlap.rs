@@ -116,6 +116,15 @@ async fn skip_yields_due_slots_to_the_active_run_and_the_next_free_slot_runs() {
             "{error:?}"
         );
     }
+    // A skipped slot is no outcome: the job's last run and health pass over it.
+    let (last, health): (Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT last_status::text, health_reason FROM sisyphus.job_status WHERE id = $1",
+    )
+    .bind(job)
+    .fetch_one(&db.pool)
+    .await
+    .expect("job status");
+    assert_eq!((last, health.as_deref()), (None, Some("never run")));
     // A run a person asked for is never skipped: it waits.
     let m = put_run(&db, job, 3, "pending", "manual", None, 1).await;
     assert_eq!(claim(&db, "h1").await, Vec::<i64>::new());
@@ -196,12 +205,29 @@ async fn replace_asks_the_running_run_to_terminate_and_starts_the_newest_once_it
     let (_, yielded, requested, _) = state(&db, a).await;
     assert_eq!((yielded, requested), (Some(d), None), "no second request");
     assert_eq!(state(&db, c).await.1, Some(d));
+    // Someone listens for `terminated`: a replaced run is the policy at work and raises none.
+    sqlx::query(
+        "UPDATE sisyphus.jobs SET notify = '[{\"channel\": \"ops\", \"on\": [\"terminated\"]}]'
+          WHERE id = $1",
+    )
+    .bind(job)
+    .execute(&db.pool)
+    .await
+    .expect("a rule");
     finish(&db, a, "terminated").await;
+    assert_eq!(
+        db.count("outbox").await,
+        0,
+        "no notification for a replaced run"
+    );
     let (status, yielded, _, error) = state(&db, a).await;
     assert_eq!(status, "terminated");
     assert_eq!(yielded, Some(d));
     assert_eq!(error, Some(format!("replaced by run {d}")));
     assert_eq!(claim(&db, "h1").await, vec![d]);
+    // A run terminated by a person still raises it.
+    finish(&db, d, "terminated").await;
+    assert_eq!(db.count("outbox WHERE event = 'terminated'").await, 1);
 }
 
 #[tokio::test]
