@@ -152,7 +152,8 @@ GRANT EXECUTE ON FUNCTION sisyphus.set_calendar(text, text, text, text, jsonb, t
     sisyphus.remove_calendar(text) TO sisyphus_viewer;
 
 -- `skip_on` and `only_on` are definition columns: an editor's check before a direct write and
--- one audit row after a change, as for every other definition column (0014's list, with them).
+-- one audit row after a change, as for every other definition column (0014's list, with 0016's
+-- `overlap` and these two).
 DROP TRIGGER jobs_check_edit ON sisyphus.jobs;
 CREATE TRIGGER jobs_check_edit BEFORE INSERT OR DELETE OR UPDATE OF
     project, name, command, shell, env, workdir, cron, every, at, timezone, starts_at, ends_at,
@@ -160,7 +161,7 @@ CREATE TRIGGER jobs_check_edit BEFORE INSERT OR DELETE OR UPDATE OF
     target_pool, userdata, run_as, keep_logs, compress_logs, compress_mode, inputs, outputs,
     lock_lease, lock_wait, outputs_expire, on_inputs, max_health_age, notify, warn_after,
     min_duration, memory_max, cpu_weight, paused, pause_reason, paused_until, params, format,
-    skip_on, only_on
+    overlap, skip_on, only_on
     ON sisyphus.jobs FOR EACH ROW EXECUTE FUNCTION sisyphus.jobs_check_edit();
 
 DROP TRIGGER jobs_audit ON sisyphus.jobs;
@@ -170,5 +171,5 @@ CREATE TRIGGER jobs_audit AFTER INSERT OR DELETE OR UPDATE OF
     target_pool, userdata, run_as, keep_logs, compress_logs, compress_mode, inputs, outputs,
     lock_lease, lock_wait, outputs_expire, on_inputs, max_health_age, notify, warn_after,
     min_duration, memory_max, cpu_weight, paused, pause_reason, paused_until, params, format,
-    skip_on, only_on
+    overlap, skip_on, only_on
     ON sisyphus.jobs FOR EACH ROW EXECUTE FUNCTION sisyphus.jobs_audit();

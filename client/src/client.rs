@@ -47,6 +47,24 @@ pub struct Applied {
     pub change: Change,
 }
 
+/// What [`Client::backfill`] found: each slot in the range (per host of an `all` job) with its
+/// state and run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Backfill {
+    pub job: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub dry_run: bool,
+    pub slots: Vec<jobs::BackfillSlot>,
+}
+
+impl Backfill {
+    /// How many slots were found in `state`.
+    pub fn count(&self, state: crate::backfill::BackfillState) -> usize {
+        self.slots.iter().filter(|s| s.state == state).count()
+    }
+}
+
 /// What [`Client::bulk`] does to each run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BulkAction {
@@ -241,6 +259,53 @@ impl Client {
             crate::params::check_value(name, "value", value).map_err(Error::BadInput)?;
         }
         jobs::run_now(&self.pool, job, params).await
+    }
+
+    /// Backfills a job: a run (trigger `backfill`) for each slot of its schedule in `[from, to)`
+    /// — computed here with the scheduler's cron evaluator, inside the job's window — that has
+    /// no good run (successful or uneventful) and none pending, running or suspended; oldest
+    /// first, made by the scheduler as the job's concurrency has room (see
+    /// migrations/0016_overlap_backfill.sql). Idempotent: a second call finds the slots waiting,
+    /// active or done and queues nothing. More than `max` slots (10,000 unless raised, at most
+    /// 1,000,000), an empty or reversed range and a job without clock slots (manual, interval)
+    /// are [`Error::BadInput`] and nothing is written; with `dry_run` nothing is written either.
+    /// Operators of the project may; one audit row per call that queued anything.
+    pub async fn backfill(
+        &self,
+        job: &JobRef,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        max: u32,
+        dry_run: bool,
+    ) -> Result<Backfill> {
+        if from >= to {
+            return Err(Error::BadInput(
+                crate::backfill::BackfillError::EmptyRange { from, to }.to_string(),
+            ));
+        }
+        let spec = self.job_spec(job).await?;
+        let mut slots = crate::backfill::slots(&spec, from, to, max)
+            .map_err(|e| Error::BadInput(e.to_string()))?;
+        // Slots the job's calendars exclude are not filled: the scheduler skipped them on
+        // purpose, and a backfill fills only what should have run.
+        if !spec.skip_on.is_empty() || !spec.only_on.is_empty() {
+            let calendars = self.calendar_set(&spec.skip_on, &spec.only_on, "").await?;
+            slots.retain(|t| calendars.excluded_by(*t).is_none());
+        }
+        let found = jobs::backfill(&self.pool, job, from, to, &slots, max, dry_run).await?;
+        Ok(Backfill {
+            job: job.to_string(),
+            from,
+            to,
+            dry_run,
+            slots: found,
+        })
+    }
+
+    /// Takes back a job's backfill slots that are not runs yet (the runs already made are
+    /// cancelled as any run is). Returns how many.
+    pub async fn cancel_backfill(&self, job: &JobRef) -> Result<i32> {
+        jobs::cancel_backfill(&self.pool, job).await
     }
 
     /// Pauses a job. Returns false if it was paused already.

@@ -51,10 +51,11 @@ pub use sisyphus_db as db;
 pub use sisyphus_model::run as model;
 /// The model, under the paths it had when it lived here.
 pub use sisyphus_model::{
-    access, calendar, diff, notifications, params, resources, schedule, spec, status, views,
+    access, backfill, calendar, diff, notifications, params, resources, schedule, spec, status,
+    views,
 };
 
-pub use client::{Applied, BulkAction, Change, Client};
+pub use client::{Applied, Backfill, BulkAction, Change, Client};
 pub use db::access::AuditFilter;
 pub use db::runs::RunFilter;
 pub use db::{Error, Result};

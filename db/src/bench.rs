@@ -98,7 +98,7 @@ pub async fn migrate_through(url: &str, version: i64) -> Result<i64> {
 }
 
 /// Gives a database migrated through 0010 ([`migrate_through`]) the columns later migrations
-/// added that today's statements read (0013: `runs.rerun_of`, `runs.params`, `jobs.params`),
+/// added that today's statements read (0013: `runs.rerun_of`, `runs.params`, `jobs.params`; 0016: `runs.yielded_to`),
 /// empty and without indexes, triggers or policies, and the function the claim calls after
 /// claiming (`claimed_params`, without its check): the same statements then run on the old
 /// schema and the new.

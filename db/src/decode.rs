@@ -67,6 +67,7 @@ pub(crate) fn run(row: PgRow) -> sqlx::Result<Run> {
         target_host: row.try_get("target_host")?,
         error: row.try_get("error")?,
         rerun_of: run_id_opt(&row, "rerun_of")?,
+        yielded_to: run_id_opt(&row, "yielded_to")?,
         params: row
             .try_get::<Option<sqlx::types::Json<BTreeMap<String, String>>>, _>("params")?
             .map(|p| p.0),

@@ -11,6 +11,7 @@ use sqlx::{PgConnection, PgExecutor, Postgres};
 
 use super::interval;
 use crate::error::{Error, Result};
+use sisyphus_model::backfill::BackfillState;
 use sisyphus_model::notifications::Rule;
 use sisyphus_model::params::Params;
 use sisyphus_model::resources::Template;
@@ -87,6 +88,8 @@ pub struct JobRow {
     pub skip_on: Vec<String>,
     /// Calendars outside of which the job's slots are skipped.
     pub only_on: Vec<String>,
+    /// `queue`, `skip`, `buffer_one` or `replace` (`Overlap`).
+    pub overlap: String,
 }
 
 /// A stored row that no longer reads as a valid definition (changed by hand in SQL).
@@ -207,6 +210,10 @@ impl JobRow {
             format: self.format.parse().map_err(|e| self.corrupt("format", e))?,
             skip_on: self.skip_on.clone(),
             only_on: self.only_on.clone(),
+            overlap: self
+                .overlap
+                .parse()
+                .map_err(|e| self.corrupt("overlap", e))?,
         };
         // A value changed by hand past what validation allows reads back as corrupt, naming
         // the first key the validator names (keys and columns share their names).
@@ -383,6 +390,7 @@ pub async fn upsert(
         .bind(spec.format.as_str())
         .bind(&spec.skip_on)
         .bind(&spec.only_on)
+        .bind(spec.overlap.as_str())
         .fetch_one(conn)
         .await
         .map(JobId)
@@ -734,6 +742,63 @@ pub async fn read_only(conn: &mut PgConnection) -> crate::Result<()> {
 /// The transaction's time.
 pub async fn now<'e>(db: impl PgExecutor<'e>) -> crate::Result<DateTime<Utc>> {
     sqlx::query_scalar(NOW)
+        .fetch_one(db)
+        .await
+        .map_err(crate::Error::from)
+}
+
+/// One slot of a backfill (`sql/jobs/backfill.sql`): the slot, the host of an `all` job's copy,
+/// what the backfill found, and the run that is active or done.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BackfillSlot {
+    pub slot: DateTime<Utc>,
+    pub target_host: Option<String>,
+    pub state: BackfillState,
+    pub run: Option<RunId>,
+}
+
+/// Backfills `job`'s `slots` (the schedule's in `[from, to)`, at most `max`), or with `dry_run`
+/// says what it would do. The database's refusal of the range or the slots is bad input.
+#[allow(clippy::too_many_arguments)]
+pub async fn backfill<'e>(
+    db: impl PgExecutor<'e>,
+    job: &JobRef,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    slots: &[DateTime<Utc>],
+    max: u32,
+    dry_run: bool,
+) -> crate::Result<Vec<BackfillSlot>> {
+    sqlx::query(include_str!("../../sql/jobs/backfill.sql"))
+        .bind(&job.project)
+        .bind(&job.name)
+        .bind(from)
+        .bind(to)
+        .bind(slots)
+        .bind(i32::try_from(max).unwrap_or(i32::MAX))
+        .bind(dry_run)
+        .try_map(|row: sqlx::postgres::PgRow| {
+            use sqlx::Row as _;
+            Ok(BackfillSlot {
+                slot: row.try_get("slot")?,
+                target_host: row.try_get("target_host")?,
+                state: crate::decode::label(&row, "state")?,
+                run: crate::decode::run_id_opt(&row, "run_id")?,
+            })
+        })
+        .fetch_all(db)
+        .await
+        .map_err(|e| match Error::from(e) {
+            Error::Declined { code, message } if code == "22023" => Error::BadInput(message),
+            other => other,
+        })
+}
+
+/// Takes back `job`'s backfill slots that are not runs yet; how many.
+pub async fn cancel_backfill<'e>(db: impl PgExecutor<'e>, job: &JobRef) -> crate::Result<i32> {
+    sqlx::query_scalar(include_str!("../../sql/jobs/cancel_backfill.sql"))
+        .bind(&job.project)
+        .bind(&job.name)
         .fetch_one(db)
         .await
         .map_err(crate::Error::from)

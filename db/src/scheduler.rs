@@ -281,6 +281,59 @@ pub async fn advance_jobs<'e>(db: impl PgExecutor<'e>, jobs: &[Advance]) -> Resu
     Ok(())
 }
 
+// Backfill and overlap policies (migrations/0016_overlap_backfill.sql).
+
+/// Materialises waiting backfill slots as runs, per job as many as it has room for (`job`:
+/// only that job's). Returns how many runs it made.
+pub async fn feed_backfills<'e>(
+    db: impl PgExecutor<'e>,
+    now: DateTime<Utc>,
+    job: Option<JobId>,
+) -> Result<u64> {
+    let done = sqlx::query(include_str!("../../sql/scheduler/feed_backfills.sql"))
+        .bind(now)
+        .bind(job.map(|j| j.0))
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// The jobs with backfill slots waiting.
+pub async fn backfill_jobs<'e>(db: impl PgExecutor<'e>) -> Result<Vec<JobId>> {
+    let ids: Vec<i64> = sqlx::query_scalar(include_str!("../../sql/scheduler/backfill_jobs.sql"))
+        .fetch_all(db)
+        .await?;
+    Ok(ids.into_iter().map(JobId).collect())
+}
+
+/// Where the leader's looks at overlap policies have got to: scheduled runs due up to
+/// `settled_to` and written up to run `last_id` were looked at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settled {
+    pub settled_to: Option<DateTime<Utc>>,
+    pub last_id: Option<i64>,
+    /// Runs skipped by this look.
+    pub skipped: i32,
+    /// Runs asked to terminate by this look (`replace`).
+    pub replaced: i32,
+}
+
+/// Settles the overlap policies of scheduled runs that came due or were written since `since`
+/// (the previous look's [`Settled`]; the default: every due run), in a transaction of its own.
+pub async fn settle_overlaps<'e>(db: impl PgExecutor<'e>, since: Settled) -> Result<Settled> {
+    let row = sqlx::query(include_str!("../../sql/scheduler/settle_overlaps.sql"))
+        .bind(since.settled_to)
+        .bind(since.last_id)
+        .fetch_one(db)
+        .await?;
+    Ok(Settled {
+        settled_to: row.try_get("settled_to")?,
+        last_id: row.try_get("last_id")?,
+        skipped: row.try_get("skipped")?,
+        replaced: row.try_get("replaced")?,
+    })
+}
+
 // Expiry.
 
 /// What a tick expires: pending runs whose TTL passed become `missed` (invariant

@@ -14,6 +14,7 @@
 //!   DST transitions (`schedule::zone`) and a schedule explained (`schedule::explain`).
 //! - [`calendar`]: calendars (days and time ranges in a zone, from `.ics` or TOML) and a job's
 //!   `skip_on`/`only_on` set of them, which excludes slots.
+//! - [`backfill`]: a job's past slots in a range, and what a backfill found for each.
 //! - [`spec`]: job definitions as written ([`JobDefinition`]) and as checked ([`JobSpec`]: the
 //!   validator is the only way to make one); [`diff`]: two definitions compared key by key.
 //! - [`params`]: the parameters a job declares and a run is given.
@@ -24,6 +25,7 @@
 //! - [`access`]: grants on projects, kinds of logins, the audit log as people read it.
 
 pub mod access;
+pub mod backfill;
 pub mod calendar;
 pub mod control;
 pub mod diff;
@@ -41,4 +43,4 @@ pub use control::ControlAction;
 pub use event::Event;
 pub use run::{Catchup, JobId, JobRef, OutboxState, Run, RunId, RunStatus, RunTrigger, Target};
 pub use schedule::{CronError, CronExpr, DstRule, Schedule};
-pub use spec::{InvalidJob, JobDefinition, JobFormat, JobSpec, ResourceSpec};
+pub use spec::{InvalidJob, JobDefinition, JobFormat, JobSpec, Overlap, ResourceSpec};

@@ -279,6 +279,10 @@ pub struct Run {
     pub error: Option<String>,
     /// The run this one repeats (`sisyctl rerun`).
     pub rerun_of: Option<RunId>,
+    /// The run this one gave way to under its job's overlap policy: the active or waiting run a
+    /// `skipped` run yielded to, or the newer slot that replaced a `terminated` one.
+    #[serde(default)]
+    pub yielded_to: Option<RunId>,
     /// The run's parameters (`crate::params`); None for a job that declares none.
     pub params: Option<std::collections::BTreeMap<String, String>>,
 }

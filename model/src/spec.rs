@@ -119,6 +119,9 @@ pub struct JobDefinition {
     /// Calendars outside of which this job's slots are skipped, e.g. `["business-days"]` (a slot
     /// runs when any of them contains it).
     pub only_on: Option<Vec<String>>,
+    /// What a slot does that comes due while the job is at its concurrency: `queue` (default),
+    /// `skip`, `buffer_one` or `replace` (see [`Overlap`]).
+    pub overlap: Option<String>,
 }
 
 /// A size as written: a number of bytes, or text with a binary unit (`K`, `M`, `G`, `T`; `KiB`
@@ -497,6 +500,12 @@ impl JobDefinition {
         if let Some(format) = format {
             v.field("format", check_format(format, shell));
         }
+        let overlap = v.field(
+            "overlap",
+            self.overlap
+                .as_deref()
+                .map_or(Ok(Overlap::Queue), str::parse),
+        );
         if let (Some(Some(warn)), Some(Some(max))) = (&warn_after, &maxtime) {
             if warn >= max {
                 v.push(
@@ -573,6 +582,7 @@ impl JobDefinition {
                 format: format?,
                 skip_on: skip_on?,
                 only_on: only_on?,
+                overlap: overlap?,
             })
         };
         let fields = fields().ok_or_else(|| InvalidJob::internal(self.label(position)))?;
@@ -758,6 +768,8 @@ pub struct SpecFields {
     pub skip_on: Vec<String>,
     /// Calendars outside of which the job's slots are skipped (none: no such limit).
     pub only_on: Vec<String>,
+    /// What a slot does that comes due while the job is at its concurrency.
+    pub overlap: Overlap,
 }
 
 impl SpecFields {
@@ -805,6 +817,7 @@ impl JobSpec {
             "retries": spec.retries,
             "retry_backoff": d(spec.retry_backoff),
             "concurrency": spec.concurrency,
+            "overlap": spec.overlap,
             "target": spec.target.to_string(),
             "paused": spec.paused,
             "userdata": spec.userdata,
@@ -963,6 +976,24 @@ crate::run::text_enum!(
         /// files, and reads its log lines (tags, task stack, the result line) as the SDK's
         /// records.
         LlSisyphus = "ll.sisyphus",
+    }
+);
+
+crate::run::text_enum!(
+    /// What a slot of the schedule does when it comes due while the job is at its concurrency
+    /// (the key `overlap`; the CHECK on `jobs.overlap` lists the same labels). It governs runs of
+    /// the schedule only; runs a person asked for, retries and data-triggered runs wait for a
+    /// place as under `queue` (migrations/0016_overlap_backfill.sql).
+    Overlap, "overlap policy" {
+        /// Wait for a free place within the TTL (Kubernetes' `Allow` with a limit).
+        Queue = "queue",
+        /// Recorded as `skipped`, yielded to the run that holds the place (`Forbid`).
+        Skip = "skip",
+        /// One waits; later ones are `skipped` (Temporal's `BUFFER_ONE`).
+        BufferOne = "buffer_one",
+        /// The running runs of the schedule are terminated ("replaced by run N") and the new
+        /// slot starts (`Replace`).
+        Replace = "replace",
     }
 );
 

@@ -6,7 +6,9 @@
 //!   scheduling rule (window, iterations, TTL, catch-up, jitter, `all` fan-out).
 //! - [`tick`]: one tick in one transaction: lock due jobs (`FOR UPDATE SKIP LOCKED` over the
 //!   partial index `jobs_due`), insert their runs in one statement, move their schedules on,
-//!   expire pending runs whose TTL passed, wake guardians with NOTIFY.
+//!   make runs of waiting backfill slots where their jobs have room, expire pending runs whose
+//!   TTL passed, wake guardians with NOTIFY; then, in a transaction of its own,
+//!   [`settle_overlaps`]: the overlap policies of the scheduled runs that came due.
 //! - [`Scheduler`] (this file): leadership and the loop. One instance leads, holding a session
 //!   advisory lock on its own connection; any number stand by, trying the lock every second, so
 //!   a standby takes over about a second after the leader's session ends (kill -9 included:
@@ -43,7 +45,7 @@ use tokio_util::task::TaskTracker;
 pub use alerts::raise_alerts;
 pub use plan::PlanSettings;
 pub use retention::{housekeep, Housekeeping, Retention};
-pub use tick::{tick, tick_with, TickReport};
+pub use tick::{settle_overlaps, tick, tick_with, TickReport};
 
 /// The advisory lock key that elects the leader ("SISYPHUS" in ASCII).
 pub const LEADER_LOCK: i64 = 0x5349_5359_5048_5553;
@@ -262,6 +264,7 @@ impl Scheduler {
         let mut last_housekeeping: Option<std::time::Instant> = None;
         let mut last_overdue_check: Option<std::time::Instant> = None;
         let mut calendars = calendars::Calendars::default();
+        let mut settled = sisyphus_db::scheduler::Settled::default();
         loop {
             let started = std::time::Instant::now();
             // Pauses that have ended first, so that their jobs are planned in this tick (their
@@ -278,6 +281,14 @@ impl Scheduler {
                 &mut calendars,
             )
             .await?;
+            settled = settle_overlaps(conn, settled).await?;
+            if settled.skipped + settled.replaced > 0 {
+                tracing::debug!(
+                    skipped = settled.skipped,
+                    replaced = settled.replaced,
+                    "overlap policies"
+                );
+            }
             self.metrics.tick(&report, started.elapsed());
             let overdue = last_overdue_check.is_none_or(|t| t.elapsed() >= alerts::OVERDUE_EVERY);
             if overdue {

@@ -321,6 +321,7 @@ mod tests {
             format: "sisyphus".into(),
             skip_on: vec![],
             only_on: vec![],
+            overlap: "queue".into(),
         }
     }
 

@@ -1,5 +1,6 @@
-//! One scheduler tick, in one transaction: materialise due slots and data-triggered runs, then
-//! expire stale pending runs.
+//! One scheduler tick, in one transaction: materialise due slots, data-triggered runs and
+//! waiting backfill slots, then expire stale pending runs. After it, [`settle_overlaps`] decides
+//! the overlap policies of the runs that came due, in a transaction of its own.
 //!
 //! Everything a tick writes goes through the leader's own connection — the one holding the
 //! advisory lock — so a scheduler that lost its session (and with it its leadership) cannot
@@ -7,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 use sisyphus_db::jobs::JobRow;
-use sisyphus_db::scheduler::{self as db, begin, reason, Advance, Expiry, Take, Tx};
+use sisyphus_db::scheduler::{self as db, begin, reason, Advance, Expiry, Settled, Take, Tx};
 use sisyphus_db::{Error, PgConnection, Result};
 use sisyphus_model::{JobId, RunStatus};
 
@@ -32,6 +33,8 @@ pub struct TickReport {
     pub pending: u64,
     /// Of those, data-triggered runs (`on_inputs`).
     pub data: u64,
+    /// Of those, backfill runs made from waiting backfill slots.
+    pub backfilled: u64,
     /// Slots recorded as missed (catch-up, TTL, no host).
     pub missed: u64,
     /// Slots recorded as skipped (a calendar excludes them).
@@ -238,6 +241,10 @@ pub async fn tick_with(
     };
     report.pending += report.data;
 
+    // Backfill slots waiting for room: in bulk, or job by job.
+    report.backfilled = feed_backfills(&mut tx, now, &mut failures).await?;
+    report.pending += report.backfilled;
+
     // Pending runs past their TTL, then runs whose lease ran out: in bulk, or run by run.
     report.expired = expire(&mut tx, now, Expiry::Pending, &mut failures).await?;
     report.lost = expire(&mut tx, now, Expiry::Lease, &mut failures).await?;
@@ -248,6 +255,59 @@ pub async fn tick_with(
     }
     tx.commit().await?;
     Ok(report)
+}
+
+/// Materialises waiting backfill slots as runs where their jobs have room
+/// (`sql/scheduler/feed_backfills.sql`): all jobs in one statement inside a savepoint; when that
+/// fails, job by job, each in its own. Returns how many runs it made.
+async fn feed_backfills(
+    tx: &mut PgConnection,
+    now: DateTime<Utc>,
+    failures: &mut Vec<Failure>,
+) -> Result<u64> {
+    let mut sp = begin(tx).await?;
+    let bulk = db::feed_backfills(&mut *sp, now, None).await;
+    let e = match settle(sp, bulk).await? {
+        Ok(n) => return Ok(n),
+        Err(e) => e,
+    };
+    tracing::warn!(
+        "feeding backfills failed ({}); redoing it job by job",
+        reason(&e)
+    );
+    let mut made = 0;
+    for job in db::backfill_jobs(&mut *tx).await? {
+        let mut sp = begin(tx).await?;
+        let one = db::feed_backfills(&mut *sp, now, Some(job)).await;
+        match settle(sp, one).await? {
+            Ok(n) => made += n,
+            Err(e) => failures.push(Failure {
+                job,
+                error: format!("cannot make runs of its backfill: {}", reason(&e)),
+            }),
+        }
+    }
+    Ok(made)
+}
+
+/// The leader's look at overlap policies after a tick (migrations/0016_overlap_backfill.sql):
+/// scheduled runs that came due or were written since `since` are settled under their jobs'
+/// claim locks — also when no guardian has room to claim them. In a transaction of its own, so
+/// the claim locks are never held while a tick holds job rows. Returns where the next look
+/// starts; a look refused for its data is logged and made again from the same place.
+pub async fn settle_overlaps(conn: &mut PgConnection, since: Settled) -> Result<Settled> {
+    match db::settle_overlaps(&mut *conn, since).await {
+        Ok(settled) => Ok(settled),
+        Err(e) if isolable(&e) => {
+            tracing::warn!("settling overlap policies failed ({})", reason(&e));
+            Ok(Settled {
+                skipped: 0,
+                replaced: 0,
+                ..since
+            })
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// One job's plan, as written.

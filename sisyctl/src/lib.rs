@@ -112,6 +112,29 @@ enum Command {
     /// Run a run again: a new run of the same job and slot (the slot's next attempt), trigger
     /// `rerun`, linked to the run it repeats; `--reason` goes into the audit log.
     Rerun { run: RunId },
+    /// Run a job's past slots: a run (trigger `backfill`) for each slot of its schedule in
+    /// [--from, --to) that has no successful or uneventful run and none in progress, oldest
+    /// first, made as the job's concurrency has room. Idempotent: says how many slots were new.
+    /// Times: RFC 3339, a local time in the job's zone, `now`, or a duration before now (3d).
+    /// `--reason` goes into the audit log.
+    Backfill {
+        job: JobRef,
+        #[arg(long, required_unless_present = "cancel")]
+        from: Option<String>,
+        /// Exclusive: a slot at exactly this time is not backfilled.
+        #[arg(long, required_unless_present = "cancel")]
+        to: Option<String>,
+        /// List the slots and what would be done; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Allow more slots than 10,000 (at most 1,000,000).
+        #[arg(long, default_value_t = sisyphus_client::backfill::DEFAULT_MAX_SLOTS,
+              value_parser = clap::value_parser!(u32).range(1..=sisyphus_client::backfill::MAX_SLOTS as i64))]
+        max: u32,
+        /// Take back the job's backfill slots that are not runs yet, instead.
+        #[arg(long, conflicts_with_all = ["from", "to", "dry_run"])]
+        cancel: bool,
+    },
     /// List runs, newest first.
     ///
     /// With --rerun, --kill, --suspend or --resume: acts on every run listed (at most --limit,
@@ -226,7 +249,7 @@ enum Command {
         #[arg(long)]
         undo: bool,
     },
-    /// Give a login a level on projects: viewer (read), operator (viewer + run now, kill,
+    /// Give a login a level on projects: viewer (read), operator (viewer + run now, backfill, kill,
     /// suspend, resume, pause, retry notifications), editor (operator + apply and remove jobs).
     Grant {
         login: String,
@@ -456,6 +479,29 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Job(c) => cmd::job::run(&connect(url).await?, c, json).await,
         Command::Rerun { run } => cmd::runs::rerun(&connect(url).await?, run, json).await,
+        Command::Backfill {
+            job,
+            from,
+            to,
+            dry_run,
+            max,
+            cancel,
+        } => match (cancel, from, to) {
+            (true, ..) => cmd::backfill::cancel(&connect(url).await?, &job, json).await,
+            (false, Some(from), Some(to)) => {
+                let args = cmd::backfill::Args {
+                    job,
+                    from,
+                    to,
+                    max,
+                    dry_run,
+                };
+                cmd::backfill::run(&connect(url).await?, args, json).await
+            }
+            _ => Err(Failure::usage(anyhow::anyhow!(
+                "backfill needs --from and --to (or --cancel)"
+            ))),
+        },
         Command::Run { job, params } => {
             let params = cmd::runs::params(params)?;
             cmd::runs::run_now(&connect(url).await?, &job, &params, json).await

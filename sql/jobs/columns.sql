@@ -4,5 +4,5 @@ SELECT id, project, name, command, shell, env, workdir, cron, every, at, timezon
        retry_backoff, concurrency, target_all, target_pool, paused, userdata, next_slot, fired,
        run_as, keep_logs, compress_logs, compress_mode, inputs, outputs, lock_lease, lock_wait,
        outputs_expire, on_inputs, max_health_age, notify, warn_after, min_duration, memory_max,
-       cpu_weight, params, format, skip_on, only_on
+       cpu_weight, params, format, skip_on, only_on, overlap
   FROM sisyphus.jobs

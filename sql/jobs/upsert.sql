@@ -5,11 +5,11 @@ INSERT INTO sisyphus.jobs (
     iterations, ttl, catchup, jitter, maxtime, retries, retry_backoff, concurrency, target_all,
     target_pool, userdata, next_slot, run_as, keep_logs, compress_logs, compress_mode, inputs,
     outputs, lock_lease, lock_wait, outputs_expire, on_inputs, max_health_age, notify, warn_after,
-    min_duration, memory_max, cpu_weight, params, format, skip_on, only_on)
+    min_duration, memory_max, cpu_weight, params, format, skip_on, only_on, overlap)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
         $13, $14, $15::sisyphus.catchup_policy, $16, $17, $18, $19, $20, $21,
         $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37,
-        $38, $39, $40, $41, $42, $43, $44)
+        $38, $39, $40, $41, $42, $43, $44, $45)
 ON CONFLICT (project, name) DO UPDATE SET
     command = EXCLUDED.command, shell = EXCLUDED.shell, env = EXCLUDED.env,
     workdir = EXCLUDED.workdir, cron = EXCLUDED.cron, every = EXCLUDED.every, at = EXCLUDED.at,
@@ -27,6 +27,7 @@ ON CONFLICT (project, name) DO UPDATE SET
     warn_after = EXCLUDED.warn_after, min_duration = EXCLUDED.min_duration,
     memory_max = EXCLUDED.memory_max, cpu_weight = EXCLUDED.cpu_weight, params = EXCLUDED.params,
     format = EXCLUDED.format, skip_on = EXCLUDED.skip_on, only_on = EXCLUDED.only_on,
+    overlap = EXCLUDED.overlap,
     -- A changed data trigger looks at every written resource again.
     inputs_seen_at = CASE WHEN sisyphus.jobs.inputs IS DISTINCT FROM EXCLUDED.inputs
                             OR NOT sisyphus.jobs.on_inputs THEN NULL

@@ -255,3 +255,22 @@ async fn job_formats_match_the_format_check() {
         .collect();
     assert_eq!(labels, ours, "{check}");
 }
+
+/// The policies `jobs.overlap` may hold (migration 0016) are exactly `Overlap`'s.
+#[tokio::test]
+async fn overlap_policies_match_the_overlap_check() {
+    let db = TestDb::new().await;
+    let check: String = sqlx::query_scalar(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint
+          WHERE conrelid = 'sisyphus.jobs'::regclass AND conname = 'jobs_overlap_check'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("the check on jobs.overlap");
+    let labels: Vec<&str> = check.split('\'').skip(1).step_by(2).collect();
+    let ours: Vec<&str> = sisyphus_client::spec::Overlap::ALL
+        .iter()
+        .map(|o| o.as_str())
+        .collect();
+    assert_eq!(labels, ours, "{check}");
+}

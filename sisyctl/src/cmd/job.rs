@@ -240,6 +240,7 @@ fn show(
             format!("{} (backoff {})", spec.retries, d(spec.retry_backoff)),
         ),
         ("concurrency", spec.concurrency.to_string()),
+        ("overlap", spec.overlap.to_string()),
         ("target", spec.target.to_string()),
         ("workdir", opt(spec.workdir.as_ref())),
         ("env", env_names(spec)),

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod apply;
+pub mod backfill;
 pub mod calendar;
 pub mod control;
 pub mod cron;
