@@ -240,6 +240,8 @@ async fn all(cluster: &pgembed::Cluster) -> anyhow::Result<()> {
     println!();
     access::access(cluster, &access::Options::default()).await?;
     println!();
+    web::web(cluster, &web::Options::default()).await?;
+    println!();
     sdk::sdk(30)?;
     println!();
     ll_sisyphus::ll_sisyphus(cluster, 20).await

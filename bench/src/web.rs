@@ -2,19 +2,20 @@
 //! one run with a 100,000-line log, on one private cluster; the dashboard served in this process
 //! (`sisyphus_web::serve`) as a web login, people signed in with real personal tokens.
 //!
-//! 1. Pages: each screen fetched over HTTP (a keep-alive connection, the session cookie, the
+//! 1. Live updates (measured first, see [`web`]): 200 event streams (`GET /events` with the
+//!    session cookie, each a real TCP connection) on the one server. Memory per stream: this
+//!    process's resident set before and after opening them, divided — against the same number
+//!    of bare TCP connections held open by a plain accept loop in the same process (opened first
+//!    and kept, so neither reuses the other's freed memory). Delivery: a run made by `run_now`
+//!    (the owner's client) every half second; for each, the time from asking to each stream's
+//!    `event: changed`, and to a plain LISTEN connection's notification (the baseline: the
+//!    database's own delivery).
+//! 2. Pages: each screen fetched over HTTP (a keep-alive connection, the session cookie, the
 //!    whole body read), as an admin and as a viewer of one project (`P3.*`, 1% of the runs:
 //!    row-level security decides what they see), against its baseline — the same statements the
 //!    page's handler runs, in the same order, run directly through sqlx on a plain connection as
 //!    the same person (as they would in psql; JIT off as in the dashboard's transactions). Rounds
 //!    interleave every page and its baseline; p50 and p99 of each, and the ratio of the p50s.
-//! 2. Live updates: 200 event streams (`GET /events` with the session cookie, each a real TCP
-//!    connection) on the one server. Memory per stream: this process's resident set before and
-//!    after opening them, divided — against the same number of bare TCP connections held open by
-//!    a plain accept loop in the same process (opened first and kept, so neither reuses the
-//!    other's freed memory). Delivery: a run made by `run_now` (the owner's client) every half
-//!    second; for each, the time from asking to each stream's `event: changed`, and to a plain
-//!    LISTEN connection's notification (the baseline: the database's own delivery).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -123,16 +124,17 @@ pub async fn web(cluster: &pgembed::Cluster, o: &Options) -> anyhow::Result<()> 
         Page::Run(long_run),
         Page::LogText(long_run, o.log_lines as usize),
     ];
-    let result = pages_table(&http, &base, &mut persons, &pages, o, filled).await;
-    let live = match result {
+    // The streams first: the pages' big bodies, once freed, would leave the allocator memory
+    // that the streams then reuse without the resident set growing.
+    let result = match live_table(cluster, &owner, addr, &persons[1].cookie, o).await {
         Ok(()) => {
             println!();
-            live_table(cluster, &owner, addr, &persons[1].cookie, o).await
+            pages_table(&http, &base, &mut persons, &pages, o, filled).await
         }
         Err(e) => Err(e),
     };
     stop.cancel();
-    live
+    result
 }
 
 /// The jobs, the history, the long log; vacuumed and analysed as autovacuum would have. The long
