@@ -22,6 +22,10 @@
 //! - `access` — access control's cost (issue 15): the guardian's claim/finish path, a run's
 //!   control path and `sisyctl runs` over 1,000,000 runs, as the owner and as least-privilege
 //!   logins, against a database migrated only through migration 10 (before access control).
+//! - `web` — the web dashboard (issue 16) over 10,000 jobs and 1,000,000 runs: the Runs and
+//!   Run pages (and the Overview, Jobs and a 100,000-line `log.txt`) over HTTP as an admin and as
+//!   a viewer of one project, against the same statements run directly; 200 live event streams:
+//!   memory per stream and delivery latency of a new run, against bare connections and LISTEN.
 //! - `ll-sisyphus` — an unmodified Python ll.sisyphus job under a guardian (a running one, and
 //!   `--once` per run) against the same job started directly, as cron does.
 //! - `all` — every table above, one after another.
@@ -42,6 +46,7 @@ mod locks;
 mod logs;
 mod notify;
 mod sdk;
+mod web;
 
 use std::time::{Duration, Instant};
 
@@ -159,6 +164,8 @@ enum Bench {
     },
     /// Access control's cost: claim/finish, control and listing, with and without it.
     Access(access::Options),
+    /// The web dashboard at 1M runs: pages against their statements, 200 event streams.
+    Web(web::Options),
     /// Every bench with its defaults.
     All,
 }
@@ -200,6 +207,7 @@ async fn main() -> anyhow::Result<()> {
             ticks,
         } => data_triggers::data_triggers(&cluster, &idle, active, ticks).await,
         Bench::Access(options) => access::access(&cluster, &options).await,
+        Bench::Web(options) => web::web(&cluster, &options).await,
         Bench::All => all(&cluster).await,
     }
 }
@@ -231,6 +239,8 @@ async fn all(cluster: &pgembed::Cluster) -> anyhow::Result<()> {
     isolation::isolation(1_000_000, 300).await?;
     println!();
     access::access(cluster, &access::Options::default()).await?;
+    println!();
+    web::web(cluster, &web::Options::default()).await?;
     println!();
     sdk::sdk(30)?;
     println!();

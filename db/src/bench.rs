@@ -113,6 +113,7 @@ pub async fn add_later_columns(conn: &mut PgConnection) -> Result<()> {
 pub enum Table {
     Jobs,
     Runs,
+    RunLogs,
     Resources,
 }
 
@@ -121,6 +122,7 @@ pub async fn vacuum_analyze<'e>(db: impl PgExecutor<'e>, table: Table) -> Result
     match table {
         Table::Jobs => execute!(db, "vacuum_jobs.sql"),
         Table::Runs => execute!(db, "vacuum_runs.sql"),
+        Table::RunLogs => execute!(db, "vacuum_run_logs.sql"),
         Table::Resources => execute!(db, "vacuum_resources.sql"),
     }
 }
@@ -130,6 +132,11 @@ pub async fn vacuum_analyze<'e>(db: impl PgExecutor<'e>, table: Table) -> Result
 /// One `SELECT 1`: the smallest round trip.
 pub async fn select_one<'e>(db: impl PgExecutor<'e>) -> Result<()> {
     execute!(db, "select_one.sql")
+}
+
+/// Turns JIT compilation off for this session, as the dashboard does in its transactions.
+pub async fn jit_off(conn: &mut PgConnection) -> Result<()> {
+    execute!(conn, "jit_off.sql")
 }
 
 /// Creates the round-trip baseline's table of counters, if it is not there.
@@ -267,6 +274,28 @@ pub async fn insert_due_runs(
 /// seconds apart up to now.
 pub async fn insert_finished_runs<'e>(db: impl PgExecutor<'e>, n: i64) -> Result<()> {
     execute!(db, "insert_finished_runs.sql", n)
+}
+
+/// Inserts `n` ended runs as a fleet's history, round-robin over the `P…` jobs of
+/// [`define_project_jobs`], two seconds apart up to now, each made when it was due; one in
+/// `fail_every` failed, the others successful.
+pub async fn insert_history<'e>(db: impl PgExecutor<'e>, n: i64, fail_every: i64) -> Result<()> {
+    execute!(db, "insert_history.sql", n, fail_every)
+}
+
+/// Inserts one successful run of `project/name` that ran the last ten minutes; its id.
+pub async fn insert_log_run<'e>(
+    db: impl PgExecutor<'e>,
+    project: &str,
+    name: &str,
+) -> Result<RunId> {
+    let id: i64 = scalar!(db, "insert_log_run.sql", project, name)?;
+    Ok(RunId(id))
+}
+
+/// Gives `run` a log of `lines` lines written over the last moments.
+pub async fn insert_log_lines<'e>(db: impl PgExecutor<'e>, run: RunId, lines: i32) -> Result<()> {
+    execute!(db, "insert_log_lines.sql", run.0, lines)
 }
 
 /// How many runs have status `status`.

@@ -492,3 +492,99 @@ async fn the_event_stream_says_when_runs_change() {
     let (status, _) = get(&http, &web, "/events?run=999999").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// The Jobs page writes out `job_status` and `health_reason` (sql/web/jobs_page.sql: the view
+/// costs a function call per job, too dear at 10,000 jobs): for jobs in every state of health
+/// both say the same.
+#[tokio::test]
+async fn the_jobs_page_tells_each_jobs_state_as_job_status_does() {
+    use sisyphus_client::db;
+    let db = TestDb::new().await;
+    let with = |name: &str, extra: &str| -> JobDefinition {
+        let text = format!("project = \"P\"\nname = \"{name}\"\ncommand = [\"true\"]\n{extra}\n");
+        toml::from_str(&text).expect("a job")
+    };
+    let stale = with("stale", "max_health_age = \"1h\"");
+    let paused = with("paused", "paused = true");
+    db.client
+        .apply(
+            &[
+                job("P", "never", "true"),
+                job("P", "good", "true"),
+                job("P", "bad", "true"),
+                job("P", "marked", "true"),
+                stale,
+                paused,
+            ],
+            false,
+        )
+        .await
+        .expect("apply");
+    // Histories made by hand: ended runs `minutes` ago with a status and an error.
+    for (name, minutes, status, error) in [
+        ("good", 10, "successful", None),
+        // A slot a calendar or an overlap policy skipped is no outcome (0016): still healthy.
+        ("good", 2, "skipped", None),
+        ("bad", 120, "successful", None),
+        ("bad", 5, "failed", Some("boom")),
+        ("stale", 180, "uneventful", None),
+        ("marked", 30, "successful", None),
+        ("paused", 30, "timeout", None),
+    ] {
+        sqlx::query(
+            "INSERT INTO sisyphus.runs (job_id, slot, scheduled_for, status, started_at, finished_at, error, trigger) \
+             SELECT id, now() - make_interval(mins => $2), now() - make_interval(mins => $2), \
+                    $3::sisyphus.run_status, now() - make_interval(mins => $2), \
+                    now() - make_interval(mins => $2) + interval '1 second', $4, 'manual' \
+               FROM sisyphus.jobs WHERE project = 'P' AND name = $1",
+        )
+        .bind(name)
+        .bind(minutes)
+        .bind(status)
+        .bind(error)
+        .execute(&db.pool)
+        .await
+        .expect("a run");
+    }
+    sqlx::query("UPDATE sisyphus.jobs SET scheduler_error = 'cron overflow', scheduler_error_at = now() WHERE name = 'marked'")
+        .execute(&db.pool)
+        .await
+        .expect("mark");
+
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let viewed = db::jobs::status(&mut *conn, None, None)
+        .await
+        .expect("job_status");
+    let page = db::web::jobs_page(
+        &mut conn,
+        &db::web::JobPage {
+            size: 100,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("jobs page");
+    assert_eq!(viewed.len(), 6);
+    assert_eq!(page.len(), viewed.len());
+    for (line, status) in page.iter().zip(&viewed) {
+        assert_eq!(&line.status, status, "{}", status.name);
+        let good = db::web::last_success(&mut conn, status.id)
+            .await
+            .expect("last success");
+        assert_eq!(line.last_success, good, "{}", status.name);
+    }
+    let unhealthy: Vec<_> = viewed.iter().filter(|s| !s.healthy).map(|s| s.name.as_str()).collect();
+    assert_eq!(unhealthy, ["bad", "marked", "never", "paused", "stale"]);
+    let filtered = db::web::jobs_page(
+        &mut conn,
+        &db::web::JobPage {
+            healthy: Some(false),
+            size: 100,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("unhealthy jobs");
+    let names: Vec<_> = filtered.iter().map(|l| l.status.name.as_str()).collect();
+    assert_eq!(names, unhealthy);
+}
