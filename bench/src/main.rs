@@ -4,6 +4,8 @@
 //! - `scheduler` — tick cost with 1,000 due jobs among 10,000 and among 1,000,000 defined jobs.
 //! - `data-triggers` — tick cost with 10 data-triggered jobs fed each tick among 1,000 and
 //!   among 100,000 idle data-triggered jobs.
+//! - `calendars` — the leader's tick and overlap look with 20% of 10,000 jobs on calendars and
+//!   20% with overlap `skip` (issue 18), against the same jobs without them.
 //! - `throughput` — `/bin/true` runs completed end to end per second with 1 and 4 guardians,
 //!   against spawning and reaping `/bin/true` at the same concurrency from a plain loop; and the
 //!   database path alone (no-op executor) against raw single-statement round trips, with
@@ -35,6 +37,7 @@
 //! SDK's `testjob` example).
 
 mod access;
+mod calendars;
 mod data_triggers;
 mod drain;
 mod footprint;
@@ -89,6 +92,15 @@ enum Bench {
         #[arg(long, default_value_t = 1000)]
         due: i64,
         /// Measured ticks per size.
+        #[arg(long, default_value_t = 60)]
+        ticks: usize,
+    },
+    /// Tick cost with 20% of the jobs on calendars and 20% with overlap `skip`, against none.
+    Calendars {
+        #[arg(long, default_value_t = 10_000)]
+        defined: i64,
+        #[arg(long, default_value_t = 1000)]
+        due: i64,
         #[arg(long, default_value_t = 60)]
         ticks: usize,
     },
@@ -183,6 +195,11 @@ async fn main() -> anyhow::Result<()> {
             due,
             ticks,
         } => scheduler(&cluster, &defined, due, ticks).await,
+        Bench::Calendars {
+            defined,
+            due,
+            ticks,
+        } => calendars::calendars(&cluster, defined, due, ticks).await,
         Bench::Throughput { runs, capacity } => drain::throughput(&cluster, runs, capacity).await,
         Bench::Locks { cycles, holders } => locks::locks(&cluster, cycles, holders).await,
         Bench::Latency { samples } => latency::latency(&cluster, samples).await,
@@ -217,6 +234,8 @@ async fn all(cluster: &pgembed::Cluster) -> anyhow::Result<()> {
     scheduler(cluster, &[10_000, 1_000_000], 1000, 60).await?;
     println!();
     data_triggers::data_triggers(cluster, &[1_000, 100_000], 10, 60).await?;
+    println!();
+    calendars::calendars(cluster, 10_000, 1000, 60).await?;
     println!();
     drain::throughput(cluster, 3000, 8).await?;
     println!();

@@ -507,3 +507,19 @@ pub async fn today(conn: &mut PgConnection) -> Result<DateTime<Utc>> {
 pub async fn minute_tomorrow(conn: &mut PgConnection) -> Result<DateTime<Utc>> {
     scalar!(conn, "minute_tomorrow.sql")
 }
+
+/// Gives every `step`-th job's neighbours calendars (`freeze`, `holidays`) and overlap `skip`
+/// (sql/bench/use_calendars_and_skip.sql: 20% each).
+pub async fn use_calendars_and_skip(conn: &mut PgConnection, step: i64) -> Result<()> {
+    execute!(conn, "use_calendars_and_skip.sql", step)
+}
+
+/// Gives every job with overlap `skip` a running run, so its due slots are skipped.
+pub async fn occupy_skip_jobs(conn: &mut PgConnection) -> Result<()> {
+    execute!(conn, "occupy_skip_jobs.sql")
+}
+
+/// Ends every due pending scheduled run as successful, as guardians would between ticks.
+pub async fn finish_pending_runs(conn: &mut PgConnection) -> Result<()> {
+    execute!(conn, "finish_pending_runs.sql")
+}

@@ -7,13 +7,13 @@
 WITH recent AS MATERIALIZED (
     SELECT r.id, r.job_id, r.status, r.summary, r.attempt, r.host, r.exit_code, r.scheduled_for,
            r.started_at, r.finished_at, r.slot, r.trigger, r.target_host, r.error, r.rerun_of,
-           r.params
+           r.params, r.yielded_to
       FROM sisyphus.runs r
      WHERE r.created_at >= $1::timestamptz
        AND r.status IN ('failed', 'timeout', 'lost', 'missed'))
 SELECT r.id, j.project || '/' || j.name AS job, r.status::text AS status, r.summary, r.attempt,
        r.host, r.exit_code, r.scheduled_for, r.started_at, r.finished_at, r.slot,
-       r.trigger::text AS trigger, r.target_host, r.error, r.rerun_of, r.params
+       r.trigger::text AS trigger, r.target_host, r.error, r.rerun_of, r.params, r.yielded_to
   FROM recent r
   JOIN sisyphus.jobs j ON j.id = r.job_id
  ORDER BY r.id DESC

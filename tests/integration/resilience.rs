@@ -341,7 +341,8 @@ async fn the_readme_first_command_shows_successful_runs_within_a_minute() {
         [
             "sisyphus_dev_dispatcher",
             "sisyphus_dev_guardian",
-            "sisyphus_dev_scheduler"
+            "sisyphus_dev_scheduler",
+            "sisyphus_dev_web"
         ],
         "the daemons' logins"
     );
