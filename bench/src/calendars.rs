@@ -37,6 +37,8 @@ struct Variant {
     calendars: Calendars,
     settled: db::scheduler::Settled,
     times: Vec<Duration>,
+    ticks: Vec<Duration>,
+    looks: Vec<Duration>,
     round_trips: Vec<Duration>,
 }
 
@@ -64,19 +66,21 @@ pub async fn calendars(
         }
     }
     println!(
-        "| jobs | tick + look p50 | p90 | mean | SELECT 1 p50 (baseline) | tick / baseline | p50 vs plain |"
+        "| jobs | tick + look p50 | p90 | mean | tick p50 | look p50 | SELECT 1 p50 (baseline) | tick / baseline | p50 vs plain |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let reference = stats(plain.times.clone()).p50;
     for v in [plain, mixed] {
         let t = stats(v.times);
         let rt = stats(v.round_trips);
         println!(
-            "| {} | {} | {} | {} | {} | {:.0}× | {:.2}× |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.0}× | {:.2}× |",
             v.name,
             ms(t.p50),
             ms(t.p90),
             ms(t.mean),
+            ms(stats(v.ticks).p50),
+            ms(stats(v.looks).p50),
             ms(rt.p50),
             t.p50.as_secs_f64() / rt.p50.as_secs_f64(),
             t.p50.as_secs_f64() / reference.as_secs_f64()
@@ -110,6 +114,8 @@ async fn prepare(
         calendars: Calendars::default(),
         settled: Default::default(),
         times: Vec::new(),
+        ticks: Vec::new(),
+        looks: Vec::new(),
         round_trips: Vec::new(),
     })
 }
@@ -159,6 +165,7 @@ async fn one_tick(
     let report =
         sisyphus_scheduler::tick_with(&mut v.conn, Some(now), settings, "bench", &mut v.calendars)
             .await?;
+    let ticked = start.elapsed();
     v.settled = sisyphus_scheduler::settle_overlaps(&mut v.conn, v.settled).await?;
     let took = start.elapsed();
     let (calendar_skips, overlap_skips) = if v.name == "mixed" {
@@ -185,6 +192,8 @@ async fn one_tick(
     db::bench::finish_pending_runs(&mut v.conn).await?;
     if record {
         v.times.push(took);
+        v.ticks.push(ticked);
+        v.looks.push(took - ticked);
         v.round_trips.push(rt);
     }
     Ok(())
