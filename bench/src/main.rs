@@ -28,6 +28,11 @@
 //!   memory per stream and delivery latency of a new run, against bare connections and LISTEN.
 //! - `ll-sisyphus` — an unmodified Python ll.sisyphus job under a guardian (a running one, and
 //!   `--once` per run) against the same job started directly, as cron does.
+//! - `peers` — the no-op drain against graphile-worker (installed with npm into
+//!   `target/peers/` when `node` is there) draining as many jobs on the same cluster,
+//!   unbatched and with its local queue.
+//! - `profile` — one no-op drain with pg_stat_statements (nested statements too) and sampled
+//!   wait events: where a run's database time goes.
 //! - `all` — every table above, one after another.
 //!
 //! Run with `cargo build --release --workspace --examples && target/release/sisyphus-bench
@@ -45,6 +50,8 @@ mod ll_sisyphus;
 mod locks;
 mod logs;
 mod notify;
+mod peers;
+mod profile;
 mod sdk;
 mod web;
 
@@ -166,6 +173,10 @@ enum Bench {
     Access(access::Options),
     /// The web dashboard at 1M runs: pages against their statements, 200 event streams.
     Web(web::Options),
+    /// The no-op drain against graphile-worker (npm) on the same cluster.
+    Peers(peers::Options),
+    /// One no-op drain with pg_stat_statements and wait sampling: where the time goes.
+    Profile(profile::Options),
     /// Every bench with its defaults.
     All,
 }
@@ -173,10 +184,13 @@ enum Bench {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let cluster =
-        tokio::task::spawn_blocking(|| pgembed::Cluster::start(pgembed::Options::default()))
-            .await?
-            .context("start a private PostgreSQL")?;
+    let mut options = pgembed::Options::default();
+    if matches!(cli.bench, Bench::Profile(_)) {
+        options.settings = profile::settings();
+    }
+    let cluster = tokio::task::spawn_blocking(|| pgembed::Cluster::start(options))
+        .await?
+        .context("start a private PostgreSQL")?;
     match cli.bench {
         Bench::Scheduler {
             defined,
@@ -208,6 +222,8 @@ async fn main() -> anyhow::Result<()> {
         } => data_triggers::data_triggers(&cluster, &idle, active, ticks).await,
         Bench::Access(options) => access::access(&cluster, &options).await,
         Bench::Web(options) => web::web(&cluster, &options).await,
+        Bench::Peers(options) => peers::peers(&cluster, &options).await,
+        Bench::Profile(options) => profile::profile(&cluster, &options).await,
         Bench::All => all(&cluster).await,
     }
 }
@@ -241,6 +257,8 @@ async fn all(cluster: &pgembed::Cluster) -> anyhow::Result<()> {
     access::access(cluster, &access::Options::default()).await?;
     println!();
     web::web(cluster, &web::Options::default()).await?;
+    println!();
+    peers::peers(cluster, &peers::Options::default()).await?;
     println!();
     sdk::sdk(30)?;
     println!();

@@ -477,6 +477,51 @@ pub async fn dead_tuples(pool: &PgPool) -> Result<DeadTuples> {
     Ok(DeadTuples { runs, run_logs })
 }
 
+/// One statement's share of a profile (pg_stat_statements).
+#[derive(Debug, Clone)]
+pub struct StatementCost {
+    pub calls: i64,
+    pub total_ms: f64,
+    pub rows: i64,
+    /// Sent by a client (not run inside a function or trigger).
+    pub toplevel: bool,
+    pub query: String,
+}
+
+/// Makes pg_stat_statements' view available in this database and forgets what it counted.
+pub async fn statements_reset(conn: &mut PgConnection) -> Result<()> {
+    execute!(&mut *conn, "statements_extension.sql")?;
+    execute!(&mut *conn, "statements_reset.sql")
+}
+
+/// The `n` statements of this database with the most execution time since the reset.
+pub async fn statements_top(conn: &mut PgConnection, n: i64) -> Result<Vec<StatementCost>> {
+    let rows: Vec<(i64, f64, i64, bool, String)> =
+        sqlx::query_as(include_str!("../../sql/bench/statements_top.sql"))
+            .bind(n)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(calls, total_ms, rows, toplevel, query)| StatementCost {
+            calls,
+            total_ms,
+            rows,
+            toplevel,
+            query,
+        })
+        .collect())
+}
+
+/// The active sessions of this database now: (wait event or `CPU`, start of the statement).
+pub async fn active_waits(conn: &mut PgConnection) -> Result<Vec<(String, String)>> {
+    Ok(
+        sqlx::query_as(include_str!("../../sql/bench/active_waits.sql"))
+            .fetch_all(conn)
+            .await?,
+    )
+}
+
 /// A session holding a REPEATABLE READ snapshot open: vacuum can remove no row version deleted
 /// after it until [`HeldSnapshot::release`].
 pub struct HeldSnapshot(PgConnection);

@@ -1,0 +1,122 @@
+//! Where a no-op run's database time goes: one drain (as `throughput`'s no-op lines) on a
+//! private cluster with pg_stat_statements preloaded (`track = all`, so the statements inside
+//! the claim and outcome functions and their triggers are counted too) and auto_explain of
+//! statements over 50 ms in the cluster's log; while it drains, `pg_stat_activity` is sampled
+//! every 10 ms for what the active sessions wait on.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use sisyphus_client::db;
+use sisyphus_client::Client;
+use sisyphus_guardian::Executor;
+
+use crate::drain::{bench_job, wait_idle, Guardians};
+use crate::fresh_database;
+
+/// The server settings `profile` starts its cluster with.
+pub fn settings() -> Vec<(String, String)> {
+    [
+        ("shared_preload_libraries", "pg_stat_statements,auto_explain"),
+        ("pg_stat_statements.track", "all"),
+        ("auto_explain.log_min_duration", "50ms"),
+        ("auto_explain.log_nested_statements", "on"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+#[derive(clap::Args)]
+pub struct Options {
+    #[arg(long, default_value_t = 20_000)]
+    pub runs: i64,
+    #[arg(long, default_value_t = 4)]
+    pub guardians: usize,
+    #[arg(long, default_value_t = 32)]
+    pub capacity: usize,
+    /// Statements listed.
+    #[arg(long, default_value_t = 25)]
+    pub top: i64,
+}
+
+pub async fn profile(cluster: &pgembed::Cluster, options: &Options) -> anyhow::Result<()> {
+    let Options {
+        runs,
+        guardians,
+        capacity,
+        top,
+    } = *options;
+    let url = fresh_database(cluster, "bench_profile").await?;
+    let client = Client::connect(&url).await?;
+    client.apply(&[bench_job("noop", &["/bin/true"])], false).await?;
+    let pool = client.pool().clone();
+    db::bench::insert_pending_runs(&pool, runs).await?;
+    db::bench::vacuum_analyze(&pool, db::bench::Table::Runs).await?;
+    let mut stats = db::bench::connect(&url).await?;
+    db::bench::statements_reset(&mut stats).await?;
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let sampler = {
+        let (url, stop) = (url.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut conn = db::bench::connect(&url).await?;
+            let mut seen: HashMap<(String, String), u64> = HashMap::new();
+            let mut samples = 0u64;
+            while !stop.is_cancelled() {
+                for key in db::bench::active_waits(&mut conn).await? {
+                    *seen.entry(key).or_default() += 1;
+                }
+                samples += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            anyhow::Ok((samples, seen))
+        })
+    };
+    let started = Instant::now();
+    let running = Guardians::start(&url, "profile", guardians, capacity, Executor::Noop, |_| {})
+        .await?;
+    wait_idle(&pool).await?;
+    let elapsed = started.elapsed();
+    running.stop().await;
+    stop.cancel();
+    let (samples, seen) = sampler.await??;
+    let statements = db::bench::statements_top(&mut stats, top).await?;
+
+    let wall_ms = elapsed.as_secs_f64() * 1000.0;
+    println!(
+        "Profile: {runs} no-op runs drained by {guardians} guardian(s) of capacity {capacity} in {:.2} s ({:.0} runs/s)\n",
+        elapsed.as_secs_f64(),
+        runs as f64 / elapsed.as_secs_f64()
+    );
+    println!("Statements by execution time (pg_stat_statements, track = all: a function's time includes the statements inside it)\n");
+    println!("| calls | total ms | % of wall × 1 core | µs per run | rows | top level | statement |");
+    println!("|---:|---:|---:|---:|---:|---|---|");
+    for s in &statements {
+        println!(
+            "| {} | {:.0} | {:.0}% | {:.1} | {} | {} | `{}` |",
+            s.calls,
+            s.total_ms,
+            100.0 * s.total_ms / wall_ms,
+            1000.0 * s.total_ms / runs as f64,
+            s.rows,
+            if s.toplevel { "yes" } else { "nested" },
+            s.query.replace('|', "\\|").replace('`', "'"),
+        );
+    }
+    let mut waits: Vec<_> = seen.into_iter().collect();
+    waits.sort_by(|a, b| b.1.cmp(&a.1));
+    println!(
+        "\nActive sessions sampled every 10 ms ({samples} samples): average sessions in each state\n"
+    );
+    println!("| wait | statement | sessions (average) |");
+    println!("|---|---|---:|");
+    for ((wait, query), n) in waits.into_iter().take(20) {
+        println!(
+            "| {wait} | `{}` | {:.2} |",
+            query.replace('|', "\\|").replace('`', "'"),
+            n as f64 / samples.max(1) as f64
+        );
+    }
+    Ok(())
+}
