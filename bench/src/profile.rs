@@ -1,7 +1,7 @@
 //! Where a no-op run's database time goes: one drain (as `throughput`'s no-op lines) on a
 //! private cluster with pg_stat_statements preloaded (`track = all`, so the statements inside
 //! the claim and outcome functions and their triggers are counted too) and auto_explain of
-//! statements over 50 ms in the cluster's log; while it drains, `pg_stat_activity` is sampled
+//! statements over 10 ms (copied to `target/profile-server.log`); while it drains, `pg_stat_activity` is sampled
 //! every 10 ms for what the active sessions wait on.
 
 use std::collections::HashMap;
@@ -19,8 +19,10 @@ pub fn settings() -> Vec<(String, String)> {
     [
         ("shared_preload_libraries", "pg_stat_statements,auto_explain"),
         ("pg_stat_statements.track", "all"),
-        ("auto_explain.log_min_duration", "50ms"),
+        ("auto_explain.log_min_duration", "10ms"),
         ("auto_explain.log_nested_statements", "on"),
+        ("auto_explain.log_analyze", "on"),
+        ("auto_explain.log_buffers", "on"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -73,11 +75,13 @@ pub async fn profile(cluster: &pgembed::Cluster, options: &Options) -> anyhow::R
             anyhow::Ok((samples, seen))
         })
     };
+    let cpu_before = (own_cpu(), postgres_cpu());
     let started = Instant::now();
     let running = Guardians::start(&url, "profile", guardians, capacity, Executor::Noop, |_| {})
         .await?;
     wait_idle(&pool).await?;
     let elapsed = started.elapsed();
+    let cpu = (own_cpu() - cpu_before.0, postgres_cpu() - cpu_before.1);
     running.stop().await;
     stop.cancel();
     let (samples, seen) = sampler.await??;
@@ -88,6 +92,14 @@ pub async fn profile(cluster: &pgembed::Cluster, options: &Options) -> anyhow::R
         "Profile: {runs} no-op runs drained by {guardians} guardian(s) of capacity {capacity} in {:.2} s ({:.0} runs/s)\n",
         elapsed.as_secs_f64(),
         runs as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "CPU during the drain: this process (guardians, tokio, the sampler) {:.1} s = {:.0} µs per run; all postgres processes {:.1} s = {:.0} µs per run; wall {:.1} s × 2 cores\n",
+        cpu.0,
+        1e6 * cpu.0 / runs as f64,
+        cpu.1,
+        1e6 * cpu.1 / runs as f64,
+        elapsed.as_secs_f64()
     );
     println!("Statements by execution time (pg_stat_statements, track = all: a function's time includes the statements inside it)\n");
     println!("| calls | total ms | % of wall × 1 core | µs per run | rows | top level | statement |");
@@ -118,5 +130,47 @@ pub async fn profile(cluster: &pgembed::Cluster, options: &Options) -> anyhow::R
             n as f64 / samples.max(1) as f64
         );
     }
+    let log = cluster.data_dir().join("server.log");
+    let kept = std::env::current_exe()?
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map(|t| t.join("profile-server.log"));
+    if let Some(kept) = kept {
+        if std::fs::copy(&log, &kept).is_ok() {
+            println!("\nThe server's log, with auto_explain's plans of statements over 10 ms: {}", kept.display());
+        }
+    }
     Ok(())
+}
+
+/// CPU seconds (user + system) from a `/proc/<pid>/stat` line; 0 when unreadable.
+fn stat_cpu(stat: &str) -> f64 {
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name and state.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// This process's CPU seconds.
+fn own_cpu() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .map(|s| stat_cpu(&s))
+        .unwrap_or(0.0)
+}
+
+/// CPU seconds of every live `postgres` process (backends come and go: connections of a drain
+/// are pooled and live through it, so its backends are counted).
+fn postgres_cpu() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|s| s.contains("(postgres)"))
+        .map(|s| stat_cpu(&s))
+        .sum()
 }
