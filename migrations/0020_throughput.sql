@@ -265,3 +265,38 @@ BEGIN
       JOIN sisyphus.jobs j ON j.id = r.job_id
      WHERE r.id = ANY (claimed_ids);
 END $$;
+
+-- 0018's live-page hints, sent only while a dashboard listens. A NOTIFY takes the cluster's
+-- notification queue lock from the commit's start to its end, so every transaction that sends
+-- one commits after the other: with the hint on every claim and outcome batch, the drain's
+-- sessions spent about a third of their time waiting for that lock (`sisyphus-bench profile`,
+-- "Lock:object" at COMMIT). A dashboard's LISTEN connection names itself `sisyphus web
+-- (listen)` (web/src/live.rs); the check reads the server's table of sessions (no lock, no
+-- table; the application name is shown to every caller) — a changed name there would silence
+-- the live pages, which the web tests would see. Inlined, not a function of its own: the
+-- triggers run as whoever changes runs or writes lines.
+CREATE OR REPLACE FUNCTION sisyphus.web_notify_runs() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_stat_get_activity(NULL) a
+                WHERE a.application_name = 'sisyphus web (listen)') THEN
+        PERFORM pg_notify('sisyphus_web', 'runs');
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION sisyphus.web_notify_lines() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    ids text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_stat_get_activity(NULL) a
+                    WHERE a.application_name = 'sisyphus web (listen)') THEN
+        RETURN NULL;
+    END IF;
+    ids := (SELECT string_agg(DISTINCT run_id::text, ',') FROM new_lines);
+    IF ids IS NOT NULL THEN
+        PERFORM pg_notify('sisyphus_web', 'log ' || CASE WHEN length(ids) > 7000 THEN '*' ELSE ids END);
+    END IF;
+    RETURN NULL;
+END $$;
