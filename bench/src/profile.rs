@@ -81,7 +81,7 @@ pub async fn profile(cluster: &pgembed::Cluster, options: &Options) -> anyhow::R
         .await?;
     wait_idle(&pool).await?;
     let elapsed = started.elapsed();
-    let cpu = (own_cpu() - cpu_before.0, postgres_cpu() - cpu_before.1);
+    let cpu = (own_cpu() - cpu_before.0, postgres_cpu_since(&cpu_before.1));
     running.stop().await;
     stop.cancel();
     let (samples, seen) = sampler.await??;
@@ -162,15 +162,26 @@ fn own_cpu() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// CPU seconds of every live `postgres` process (backends come and go: connections of a drain
-/// are pooled and live through it, so its backends are counted).
-fn postgres_cpu() -> f64 {
+/// CPU seconds of each live `postgres` process, by pid.
+fn postgres_cpu() -> HashMap<String, f64> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0.0;
+        return HashMap::new();
     };
     dir.filter_map(Result::ok)
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter(|s| s.contains("(postgres)"))
-        .map(|s| stat_cpu(&s))
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            stat.contains("(postgres)")
+                .then(|| (e.file_name().to_string_lossy().into_owned(), stat_cpu(&stat)))
+        })
+        .collect()
+}
+
+/// CPU the postgres processes alive at the end used since `before` (backends that ended
+/// meanwhile, such as the setup's connections, are not counted; the drain's are pooled and live
+/// through it).
+fn postgres_cpu_since(before: &HashMap<String, f64>) -> f64 {
+    postgres_cpu()
+        .iter()
+        .map(|(pid, cpu)| cpu - before.get(pid).copied().unwrap_or(0.0))
         .sum()
 }
