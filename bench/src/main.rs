@@ -43,7 +43,7 @@ mod access;
 mod data_triggers;
 mod drain;
 mod footprint;
-mod health;
+pub(crate) mod health;
 mod isolation;
 mod latency;
 mod ll_sisyphus;
@@ -78,6 +78,18 @@ enum Bench {
         /// Runs each guardian takes at once.
         #[arg(long, default_value_t = 8)]
         capacity: usize,
+        /// The database path's extra lines (4 guardians of this capacity, no-op executor):
+        /// burn-down of this many pending runs (0: skip it).
+        #[arg(long, default_value_t = 100_000)]
+        burndown: i64,
+        #[arg(long, default_value_t = 32)]
+        db_capacity: usize,
+        /// The drain with a REPEATABLE READ snapshot held this long, against the same drain
+        /// without one for `clean_secs` (0: skip it).
+        #[arg(long, default_value_t = 150)]
+        held_secs: u64,
+        #[arg(long, default_value_t = 30)]
+        clean_secs: u64,
     },
     /// Resource lock cycles against raw round trips.
     Locks {
@@ -197,7 +209,18 @@ async fn main() -> anyhow::Result<()> {
             due,
             ticks,
         } => scheduler(&cluster, &defined, due, ticks).await,
-        Bench::Throughput { runs, capacity } => drain::throughput(&cluster, runs, capacity).await,
+        Bench::Throughput {
+            runs,
+            capacity,
+            burndown,
+            db_capacity,
+            held_secs,
+            clean_secs,
+        } => {
+            drain::throughput(&cluster, runs, capacity).await?;
+            println!();
+            drain::database_path(&cluster, burndown, db_capacity, clean_secs, held_secs).await
+        }
         Bench::Locks { cycles, holders } => locks::locks(&cluster, cycles, holders).await,
         Bench::Latency { samples } => latency::latency(&cluster, samples).await,
         Bench::Control { trials } => latency::control(&cluster, trials).await,
@@ -235,6 +258,8 @@ async fn all(cluster: &pgembed::Cluster) -> anyhow::Result<()> {
     data_triggers::data_triggers(cluster, &[1_000, 100_000], 10, 60).await?;
     println!();
     drain::throughput(cluster, 3000, 8).await?;
+    println!();
+    drain::database_path(cluster, 100_000, 32, 30, 150).await?;
     println!();
     latency::latency(cluster, 200).await?;
     println!();
