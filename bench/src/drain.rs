@@ -275,7 +275,9 @@ pub async fn database_path(
     held_secs: u64,
 ) -> anyhow::Result<()> {
     println!("The database path: no-op executor, 4 guardians of capacity {capacity}, concurrency unlimited\n");
-    println!("| what | runs | runs/s | baseline | baseline runs/s | ratio | pickup p99 / dead tuples |");
+    println!(
+        "| what | runs | runs/s | baseline | baseline runs/s | ratio | pickup p99 / dead tuples |"
+    );
     println!("|---|---:|---:|---|---:|---:|---|");
     if burndown > 0 {
         let name = "bench_burn_db";
@@ -297,7 +299,8 @@ pub async fn database_path(
             .await?;
         let pool = client.pool().clone();
         let guardians = Guardians::start(&url, "held", 4, capacity, Executor::Noop, |_| {}).await?;
-        let clean = crate::health::drain_for(&pool, "noop", Duration::from_secs(clean_secs)).await?;
+        let clean =
+            crate::health::drain_for(&pool, "noop", Duration::from_secs(clean_secs)).await?;
         let holder = db::bench::hold_snapshot(&url).await?;
         let held = crate::health::drain_for(&pool, "noop", Duration::from_secs(held_secs)).await?;
         let held_dead = crate::health::dead_tuples(&pool).await?;

@@ -114,7 +114,10 @@ fn graphile_dir() -> anyhow::Result<PathBuf> {
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
-        anyhow::ensure!(found, "`{tool}` is not on the PATH (install Node.js to compare)");
+        anyhow::ensure!(
+            found,
+            "`{tool}` is not on the PATH (install Node.js to compare)"
+        );
     }
     let dir = peers_dir()?.join(format!("graphile-worker-{GRAPHILE_VERSION}"));
     let installed = dir.join("node_modules/graphile-worker/package.json");
@@ -174,7 +177,11 @@ async fn graphile_drain(
     let out = tokio::time::timeout(Duration::from_secs(600), child.wait_with_output())
         .await
         .context("graphile-worker's drain took over 10 minutes")??;
-    anyhow::ensure!(out.status.success(), "graphile-worker's drain failed ({})", out.status);
+    anyhow::ensure!(
+        out.status.success(),
+        "graphile-worker's drain failed ({})",
+        out.status
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().last().unwrap_or_default();
     let parsed: serde_json::Value =

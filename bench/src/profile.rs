@@ -17,7 +17,10 @@ use crate::fresh_database;
 /// The server settings `profile` starts its cluster with.
 pub fn settings() -> Vec<(String, String)> {
     [
-        ("shared_preload_libraries", "pg_stat_statements,auto_explain"),
+        (
+            "shared_preload_libraries",
+            "pg_stat_statements,auto_explain",
+        ),
         ("pg_stat_statements.track", "all"),
         ("auto_explain.log_min_duration", "10ms"),
         ("auto_explain.log_nested_statements", "on"),
@@ -51,7 +54,9 @@ pub async fn profile(cluster: &pgembed::Cluster, options: &Options) -> anyhow::R
     } = *options;
     let url = fresh_database(cluster, "bench_profile").await?;
     let client = Client::connect(&url).await?;
-    client.apply(&[bench_job("noop", &["/bin/true"])], false).await?;
+    client
+        .apply(&[bench_job("noop", &["/bin/true"])], false)
+        .await?;
     let pool = client.pool().clone();
     db::bench::insert_pending_runs(&pool, runs).await?;
     db::bench::vacuum_analyze(&pool, db::bench::Table::Runs).await?;
@@ -77,8 +82,8 @@ pub async fn profile(cluster: &pgembed::Cluster, options: &Options) -> anyhow::R
     };
     let cpu_before = (own_cpu(), postgres_cpu());
     let started = Instant::now();
-    let running = Guardians::start(&url, "profile", guardians, capacity, Executor::Noop, |_| {})
-        .await?;
+    let running =
+        Guardians::start(&url, "profile", guardians, capacity, Executor::Noop, |_| {}).await?;
     wait_idle(&pool).await?;
     let elapsed = started.elapsed();
     let cpu = (own_cpu() - cpu_before.0, postgres_cpu_since(&cpu_before.1));
@@ -102,7 +107,9 @@ pub async fn profile(cluster: &pgembed::Cluster, options: &Options) -> anyhow::R
         elapsed.as_secs_f64()
     );
     println!("Statements by execution time (pg_stat_statements, track = all: a function's time includes the statements inside it)\n");
-    println!("| calls | total ms | % of wall × 1 core | µs per run | rows | top level | statement |");
+    println!(
+        "| calls | total ms | % of wall × 1 core | µs per run | rows | top level | statement |"
+    );
     println!("|---:|---:|---:|---:|---:|---|---|");
     for s in &statements {
         println!(
@@ -137,7 +144,10 @@ pub async fn profile(cluster: &pgembed::Cluster, options: &Options) -> anyhow::R
         .map(|t| t.join("profile-server.log"));
     if let Some(kept) = kept {
         if std::fs::copy(&log, &kept).is_ok() {
-            println!("\nThe server's log, with auto_explain's plans of statements over 10 ms: {}", kept.display());
+            println!(
+                "\nThe server's log, with auto_explain's plans of statements over 10 ms: {}",
+                kept.display()
+            );
         }
     }
     Ok(())
@@ -150,7 +160,12 @@ fn stat_cpu(stat: &str) -> f64 {
         return 0.0;
     };
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name and state.
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -170,8 +185,12 @@ fn postgres_cpu() -> HashMap<String, f64> {
     dir.filter_map(Result::ok)
         .filter_map(|e| {
             let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            stat.contains("(postgres)")
-                .then(|| (e.file_name().to_string_lossy().into_owned(), stat_cpu(&stat)))
+            stat.contains("(postgres)").then(|| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    stat_cpu(&stat),
+                )
+            })
         })
         .collect()
 }

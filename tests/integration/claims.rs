@@ -101,8 +101,14 @@ async fn four_guardians_racing_for_a_job_of_concurrency_3_never_run_4() {
     assert_eq!(excess, 0, "starts beyond concurrency {LIMIT}");
     assert!(most <= LIMIT);
     assert_eq!(twice, 0, "runs started more than once");
-    assert!(hosts >= 2, "the runs should be spread over the racing guardians");
+    assert!(
+        hosts >= 2,
+        "the runs should be spread over the racing guardians"
+    );
     // Every outcome recorded once: as many successful runs as starts witnessed.
     let text = std::fs::read_to_string(&w).unwrap_or_default();
-    assert_eq!(text.lines().filter(|l| l.starts_with("start ")).count(), RUNS);
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("start ")).count(),
+        RUNS
+    );
 }
