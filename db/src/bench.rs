@@ -99,13 +99,15 @@ pub async fn migrate_through(url: &str, version: i64) -> Result<i64> {
 
 /// Gives a database migrated through 0010 ([`migrate_through`]) the columns later migrations
 /// added that today's statements read (0013: `runs.rerun_of`, `runs.params`, `jobs.params`; 0016: `runs.yielded_to`),
-/// empty and without indexes, triggers or policies, and the function the claim calls after
-/// claiming (`claimed_params`, without its check): the same statements then run on the old
-/// schema and the new.
+/// empty and without indexes, triggers or policies, and the functions the claim calls after
+/// claiming (`claimed_params`, without its check) and the outcome batch calls (`finish_runs`,
+/// 0020, as finish_run per outcome): the same statements then run on the old schema and the
+/// new.
 pub async fn add_later_columns(conn: &mut PgConnection) -> Result<()> {
     execute!(&mut *conn, "later_run_columns.sql")?;
     execute!(&mut *conn, "later_job_columns.sql")?;
-    execute!(&mut *conn, "later_claimed_params.sql")
+    execute!(&mut *conn, "later_claimed_params.sql")?;
+    execute!(&mut *conn, "later_finish_runs.sql")
 }
 
 /// A table the bench vacuums after filling it.
