@@ -124,7 +124,7 @@ pub async fn profile(cluster: &pgembed::Cluster, options: &Options) -> anyhow::R
         );
     }
     let mut waits: Vec<_> = seen.into_iter().collect();
-    waits.sort_by(|a, b| b.1.cmp(&a.1));
+    waits.sort_by_key(|w| std::cmp::Reverse(w.1));
     println!(
         "\nActive sessions sampled every 10 ms ({samples} samples): average sessions in each state\n"
     );
