@@ -160,13 +160,16 @@ BEGIN
          LIMIT greatest(256, p_limit * 16)),
     mine AS MATERIALIZED (
         SELECT d.due_job AS mine_job, min(d.due_time) AS mine_time, j.concurrency AS mine_limit,
-               j.overlap AS mine_overlap, j.target_all AS mine_all
+               j.overlap AS mine_overlap,
+               -- Whether the job's runs for no particular host are this host's to take.
+               (NOT j.target_all AND (j.target_pool IS NULL OR j.target_pool = ANY (p_pools)))
+                   AS mine_any
           FROM due d
           JOIN sisyphus.jobs j ON j.id = d.due_job
          WHERE d.due_host = p_host
             OR (d.due_host IS NULL AND NOT j.target_all
                 AND (j.target_pool IS NULL OR j.target_pool = ANY (p_pools)))
-         GROUP BY d.due_job, j.concurrency, j.overlap, j.target_all),
+         GROUP BY d.due_job, j.concurrency, j.overlap, j.target_all, j.target_pool),
     busy AS MATERIALIZED (
         SELECT a.job_id AS busy_job, count(*) AS n
           FROM sisyphus.runs a
@@ -175,7 +178,7 @@ BEGIN
     -- The jobs, oldest due run first, while their places add up to under twice the batch.
     room AS MATERIALIZED (
         SELECT f.* FROM (
-            SELECT m.mine_job AS room_job, m.mine_limit AS room_limit, m.mine_all AS room_all,
+            SELECT m.mine_job AS room_job, m.mine_limit AS room_limit, m.mine_any AS room_any,
                    m.mine_limit - coalesce(b.n, 0) AS room_free,
                    least(m.mine_limit - coalesce(b.n, 0), p_limit) AS room_n,
                    sum(least(m.mine_limit - coalesce(b.n, 0), p_limit))
@@ -192,7 +195,7 @@ BEGIN
                   FROM sisyphus.runs r
                  WHERE r.job_id = rm.room_job AND r.status = 'pending' AND r.scheduled_for <= t
                    AND (r.expires_at IS NULL OR r.expires_at > t)
-                   AND (r.target_host = p_host OR (r.target_host IS NULL AND NOT rm.room_all))
+                   AND (r.target_host = p_host OR (r.target_host IS NULL AND rm.room_any))
                  ORDER BY r.scheduled_for, r.id
                  LIMIT rm.room_n
                    FOR UPDATE OF r SKIP LOCKED) x)
