@@ -256,6 +256,80 @@ pub async fn throughput(
     Ok(())
 }
 
+/// Issue 17's targets for the database path (no-op executor, 4 guardians, concurrency
+/// unlimited): what this bench compares with besides its measured baselines.
+const BURNDOWN_TARGET: f64 = 5_000.0;
+const HELD_TARGET: f64 = 0.90;
+
+/// The database path under a deep backlog and under a held snapshot: `burndown` pending no-op
+/// runs drained by 4 guardians of `capacity` (against single-statement transactions on 4
+/// connections, and issue 17's 5,000 runs/s); then batches of 2,000 no-op runs drained for
+/// `clean_secs`, and again for `held_secs` while another session holds a REPEATABLE READ
+/// snapshot that has read `runs` (against the clean figure), with the dead tuples of `runs` and
+/// how long autovacuum takes to reclaim them once the snapshot is released.
+pub async fn database_path(
+    cluster: &pgembed::Cluster,
+    burndown: i64,
+    capacity: usize,
+    clean_secs: u64,
+    held_secs: u64,
+) -> anyhow::Result<()> {
+    println!("The database path: no-op executor, 4 guardians of capacity {capacity}, concurrency unlimited\n");
+    println!(
+        "| what | runs | runs/s | baseline | baseline runs/s | ratio | pickup p99 / dead tuples |"
+    );
+    println!("|---|---:|---:|---|---:|---:|---|");
+    if burndown > 0 {
+        let name = "bench_burn_db";
+        let d = drain(cluster, name, burndown, 4, capacity, Executor::Noop).await?;
+        let base = round_trip_baseline(&cluster.url(name), 4, 3.0).await?;
+        println!(
+            "| burn-down of {burndown} pending runs | {burndown} | {:.0} | single-statement txns on 4 connections | {base:.0} | {:.0}% (target {BURNDOWN_TARGET:.0} runs/s: {:.2}×) | pickup p99 {} |",
+            d.per_second(),
+            100.0 * d.per_second() / base,
+            d.per_second() / BURNDOWN_TARGET,
+            crate::ms(d.pickup_p99),
+        );
+    }
+    if held_secs > 0 {
+        let url = fresh_database(cluster, "bench_held_db").await?;
+        let client = Client::connect(&url).await?;
+        client
+            .apply(&[bench_job("noop", &["/bin/true"])], false)
+            .await?;
+        let pool = client.pool().clone();
+        let guardians = Guardians::start(&url, "held", 4, capacity, Executor::Noop, |_| {}).await?;
+        let clean =
+            crate::health::drain_for(&pool, "noop", Duration::from_secs(clean_secs)).await?;
+        let holder = db::bench::hold_snapshot(&url).await?;
+        let held = crate::health::drain_for(&pool, "noop", Duration::from_secs(held_secs)).await?;
+        let held_dead = crate::health::dead_tuples(&pool).await?;
+        holder.release().await?;
+        let released = Instant::now();
+        let mut after = held_dead;
+        while released.elapsed() < Duration::from_secs(180) {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            after = crate::health::dead_tuples(&pool).await?;
+            if after.runs * 10 < held_dead.runs.max(1) {
+                break;
+            }
+        }
+        guardians.stop().await;
+        println!(
+            "| batches of 2,000, REPEATABLE READ snapshot held {held_secs} s | {} | {:.0} | the same without a snapshot, {clean_secs} s | {:.0} | {:.0}% (target {:.0}%) | dead tuples in runs: {} at release, {} after {:.0} s |",
+            held.0,
+            held.1,
+            clean.1,
+            100.0 * held.1 / clean.1,
+            100.0 * HELD_TARGET,
+            held_dead.runs,
+            after.runs,
+            released.elapsed().as_secs_f64(),
+        );
+    }
+    Ok(())
+}
+
 /// The burn-down table: `runs` pending runs inserted up front, drained by one guardian.
 pub async fn burndown(
     cluster: &pgembed::Cluster,

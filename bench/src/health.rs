@@ -24,11 +24,11 @@ pub async fn health(
         .await?;
     let pool = client.pool().clone();
     let guardians = Guardians::start(&url, "health", 1, 8, Executor::Process, |_| {}).await?;
-    let clean = drain_for(&pool, Duration::from_secs(clean_secs)).await?;
+    let clean = drain_for(&pool, "echo", Duration::from_secs(clean_secs)).await?;
     let clean_dead = dead_tuples(&pool).await?;
 
     let holder = db::bench::hold_snapshot(&url).await?;
-    let held = drain_for(&pool, Duration::from_secs(held_secs)).await?;
+    let held = drain_for(&pool, "echo", Duration::from_secs(held_secs)).await?;
     let held_dead = dead_tuples(&pool).await?;
     holder.release().await?;
     guardians.stop().await;
@@ -69,12 +69,13 @@ pub async fn health(
     Ok(())
 }
 
-/// Inserts batches of 2,000 runs and drains them until `length` has passed: (runs, runs/s).
-async fn drain_for(pool: &PgPool, length: Duration) -> anyhow::Result<(i64, f64)> {
+/// Inserts batches of 2,000 runs of job `job` and drains them until `length` has passed:
+/// (runs, runs/s).
+pub async fn drain_for(pool: &PgPool, job: &str, length: Duration) -> anyhow::Result<(i64, f64)> {
     let started = Instant::now();
     let mut runs = 0;
     while started.elapsed() < length {
-        insert_due(pool, "echo", 2000, 0.0).await?;
+        insert_due(pool, job, 2000, 0.0).await?;
         wait_idle(pool).await?;
         runs += 2000;
     }
@@ -82,7 +83,7 @@ async fn drain_for(pool: &PgPool, length: Duration) -> anyhow::Result<(i64, f64)
 }
 
 /// Dead tuples in `runs` and in all of `run_logs`' partitions (statistics, flushed lazily).
-async fn dead_tuples(pool: &PgPool) -> anyhow::Result<DeadTuples> {
+pub async fn dead_tuples(pool: &PgPool) -> anyhow::Result<DeadTuples> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let _ = db::bench::clear_stats_snapshot(pool).await;
     Ok(db::bench::dead_tuples(pool).await?)

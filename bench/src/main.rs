@@ -9,7 +9,9 @@
 //! - `throughput` — `/bin/true` runs completed end to end per second with 1 and 4 guardians,
 //!   against spawning and reaping `/bin/true` at the same concurrency from a plain loop; and the
 //!   database path alone (no-op executor) against raw single-statement round trips, with
-//!   transactions per run.
+//!   transactions per run; then the database path with 4 guardians (issue 17): a burn-down of
+//!   100,000 pending no-op runs, and the drain with a REPEATABLE READ snapshot held 150 s
+//!   against the same drain without one (and how soon autovacuum reclaims after).
 //! - `latency` — due time → process started, idle and under half the drain rate, against a
 //!   LISTEN/NOTIFY round trip.
 //! - `control` — suspend, resume, terminate: SQL call → process in its new state.
@@ -30,6 +32,11 @@
 //!   memory per stream and delivery latency of a new run, against bare connections and LISTEN.
 //! - `ll-sisyphus` — an unmodified Python ll.sisyphus job under a guardian (a running one, and
 //!   `--once` per run) against the same job started directly, as cron does.
+//! - `peers` — the no-op drain against graphile-worker (installed with npm into
+//!   `target/peers/` when `node` is there) draining as many jobs on the same cluster,
+//!   unbatched and with its local queue.
+//! - `profile` — one no-op drain with pg_stat_statements (nested statements too) and sampled
+//!   wait events: where a run's database time goes.
 //! - `all` — every table above, one after another.
 //!
 //! Run with `cargo build --release --workspace --examples && target/release/sisyphus-bench
@@ -41,13 +48,15 @@ mod calendars;
 mod data_triggers;
 mod drain;
 mod footprint;
-mod health;
+pub(crate) mod health;
 mod isolation;
 mod latency;
 mod ll_sisyphus;
 mod locks;
 mod logs;
 mod notify;
+mod peers;
+mod profile;
 mod sdk;
 mod web;
 
@@ -74,6 +83,18 @@ enum Bench {
         /// Runs each guardian takes at once.
         #[arg(long, default_value_t = 8)]
         capacity: usize,
+        /// The database path's extra lines (4 guardians of this capacity, no-op executor):
+        /// burn-down of this many pending runs (0: skip it).
+        #[arg(long, default_value_t = 100_000)]
+        burndown: i64,
+        #[arg(long, default_value_t = 32)]
+        db_capacity: usize,
+        /// The drain with a REPEATABLE READ snapshot held this long, against the same drain
+        /// without one for `clean_secs` (0: skip it).
+        #[arg(long, default_value_t = 150)]
+        held_secs: u64,
+        #[arg(long, default_value_t = 30)]
+        clean_secs: u64,
     },
     /// Resource lock cycles against raw round trips.
     Locks {
@@ -178,6 +199,10 @@ enum Bench {
     Access(access::Options),
     /// The web dashboard at 1M runs: pages against their statements, 200 event streams.
     Web(web::Options),
+    /// The no-op drain against graphile-worker (npm) on the same cluster.
+    Peers(peers::Options),
+    /// One no-op drain with pg_stat_statements and wait sampling: where the time goes.
+    Profile(profile::Options),
     /// Every bench with its defaults.
     All,
 }
@@ -185,10 +210,13 @@ enum Bench {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let cluster =
-        tokio::task::spawn_blocking(|| pgembed::Cluster::start(pgembed::Options::default()))
-            .await?
-            .context("start a private PostgreSQL")?;
+    let mut options = pgembed::Options::default();
+    if matches!(cli.bench, Bench::Profile(_)) {
+        options.settings = profile::settings();
+    }
+    let cluster = tokio::task::spawn_blocking(|| pgembed::Cluster::start(options))
+        .await?
+        .context("start a private PostgreSQL")?;
     match cli.bench {
         Bench::Scheduler {
             defined,
@@ -200,7 +228,18 @@ async fn main() -> anyhow::Result<()> {
             due,
             ticks,
         } => calendars::calendars(&cluster, defined, due, ticks).await,
-        Bench::Throughput { runs, capacity } => drain::throughput(&cluster, runs, capacity).await,
+        Bench::Throughput {
+            runs,
+            capacity,
+            burndown,
+            db_capacity,
+            held_secs,
+            clean_secs,
+        } => {
+            drain::throughput(&cluster, runs, capacity).await?;
+            println!();
+            drain::database_path(&cluster, burndown, db_capacity, clean_secs, held_secs).await
+        }
         Bench::Locks { cycles, holders } => locks::locks(&cluster, cycles, holders).await,
         Bench::Latency { samples } => latency::latency(&cluster, samples).await,
         Bench::Control { trials } => latency::control(&cluster, trials).await,
@@ -225,6 +264,8 @@ async fn main() -> anyhow::Result<()> {
         } => data_triggers::data_triggers(&cluster, &idle, active, ticks).await,
         Bench::Access(options) => access::access(&cluster, &options).await,
         Bench::Web(options) => web::web(&cluster, &options).await,
+        Bench::Peers(options) => peers::peers(&cluster, &options).await,
+        Bench::Profile(options) => profile::profile(&cluster, &options).await,
         Bench::All => all(&cluster).await,
     }
 }
@@ -238,6 +279,8 @@ async fn all(cluster: &pgembed::Cluster) -> anyhow::Result<()> {
     calendars::calendars(cluster, 10_000, 1000, 60).await?;
     println!();
     drain::throughput(cluster, 3000, 8).await?;
+    println!();
+    drain::database_path(cluster, 100_000, 32, 30, 150).await?;
     println!();
     latency::latency(cluster, 200).await?;
     println!();
@@ -260,6 +303,8 @@ async fn all(cluster: &pgembed::Cluster) -> anyhow::Result<()> {
     access::access(cluster, &access::Options::default()).await?;
     println!();
     web::web(cluster, &web::Options::default()).await?;
+    println!();
+    peers::peers(cluster, &peers::Options::default()).await?;
     println!();
     sdk::sdk(30)?;
     println!();

@@ -99,13 +99,15 @@ pub async fn migrate_through(url: &str, version: i64) -> Result<i64> {
 
 /// Gives a database migrated through 0010 ([`migrate_through`]) the columns later migrations
 /// added that today's statements read (0013: `runs.rerun_of`, `runs.params`, `jobs.params`; 0016: `runs.yielded_to`),
-/// empty and without indexes, triggers or policies, and the function the claim calls after
-/// claiming (`claimed_params`, without its check): the same statements then run on the old
-/// schema and the new.
+/// empty and without indexes, triggers or policies, and the functions the claim calls after
+/// claiming (`claimed_params`, without its check) and the outcome batch calls (`finish_runs`,
+/// 0020, as finish_run per outcome): the same statements then run on the old schema and the
+/// new.
 pub async fn add_later_columns(conn: &mut PgConnection) -> Result<()> {
     execute!(&mut *conn, "later_run_columns.sql")?;
     execute!(&mut *conn, "later_job_columns.sql")?;
-    execute!(&mut *conn, "later_claimed_params.sql")
+    execute!(&mut *conn, "later_claimed_params.sql")?;
+    execute!(&mut *conn, "later_finish_runs.sql")
 }
 
 /// A table the bench vacuums after filling it.
@@ -475,6 +477,51 @@ pub async fn dead_tuples(pool: &PgPool) -> Result<DeadTuples> {
         .fetch_one(pool)
         .await?;
     Ok(DeadTuples { runs, run_logs })
+}
+
+/// One statement's share of a profile (pg_stat_statements).
+#[derive(Debug, Clone)]
+pub struct StatementCost {
+    pub calls: i64,
+    pub total_ms: f64,
+    pub rows: i64,
+    /// Sent by a client (not run inside a function or trigger).
+    pub toplevel: bool,
+    pub query: String,
+}
+
+/// Makes pg_stat_statements' view available in this database and forgets what it counted.
+pub async fn statements_reset(conn: &mut PgConnection) -> Result<()> {
+    execute!(&mut *conn, "statements_extension.sql")?;
+    execute!(&mut *conn, "statements_reset.sql")
+}
+
+/// The `n` statements of this database with the most execution time since the reset.
+pub async fn statements_top(conn: &mut PgConnection, n: i64) -> Result<Vec<StatementCost>> {
+    let rows: Vec<(i64, f64, i64, bool, String)> =
+        sqlx::query_as(include_str!("../../sql/bench/statements_top.sql"))
+            .bind(n)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(calls, total_ms, rows, toplevel, query)| StatementCost {
+            calls,
+            total_ms,
+            rows,
+            toplevel,
+            query,
+        })
+        .collect())
+}
+
+/// The active sessions of this database now: (wait event or `CPU`, start of the statement).
+pub async fn active_waits(conn: &mut PgConnection) -> Result<Vec<(String, String)>> {
+    Ok(
+        sqlx::query_as(include_str!("../../sql/bench/active_waits.sql"))
+            .fetch_all(conn)
+            .await?,
+    )
 }
 
 /// A session holding a REPEATABLE READ snapshot open: vacuum can remove no row version deleted

@@ -344,7 +344,7 @@ pub struct Finish<'a> {
     pub finished_at: DateTime<Utc>,
 }
 
-/// Records outcomes in one statement through `sisyphus.finish_run` (compare-and-set each,
+/// Records outcomes in one statement through `sisyphus.finish_runs` (compare-and-set each,
 /// retries as it does). Returns, per outcome, whether it was recorded: false when the run had
 /// already ended otherwise.
 ///

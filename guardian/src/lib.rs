@@ -272,6 +272,9 @@ pub struct Report {
     pub problems: Vec<String>,
 }
 
+/// Under a backlog, how long a freed place waits for more to free before it is claimed for.
+const BATCH_WAIT: Duration = Duration::from_millis(10);
+
 /// Runs in progress on this host: their control channels.
 type Active = Arc<Mutex<HashMap<RunId, mpsc::Sender<Control>>>>;
 
@@ -561,23 +564,42 @@ impl Guardian {
     ) {
         let mut listener = self.listen().await;
         let mut next_due: Option<DateTime<Utc>> = None;
+        // Under a backlog (the last claim filled every free place) a claim waits for a quarter of
+        // the capacity to be free, or BATCH_WAIT after a place first freed: a claim's cost is
+        // mostly per statement, so one claim of 8 costs little more than one of 1 (issue 17).
+        // Without a backlog every free place is claimed for at once (start latency).
+        let floor = (self.config.capacity / 4).max(1);
+        let mut backlog = false;
+        let mut freed_at: Option<tokio::time::Instant> = None;
         loop {
-            if state.may_claim() {
-                let free = self.config.capacity.saturating_sub(runs.len());
-                match self.claim(free).await {
-                    Ok(claimed) => {
-                        ctx.metrics.claimed(claimed.len());
-                        tracing::debug!(free, ids = ?claimed.iter().map(|c| c.id.0).collect::<Vec<_>>(), "claimed");
-                        let full = claimed.len() == free;
-                        for run in claimed {
-                            self.launch(run, ctx, active, runs);
+            let free = self.config.capacity.saturating_sub(runs.len());
+            if free == 0 || !state.may_claim() {
+                freed_at = None;
+                if free == 0 {
+                    next_due = None;
+                }
+            } else {
+                let since = *freed_at.get_or_insert_with(tokio::time::Instant::now);
+                let hold = backlog && free < floor && since.elapsed() < BATCH_WAIT;
+                if !hold {
+                    freed_at = None;
+                    match self.claim(free).await {
+                        Ok(claimed) => {
+                            ctx.metrics.claimed(claimed.len());
+                            tracing::debug!(free, ids = ?claimed.iter().map(|c| c.id.0).collect::<Vec<_>>(), "claimed");
+                            let full = claimed.len() == free;
+                            backlog = full;
+                            for run in claimed {
+                                self.launch(run, ctx, active, runs);
+                            }
+                            next_due = if full { None } else { self.next_due().await };
                         }
-                        next_due = if full { None } else { self.next_due().await };
+                        Err(e) => tracing::warn!("claiming failed: {e}"),
                     }
-                    Err(e) => tracing::warn!("claiming failed: {e}"),
                 }
             }
             let wait = wait_until(next_due, self.config.poll);
+            let held_until = freed_at.map(|since| since + BATCH_WAIT);
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 done = runs.join_next(), if !runs.is_empty() => {
@@ -595,6 +617,7 @@ impl Guardian {
                         self.dispatch_requests(active).await;
                     }
                 }
+                _ = tokio::time::sleep_until(held_until.unwrap_or_else(tokio::time::Instant::now)), if held_until.is_some() => {}
                 _ = tokio::time::sleep(wait) => {
                     // Polling is the safety net: look for control requests too.
                     self.dispatch_requests(active).await;

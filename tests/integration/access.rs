@@ -165,6 +165,13 @@ async fn each_role_may_do_what_its_grant_says_and_nothing_more() {
              NULL, NULL, now())"
         )
     };
+    // The guardian's outcome batch (migration 0020): `recorded` of the one outcome.
+    let finish_batch = |run: i64| {
+        format!(
+            "SELECT 1 FROM sisyphus.finish_runs(ARRAY[{run}]::bigint[], '{{successful}}', '{{0}}', \
+             '{{NULL}}', '{{NULL}}', '{{NULL}}', ARRAY[now()]) f WHERE f.recorded"
+        )
+    };
     let line = |run: i64| {
         format!(
             "INSERT INTO sisyphus.run_logs (run_id, seq, at, stream, text) \
@@ -232,6 +239,8 @@ async fn each_role_may_do_what_its_grant_says_and_nothing_more() {
         ),
         ("finish its own run", finish(mine)),
         ("finish another host's run", finish(theirs)),
+        ("finish its own run in a batch", finish_batch(mine)),
+        ("finish another host's run in a batch", finish_batch(theirs)),
         ("write lines of its run", line(mine)),
         ("write lines of another host's run", line(theirs)),
         (
@@ -272,6 +281,7 @@ async fn each_role_may_do_what_its_grant_says_and_nothing_more() {
                     "read runs"
                         | "claim for its host"
                         | "finish its own run"
+                        | "finish its own run in a batch"
                         | "write lines of its run"
                         | "beat as its host"
                         | "suspend its own run"
@@ -305,6 +315,8 @@ async fn each_role_may_do_what_its_grant_says_and_nothing_more() {
             | "claim for another host"
             | "finish its own run"
             | "finish another host's run"
+            | "finish its own run in a batch"
+            | "finish another host's run in a batch"
             | "write lines of its run"
             | "write lines of another host's run"
             | "beat as its host"

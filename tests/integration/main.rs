@@ -9,6 +9,7 @@ mod apply;
 mod backfill;
 mod browser;
 mod calendars;
+mod claims;
 mod cli;
 mod dst;
 mod failover;

@@ -188,6 +188,12 @@ async fn every_statement_in_sql_prepares_against_the_migrated_schema() {
     conn.execute(scratch.as_str())
         .await
         .expect("the benchmarks' scratch table");
+    // And the statistics view `sisyphus-bench profile` reads (PostgreSQL's contrib).
+    let statements =
+        std::fs::read_to_string(root.join("bench/statements_extension.sql")).expect("extension");
+    conn.execute(statements.as_str())
+        .await
+        .expect("pg_stat_statements (PostgreSQL's contrib)");
     let mut broken = Vec::new();
     for path in &files {
         let text = std::fs::read_to_string(path).expect("read a statement");
