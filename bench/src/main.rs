@@ -8,6 +8,10 @@
 //!   against spawning and reaping `/bin/true` at the same concurrency from a plain loop; and the
 //!   database path alone (no-op executor) against raw single-statement round trips, with
 //!   transactions per run.
+//! - `fork` — the fork path: `/bin/true` drained by a real `sisyphus guardian` process (each
+//!   way of spawning, and the no-op executor) against a plain spawn loop at the same
+//!   concurrency, with CPU per run of the guardian, its children and PostgreSQL; and the spawn
+//!   methods from one process, small and with 512 MB of heap.
 //! - `latency` — due time → process started, idle and under half the drain rate, against a
 //!   LISTEN/NOTIFY round trip.
 //! - `control` — suspend, resume, terminate: SQL call → process in its new state.
@@ -38,6 +42,7 @@ mod access;
 mod data_triggers;
 mod drain;
 mod footprint;
+mod fork;
 mod health;
 mod isolation;
 mod latency;
@@ -72,6 +77,8 @@ enum Bench {
         #[arg(long, default_value_t = 8)]
         capacity: usize,
     },
+    /// The fork path: /bin/true through a real `sisyphus guardian` against a plain spawn loop.
+    Fork(fork::Options),
     /// Resource lock cycles against raw round trips.
     Locks {
         #[arg(long, default_value_t = 2000)]
@@ -184,6 +191,7 @@ async fn main() -> anyhow::Result<()> {
             ticks,
         } => scheduler(&cluster, &defined, due, ticks).await,
         Bench::Throughput { runs, capacity } => drain::throughput(&cluster, runs, capacity).await,
+        Bench::Fork(options) => fork::fork(&cluster, &options).await,
         Bench::Locks { cycles, holders } => locks::locks(&cluster, cycles, holders).await,
         Bench::Latency { samples } => latency::latency(&cluster, samples).await,
         Bench::Control { trials } => latency::control(&cluster, trials).await,
@@ -219,6 +227,8 @@ async fn all(cluster: &pgembed::Cluster) -> anyhow::Result<()> {
     data_triggers::data_triggers(cluster, &[1_000, 100_000], 10, 60).await?;
     println!();
     drain::throughput(cluster, 3000, 8).await?;
+    println!();
+    fork::fork(cluster, &fork::Options::default()).await?;
     println!();
     latency::latency(cluster, 200).await?;
     println!();

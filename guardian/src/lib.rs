@@ -115,6 +115,8 @@ pub struct Config {
     /// it to the end with the usual leases and heartbeats, check that every outcome is recorded,
     /// and stop ([`Report`]).
     pub once: bool,
+    /// How runs' processes are made (`--spawn`; `fork` only to measure against).
+    pub spawn: process::Spawn,
 }
 
 impl Config {
@@ -145,6 +147,7 @@ impl Config {
             log_group: None,
             secrets_dir: None,
             once: false,
+            spawn: process::Spawn::default(),
         }
     }
 
@@ -389,6 +392,7 @@ impl Guardian {
                 group: self.config.log_group,
             },
             tasks: tasks.clone(),
+            spawn: self.config.spawn,
         });
         let active: Active = Arc::default();
         let stop_metrics = CancellationToken::new();
