@@ -386,6 +386,25 @@ pub enum Notice {
     Control,
 }
 
+impl Notice {
+    /// What `heard` means to the guardian of `host`, or None when it is meant for other guardians:
+    /// a control request names the run's host (migrations/0003), a run made now the guardians
+    /// that should claim it (`wake <host> <host>`, migrations/0021). An empty payload is for
+    /// everyone, and so is one this version does not know.
+    pub fn for_host(heard: &Notification, host: &str) -> Option<Notice> {
+        let notice = Notice::from(heard);
+        let payload = heard.payload.as_str();
+        let mine = match notice {
+            Notice::Control => payload.is_empty() || payload == host,
+            Notice::Runs => match payload.strip_prefix("wake ") {
+                Some(named) => named.split(' ').any(|h| h == host),
+                None => true,
+            },
+        };
+        mine.then_some(notice)
+    }
+}
+
 impl From<&Notification> for Notice {
     fn from(heard: &Notification) -> Notice {
         match heard.channel.as_str() {

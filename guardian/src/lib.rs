@@ -483,7 +483,7 @@ impl Guardian {
                         self.ended(active, done, report);
                     }
                 }
-                note = recv(&mut listener) => {
+                note = recv(&mut listener, &self.config.name) => {
                     if note == Some(Notice::Control) {
                         self.dispatch_requests(active).await;
                     }
@@ -594,7 +594,7 @@ impl Guardian {
                         self.ended(active, done, &mut nothing);
                     }
                 }
-                note = recv(&mut listener) => {
+                note = recv(&mut listener, &self.config.name) => {
                     if note == Some(Notice::Control) {
                         self.dispatch_requests(active).await;
                     }
@@ -745,17 +745,24 @@ fn wait_until(next_due: Option<DateTime<Utc>>, poll: Duration) -> Duration {
     until.min(poll)
 }
 
-/// The next notification's meaning, or None when the listener is gone (then this waits forever
-/// and polling takes over).
-async fn recv(listener: &mut Option<Listener>) -> Option<Notice> {
+/// The meaning of the next notification for `host` (those meant for other guardians are
+/// passed over: a fleet is not woken by each run another host is told to take), or None when the
+/// listener is gone (then this waits forever and polling takes over) or lost its connection
+/// (it reconnects; what was sent meanwhile is looked for by the caller's claim).
+async fn recv(listener: &mut Option<Listener>, host: &str) -> Option<Notice> {
     let Some(l) = listener else {
         return std::future::pending().await;
     };
-    match l.recv().await {
-        Ok(heard) => Some(Notice::from(&heard)),
-        Err(_) => {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            None
+    loop {
+        match l.recv().await {
+            Ok(heard) => match Notice::for_host(&heard, host) {
+                Some(notice) => return Some(notice),
+                None => continue,
+            },
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                return None;
+            }
         }
     }
 }
