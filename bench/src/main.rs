@@ -12,6 +12,10 @@
 //!   way of spawning, and the no-op executor) against a plain spawn loop at the same
 //!   concurrency, with CPU per run of the guardian, its children and PostgreSQL; and the spawn
 //!   methods from one process, small and with 512 MB of heap.
+//! - `fleet` — 200 idle guardians (real ones, in this process) on a cluster of their own:
+//!   connections per guardian, the database's idle load (pg_stat_statements, CPU of the
+//!   PostgreSQL processes), and the claim statements one `run_now` costs against a wake-up of
+//!   every guardian.
 //! - `latency` — due time → process started, idle and under half the drain rate, against a
 //!   LISTEN/NOTIFY round trip.
 //! - `control` — suspend, resume, terminate: SQL call → process in its new state.
@@ -41,6 +45,7 @@
 mod access;
 mod data_triggers;
 mod drain;
+mod fleet;
 mod footprint;
 mod fork;
 mod health;
@@ -79,6 +84,8 @@ enum Bench {
     },
     /// The fork path: /bin/true through a real `sisyphus guardian` against a plain spawn loop.
     Fork(fork::Options),
+    /// A fleet of idle guardians: connections, idle load, claims per `run_now`.
+    Fleet(fleet::Options),
     /// Resource lock cycles against raw round trips.
     Locks {
         #[arg(long, default_value_t = 2000)]
@@ -191,6 +198,7 @@ async fn main() -> anyhow::Result<()> {
             ticks,
         } => scheduler(&cluster, &defined, due, ticks).await,
         Bench::Throughput { runs, capacity } => drain::throughput(&cluster, runs, capacity).await,
+        Bench::Fleet(options) => fleet::fleet(&options).await,
         Bench::Fork(options) => fork::fork(&cluster, &options).await,
         Bench::Locks { cycles, holders } => locks::locks(&cluster, cycles, holders).await,
         Bench::Latency { samples } => latency::latency(&cluster, samples).await,
@@ -229,6 +237,8 @@ async fn all(cluster: &pgembed::Cluster) -> anyhow::Result<()> {
     drain::throughput(cluster, 3000, 8).await?;
     println!();
     fork::fork(cluster, &fork::Options::default()).await?;
+    println!();
+    fleet::fleet(&fleet::Options::default()).await?;
     println!();
     latency::latency(cluster, 200).await?;
     println!();

@@ -188,6 +188,11 @@ async fn every_statement_in_sql_prepares_against_the_migrated_schema() {
     conn.execute(scratch.as_str())
         .await
         .expect("the benchmarks' scratch table");
+    // And the fleet bench's statement counts (pg_stat_statements: planned without being loaded).
+    let counts = std::fs::read_to_string(root.join("bench/statements_extension.sql")).expect("ext");
+    conn.execute(counts.as_str())
+        .await
+        .expect("pg_stat_statements");
     let mut broken = Vec::new();
     for path in &files {
         let text = std::fs::read_to_string(path).expect("read a statement");

@@ -1,0 +1,2 @@
+-- Forgets every statement counted so far (pg_stat_statements).
+SELECT pg_stat_statements_reset()::text
