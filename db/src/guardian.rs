@@ -413,3 +413,30 @@ impl From<&Notification> for Notice {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heard(channel: &str, payload: &str) -> Notification {
+        Notification {
+            channel: channel.to_string(),
+            payload: payload.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_guardian_hears_what_names_it_or_everyone() {
+        let runs = |p| Notice::for_host(&heard(RUNS_CHANNEL, p), "b");
+        assert_eq!(runs(""), Some(Notice::Runs));
+        assert_eq!(runs("wake a b"), Some(Notice::Runs));
+        assert_eq!(runs("wake b"), Some(Notice::Runs));
+        assert_eq!(runs("wake a c"), None);
+        assert_eq!(runs("wake bb"), None);
+        assert_eq!(runs("something newer"), Some(Notice::Runs));
+        let control = |p| Notice::for_host(&heard(CONTROL_CHANNEL, p), "b");
+        assert_eq!(control("b"), Some(Notice::Control));
+        assert_eq!(control(""), Some(Notice::Control));
+        assert_eq!(control("a"), None);
+    }
+}

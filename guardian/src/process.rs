@@ -24,6 +24,7 @@ use nix::libc;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{Pid, User};
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::net::unix::pipe;
 
 /// What to start.
@@ -171,7 +172,12 @@ impl Child {
             stderr: None,
         };
         // Made first, so that a failure below still reaps the child (Drop).
-        child.pidfd = Some(AsyncFd::new(pidfd_open(pid)?)?);
+        let pidfd = pidfd_open(pid)?;
+        // SAFETY: the AsyncFd owns the descriptor, which stays open as long as it does.
+        #[allow(unsafe_code)]
+        let pidfd = unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
+        child.pidfd = Some(pidfd);
         child.stdout = Some(pipe::Receiver::from_owned_fd(stdout)?);
         child.stderr = Some(pipe::Receiver::from_owned_fd(stderr)?);
         Ok(child)
@@ -557,9 +563,9 @@ unsafe fn child_steps(a: &mut ChildArgs) -> i32 {
     if !a.workdir.is_null() {
         check!(libc::chdir(a.workdir));
     }
-    let errno = run_steps(Fds { cgroup: -1, ..f });
-    if errno != 0 {
-        return errno;
+    let failed = run_steps(Fds { cgroup: -1, ..f });
+    if failed != 0 {
+        return failed;
     }
     let mut empty: libc::sigset_t = std::mem::zeroed();
     libc::sigemptyset(&mut empty);
