@@ -25,6 +25,9 @@ pub struct Options {
     /// Rounds of every guardian row (the rows take turns, so that the load falls on all alike).
     #[arg(long, default_value_t = 2)]
     pub rounds: usize,
+    /// Only the spawn methods from one process (no database, no guardian).
+    #[arg(long)]
+    pub methods_only: bool,
 }
 
 impl Default for Options {
@@ -33,6 +36,7 @@ impl Default for Options {
             runs: 3000,
             capacity: 8,
             rounds: 2,
+            methods_only: false,
         }
     }
 }
@@ -78,6 +82,9 @@ struct Measured {
 }
 
 pub async fn fork(cluster: &pgembed::Cluster, o: &Options) -> anyhow::Result<()> {
+    if o.methods_only {
+        return spawn_methods(o.capacity).await;
+    }
     let exe = sisyphus_binary()?;
     let url = fresh_database(cluster, "bench_fork").await?;
     let client = Client::connect(&url).await?;
@@ -257,26 +264,27 @@ async fn guardian_spawns(runs: i64, concurrency: usize, how: Spawn) -> anyhow::R
     let mut launched = 0;
     while launched < runs || !set.is_empty() {
         while launched < runs && set.len() < concurrency {
-            let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-            let launch = Launch {
-                argv: vec!["/bin/true".into()],
-                env: BTreeMap::from([("PATH".to_string(), "/usr/bin:/bin".to_string())]),
-                workdir: None,
-                user: None,
-                protocol: Some(std::os::fd::AsRawFd::as_raw_fd(&write)),
-                cgroup: None,
-                how,
-            };
-            let mut child = process::spawn(&launch).map_err(|e| anyhow::anyhow!(e.0))?;
-            drop((read, write));
+            // Spawned inside the task, as the plain loop and the guardian's supervisors do.
             set.spawn(async move {
-                let status = child.wait().await;
-                status.map(|s| s.success()).unwrap_or(false)
+                let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+                let launch = Launch {
+                    argv: vec!["/bin/true".into()],
+                    env: BTreeMap::from([("PATH".to_string(), "/usr/bin:/bin".to_string())]),
+                    workdir: None,
+                    user: None,
+                    protocol: Some(std::os::fd::AsRawFd::as_raw_fd(&write)),
+                    cgroup: None,
+                    how,
+                };
+                let mut child = process::spawn(&launch).map_err(|e| anyhow::anyhow!(e.0))?;
+                drop((read, write));
+                let status = child.wait().await?;
+                anyhow::Ok(status.success())
             });
             launched += 1;
         }
         if let Some(done) = set.join_next().await {
-            anyhow::ensure!(done.unwrap_or(false), "/bin/true failed");
+            anyhow::ensure!(matches!(done, Ok(Ok(true))), "/bin/true failed");
         }
     }
     Ok(runs as f64 / started.elapsed().as_secs_f64())
