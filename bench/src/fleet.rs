@@ -111,7 +111,7 @@ pub async fn fleet(o: &Options) -> anyhow::Result<()> {
     for c in calls.iter().filter(|c| c.calls > 0) {
         println!(
             "| `{}` | {:.1} | {:.1} | {:.3} |",
-            c.query.replace('|', "\\|"),
+            short(&c.query).replace('|', "\\|"),
             c.calls as f64 / secs,
             c.calls as f64 * 60.0 / secs / o.guardians as f64,
             c.total_ms / c.calls as f64
@@ -187,4 +187,18 @@ where
         .map(|c| c.calls)
         .sum();
     Ok((claims, window, latency))
+}
+
+/// A statement without its comment lines, on one line, cut at 90 characters.
+fn short(query: &str) -> String {
+    let text = query
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .flat_map(str::split_whitespace)
+        .collect::<Vec<_>>()
+        .join(" ");
+    match text.char_indices().nth(90) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text,
+    }
 }

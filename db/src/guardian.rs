@@ -27,6 +27,7 @@ const DEREGISTER: &str = include_str!("../../sql/guardian/deregister.sql");
 const CLAIM: &str = include_str!("../../sql/guardian/claim.sql");
 const CLAIMED_PARAMS: &str = include_str!("../../sql/guardian/claimed_params.sql");
 const NEXT_DUE: &str = include_str!("../../sql/guardian/next_due.sql");
+const DUE_NOW: &str = include_str!("../../sql/guardian/due_now.sql");
 const REQUESTS: &str = include_str!("../../sql/guardian/requests.sql");
 const HEARTBEAT: &str = include_str!("../../sql/guardian/heartbeat.sql");
 const SET_SUSPENDED: &str = include_str!("../../sql/guardian/set_suspended.sql");
@@ -232,6 +233,17 @@ pub async fn next_due<'e>(
     pools: &[String],
 ) -> crate::Result<Option<DateTime<Utc>>> {
     sqlx::query_scalar(NEXT_DUE)
+        .bind(host)
+        .bind(pools)
+        .fetch_one(db)
+        .await
+        .map_err(crate::Error::from)
+}
+
+/// Whether a pending run `host` (serving `pools`) could take is due: the poll's cheap probe
+/// before a claim.
+pub async fn due_now<'e>(db: impl PgExecutor<'e>, host: &str, pools: &[String]) -> crate::Result<bool> {
+    sqlx::query_scalar(DUE_NOW)
         .bind(host)
         .bind(pools)
         .fetch_one(db)

@@ -565,8 +565,12 @@ impl Guardian {
     ) {
         let mut listener = self.listen().await;
         let mut next_due: Option<DateTime<Utc>> = None;
+        // Woken by the safety-net poll (not by a notification, a due run or a run's end): probe
+        // before claiming, so that an idle fleet costs the database microseconds per poll.
+        let mut polled = false;
+        let mut polls = 0u32;
         loop {
-            if state.may_claim() {
+            if state.may_claim() && (!polled || self.due_now().await) {
                 let free = self.config.capacity.saturating_sub(runs.len());
                 match self.claim(free).await {
                     Ok(claimed) => {
@@ -582,6 +586,7 @@ impl Guardian {
                 }
             }
             let wait = wait_until(next_due, self.config.poll);
+            polled = false;
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 done = runs.join_next(), if !runs.is_empty() => {
@@ -595,13 +600,20 @@ impl Guardian {
                     }
                 }
                 note = recv(&mut listener, &self.config.name) => {
-                    if note == Some(Notice::Control) {
+                    // None: the listener lost its connection; what was sent meanwhile is lost.
+                    if note != Some(Notice::Runs) {
                         self.dispatch_requests(active).await;
                     }
                 }
                 _ = tokio::time::sleep(wait) => {
-                    // Polling is the safety net: look for control requests too.
-                    self.dispatch_requests(active).await;
+                    polled = wait == self.config.poll;
+                    // Polling is the safety net: for control requests too, every fifth time
+                    // (a request's NOTIFY is lost only with the listener's connection, and then
+                    // they are looked for at once, above).
+                    polls = polls.wrapping_add(1);
+                    if !polled || polls % 5 == 0 {
+                        self.dispatch_requests(active).await;
+                    }
                 }
             }
         }
@@ -648,6 +660,13 @@ impl Guardian {
             config.lease,
         )
         .await
+    }
+
+    /// Whether something is due for this host (an error says yes: the claim will tell).
+    async fn due_now(&self) -> bool {
+        queries::due_now(&self.pool, &self.config.name, &self.config.pools)
+            .await
+            .unwrap_or(true)
     }
 
     async fn next_due(&self) -> Option<DateTime<Utc>> {
