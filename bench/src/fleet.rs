@@ -60,6 +60,12 @@ pub async fn fleet(o: &Options) -> anyhow::Result<()> {
         .apply(&[bench_job("now", &["/bin/true"])], false)
         .await?;
     let pool = client.pool().clone();
+    // The cluster's own idle load (background processes, this bench's connections), before
+    // any guardian: the baseline.
+    let base_secs = 20.0;
+    let b0 = postgres_cpu()?;
+    tokio::time::sleep(Duration::from_secs_f64(base_secs)).await;
+    let base = (postgres_cpu()? - b0) / base_secs;
     let started = Instant::now();
     let fleet = Guardians::start(&url, "fleet", o.guardians, 4, Executor::Noop, |_| {}).await?;
     let start_secs = started.elapsed().as_secs_f64();
@@ -99,9 +105,10 @@ pub async fn fleet(o: &Options) -> anyhow::Result<()> {
     let secs = o.idle_secs as f64;
     let total: i64 = calls.iter().map(|c| c.calls).sum();
     println!(
-        "Idle for {} s: PostgreSQL processes {:.1}% of one core (target < 5%); the {} guardians themselves {:.1}%; {:.1} statements/s\n",
+        "Idle for {} s: PostgreSQL processes {:.1}% of one core (target < 5%), of which {:.1}% without any guardian ({base_secs:.0} s before they started); the {} guardians themselves {:.1}%; {:.1} statements/s\n",
         o.idle_secs,
         100.0 * (p1 - p0) / secs,
+        100.0 * base,
         o.guardians,
         100.0 * (cpu1 - cpu0) / secs,
         total as f64 / secs
@@ -147,7 +154,7 @@ pub async fn fleet(o: &Options) -> anyhow::Result<()> {
             "| {label} | {:.1}, {:.0} | {:.1} | {latency:.1} ms |",
             claims.iter().sum::<f64>() / claims.len() as f64,
             claims.iter().copied().fold(0.0, f64::max),
-            idle_claims_per_sec * window,
+            (idle_claims_per_sec * window).abs(),
         );
     }
     fleet.stop().await;
