@@ -63,9 +63,9 @@ pub async fn fleet(o: &Options) -> anyhow::Result<()> {
     // The cluster's own idle load (background processes, this bench's connections), before
     // any guardian: the baseline.
     let base_secs = 20.0;
-    let b0 = postgres_cpu()?;
+    let b0 = postgres_cpu(&cluster)?;
     tokio::time::sleep(Duration::from_secs_f64(base_secs)).await;
-    let base = (postgres_cpu()? - b0) / base_secs;
+    let base = (postgres_cpu(&cluster)? - b0) / base_secs;
     let started = Instant::now();
     let fleet = Guardians::start(&url, "fleet", o.guardians, 4, Executor::Noop, |_| {}).await?;
     let start_secs = started.elapsed().as_secs_f64();
@@ -98,9 +98,9 @@ pub async fn fleet(o: &Options) -> anyhow::Result<()> {
     // The idle stretch.
     db::bench::statements_reset(&pool).await?;
     let me = std::process::id() as i32;
-    let (cpu0, p0) = (crate::fork::cpu(me)?.0, postgres_cpu()?);
+    let (cpu0, p0) = (crate::fork::cpu(me)?.0, postgres_cpu(&cluster)?);
     tokio::time::sleep(Duration::from_secs(o.idle_secs)).await;
-    let (cpu1, p1) = (crate::fork::cpu(me)?.0, postgres_cpu()?);
+    let (cpu1, p1) = (crate::fork::cpu(me)?.0, postgres_cpu(&cluster)?);
     let calls = db::bench::statement_calls(&pool, 12).await?;
     let secs = o.idle_secs as f64;
     let total: i64 = calls.iter().map(|c| c.calls).sum();

@@ -97,7 +97,7 @@ pub async fn fork(cluster: &pgembed::Cluster, o: &Options) -> anyhow::Result<()>
     for _ in 0..o.rounds {
         baseline.push(spawn_baseline(o.runs, o.capacity).await?);
         for (v, m) in VARIANTS.iter().zip(measured.iter_mut()) {
-            let r = drain_with(&exe, &url, &pool, v, o).await?;
+            let r = drain_with(cluster, &exe, &url, &pool, v, o).await?;
             m.per_second.push(r.0);
             m.guardian_ms.push(r.1);
             m.children_ms.push(r.2);
@@ -153,6 +153,7 @@ pub async fn fork(cluster: &pgembed::Cluster, o: &Options) -> anyhow::Result<()>
 /// and times them from the commit to the last outcome; stops the guardian. Returns runs/s and
 /// CPU ms per run of the guardian, its children and PostgreSQL.
 async fn drain_with(
+    cluster: &pgembed::Cluster,
     exe: &Path,
     url: &str,
     pool: &db::PgPool,
@@ -188,13 +189,13 @@ async fn drain_with(
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (g0, c0) = cpu(pid)?;
-    let p0 = postgres_cpu()?;
+    let p0 = postgres_cpu(cluster)?;
     let started = Instant::now();
     insert_due(pool, "true", o.runs, 0.0).await?;
     wait_idle(pool).await?;
     let elapsed = started.elapsed();
     let (g1, c1) = cpu(pid)?;
-    let p1 = postgres_cpu()?;
+    let p1 = postgres_cpu(cluster)?;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGTERM,
@@ -322,18 +323,27 @@ fn stat_cpu(stat: &str) -> Option<(f64, f64)> {
     Some((f(14)? + f(15)?, f(16)? + f(17)?))
 }
 
-/// CPU seconds of every `postgres` process now alive (backends, the postmaster, autovacuum…).
-pub(crate) fn postgres_cpu() -> anyhow::Result<f64> {
+/// CPU seconds of `cluster`'s PostgreSQL processes now alive: the postmaster (its pid is the
+/// first line of `postmaster.pid`) and its children (backends, autovacuum, the writers). Other
+/// clusters on the machine are not counted.
+pub(crate) fn postgres_cpu(cluster: &pgembed::Cluster) -> anyhow::Result<f64> {
+    let pid_file = std::fs::read_to_string(cluster.data_dir().join("postmaster.pid"))?;
+    let postmaster = pid_file.lines().next().unwrap_or_default().trim().to_string();
     let mut total = 0.0;
     for entry in std::fs::read_dir("/proc")?.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
+        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        if stat.contains("(postgres)") {
+        // After the command name: state, then the parent's pid.
+        let ppid = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .unwrap_or_default();
+        if pid == postmaster || ppid == postmaster {
             if let Some((own, _)) = stat_cpu(&stat) {
                 total += own;
             }
