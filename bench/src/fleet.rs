@@ -24,6 +24,9 @@ pub struct Options {
     /// `run_now` calls measured (and as many runs woken for everyone).
     #[arg(long, default_value_t = 20)]
     pub wakes: usize,
+    /// The guardians' safety-net poll (their default: 2 s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub poll: Option<Duration>,
 }
 
 impl Default for Options {
@@ -32,6 +35,7 @@ impl Default for Options {
             guardians: 200,
             idle_secs: 60,
             wakes: 20,
+            poll: None,
         }
     }
 }
@@ -67,14 +71,21 @@ pub async fn fleet(o: &Options) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs_f64(base_secs)).await;
     let base = (postgres_cpu(&cluster)? - b0) / base_secs;
     let started = Instant::now();
-    let fleet = Guardians::start(&url, "fleet", o.guardians, 4, Executor::Noop, |_| {}).await?;
+    let poll = o.poll;
+    let fleet = Guardians::start(&url, "fleet", o.guardians, 4, Executor::Noop, |c| {
+        if let Some(p) = poll {
+            c.poll = p;
+        }
+    })
+    .await?;
     let start_secs = started.elapsed().as_secs_f64();
     // Let every guardian reach its idle wait.
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     println!(
-        "A fleet of {} idle guardians (in this process, no-op executor, default settings: heartbeat 5 s, poll 2 s), started in {start_secs:.1} s\n",
-        o.guardians
+        "A fleet of {} idle guardians (in this process, no-op executor, heartbeat 5 s, poll {:?}), started in {start_secs:.1} s\n",
+        o.guardians,
+        o.poll.unwrap_or(Duration::from_secs(2))
     );
     let by_app = db::bench::connections_by_application(&pool).await?;
     let guardian_conns: i64 = by_app
