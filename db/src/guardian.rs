@@ -30,6 +30,7 @@ const NEXT_DUE: &str = include_str!("../../sql/guardian/next_due.sql");
 const DUE_NOW: &str = include_str!("../../sql/guardian/due_now.sql");
 const REQUESTS: &str = include_str!("../../sql/guardian/requests.sql");
 const HEARTBEAT: &str = include_str!("../../sql/guardian/heartbeat.sql");
+const HEARTBEAT_IDLE: &str = include_str!("../../sql/guardian/heartbeat_idle.sql");
 const SET_SUSPENDED: &str = include_str!("../../sql/guardian/set_suspended.sql");
 const SET_PIDS: &str = include_str!("../../sql/guardian/set_pids.sql");
 const LOCK_RUNS: &str = include_str!("../../sql/guardian/lock_runs.sql");
@@ -287,7 +288,8 @@ pub struct Beat {
 }
 
 /// One beat: refreshes `host`'s heartbeat, and renews the leases (and resource locks) of the
-/// runs this instance supervises — only those — by `lease`.
+/// runs this instance supervises — only those — by `lease` (with none, the heartbeat alone:
+/// `heartbeat_idle.sql`).
 pub async fn heartbeat<'e>(
     db: impl PgExecutor<'e>,
     host: &str,
@@ -295,13 +297,21 @@ pub async fn heartbeat<'e>(
     lease: Duration,
     supervised: &[RunId],
 ) -> crate::Result<Beat> {
-    let (ours, draining, leases) = sqlx::query_as::<_, (bool, bool, i64)>(HEARTBEAT)
-        .bind(host)
-        .bind(instance)
-        .bind(interval::from_duration(lease))
-        .bind(supervised.iter().map(|r| r.0).collect::<Vec<_>>())
-        .fetch_one(db)
-        .await?;
+    let (ours, draining, leases) = if supervised.is_empty() {
+        sqlx::query_as::<_, (bool, bool, i64)>(HEARTBEAT_IDLE)
+            .bind(host)
+            .bind(instance)
+            .fetch_one(db)
+            .await?
+    } else {
+        sqlx::query_as::<_, (bool, bool, i64)>(HEARTBEAT)
+            .bind(host)
+            .bind(instance)
+            .bind(interval::from_duration(lease))
+            .bind(supervised.iter().map(|r| r.0).collect::<Vec<_>>())
+            .fetch_one(db)
+            .await?
+    };
     Ok(Beat {
         ours,
         draining,
