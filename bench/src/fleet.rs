@@ -96,10 +96,7 @@ pub async fn fleet(o: &Options) -> anyhow::Result<()> {
     println!("| connections | count | per guardian |");
     println!("|---|---:|---:|");
     for (app, n) in &by_app {
-        println!(
-            "| `{app}` | {n} | {:.2} |",
-            *n as f64 / o.guardians as f64
-        );
+        println!("| `{app}` | {n} | {:.2} |", *n as f64 / o.guardians as f64);
     }
     println!(
         "| all of the guardians' | {guardian_conns} | {:.2} |\n",
@@ -155,8 +152,14 @@ pub async fn fleet(o: &Options) -> anyhow::Result<()> {
         .sum::<f64>()
         / secs;
     for (label, w) in [
-        ("`run_now` (payload names two guardians, migrations/0021)", &named),
-        ("a NOTIFY with an empty payload (the tick's; before 0021 also `run_now`'s)", &everyone),
+        (
+            "`run_now` (payload names two guardians, migrations/0021)",
+            &named,
+        ),
+        (
+            "a NOTIFY with an empty payload (the tick's; before 0021 also `run_now`'s)",
+            &everyone,
+        ),
     ] {
         let claims: Vec<f64> = w.iter().map(|x| x.0 as f64).collect();
         let window: f64 = w.iter().map(|x| x.1).sum::<f64>() / w.len() as f64;

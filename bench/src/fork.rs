@@ -302,15 +302,17 @@ pub(crate) fn sisyphus_binary() -> anyhow::Result<PathBuf> {
         .map(|d| d.join("sisyphus"))
         .filter(|p| p.exists())
         .ok_or_else(|| {
-            anyhow::anyhow!("no `sisyphus` binary next to this one: run `cargo build --release` first")
+            anyhow::anyhow!(
+                "no `sisyphus` binary next to this one: run `cargo build --release` first"
+            )
         })
 }
 
 /// A process's own CPU seconds and its reaped children's (utime + stime, cutime + cstime).
 pub(crate) fn cpu(pid: i32) -> anyhow::Result<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let (own, children) = stat_cpu(&stat)
-        .ok_or_else(|| anyhow::anyhow!("cannot read /proc/{pid}/stat"))?;
+    let (own, children) =
+        stat_cpu(&stat).ok_or_else(|| anyhow::anyhow!("cannot read /proc/{pid}/stat"))?;
     let hz = clock_ticks();
     Ok((own / hz, children / hz))
 }
@@ -328,11 +330,19 @@ fn stat_cpu(stat: &str) -> Option<(f64, f64)> {
 /// clusters on the machine are not counted.
 pub(crate) fn postgres_cpu(cluster: &pgembed::Cluster) -> anyhow::Result<f64> {
     let pid_file = std::fs::read_to_string(cluster.data_dir().join("postmaster.pid"))?;
-    let postmaster = pid_file.lines().next().unwrap_or_default().trim().to_string();
+    let postmaster = pid_file
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     let mut total = 0.0;
     for entry in std::fs::read_dir("/proc")?.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {

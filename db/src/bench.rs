@@ -548,11 +548,11 @@ pub async fn statement_calls(pool: &PgPool, limit: i64) -> Result<Vec<StatementC
 
 /// Client connections to this database by application name.
 pub async fn connections_by_application(pool: &PgPool) -> Result<Vec<(String, i64)>> {
-    Ok(
-        sqlx::query_as(include_str!("../../sql/bench/connections_by_application.sql"))
-            .fetch_all(pool)
-            .await?,
-    )
+    Ok(sqlx::query_as(include_str!(
+        "../../sql/bench/connections_by_application.sql"
+    ))
+    .fetch_all(pool)
+    .await?)
 }
 
 /// How many of `runs` have started, and the longest creation → start among them (ms).

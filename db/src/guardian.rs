@@ -243,7 +243,11 @@ pub async fn next_due<'e>(
 
 /// Whether a pending run `host` (serving `pools`) could take is due: the poll's cheap probe
 /// before a claim.
-pub async fn due_now<'e>(db: impl PgExecutor<'e>, host: &str, pools: &[String]) -> crate::Result<bool> {
+pub async fn due_now<'e>(
+    db: impl PgExecutor<'e>,
+    host: &str,
+    pools: &[String],
+) -> crate::Result<bool> {
     sqlx::query_scalar(DUE_NOW)
         .bind(host)
         .bind(pools)

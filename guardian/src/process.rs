@@ -111,7 +111,10 @@ fn why(e: &std::io::Error) -> String {
 fn spawn_fork(launch: &Launch) -> std::io::Result<Child> {
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
-    let (program, args) = launch.argv.split_first().ok_or(std::io::ErrorKind::NotFound)?;
+    let (program, args) = launch
+        .argv
+        .split_first()
+        .ok_or(std::io::ErrorKind::NotFound)?;
     let mut cmd = Command::new(program);
     cmd.args(args)
         .stdin(Stdio::null())
@@ -318,7 +321,10 @@ struct Prepared {
 
 impl Prepared {
     fn new(launch: &Launch) -> Result<Prepared, String> {
-        let c = |s: &[u8]| CString::new(s).map_err(|_| "a NUL byte in the command line, environment or workdir".to_string());
+        let c = |s: &[u8]| {
+            CString::new(s)
+                .map_err(|_| "a NUL byte in the command line, environment or workdir".to_string())
+        };
         let argv = launch
             .argv
             .iter()
@@ -346,7 +352,11 @@ impl Prepared {
                 })
                 .collect::<Result<Vec<_>, _>>()?
         };
-        let workdir = launch.workdir.as_ref().map(|d| c(d.as_bytes())).transpose()?;
+        let workdir = launch
+            .workdir
+            .as_ref()
+            .map(|d| c(d.as_bytes()))
+            .transpose()?;
         let user = launch
             .user
             .as_ref()
@@ -539,7 +549,9 @@ unsafe fn child_steps(a: &mut ChildArgs) -> i32 {
         if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
             continue;
         }
-        if old.sa_sigaction != libc::SIG_DFL && (old.sa_sigaction != libc::SIG_IGN || sig == libc::SIGPIPE) {
+        if old.sa_sigaction != libc::SIG_DFL
+            && (old.sa_sigaction != libc::SIG_IGN || sig == libc::SIGPIPE)
+        {
             let mut dfl: libc::sigaction = std::mem::zeroed();
             dfl.sa_sigaction = libc::SIG_DFL;
             libc::sigaction(sig, &dfl, std::ptr::null_mut());
@@ -555,7 +567,11 @@ unsafe fn child_steps(a: &mut ChildArgs) -> i32 {
     check!(libc::dup2(f.stderr, 2));
     if let Some((uid, gid)) = a.user {
         if a.was_root {
-            check!(libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()));
+            check!(libc::syscall(
+                libc::SYS_setgroups,
+                0,
+                std::ptr::null::<libc::gid_t>()
+            ));
         }
         check!(libc::syscall(libc::SYS_setgid, gid));
         check!(libc::syscall(libc::SYS_setuid, uid));
