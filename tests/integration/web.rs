@@ -573,11 +573,7 @@ async fn the_jobs_page_tells_each_jobs_state_as_job_status_does() {
             .expect("last success");
         assert_eq!(line.last_success, good, "{}", status.name);
     }
-    let unhealthy: Vec<_> = viewed
-        .iter()
-        .filter(|s| !s.healthy)
-        .map(|s| s.name.as_str())
-        .collect();
+    let unhealthy: Vec<_> = viewed.iter().filter(|s| !s.healthy).map(|s| s.name.as_str()).collect();
     assert_eq!(unhealthy, ["bad", "marked", "never", "paused", "stale"]);
     let filtered = db::web::jobs_page(
         &mut conn,
