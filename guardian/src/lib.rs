@@ -610,8 +610,8 @@ impl Guardian {
                     // Polling is the safety net: for control requests too, every fifth time
                     // (a request's NOTIFY is lost only with the listener's connection, and then
                     // they are looked for at once, above).
-                    polls = polls.wrapping_add(1);
-                    if !polled || polls % 5 == 0 {
+                    polls = (polls + 1) % 5;
+                    if !polled || polls == 0 {
                         self.dispatch_requests(active).await;
                     }
                 }
