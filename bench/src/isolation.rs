@@ -89,6 +89,7 @@ async fn cgroups(runs: usize) -> anyhow::Result<()> {
         user: None,
         protocol: None,
         cgroup,
+        how: process::Spawn::default(),
     };
     let mut with = Vec::with_capacity(runs);
     let mut without = Vec::with_capacity(runs);

@@ -12,6 +12,14 @@
 //!   transactions per run; then the database path with 4 guardians (issue 17): a burn-down of
 //!   100,000 pending no-op runs, and the drain with a REPEATABLE READ snapshot held 150 s
 //!   against the same drain without one (and how soon autovacuum reclaims after).
+//! - `fork` — the fork path: `/bin/true` drained by a real `sisyphus guardian` process (each
+//!   way of spawning, and the no-op executor) against a plain spawn loop at the same
+//!   concurrency, with CPU per run of the guardian, its children and PostgreSQL; and the spawn
+//!   methods from one process, small and with 512 MB of heap.
+//! - `fleet` — 200 idle guardians (real ones, in this process) on a cluster of their own:
+//!   connections per guardian, the database's idle load (pg_stat_statements, CPU of the
+//!   PostgreSQL processes), and the claim statements one `run_now` costs against a wake-up of
+//!   every guardian.
 //! - `latency` — due time → process started, idle and under half the drain rate, against a
 //!   LISTEN/NOTIFY round trip.
 //! - `control` — suspend, resume, terminate: SQL call → process in its new state.
@@ -47,7 +55,9 @@ mod access;
 mod calendars;
 mod data_triggers;
 mod drain;
+mod fleet;
 mod footprint;
+mod fork;
 pub(crate) mod health;
 mod isolation;
 mod latency;
@@ -96,6 +106,10 @@ enum Bench {
         #[arg(long, default_value_t = 30)]
         clean_secs: u64,
     },
+    /// The fork path: /bin/true through a real `sisyphus guardian` against a plain spawn loop.
+    Fork(fork::Options),
+    /// A fleet of idle guardians: connections, idle load, claims per `run_now`.
+    Fleet(fleet::Options),
     /// Resource lock cycles against raw round trips.
     Locks {
         #[arg(long, default_value_t = 2000)]
@@ -240,6 +254,8 @@ async fn main() -> anyhow::Result<()> {
             println!();
             drain::database_path(&cluster, burndown, db_capacity, clean_secs, held_secs).await
         }
+        Bench::Fleet(options) => fleet::fleet(&options).await,
+        Bench::Fork(options) => fork::fork(&cluster, &options).await,
         Bench::Locks { cycles, holders } => locks::locks(&cluster, cycles, holders).await,
         Bench::Latency { samples } => latency::latency(&cluster, samples).await,
         Bench::Control { trials } => latency::control(&cluster, trials).await,
@@ -281,6 +297,10 @@ async fn all(cluster: &pgembed::Cluster) -> anyhow::Result<()> {
     drain::throughput(cluster, 3000, 8).await?;
     println!();
     drain::database_path(cluster, 100_000, 32, 30, 150).await?;
+    println!();
+    fork::fork(cluster, &fork::Options::default()).await?;
+    println!();
+    fleet::fleet(&fleet::Options::default()).await?;
     println!();
     latency::latency(cluster, 200).await?;
     println!();

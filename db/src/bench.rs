@@ -570,3 +570,60 @@ pub async fn occupy_skip_jobs(conn: &mut PgConnection) -> Result<()> {
 pub async fn finish_pending_runs(conn: &mut PgConnection) -> Result<()> {
     execute!(conn, "finish_pending_runs.sql")
 }
+
+// The fleet bench: statements counted by pg_stat_statements, connections.
+
+/// Creates pg_stat_statements in this database (the cluster must preload it).
+pub async fn statements_extension(conn: &mut PgConnection) -> Result<()> {
+    execute!(conn, "statements_extension.sql")
+}
+
+/// Forgets the statements counted so far.
+pub async fn statements_forget(pool: &PgPool) -> Result<()> {
+    let _: String = scalar!(pool, "statements_reset.sql")?;
+    Ok(())
+}
+
+/// One statement's count: its text (shortened), calls, total time in ms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatementCalls {
+    pub query: String,
+    pub calls: i64,
+    pub total_ms: f64,
+}
+
+/// The `limit` most called top-level statements of this database since the last reset.
+pub async fn statement_calls(pool: &PgPool, limit: i64) -> Result<Vec<StatementCalls>> {
+    let rows: Vec<(String, i64, f64)> =
+        sqlx::query_as(include_str!("../../sql/bench/statement_calls.sql"))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(query, calls, total_ms)| StatementCalls {
+            query,
+            calls,
+            total_ms,
+        })
+        .collect())
+}
+
+/// Client connections to this database by application name.
+pub async fn connections_by_application(pool: &PgPool) -> Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(include_str!(
+        "../../sql/bench/connections_by_application.sql"
+    ))
+    .fetch_all(pool)
+    .await?)
+}
+
+/// How many of `runs` have started, and the longest creation → start among them (ms).
+pub async fn runs_started(pool: &PgPool, runs: &[RunId]) -> Result<(i64, Option<f64>)> {
+    Ok(
+        sqlx::query_as(include_str!("../../sql/bench/runs_started.sql"))
+            .bind(ids(runs))
+            .fetch_one(pool)
+            .await?,
+    )
+}

@@ -27,8 +27,10 @@ const DEREGISTER: &str = include_str!("../../sql/guardian/deregister.sql");
 const CLAIM: &str = include_str!("../../sql/guardian/claim.sql");
 const CLAIMED_PARAMS: &str = include_str!("../../sql/guardian/claimed_params.sql");
 const NEXT_DUE: &str = include_str!("../../sql/guardian/next_due.sql");
+const DUE_NOW: &str = include_str!("../../sql/guardian/due_now.sql");
 const REQUESTS: &str = include_str!("../../sql/guardian/requests.sql");
 const HEARTBEAT: &str = include_str!("../../sql/guardian/heartbeat.sql");
+const HEARTBEAT_IDLE: &str = include_str!("../../sql/guardian/heartbeat_idle.sql");
 const SET_SUSPENDED: &str = include_str!("../../sql/guardian/set_suspended.sql");
 const SET_PIDS: &str = include_str!("../../sql/guardian/set_pids.sql");
 const LOCK_RUNS: &str = include_str!("../../sql/guardian/lock_runs.sql");
@@ -239,6 +241,21 @@ pub async fn next_due<'e>(
         .map_err(crate::Error::from)
 }
 
+/// Whether a pending run `host` (serving `pools`) could take is due: the poll's cheap probe
+/// before a claim.
+pub async fn due_now<'e>(
+    db: impl PgExecutor<'e>,
+    host: &str,
+    pools: &[String],
+) -> crate::Result<bool> {
+    sqlx::query_scalar(DUE_NOW)
+        .bind(host)
+        .bind(pools)
+        .fetch_one(db)
+        .await
+        .map_err(crate::Error::from)
+}
+
 /// A control request waiting for one of the host's runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -275,7 +292,8 @@ pub struct Beat {
 }
 
 /// One beat: refreshes `host`'s heartbeat, and renews the leases (and resource locks) of the
-/// runs this instance supervises — only those — by `lease`.
+/// runs this instance supervises — only those — by `lease` (with none, the heartbeat alone:
+/// `heartbeat_idle.sql`).
 pub async fn heartbeat<'e>(
     db: impl PgExecutor<'e>,
     host: &str,
@@ -283,13 +301,21 @@ pub async fn heartbeat<'e>(
     lease: Duration,
     supervised: &[RunId],
 ) -> crate::Result<Beat> {
-    let (ours, draining, leases) = sqlx::query_as::<_, (bool, bool, i64)>(HEARTBEAT)
-        .bind(host)
-        .bind(instance)
-        .bind(interval::from_duration(lease))
-        .bind(supervised.iter().map(|r| r.0).collect::<Vec<_>>())
-        .fetch_one(db)
-        .await?;
+    let (ours, draining, leases) = if supervised.is_empty() {
+        sqlx::query_as::<_, (bool, bool, i64)>(HEARTBEAT_IDLE)
+            .bind(host)
+            .bind(instance)
+            .fetch_one(db)
+            .await?
+    } else {
+        sqlx::query_as::<_, (bool, bool, i64)>(HEARTBEAT)
+            .bind(host)
+            .bind(instance)
+            .bind(interval::from_duration(lease))
+            .bind(supervised.iter().map(|r| r.0).collect::<Vec<_>>())
+            .fetch_one(db)
+            .await?
+    };
     Ok(Beat {
         ours,
         draining,
@@ -386,11 +412,57 @@ pub enum Notice {
     Control,
 }
 
+impl Notice {
+    /// What `heard` means to the guardian of `host`, or None when it is meant for other guardians:
+    /// a control request names the run's host (migrations/0003), a run made now the guardians
+    /// that should claim it (`wake <host> <host>`, migrations/0021). An empty payload is for
+    /// everyone, and so is one this version does not know.
+    pub fn for_host(heard: &Notification, host: &str) -> Option<Notice> {
+        let notice = Notice::from(heard);
+        let payload = heard.payload.as_str();
+        let mine = match notice {
+            Notice::Control => payload.is_empty() || payload == host,
+            Notice::Runs => match payload.strip_prefix("wake ") {
+                Some(named) => named.split(' ').any(|h| h == host),
+                None => true,
+            },
+        };
+        mine.then_some(notice)
+    }
+}
+
 impl From<&Notification> for Notice {
     fn from(heard: &Notification) -> Notice {
         match heard.channel.as_str() {
             CONTROL_CHANNEL => Notice::Control,
             _ => Notice::Runs,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heard(channel: &str, payload: &str) -> Notification {
+        Notification {
+            channel: channel.to_string(),
+            payload: payload.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_guardian_hears_what_names_it_or_everyone() {
+        let runs = |p| Notice::for_host(&heard(RUNS_CHANNEL, p), "b");
+        assert_eq!(runs(""), Some(Notice::Runs));
+        assert_eq!(runs("wake a b"), Some(Notice::Runs));
+        assert_eq!(runs("wake b"), Some(Notice::Runs));
+        assert_eq!(runs("wake a c"), None);
+        assert_eq!(runs("wake bb"), None);
+        assert_eq!(runs("something newer"), Some(Notice::Runs));
+        let control = |p| Notice::for_host(&heard(CONTROL_CHANNEL, p), "b");
+        assert_eq!(control("b"), Some(Notice::Control));
+        assert_eq!(control(""), Some(Notice::Control));
+        assert_eq!(control("a"), None);
     }
 }

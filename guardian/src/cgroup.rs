@@ -241,16 +241,6 @@ impl RunCgroup {
     }
 }
 
-/// Moves the calling process into the cgroup whose `cgroup.procs` is open as `fd`. For use between
-/// fork and exec: one `write` system call, no allocation.
-pub fn join_in_child(fd: std::os::fd::RawFd) -> std::io::Result<()> {
-    // SAFETY: the descriptor is open for the whole spawn (the parent holds its `OwnedFd`).
-    #[allow(unsafe_code)]
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    nix::unistd::write(fd, b"0").map_err(std::io::Error::from)?;
-    Ok(())
-}
-
 fn write(path: &Path, value: &str) -> std::io::Result<()> {
     std::fs::OpenOptions::new()
         .write(true)

@@ -115,6 +115,8 @@ pub struct Config {
     /// it to the end with the usual leases and heartbeats, check that every outcome is recorded,
     /// and stop ([`Report`]).
     pub once: bool,
+    /// How runs' processes are made (`--spawn`; `fork` only to measure against).
+    pub spawn: process::Spawn,
 }
 
 impl Config {
@@ -145,6 +147,7 @@ impl Config {
             log_group: None,
             secrets_dir: None,
             once: false,
+            spawn: process::Spawn::default(),
         }
     }
 
@@ -392,6 +395,7 @@ impl Guardian {
                 group: self.config.log_group,
             },
             tasks: tasks.clone(),
+            spawn: self.config.spawn,
         });
         let active: Active = Arc::default();
         let stop_metrics = CancellationToken::new();
@@ -482,7 +486,7 @@ impl Guardian {
                         self.ended(active, done, report);
                     }
                 }
-                note = recv(&mut listener) => {
+                note = recv(&mut listener, &self.config.name) => {
                     if note == Some(Notice::Control) {
                         self.dispatch_requests(active).await;
                     }
@@ -571,6 +575,10 @@ impl Guardian {
         let floor = (self.config.capacity / 4).max(1);
         let mut backlog = false;
         let mut freed_at: Option<tokio::time::Instant> = None;
+        // Woken by the safety-net poll (not by a notification, a due run or a run's end): probe
+        // before claiming, so that an idle fleet costs the database microseconds per poll.
+        let mut polled = false;
+        let mut polls = 0u32;
         loop {
             let free = self.config.capacity.saturating_sub(runs.len());
             if free == 0 || !state.may_claim() {
@@ -583,23 +591,26 @@ impl Guardian {
                 let hold = backlog && free < floor && since.elapsed() < BATCH_WAIT;
                 if !hold {
                     freed_at = None;
-                    match self.claim(free).await {
-                        Ok(claimed) => {
-                            ctx.metrics.claimed(claimed.len());
-                            tracing::debug!(free, ids = ?claimed.iter().map(|c| c.id.0).collect::<Vec<_>>(), "claimed");
-                            let full = claimed.len() == free;
-                            backlog = full;
-                            for run in claimed {
-                                self.launch(run, ctx, active, runs);
+                    if !polled || self.due_now().await {
+                        match self.claim(free).await {
+                            Ok(claimed) => {
+                                ctx.metrics.claimed(claimed.len());
+                                tracing::debug!(free, ids = ?claimed.iter().map(|c| c.id.0).collect::<Vec<_>>(), "claimed");
+                                let full = claimed.len() == free;
+                                backlog = full;
+                                for run in claimed {
+                                    self.launch(run, ctx, active, runs);
+                                }
+                                next_due = if full { None } else { self.next_due().await };
                             }
-                            next_due = if full { None } else { self.next_due().await };
+                            Err(e) => tracing::warn!("claiming failed: {e}"),
                         }
-                        Err(e) => tracing::warn!("claiming failed: {e}"),
                     }
                 }
             }
             let wait = wait_until(next_due, self.config.poll);
             let held_until = freed_at.map(|since| since + BATCH_WAIT);
+            polled = false;
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 done = runs.join_next(), if !runs.is_empty() => {
@@ -612,15 +623,22 @@ impl Guardian {
                         self.ended(active, done, &mut nothing);
                     }
                 }
-                note = recv(&mut listener) => {
-                    if note == Some(Notice::Control) {
+                note = recv(&mut listener, &self.config.name) => {
+                    // None: the listener lost its connection; what was sent meanwhile is lost.
+                    if note != Some(Notice::Runs) {
                         self.dispatch_requests(active).await;
                     }
                 }
                 _ = tokio::time::sleep_until(held_until.unwrap_or_else(tokio::time::Instant::now)), if held_until.is_some() => {}
                 _ = tokio::time::sleep(wait) => {
-                    // Polling is the safety net: look for control requests too.
-                    self.dispatch_requests(active).await;
+                    polled = wait == self.config.poll;
+                    // Polling is the safety net: for control requests too, every fifth time
+                    // (a request's NOTIFY is lost only with the listener's connection, and then
+                    // they are looked for at once, above).
+                    polls = (polls + 1) % 5;
+                    if !polled || polls == 0 {
+                        self.dispatch_requests(active).await;
+                    }
                 }
             }
         }
@@ -667,6 +685,13 @@ impl Guardian {
             config.lease,
         )
         .await
+    }
+
+    /// Whether something is due for this host (an error says yes: the claim will tell).
+    async fn due_now(&self) -> bool {
+        queries::due_now(&self.pool, &self.config.name, &self.config.pools)
+            .await
+            .unwrap_or(true)
     }
 
     async fn next_due(&self) -> Option<DateTime<Utc>> {
@@ -764,17 +789,24 @@ fn wait_until(next_due: Option<DateTime<Utc>>, poll: Duration) -> Duration {
     until.min(poll)
 }
 
-/// The next notification's meaning, or None when the listener is gone (then this waits forever
-/// and polling takes over).
-async fn recv(listener: &mut Option<Listener>) -> Option<Notice> {
+/// The meaning of the next notification for `host` (those meant for other guardians are
+/// passed over: a fleet is not woken by each run another host is told to take), or None when the
+/// listener is gone (then this waits forever and polling takes over) or lost its connection
+/// (it reconnects; what was sent meanwhile is looked for by the caller's claim).
+async fn recv(listener: &mut Option<Listener>, host: &str) -> Option<Notice> {
     let Some(l) = listener else {
         return std::future::pending().await;
     };
-    match l.recv().await {
-        Ok(heard) => Some(Notice::from(&heard)),
-        Err(_) => {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            None
+    loop {
+        match l.recv().await {
+            Ok(heard) => match Notice::for_host(&heard, host) {
+                Some(notice) => return Some(notice),
+                None => continue,
+            },
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                return None;
+            }
         }
     }
 }

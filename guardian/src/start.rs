@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use nix::unistd::User;
-use tokio::process::Child;
 use tokio::time::Instant;
 
 use sisyphus_model::params;
@@ -18,7 +17,7 @@ use sisyphus_model::spec::{JobFormat, LL_SISYPHUS_FLAGS};
 
 use crate::cgroup::{Cgroups, RunCgroup};
 use crate::llsisyphus::Zone;
-use crate::process::{self, Launch};
+use crate::process::{self, Child, Launch};
 use crate::secrets::Mask;
 use crate::supervisor::{Claimed, Context};
 
@@ -59,6 +58,7 @@ pub(crate) fn start(run: &Claimed, ctx: &Context) -> Result<Started, String> {
         user,
         protocol: Some(write_end.as_raw_fd()),
         cgroup: procs_file.as_ref().map(|f| f.as_raw_fd()),
+        how: ctx.spawn,
     };
     let spawned = process::spawn(&launch).map_err(|e| e.0);
     // Only the child writes; our copy would keep the pipe open past its end.
@@ -67,7 +67,7 @@ pub(crate) fn start(run: &Claimed, ctx: &Context) -> Result<Started, String> {
     match spawned {
         Ok(child) => Ok(Started {
             procs: Processes {
-                pid: child.id().unwrap_or(0),
+                pid: child.id(),
                 cgroup,
             },
             child,

@@ -23,7 +23,6 @@ use sisyphus_logfile::{Access, RunLog};
 use sisyphus_model::views::Stream;
 use sisyphus_model::{ControlAction, RunId, RunStatus};
 use tokio::io::AsyncRead;
-use tokio::process::Child;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
@@ -34,6 +33,7 @@ use crate::cgroup::Cgroups;
 use crate::llsisyphus;
 use crate::outcome::{classify, format_maxtime, Outcome, Reason};
 use crate::output::{read_lines, Line};
+use crate::process::Child;
 use crate::recorder::Recorder;
 use crate::run_log::{LogCap, RunLogger};
 use crate::start::{start, Processes, Started};
@@ -90,6 +90,8 @@ pub struct Context {
     pub secrets: crate::secrets::SecretSource,
     /// Who may read the local log files.
     pub log_access: Access,
+    /// How runs' processes are made.
+    pub spawn: crate::process::Spawn,
     /// Where the tasks a run needs (its output readers) are spawned: the guardian waits for all
     /// of them before it stops.
     pub tasks: TaskTracker,

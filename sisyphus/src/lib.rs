@@ -307,6 +307,10 @@ pub struct GuardianArgs {
     /// when one is not, 75 when a live guardian already serves this --name.
     #[arg(long)]
     once: bool,
+    /// How runs' processes are made: `vfork` (clone with CLONE_VM|CLONE_VFORK, the default) or
+    /// `fork` (the way before issue 17, kept to measure against).
+    #[arg(long, default_value = "vfork", value_parser = ["vfork", "fork"], hide = true)]
+    spawn: String,
 }
 
 impl GuardianArgs {
@@ -336,6 +340,9 @@ impl GuardianArgs {
             max_bytes: self.max_log_bytes,
         };
         c.once = self.once;
+        if self.spawn == "fork" {
+            c.spawn = sisyphus_guardian::process::Spawn::Fork;
+        }
         c.cgroups = !self.no_cgroups;
         c.cgroup_root = self.cgroup_root;
         c.pass_env = self.pass_env;

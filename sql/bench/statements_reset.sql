@@ -1,2 +1,2 @@
--- Forgets every statement's statistics (the drain's own are read after it).
-SELECT pg_stat_statements_reset()
+-- Forgets every statement's statistics counted so far (pg_stat_statements).
+SELECT pg_stat_statements_reset()::text
