@@ -28,8 +28,12 @@ pub fn durations(durations: &[Duration]) -> Option<String> {
     sorted.sort_by(f64::total_cmp);
     let p50 = quantile(&sorted, 0.50)?;
     let p95 = quantile(&sorted, 0.95)?;
-    let top = sorted.last().copied().unwrap_or(0.0).max(p95).max(0.001) * 1.1;
-    let y = |s: f64| HEIGHT - s / top * HEIGHT;
+    // One run far slower than the rest (a 10-minute run among 5-second ones) would flatten every
+    // other bar to nothing: the scale stops at three times p95, and a longer bar is drawn to the
+    // top (it is marked slow, and its title gives its real duration).
+    let longest = sorted.last().copied().unwrap_or(0.0);
+    let top = longest.min(p95 * 3.0).max(p95).max(0.001) * 1.1;
+    let y = |s: f64| HEIGHT - s.min(top) / top * HEIGHT;
     let step = WIDTH / secs.len() as f64;
     let mut svg = String::new();
     let _ = write!(
@@ -52,12 +56,15 @@ pub fn durations(durations: &[Duration]) -> Option<String> {
             layout::seconds(*s)
         );
     }
-    for (label, value, class) in [("p50", p50, "p50"), ("p95", p95, "p95")] {
+    // p50 labelled at the left end of its line, p95 at the right: close values do not overlap.
+    for (label, value, class, x, anchor) in [
+        ("p50", p50, "p50", 4.0, "start"),
+        ("p95", p95, "p95", WIDTH - 4.0, "end"),
+    ] {
         let _ = write!(
             svg,
-            r#"<line class="{class}" x1="0" x2="{WIDTH}" y1="{y:.1}" y2="{y:.1}"/><text class="{class}" x="{x}" y="{ty:.1}">{label} {v}</text>"#,
+            r#"<line class="{class}" x1="0" x2="{WIDTH}" y1="{y:.1}" y2="{y:.1}"/><text class="{class}" x="{x}" y="{ty:.1}" text-anchor="{anchor}">{label} {v}</text>"#,
             y = y(value),
-            x = WIDTH - 4.0,
             ty = (y(value) - 3.0).max(10.0),
             v = layout::seconds(value),
         );
@@ -89,5 +96,26 @@ mod tests {
             "{svg}"
         );
         assert!(durations(&[]).is_none());
+    }
+
+    #[test]
+    fn one_very_slow_run_does_not_flatten_the_others() {
+        let mut d: Vec<Duration> = (0..40).map(|i| Duration::from_secs(4 + i % 3)).collect();
+        d.insert(0, Duration::from_secs(600));
+        let svg = durations(&d).expect("a chart");
+        // Every ordinary bar is at least a fifth of the chart's height tall.
+        let heights: Vec<f64> = svg
+            .split("height=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next()?.parse().ok())
+            .collect();
+        assert_eq!(heights.len(), 41, "{svg}");
+        let ordinary = heights.iter().take(40).fold(f64::MAX, |a, &b| a.min(b));
+        assert!(ordinary >= HEIGHT / 5.0, "{ordinary} of {HEIGHT}: {svg}");
+        // The slow one reaches the top and still says how long it took.
+        assert!(svg.contains("<title>10 min 0 s</title>"), "{svg}");
+        assert!(
+            svg.contains(r#"text-anchor="start">p50"#) && svg.contains(r#"text-anchor="end">p95"#)
+        );
     }
 }
