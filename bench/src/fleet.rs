@@ -27,6 +27,10 @@ pub struct Options {
     /// The guardians' safety-net poll (their default: 2 s).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub poll: Option<Duration>,
+    /// The guardians as before issue 17's idle stretching (the baseline of the idle load): the
+    /// poll never stretches, and the idle beat is the heartbeat (a lease of three beats).
+    #[arg(long)]
+    pub unstretched: bool,
 }
 
 impl Default for Options {
@@ -36,6 +40,7 @@ impl Default for Options {
             idle_secs: 60,
             wakes: 20,
             poll: None,
+            unstretched: false,
         }
     }
 }
@@ -71,10 +76,14 @@ pub async fn fleet(o: &Options) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs_f64(base_secs)).await;
     let base = (postgres_cpu(&cluster)? - b0) / base_secs;
     let started = Instant::now();
-    let poll = o.poll;
+    let (poll, unstretched) = (o.poll, o.unstretched);
     let fleet = Guardians::start(&url, "fleet", o.guardians, 4, Executor::Noop, |c| {
         if let Some(p) = poll {
             c.poll = p;
+        }
+        if unstretched {
+            c.idle_poll = c.poll;
+            c.lease = c.heartbeat * 3;
         }
     })
     .await?;
@@ -83,9 +92,14 @@ pub async fn fleet(o: &Options) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     println!(
-        "A fleet of {} idle guardians (in this process, no-op executor, heartbeat 5 s, poll {:?}), started in {start_secs:.1} s\n",
+        "A fleet of {} idle guardians (in this process, no-op executor, heartbeat 5 s, poll {:?}, {}), started in {start_secs:.1} s\n",
         o.guardians,
-        o.poll.unwrap_or(Duration::from_secs(2))
+        o.poll.unwrap_or(Duration::from_secs(2)),
+        if o.unstretched {
+            "unstretched: beats every 5 s and polls every 2 s when idle, as before"
+        } else {
+            "idle: polls stretch to 5 s, beats every 10 s"
+        }
     );
     let by_app = db::bench::connections_by_application(&pool).await?;
     let guardian_conns: i64 = by_app

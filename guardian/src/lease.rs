@@ -102,12 +102,30 @@ pub async fn run(
             );
             fence(&state, &active).await;
         }
-        let next = (sent + config.heartbeat).min(last_renewal + fence_after);
+        let every = if supervised.is_empty() {
+            idle_beat(&config)
+        } else {
+            config.heartbeat
+        };
+        let next = (sent + every).min(last_renewal + fence_after);
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep_until(next.max(Instant::now() + std::time::Duration::from_millis(50))) => {}
         }
     }
+}
+
+/// A host counts as live while its last beat is at most 30 s old (`sisyphus.live_hosts`,
+/// migration 0002): a third of that is the longest an idle guardian waits between beats.
+const IDLE_BEAT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How often a guardian that supervises no run beats: a third of the lease (no lease of its
+/// own to renew; a run claimed meanwhile is renewed within a third of its lease), never more
+/// often than `--heartbeat` and never less often than [`IDLE_BEAT_MAX`] (unless `--heartbeat`
+/// says so). With the defaults, 10 s instead of 5: an idle fleet's beats were most of its
+/// database load (issue 17, `sisyphus-bench fleet`).
+fn idle_beat(config: &Config) -> std::time::Duration {
+    (config.lease / 3).min(IDLE_BEAT_MAX).max(config.heartbeat)
 }
 
 async fn fence(state: &State, active: &Active) {
@@ -118,5 +136,32 @@ async fn fence(state: &State, active: &Active) {
         .unwrap_or_default();
     for id in ids {
         crate::send(active, id, Control::Fence).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn config(lease: u64, heartbeat_ms: u64) -> Config {
+        let mut c = Config::new("postgres://unused");
+        c.lease = Duration::from_secs(lease);
+        c.heartbeat = Duration::from_millis(heartbeat_ms);
+        c
+    }
+
+    #[test]
+    fn an_idle_guardian_beats_every_third_of_its_lease_within_the_live_window() {
+        // Defaults: lease 30 s, heartbeat 5 s: 10 s when idle.
+        assert_eq!(idle_beat(&config(30, 5000)), Duration::from_secs(10));
+        // The test harness's 4 s lease and 1 s beat: a third of the lease.
+        assert_eq!(idle_beat(&config(4, 1000)), Duration::from_secs(4) / 3);
+        // A long lease does not take an idle host out of `live_hosts` (30 s).
+        assert_eq!(idle_beat(&config(600, 5000)), IDLE_BEAT_MAX);
+        // Never more often than asked: a lease of exactly three beats changes nothing.
+        assert_eq!(idle_beat(&config(3, 1000)), Duration::from_secs(1));
+        // A heartbeat longer than the cap is kept (the operator chose it).
+        assert_eq!(idle_beat(&config(60, 20_000)), Duration::from_secs(20));
     }
 }

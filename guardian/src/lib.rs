@@ -89,6 +89,10 @@ pub struct Config {
     pub heartbeat: Duration,
     /// Fallback polling, for notifications lost across reconnects.
     pub poll: Duration,
+    /// The longest the safety-net poll stretches to while nothing happens: doubled from `poll`
+    /// after each poll that found nothing due with no run in hand, back to `poll` at the next
+    /// notification, claim or run's end.
+    pub idle_poll: Duration,
     /// Between SIGTERM and SIGKILL.
     pub grace: Duration,
     /// On shutdown, how long running runs may go on before they are interrupted.
@@ -135,6 +139,7 @@ impl Config {
             lease: Duration::from_secs(30),
             heartbeat: Duration::from_secs(5),
             poll: Duration::from_secs(2),
+            idle_poll: Duration::from_secs(5),
             grace: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(30),
             users: UserPolicy::default(),
@@ -579,6 +584,9 @@ impl Guardian {
         // before claiming, so that an idle fleet costs the database microseconds per poll.
         let mut polled = false;
         let mut polls = 0u32;
+        // The poll stretches while the guardian is idle (see `Config::idle_poll`): an idle
+        // fleet's probes were most of its database load after its beats (issue 17).
+        let mut poll = self.config.poll;
         loop {
             let free = self.config.capacity.saturating_sub(runs.len());
             if free == 0 || !state.may_claim() {
@@ -594,6 +602,9 @@ impl Guardian {
                     if !polled || self.due_now().await {
                         match self.claim(free).await {
                             Ok(claimed) => {
+                                if !claimed.is_empty() {
+                                    poll = self.config.poll;
+                                }
                                 ctx.metrics.claimed(claimed.len());
                                 tracing::debug!(free, ids = ?claimed.iter().map(|c| c.id.0).collect::<Vec<_>>(), "claimed");
                                 let full = claimed.len() == free;
@@ -605,15 +616,18 @@ impl Guardian {
                             }
                             Err(e) => tracing::warn!("claiming failed: {e}"),
                         }
+                    } else if runs.is_empty() {
+                        poll = stretch(poll, &self.config);
                     }
                 }
             }
-            let wait = wait_until(next_due, self.config.poll);
+            let wait = wait_until(next_due, poll);
             let held_until = freed_at.map(|since| since + BATCH_WAIT);
             polled = false;
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 done = runs.join_next(), if !runs.is_empty() => {
+                    poll = self.config.poll;
                     let mut nothing = Report::default();
                     if let Some(done) = done {
                         self.ended(active, done, &mut nothing);
@@ -624,6 +638,7 @@ impl Guardian {
                     }
                 }
                 note = recv(&mut listener, &self.config.name) => {
+                    poll = self.config.poll;
                     // None: the listener lost its connection; what was sent meanwhile is lost.
                     if note != Some(Notice::Runs) {
                         self.dispatch_requests(active).await;
@@ -631,7 +646,7 @@ impl Guardian {
                 }
                 _ = tokio::time::sleep_until(held_until.unwrap_or_else(tokio::time::Instant::now)), if held_until.is_some() => {}
                 _ = tokio::time::sleep(wait) => {
-                    polled = wait == self.config.poll;
+                    polled = wait == poll;
                     // Polling is the safety net: for control requests too, every fifth time
                     // (a request's NOTIFY is lost only with the listener's connection, and then
                     // they are looked for at once, above).
@@ -782,6 +797,12 @@ fn active_remove(active: &Active, run: RunId) {
     }
 }
 
+/// The next safety-net poll of an idle guardian: twice the last, at most `idle_poll` (and
+/// never shorter than `poll`).
+fn stretch(poll: Duration, config: &Config) -> Duration {
+    (poll * 2).min(config.idle_poll).max(config.poll)
+}
+
 /// How long to sleep: until the next due run (if sooner than the poll interval).
 fn wait_until(next_due: Option<DateTime<Utc>>, poll: Duration) -> Duration {
     let Some(due) = next_due else { return poll };
@@ -808,5 +829,28 @@ async fn recv(listener: &mut Option<Listener>, host: &str) -> Option<Notice> {
                 return None;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_guardians_poll_doubles_up_to_idle_poll() {
+        let config = Config::new("postgres://unused");
+        let mut poll = config.poll;
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            poll = stretch(poll, &config);
+            seen.push(poll.as_secs());
+        }
+        assert_eq!(seen, [4, 5, 5, 5]);
+        // An idle poll set below the poll never makes it shorter.
+        let short = Config {
+            idle_poll: Duration::from_millis(100),
+            ..Config::new("postgres://unused")
+        };
+        assert_eq!(stretch(short.poll, &short), short.poll);
     }
 }
