@@ -10,14 +10,18 @@
 -- fell to a fifth (`sisyphus-bench throughput`, "held snapshot"; measured in psql on a private
 -- cluster, BENCHMARKS.md). Three changes, none of which changes what a claim may take:
 --
--- 1. The window of due runs starts where the session's last claim found the oldest due run, not
+-- 1. The window of due runs starts where the session's last claim found the oldest due run (or,
+--    when it found none, at the time that claim looked: every run due by then was taken), not
 --    at the index's first entry. Every run below that point was claimed, ended or expired when
 --    that claim looked (runs there are not made pending again), except runs inserted since with
---    an older due time — a catch-up slot, a run made with a time in the past. So at least once a
---    second, and whenever the bounded window is empty, the window starts at the beginning: such
---    a run waits at most a second longer under a backlog, and nothing waits without one (an empty
---    window clears the point). Kept per session (`sisyphus.claim_floor`, a session setting, as
---    0020 keeps `sisyphus.web_listening`): each guardian connection has its own.
+--    an older due time — a catch-up slot, a run whose insert was still uncommitted. So once a
+--    second a claim looks at the whole window again: such a run waits at most about a second
+--    longer. That full look is shared by the fleet (`sisyphus.claim_floor`, one row): a session
+--    whose point is older than a second takes the row's if the row's look is fresher, and only
+--    otherwise looks at the whole window itself and writes the row — under a held snapshot a
+--    whole window walks every dead entry (0.07 s at 500,000), and every guardian session doing
+--    that every second was most of what was left of the slowdown. The session's point is kept
+--    in a session setting (`sisyphus.claim_floor`, as 0020 keeps `sisyphus.web_listening`).
 -- 2. Each job's scan of its pending runs starts at that job's oldest due run in the window (the
 --    same statement and snapshot, so nothing is skipped that the window saw as pending).
 -- 3. Fewer counts of a job's active runs. Every claim now draws one number per run it marks
@@ -37,33 +41,18 @@
 --    Jobs with real limits (under 3M + the batch) are counted as before; a roomy job of limit L
 --    is counted again about every L − 3M runs claimed anywhere.
 
--- Reads a per-session memory written by `sisyphus.remember`: the value, or NULL when it is older
--- than `p_for` or was never written.
-CREATE FUNCTION sisyphus.recall(p_name text, p_for interval) RETURNS text
-LANGUAGE sql VOLATILE AS $$
-    SELECT CASE WHEN s IS NULL OR s = '' THEN NULL
-                WHEN split_part(s, '|', 1)::timestamptz < clock_timestamp() - p_for THEN NULL
-                ELSE substr(s, length(split_part(s, '|', 1)) + 2) END
-      FROM current_setting(p_name, true) AS s
-$$;
-
--- Writes `p_value` (or forgets, with NULL) under `p_name` for the rest of the session, stamped
--- with the time — or, with `p_keep_time`, with the stamp of what is there (a memory that moves
--- but still ends when it would have).
-CREATE FUNCTION sisyphus.remember(p_name text, p_value text, p_keep_time boolean DEFAULT false)
-RETURNS void
-LANGUAGE sql VOLATILE AS $$
-    SELECT set_config(p_name,
-                      CASE WHEN p_value IS NULL THEN ''
-                           ELSE CASE WHEN p_keep_time AND coalesce(s, '') <> '' THEN split_part(s, '|', 1)
-                                     ELSE clock_timestamp()::text END || '|' || p_value END,
-                      false)
-      FROM current_setting(p_name, true) AS s;
-    SELECT NULL::void
-$$;
-
-REVOKE EXECUTE ON FUNCTION sisyphus.recall(text, interval), sisyphus.remember(text, text, boolean)
-    FROM PUBLIC;
+-- Change 1's shared look: when a claim last looked at the whole window of due runs, and the
+-- point it found. Written and read only by the owner's claim function (no grants; row-level
+-- security on, with no policy, so no other login could read it even if granted).
+CREATE TABLE sisyphus.claim_floor (
+    one       boolean PRIMARY KEY DEFAULT true CHECK (one),
+    looked_at timestamptz NOT NULL,
+    floor_t   timestamptz NOT NULL,
+    floor_id  bigint NOT NULL
+);
+ALTER TABLE sisyphus.claim_floor ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON sisyphus.claim_floor FROM PUBLIC;
+INSERT INTO sisyphus.claim_floor VALUES (true, '-infinity', '-infinity', 0);
 
 -- The places a claim in shared mode keeps free (0020's margin, now for claims of at most 250
 -- runs instead of 1,000): at most max_connections claiming transactions are in flight at any
@@ -129,10 +118,13 @@ DECLARE
     job bigint;
     margin bigint := sisyphus.claim_margin();
     t timestamptz := clock_timestamp();
-    -- Change 1: where the window starts ('-infinity' and 0: at the beginning).
-    floor_text text := sisyphus.recall('sisyphus.claim_floor', interval '1 second');
-    floor_id bigint := coalesce(split_part(floor_text, '#', 1), '0')::bigint;
-    floor_t timestamptz := coalesce(split_part(floor_text, '#', 2), '-infinity')::timestamptz;
+    -- Change 1: where the window starts ('-infinity' and 0: at the beginning), the look it
+    -- comes from, and whether this claim looks at the whole window.
+    memory text := nullif(current_setting('sisyphus.claim_floor', true), '');
+    looked timestamptz := coalesce(split_part(memory, '|', 1), '-infinity')::timestamptz;
+    floor_t timestamptz := coalesce(split_part(split_part(memory, '|', 2), '#', 2), '-infinity')::timestamptz;
+    floor_id bigint := coalesce(nullif(split_part(split_part(memory, '|', 2), '#', 1), ''), '0')::bigint;
+    whole boolean := false;
     oldest_t timestamptz;
     oldest_id bigint;
     -- Change 3: the sequence before the optimistic count, and the counts made.
@@ -143,12 +135,15 @@ BEGIN
     IF p_limit <= 0 OR EXISTS (SELECT 1 FROM sisyphus.hosts h WHERE h.name = p_host AND h.draining) THEN
         RETURN;
     END IF;
-    IF floor_id > 0 AND NOT EXISTS (
-            SELECT 1 FROM sisyphus.runs r
-             WHERE r.status = 'pending' AND (r.scheduled_for, r.id) >= (floor_t, floor_id)
-               AND r.scheduled_for <= t) THEN
-        floor_t := '-infinity';
-        floor_id := 0;
+    IF looked < t - interval '1 second' THEN
+        SELECT f.looked_at, f.floor_t, f.floor_id INTO looked, floor_t, floor_id
+          FROM sisyphus.claim_floor f;
+        IF looked < t - interval '1 second' THEN
+            whole := true;
+            looked := t;
+            floor_t := '-infinity';
+            floor_id := 0;
+        END IF;
     END IF;
     -- As 0020: which jobs have due runs for this host, from a window of the oldest due runs
     -- (from the floor), how many each may take by an optimistic count (or the bound, where it
@@ -230,13 +225,19 @@ BEGIN
     IF counted IS NOT NULL THEN
         PERFORM sisyphus.note_active(counted, counts, seq);
     END IF;
-    -- Where the next claim of this session starts (nothing due: at the beginning). The stamp is
-    -- that of the last full window, so a full one comes again within a second.
+    -- Where the next claim of this session starts: the oldest due run seen, or when none was
+    -- (from the point on), the time this claim looked. A whole look is shared (unless another
+    -- session's fresher one got there first).
     IF oldest_id IS NULL THEN
-        PERFORM sisyphus.remember('sisyphus.claim_floor', NULL);
-    ELSIF floor_id = 0 OR oldest_t <> floor_t OR oldest_id <> floor_id THEN
-        PERFORM sisyphus.remember('sisyphus.claim_floor', oldest_id || '#' || oldest_t::text,
-                                  floor_id <> 0);
+        oldest_t := t;
+        oldest_id := 0;
+    END IF;
+    PERFORM set_config('sisyphus.claim_floor',
+                       looked::text || '|' || oldest_id || '#' || oldest_t::text, false);
+    IF whole THEN
+        UPDATE sisyphus.claim_floor f
+           SET looked_at = looked, floor_t = oldest_t, floor_id = oldest_id
+         WHERE f.looked_at < looked;
     END IF;
     IF ids IS NULL AND governed IS NULL THEN
         RETURN;

@@ -9,7 +9,7 @@ use sisyphus_client::db::{self, PgPool};
 use sisyphus_client::Client;
 use sisyphus_guardian::Executor;
 
-use crate::drain::{bench_job, insert_due, wait_idle, Guardians};
+use crate::drain::{bench_job, insert_due, Guardians};
 use crate::fresh_database;
 
 pub async fn health(
@@ -75,11 +75,30 @@ pub async fn drain_for(pool: &PgPool, job: &str, length: Duration) -> anyhow::Re
     let started = Instant::now();
     let mut runs = 0;
     while started.elapsed() < length {
-        insert_due(pool, job, 2000, 0.0).await?;
-        wait_idle(pool).await?;
+        let batch = insert_due(pool, job, 2000, 0.0).await?;
+        wait_ended(pool, &batch).await?;
         runs += 2000;
     }
     Ok((runs, runs as f64 / started.elapsed().as_secs_f64()))
+}
+
+/// Waits until every run of `batch` has ended, looking them up by primary key: the last one
+/// first (they are claimed about in id order), then all. Until 2026-12-03 this waited with
+/// `wait_idle`, whose probes walk the partial indexes of pending and active runs from their
+/// start — under a held snapshot through every dead entry, 50 times a second, so the bench's
+/// own waiting was a large part of the load it measured (issue 17, BENCHMARKS.md).
+async fn wait_ended(pool: &PgPool, batch: &[sisyphus_client::RunId]) -> anyhow::Result<()> {
+    let Some(last) = batch.last() else {
+        return Ok(());
+    };
+    loop {
+        if db::bench::unfinished(pool, std::slice::from_ref(last)).await? == 0
+            && db::bench::unfinished(pool, batch).await? == 0
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Dead tuples in `runs` and in all of `run_logs`' partitions (statistics, flushed lazily).

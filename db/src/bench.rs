@@ -320,6 +320,11 @@ pub async fn runs_busy(pool: &PgPool) -> Result<bool> {
     scalar!(pool, "runs_busy.sql")
 }
 
+/// How many of `runs` are not ended yet (by primary key).
+pub async fn unfinished(pool: &PgPool, runs: &[RunId]) -> Result<i64> {
+    scalar!(pool, "unfinished.sql", ids(runs))
+}
+
 /// The process ids of those of `runs` that are running with a process, in the order of their
 /// run ids.
 pub async fn running_pids(pool: &PgPool, runs: &[RunId]) -> Result<Vec<i32>> {
